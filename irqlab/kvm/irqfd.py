@@ -1,0 +1,108 @@
+"""KVM irqfd: an eventfd subscriber that injects a GSI, with the resampler for level-triggered INTx.
+
+Models virt/kvm/eventfd.c (``kvm_irqfd_assign``, ``kvm_irqfd_deassign``, ``irqfd_wakeup``, ``irqfd_inject``,
+``irqfd_update``, ``irqfd_resampler_ack``) and x86's ``kvm_arch_set_irq_inatomic`` (arch/x86/kvm/irq.c).
+Simplification: the SRCU/seqcount protection of the cached route is implicit (the model is single-threaded)
+and deassign runs the shutdown work at once.
+"""
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Any
+
+from ..errors import KernelError
+from ..eventfd import EPOLLHUP, EPOLLIN, Eventfd, WaitQueueEntry
+from ..ledger import Outcome
+from ..sched import WorkStruct
+from ..uapi import KVM_IRQ_ROUTING_MSI, KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID, KVM_USERSPACE_IRQ_SOURCE_ID
+
+if TYPE_CHECKING:
+    from .irqchip import RoutingEntry
+    from .vm import Vm
+
+__all__ = ["Irqfd", "IrqfdResampler"]
+
+EVENTFD_C = "virt/kvm/eventfd.c"
+
+
+class IrqfdResampler:
+    """One per (VM, GSI): an irq-ack notifier that de-asserts the GSI and signals every resamplefd."""
+
+    def __init__(self, vm: "Vm", gsi: int):
+        self.vm, self.gsi = vm, gsi
+        self.irqfds: list[Irqfd] = []
+        self.acks = 0
+
+    def irqfd_resampler_ack(self) -> None:
+        self.acks += 1
+        self.vm.kvm_set_irq(KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID, self.gsi, 0, None)
+        for irqfd in list(self.irqfds):
+            irqfd.resamplefd.signal()
+
+
+class Irqfd:
+    """``struct kvm_kernel_irqfd``: listens on an eventfd; EPOLLIN consumes the count and injects."""
+
+    def __init__(self, vm: "Vm", eventfd: Eventfd, gsi: int, resamplefd: Eventfd | None):
+        self.vm = vm
+        self.eventfd = eventfd
+        self.gsi = gsi
+        self.resamplefd = resamplefd
+        self.resampler: IrqfdResampler | None = None
+        self.irq_entry: "RoutingEntry | None" = None  # the cached route (type 0 = none, use the work path)
+        self.inject = WorkStruct(self.irqfd_inject, name=f"irqfd_inject(gsi {gsi})")
+        self.inject_token: Any = None
+        self.wait = WaitQueueEntry(self.irqfd_wakeup, name=f"irqfd(vm{vm.id}, gsi {gsi})")
+        self.fast_path = 0
+        self.work_path = 0
+        self.coalesced = 0
+        self.wakeups = 0
+
+    def __repr__(self) -> str:
+        return f"<irqfd vm{self.vm.id} gsi {self.gsi} {self.eventfd.name}{' resample' if self.resamplefd else ''}>"
+
+    def irqfd_update(self) -> None:
+        """Cache the route if the GSI has exactly one entry; otherwise none (always the work path)."""
+        entries = self.vm.routing.entries(self.gsi)
+        self.irq_entry = entries[0] if len(entries) == 1 else None
+
+    def irqfd_wakeup(self, efd: Eventfd, mask: int, token: Any) -> int:
+        if mask & EPOLLIN:
+            self.wakeups += 1
+            efd.eventfd_ctx_do_read()
+            e = self.irq_entry
+            if token is not None:
+                token.hop("irqfd_wakeup", EVENTFD_C, "kvm", f"vm{self.vm.id} gsi {self.gsi}: eventfd_ctx_do_read "
+                          f"(count → {efd.count}); route: {e if e else 'none cached'}")
+            r = -errno.EWOULDBLOCK
+            if e is not None and e.type == KVM_IRQ_ROUTING_MSI and not self.resamplefd:
+                r = self.vm.kvm_arch_set_irq_inatomic(e, token)
+            if r == -errno.EWOULDBLOCK:
+                if self.vm.host.sched.schedule_work(self.inject, self.vm.host.timing.irqfd_work_ns):
+                    self.work_path += 1
+                    self.inject_token = token
+                    if token is not None:
+                        token.hop("schedule_work", "kernel/workqueue.c", "kvm", "irqfd->inject queued")
+                        token.carried = True
+                else:
+                    self.coalesced += 1
+                    if token is not None:
+                        token.hop("schedule_work", "kernel/workqueue.c", "kvm", "irqfd->inject already pending")
+                        token.settle(Outcome.COALESCED_IRQFD)
+            else:
+                self.fast_path += 1
+            return 1
+        if mask & EPOLLHUP:
+            self.vm._irqfd_shutdown(self)
+        return 0
+
+    def irqfd_inject(self, work: WorkStruct) -> None:
+        token, self.inject_token = self.inject_token, None
+        if token is not None:
+            token.hop("irqfd_inject", EVENTFD_C, "kvm", f"kworker: kvm_set_irq(gsi {self.gsi})")
+        vm = self.vm
+        if self.resampler is None:
+            vm.kvm_set_irq(KVM_USERSPACE_IRQ_SOURCE_ID, self.gsi, 1, token)
+            vm.kvm_set_irq(KVM_USERSPACE_IRQ_SOURCE_ID, self.gsi, 0, None)
+        else:
+            vm.kvm_set_irq(KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID, self.gsi, 1, token)

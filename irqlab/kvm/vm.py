@@ -1,0 +1,468 @@
+"""A KVM VM and its vCPUs: routing, irqfds, MSI delivery to local APICs, kicks, entries and exits.
+
+Models virt/kvm/kvm_main.c and virt/kvm/eventfd.c (``kvm_vm_ioctl`` for KVM_SET_GSI_ROUTING, KVM_IRQFD,
+KVM_SIGNAL_MSI), arch/x86/kvm/lapic.c (``kvm_irq_delivery_to_apic[_fast]``, ``__apic_accept_irq``,
+``kvm_apic_ack_interrupt``, ``apic_set_eoi``), arch/x86/kvm/x86.c (``kvm_vcpu_kick``, ``vcpu_enter_guest``)
+and vmx (``vmx_deliver_interrupt``). Simplification: a vCPU takes interrupts at *entry instants*: the first
+interrupt accepted opens a window (a kick and VM exit, a posted delivery, or a wake-up, by the vCPU's
+mode) and everything deliverable at its end is taken then, in priority order; the guest is a Linux guest
+that EOIs an edge vector as it acknowledges it and a level vector after its handler.
+"""
+from __future__ import annotations
+
+import errno
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ..errors import KernelError
+from ..eventfd import EPOLLIN, Eventfd
+from ..ledger import Outcome
+from ..uapi import (
+    KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
+    KVM_IRQCHIP_PIC_SLAVE, KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, KVM_MSI_VALID_DEVID,
+    POSTED_INTR_WAKEUP_VECTOR,
+)
+from . import msi as _msi
+from .irqchip import KvmIoapic, KvmPic, RoutingEntry, RoutingTable, irqchip_route, validate_routing
+from .irqfd import Irqfd, IrqfdResampler
+from .lapic import KvmLapic
+from .posted import PiDesc
+
+if TYPE_CHECKING:
+    from ..host import Host
+
+__all__ = ["Vm", "Vcpu", "default_routing"]
+
+LAPIC_C = "arch/x86/kvm/lapic.c"
+X86_C = "arch/x86/kvm/x86.c"
+MODES = ("running", "halted")
+
+
+def default_routing() -> list[RoutingEntry]:
+    """kvm_setup_default_irq_routing(): GSIs 0-15 on the PIC and the IOAPIC, 16-23 on the IOAPIC."""
+    out = []
+    for gsi in range(24):
+        if gsi < 16:
+            out.append(irqchip_route(gsi, KVM_IRQCHIP_PIC_MASTER if gsi < 8 else KVM_IRQCHIP_PIC_SLAVE, gsi % 8))
+        out.append(irqchip_route(gsi, KVM_IRQCHIP_IOAPIC, gsi))
+    return out
+
+
+class Vcpu:
+    """A vCPU: its local APIC, PI descriptor, mode (running in guest mode, or halted), exits."""
+
+    def __init__(self, vm: "Vm", idx: int, pcpu: int, mode: str):
+        self.vm = vm
+        self.id = idx
+        self.apic_id = idx
+        self.lapic = KvmLapic(apic_id=idx)
+        self.pcpu = pcpu
+        self._mode = mode
+        self.pi = PiDesc(ndst=pcpu)
+        self.irr_tokens: dict[int, Any] = {}
+        self.pir_tokens: dict[int, Any] = {}
+        self.entry_timer: Any = None
+        self.exits: Counter[str] = Counter()
+        self.entries = 0
+        self.wakeups = 0
+        self.delivered: Counter[int] = Counter()
+        self.coalesced: Counter[int] = Counter()
+
+    def __repr__(self) -> str:
+        return f"<vcpu{self.id} of vm{self.vm.id} on CPU{self.pcpu} {self.mode} IRR={sorted(self.lapic.irr)}>"
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, m: str) -> None:
+        if m not in MODES:
+            raise ValueError(f"vCPU mode is 'running' or 'halted', not {m!r}")
+        self._mode = m
+        self.pi.nv = POSTED_INTR_WAKEUP_VECTOR if m == "halted" else 0xF2
+
+    @property
+    def vmexits(self) -> int:
+        return sum(self.exits.values())
+
+    @property
+    def delivery_ns(self) -> int:
+        """How long from the first accept to the entry that delivers it (the window)."""
+        t = self.vm.host.timing
+        if self._mode == "halted":
+            return t.vcpu_wakeup_ns
+        return t.posted_delivery_ns if self.vm.apicv else t.kick_ns
+
+    # accepting --------------------------------------------------------------------------------------
+    def apic_accept_irq(self, vector: int, trigger_level: bool, token: Any) -> int:
+        """__apic_accept_irq for Fixed/Lowest: APICv posts; otherwise set IRR and kick."""
+        if self.vm.apicv:
+            return self.post_interrupt(vector, token, iommu=False, trigger_level=trigger_level)
+        r = self.lapic.apic_accept_irq(vector, trigger_level=trigger_level)
+        if r == 0:  # illegal vector (0-15): not delivered
+            if token is not None:
+                token.hop("__apic_accept_irq", LAPIC_C, "lapic", f"vcpu{self.id}: illegal vector {vector}")
+                token.settle(Outcome.NO_ROUTE)
+            return 0
+        self._irr_set(vector, token, Outcome.COALESCED_IRR)
+        self.kvm_vcpu_kick(token)
+        return 1
+
+    def _irr_set(self, vector: int, token: Any, coalesced: Outcome) -> None:
+        if self.lapic.last_accept_coalesced:
+            self.coalesced[vector] += 1
+            if token is not None:
+                token.hop("__apic_accept_irq", LAPIC_C, "lapic", f"vcpu{self.id}: IRR[0x{vector:02x}] already set")
+                token.settle(coalesced)
+            return
+        self.irr_tokens[vector] = token
+        if token is not None:
+            token.hop("__apic_accept_irq", LAPIC_C, "lapic", f"vcpu{self.id}: IRR[0x{vector:02x}] set")
+            token.change(f"vcpu{self.id} IRR", "", f"0x{vector:02x}")
+            token.carried = True
+
+    def post_interrupt(self, vector: int, token: Any, *, iommu: bool, trigger_level: bool = False) -> int:
+        """__vmx_deliver_posted_interrupt (APICv) or the IOMMU writing a posted IRTE's PIR bit."""
+        if self._mode == "running":
+            # In guest mode the notification is processed at once: PIR is synced into the virtual IRR.
+            if token is not None:
+                token.hop("__vmx_deliver_posted_interrupt" if not iommu else "pi_test_and_set_pir",
+                          "arch/x86/kvm/vmx/common.h", "lapic",
+                          f"vcpu{self.id} in guest mode: PIR → vIRR, no VM exit")
+            self.lapic.apic_accept_irq(vector, trigger_level=trigger_level)
+            self._irr_set(vector, token, Outcome.COALESCED_IRR)
+            self._request_entry(token)
+            return 1
+        if self.pi.pi_test_and_set_pir(vector):
+            self.coalesced[vector] += 1
+            if token is not None:
+                token.hop("pi_test_and_set_pir", "arch/x86/include/asm/posted_intr.h", "lapic",
+                          f"vcpu{self.id}: PIR[0x{vector:02x}] already set")
+                token.settle(Outcome.COALESCED_PIR)
+            return 1
+        self.pir_tokens[vector] = token
+        if token is not None:
+            token.carried = True
+            token.hop("pi_test_and_set_pir", "arch/x86/include/asm/posted_intr.h", "lapic",
+                      f"vcpu{self.id} blocked: PIR[0x{vector:02x}] set")
+        if not self.pi.pi_test_and_set_on():
+            if iommu:  # the notification goes to the wakeup vector: pi_wakeup_handler on the host CPU
+                self.vm.host.arch_count("PIW", self.pcpu)
+                if token is not None:
+                    token.hop("pi_wakeup_handler", "arch/x86/kvm/vmx/posted_intr.c", "kvm",
+                              f"POSTED_INTR_WAKEUP_VECTOR on CPU{self.pcpu}: wake vcpu{self.id}")
+            self._request_entry(token)
+        return 1
+
+    def kvm_vcpu_kick(self, token: Any) -> None:
+        self._request_entry(token)
+
+    def _request_entry(self, token: Any) -> None:
+        if self.entry_timer is not None and self.entry_timer.pending:
+            return  # a kick / wake-up is already on its way
+        host = self.vm.host
+        if self._mode == "halted":
+            self.wakeups += 1
+            what = "kvm_vcpu_wake_up"
+        elif self.vm.apicv:
+            what = "posted-interrupt notification (no exit)"
+        else:
+            self.exits["EXTERNAL_INTERRUPT"] += 1
+            what = "kvm_vcpu_kick → VM exit"
+        if token is not None:
+            token.hop("kvm_vcpu_kick" if self._mode == "running" else "kvm_vcpu_wake_up", X86_C, "kvm",
+                      f"vcpu{self.id}: {what}; entry in {self.delivery_ns:,} ns")
+        self.entry_timer = host.sched.call_at(host.now + self.delivery_ns, self.vcpu_enter_guest,
+                                              name=f"vcpu{self.id} entry")
+
+    # entering the guest -----------------------------------------------------------------------------
+    def vcpu_enter_guest(self) -> None:
+        self.entries += 1
+        if self.pi.pir:
+            for v in sorted(self.pi.pir):
+                tok = self.pir_tokens.pop(v, None)
+                self.lapic.apic_accept_irq(v)
+                self._irr_set(v, tok, Outcome.COALESCED_IRR)
+            self.pi.pir.clear()
+            self.pi.on = False
+        self._deliver_pending()
+        if self._mode == "halted":
+            self.exits["HLT"] += 1  # the guest halts again once it has handled them
+
+    def _deliver_pending(self) -> None:
+        host = self.vm.host
+        while True:
+            v = self.lapic.kvm_apic_has_interrupt()
+            if v < 0:
+                return
+            self.lapic.kvm_apic_ack_interrupt(v)
+            self.delivered[v] += 1
+            tok = self.irr_tokens.pop(v, None)
+            level = v in self.lapic.tmr
+            if tok is not None:
+                tok.hop("kvm_apic_ack_interrupt", LAPIC_C, "guest",
+                        f"vcpu{self.id} takes vector 0x{v:02x}: IRR → ISR ({'level' if level else 'edge'})")
+                tok.settle(Outcome.POSTED if getattr(tok, "via_iommu", False) else Outcome.INJECTED, t_ack=host.now)
+            if level:
+                host.sched.call_at(host.now + host.timing.guest_handler_ns, self._guest_eoi, v,
+                                   name=f"vcpu{self.id} EOI 0x{v:02x}")
+            else:
+                self.lapic.apic_set_eoi()
+                if not self.vm.apicv:
+                    self.exits["EOI"] += 1
+
+    def _guest_eoi(self, vector: int) -> None:
+        """The guest's level handler is done: it services the device, then writes EOI (an EOI exit)."""
+        vm, host = self.vm, self.vm.host
+        vm.guest_service(vector)
+        self.lapic.apic_set_eoi()
+        self.exits["EOI"] += 1
+        if vm.ioapic is not None:
+            host.sched.call_at(host.now + host.timing.resample_ns, vm.ioapic.kvm_ioapic_update_eoi, vector,
+                               name=f"kvm_ioapic_update_eoi 0x{vector:02x}")
+        self._deliver_pending()  # a lower vector blocked by this one's PPR is taken now
+
+    def set_tpr(self, tpr: int) -> None:
+        self.lapic.set_tpr(tpr)
+        self._deliver_pending()
+
+
+class Vm:
+    """A VM. ``host.create_vm(nvcpus=2, irqchip="full")``; irqchip is "full", "split" or None."""
+
+    _ids = 0
+
+    def __init__(self, host: "Host", *, nvcpus: int = 1, irqchip: str | None = "full", apicv: bool | None = None,
+                 x2apic_32bit_ids: bool = False, pcpus: Iterable[int] | None = None, vcpu_mode: str = "running"):
+        if isinstance(nvcpus, bool) or not isinstance(nvcpus, int) or not 1 <= nvcpus <= 64:
+            raise ValueError(f"nvcpus must be an int between 1 and 64, got {nvcpus!r}")
+        if irqchip not in ("full", "split", None):
+            raise ValueError("irqchip must be 'full' (KVM_CREATE_IRQCHIP), 'split' (KVM_CAP_SPLIT_IRQCHIP) or None")
+        Vm._ids += 1
+        self.id = Vm._ids
+        self.host = host
+        self.irqchip = irqchip
+        self.apicv = host.enable_apicv if apicv is None else bool(apicv)
+        if self.apicv and not host.enable_apicv:
+            raise ValueError("apicv=True needs a host created with apicv=True (kvm_intel.enable_apicv)")
+        self.x2apic_32bit_ids = x2apic_32bit_ids
+        pcpus = list(pcpus) if pcpus is not None else [(i + 1) % host.ncpus for i in range(nvcpus)]
+        if len(pcpus) != nvcpus or not all(0 <= p < host.ncpus for p in pcpus):
+            raise ValueError(f"pcpus must name {nvcpus} host CPUs in 0..{host.ncpus - 1}")
+        self.vcpus = [Vcpu(self, i, pcpus[i], vcpu_mode) for i in range(nvcpus)]
+        self.ioapic = KvmIoapic(self) if irqchip == "full" else None
+        self.pic = KvmPic() if irqchip == "full" else None
+        self.routing = RoutingTable(default_routing() if irqchip == "full" else [])
+        self.irqfds: list[Irqfd] = []
+        self.resamplers: dict[int, IrqfdResampler] = {}
+        self.signal_msi_calls = 0
+
+    def __repr__(self) -> str:
+        return f"<Vm {self.id}: {len(self.vcpus)} vCPUs, irqchip={self.irqchip}, {len(self.irqfds)} irqfds>"
+
+    @property
+    def irqchip_in_kernel(self) -> bool:
+        return self.irqchip is not None
+
+    @property
+    def irqchip_split(self) -> bool:
+        return self.irqchip == "split"
+
+    @property
+    def vmexits(self) -> int:
+        return sum(v.vmexits for v in self.vcpus)
+
+    def apic_identities(self) -> list[_msi.ApicIdentity]:
+        return [_msi.ApicIdentity(v.apic_id, ldr=1 << v.apic_id if v.apic_id < 8 else 0) for v in self.vcpus]
+
+    # KVM_SET_GSI_ROUTING ----------------------------------------------------------------------------
+    def kvm_set_gsi_routing(self, entries: Iterable[RoutingEntry], flags: int = 0) -> int:
+        """Replace the whole routing table, then let every irqfd pick up its GSI's new route."""
+        entries = list(entries)
+        self.routing = validate_routing(self, entries, flags)
+        for irqfd in self.irqfds:  # kvm_irq_routing_update → irqfd_update (+ IRTE update)
+            irqfd.irqfd_update()
+            self.host.irqbypass.kvm_pi_update_irte(irqfd)
+        return 0
+
+    # KVM_IRQFD --------------------------------------------------------------------------------------
+    def kvm_irqfd(self, fd: Any, gsi: int, flags: int = 0, resamplefd: Any = None) -> int:
+        for name, v in (("gsi", gsi), ("flags", flags)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise TypeError(f"kvm_irqfd: {name} must be a non-negative int") if not isinstance(v, int) or \
+                    isinstance(v, bool) else ValueError(f"kvm_irqfd: {name} is a u32, got {v}")
+        if flags & ~(KVM_IRQFD_FLAG_DEASSIGN | KVM_IRQFD_FLAG_RESAMPLE):
+            raise KernelError(errno.EINVAL, f"KVM_IRQFD: unknown flags 0x{flags:x}")
+        if flags & KVM_IRQFD_FLAG_DEASSIGN:
+            return self.kvm_irqfd_deassign(fd, gsi)
+        resample = bool(flags & KVM_IRQFD_FLAG_RESAMPLE)
+        if not (self.irqchip == "full" if resample else self.irqchip_in_kernel):
+            raise KernelError(errno.EINVAL, "KVM_IRQFD: " + ("KVM_IRQFD_FLAG_RESAMPLE needs the full in-kernel "
+                              "irqchip" if resample else "needs an in-kernel irqchip"))
+        efd = self._eventfd(fd, "KVM_IRQFD fd")
+        rfd = self._eventfd(resamplefd, "KVM_IRQFD resamplefd") if resample else None
+        irqfd = Irqfd(self, efd, gsi, rfd)
+        efd.add_wait_queue_priority_exclusive(irqfd.wait)  # -EBUSY: the eventfd already has an irqfd
+        if resample:
+            res = self.resamplers.get(gsi)
+            if res is None:
+                res = self.resamplers[gsi] = IrqfdResampler(self, gsi)
+            res.irqfds.append(irqfd)
+            irqfd.resampler = res
+        irqfd.irqfd_update()
+        self.irqfds.append(irqfd)
+        if efd.poll() & EPOLLIN:
+            self.host.sched.schedule_work(irqfd.inject, self.host.timing.irqfd_work_ns)
+        if self.host.enable_apicv:
+            self.host.irqbypass.irq_bypass_register_consumer(irqfd)
+        return 0
+
+    @staticmethod
+    def _eventfd(fd: Any, what: str) -> Eventfd:
+        if isinstance(fd, Eventfd):
+            if fd.closed:
+                raise KernelError(errno.EBADF, f"{what}: the eventfd is closed")
+            return fd
+        if fd is None or (isinstance(fd, int) and not isinstance(fd, bool)):
+            raise KernelError(errno.EBADF, f"{what}: {fd!r} is not an open eventfd (pass the Eventfd object)")
+        raise KernelError(errno.EINVAL, f"{what}: {type(fd).__name__} is not an eventfd")
+
+    def kvm_irqfd_deassign(self, fd: Any, gsi: int) -> int:
+        """Deactivate every irqfd on (eventfd, gsi); returns 0 even when nothing matched."""
+        if not isinstance(fd, Eventfd):
+            raise KernelError(errno.EBADF, f"KVM_IRQFD deassign: {fd!r} is not an eventfd")
+        for irqfd in [i for i in self.irqfds if i.eventfd is fd and i.gsi == gsi]:
+            self._irqfd_shutdown(irqfd)
+        return 0
+
+    def _irqfd_shutdown(self, irqfd: Irqfd) -> None:
+        if irqfd not in self.irqfds:
+            return
+        self.irqfds.remove(irqfd)
+        irqfd.eventfd.eventfd_ctx_remove_wait_queue(irqfd.wait)
+        self.host.irqbypass.irq_bypass_unregister_consumer(irqfd)
+        self.host.sched.flush_work(irqfd.inject)
+        res = irqfd.resampler
+        if res is not None:
+            res.irqfds.remove(irqfd)
+            if not res.irqfds:
+                self.kvm_set_irq(1, res.gsi, 0, None)
+                del self.resamplers[res.gsi]
+
+    # injection --------------------------------------------------------------------------------------
+    def kvm_set_irq(self, irq_source_id: int, gsi: int, level: int, token: Any) -> int:
+        """Call every routing entry of the GSI; < 0 ignored, 0 coalesced, > 0 the number of CPUs."""
+        entries = self.routing.entries(gsi)
+        if token is not None:
+            token.hop("kvm_set_irq", "virt/kvm/irqchip.c", "kvm", f"gsi {gsi} level {level}: {len(entries)} route(s)")
+            token.carried = False
+        ret = -1
+        coalesced = False
+        for e in entries:
+            tok = token if (token is not None and not token.done and not token.carried) else None
+            if e.type == KVM_IRQ_ROUTING_MSI:
+                r = self.kvm_set_msi(e, level, tok)
+            elif e.irqchip == KVM_IRQCHIP_IOAPIC:
+                r = self.ioapic.set_irq(e.pin, irq_source_id, level, tok) if self.ioapic else -1
+                coalesced |= r == 0
+            else:
+                r = self.pic.set_irq(e.pin + (8 if e.irqchip == KVM_IRQCHIP_PIC_SLAVE else 0), irq_source_id,
+                                     level) if self.pic else -1
+            ret = r + (0 if ret < 0 else ret)
+        if token is not None and not token.done and not token.carried:
+            token.settle(Outcome.COALESCED_IOAPIC if coalesced else Outcome.NO_ROUTE)
+        return ret
+
+    def kvm_set_msi(self, e: RoutingEntry, level: int, token: Any) -> int:
+        if not level:
+            return -1
+        msg = _msi.decode(e.address_lo, e.data, e.address_hi, x2apic_32bit_ids=self.x2apic_32bit_ids)
+        return self.kvm_irq_delivery_to_apic(msg, token)
+
+    def kvm_arch_set_irq_inatomic(self, e: RoutingEntry, token: Any) -> int:
+        """The irqfd fast path for an MSI route; -EWOULDBLOCK sends the irqfd to its work item."""
+        msg = _msi.decode(e.address_lo, e.data, e.address_hi, x2apic_32bit_ids=self.x2apic_32bit_ids)
+        apics = self.apic_identities()
+        if not _msi.fast_path_ok(msg, apics):
+            return -errno.EWOULDBLOCK
+        if token is not None:
+            token.hop("kvm_irq_delivery_to_apic_fast", LAPIC_C, "kvm",
+                      f"MSI dest {msg.dest_id} vector 0x{msg.vector:02x}")
+        r = self._deliver(msg, apics, token)
+        if token is not None and not token.done and not token.carried:
+            token.settle(Outcome.NO_ROUTE)
+        return max(r, 0)
+
+    def kvm_irq_delivery_to_apic(self, msg: Any, token: Any) -> int:
+        if token is not None:
+            token.hop("kvm_irq_delivery_to_apic", LAPIC_C, "kvm", f"dest {msg.dest_id} vector 0x{msg.vector:02x}")
+        r = self._deliver(msg, self.apic_identities(), token)
+        return r
+
+    def _deliver(self, msg: Any, apics: list, token: Any) -> int:
+        dests = _msi.match_destinations(msg, apics)
+        if not dests:
+            if token is not None:
+                token.hop("kvm_irq_delivery_to_apic", LAPIC_C, "kvm", "no destination vCPU")
+            return -1
+        r = 0
+        for n, i in enumerate(dests):
+            vcpu = self.vcpus[i]
+            tok = token if n == 0 else None
+            if msg.delivery_mode in (0, 1):
+                r += vcpu.apic_accept_irq(msg.vector, msg.trigger_level, tok)
+            else:  # NMI, SMI, INIT, ExtINT bypass IRR/ISR
+                r += vcpu.lapic.apic_accept_irq(msg.vector, delivery_mode=msg.delivery_mode_name.lower())
+                if tok is not None:
+                    tok.settle(Outcome.INJECTED, t_ack=self.host.now)
+        return r
+
+    def kvm_signal_msi(self, address_lo: int, address_hi: int, data: int, flags: int = 0, devid: int = 0) -> int:
+        """KVM_SIGNAL_MSI: > 0 on delivery, 0 if the guest blocked it; -1 (EPERM) when nobody is targeted."""
+        if flags & ~KVM_MSI_VALID_DEVID:
+            raise KernelError(errno.EINVAL, "KVM_SIGNAL_MSI: flags other than KVM_MSI_VALID_DEVID")
+        if not self.irqchip_in_kernel:
+            raise KernelError(errno.ENXIO, "KVM_SIGNAL_MSI: no in-kernel irqchip")
+        self.signal_msi_calls += 1
+        e = RoutingEntry(0, KVM_IRQ_ROUTING_MSI, flags, address_lo=address_lo, address_hi=address_hi, data=data,
+                         devid=devid)
+        r = self.kvm_set_msi(e, 1, None)
+        if r < 0:
+            raise KernelError(errno.EPERM, "KVM_SIGNAL_MSI: no destination vCPU (the ioctl returns -1)")
+        return r
+
+    def kvm_notify_acked_irq(self, irqchip: int, pin: int) -> None:
+        """Ack notifiers: the resampler of every GSI routed to this IOAPIC pin."""
+        for gsi, entries in self.routing.map.items():
+            if any(e.type == KVM_IRQ_ROUTING_IRQCHIP and e.irqchip == irqchip and e.pin == pin for e in entries):
+                res = self.resamplers.get(gsi)
+                if res is not None:
+                    res.irqfd_resampler_ack()
+
+    def postable_vcpu(self, e: RoutingEntry) -> Vcpu | None:
+        """kvm_irq_is_postable + kvm_intr_is_single_vcpu: Fixed/Lowest MSI to exactly one vCPU."""
+        msg = _msi.decode(e.address_lo, e.data, e.address_hi, x2apic_32bit_ids=self.x2apic_32bit_ids)
+        if msg.delivery_mode not in (0, 1):
+            return None
+        apics = self.apic_identities()
+        if msg.is_broadcast(False):
+            return None
+        dests = _msi.match_destinations(msg, apics)
+        return self.vcpus[dests[0]] if len(dests) == 1 else None
+
+    # the guest --------------------------------------------------------------------------------------
+    def guest_service(self, vector: int) -> None:
+        """The guest driver behind a level vector reads and clears its passed-through device's status."""
+        if self.ioapic is None:
+            return
+        pins = set(self.ioapic.pins_for_vector(vector))
+        for irqfd in self.irqfds:
+            if irqfd.resampler is None:
+                continue
+            if not any(e.type == KVM_IRQ_ROUTING_IRQCHIP and e.irqchip == KVM_IRQCHIP_IOAPIC and e.pin in pins
+                       for e in self.routing.entries(irqfd.gsi)):
+                continue
+            src = getattr(irqfd.eventfd, "vfio_source", None)
+            if src is not None:
+                src[0].dev.take_intx()

@@ -1,0 +1,154 @@
+"""Model time in integer nanoseconds: the clock, timers and a workqueue with the kernel's pending bit.
+
+Models kernel/time/timer.c (``mod_timer``), kernel/workqueue.c (``queue_work_on``: "returns %false if
+@work was already on a queue") and jiffies (include/linux/jiffies.h, CONFIG_HZ=250 as in Debian's
+kernels). Simplification: one global event list instead of per-CPU timer wheels and worker pools, and
+everything due at the same instant runs in the order it was scheduled, before an interrupt raised at
+that instant.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["HZ", "NSEC_PER_JIFFY", "Scheduler", "Timer", "WorkStruct", "check_time"]
+
+HZ = 250
+NSEC_PER_JIFFY = 1_000_000_000 // HZ
+
+
+def check_time(t: Any, what: str = "time") -> int:
+    """Validate a model time: an int (numpy ints allowed) >= 0, in nanoseconds."""
+    if isinstance(t, bool) or not hasattr(t, "__index__"):
+        raise TypeError(f"{what} must be an integer number of nanoseconds, not {type(t).__name__}")
+    t = int(t)
+    if t < 0:
+        raise ValueError(f"{what} must be >= 0 ns, got {t}")
+    return t
+
+
+@dataclass(eq=False)
+class Timer:
+    """A ``struct timer_list``: ``fn(*args)`` runs when the clock reaches ``expires_ns``."""
+
+    fn: Callable[..., Any]
+    args: tuple = ()
+    name: str = "timer"
+    expires_ns: int = 0
+    _token: int = field(default=-1, repr=False)
+
+    @property
+    def pending(self) -> bool:  # timer_pending()
+        return self._token >= 0
+
+
+@dataclass(eq=False)
+class WorkStruct:
+    """A ``struct work_struct``; ``pending`` is WORK_STRUCT_PENDING_BIT."""
+
+    fn: Callable[["WorkStruct"], Any]
+    name: str = "work"
+    pending: bool = False
+    runs: int = 0
+    coalesced: int = 0
+    _timer: Timer | None = field(default=None, repr=False)
+
+
+class Scheduler:
+    """The clock plus an ordered list of due callbacks (timers and queued work)."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self._heap: list[tuple[int, int, Timer]] = []
+        self._seq = itertools.count()
+
+    @property
+    def jiffies(self) -> int:
+        return self.now // NSEC_PER_JIFFY
+
+    # timers -----------------------------------------------------------------------------------
+    def mod_timer(self, timer: Timer, expires_ns: int) -> bool:
+        """(Re)arm ``timer``; returns True if it was pending, like mod_timer()."""
+        was = timer.pending
+        timer.expires_ns = check_time(expires_ns, "expires_ns")
+        timer._token = next(self._seq)
+        heapq.heappush(self._heap, (timer.expires_ns, timer._token, timer))
+        return was
+
+    def del_timer(self, timer: Timer) -> bool:
+        was = timer.pending
+        timer._token = -1
+        return was
+
+    def call_at(self, when_ns: int, fn: Callable[..., Any], *args: Any, name: str = "timer") -> Timer:
+        t = Timer(fn, args, name)
+        self.mod_timer(t, max(when_ns, self.now))
+        return t
+
+    # workqueue --------------------------------------------------------------------------------
+    def queue_work(self, work: WorkStruct, delay_ns: int = 0) -> bool:
+        """queue_work_on(): False (a no-op) when the work is already pending, else run it in delay_ns."""
+        if work.pending:
+            work.coalesced += 1
+            return False
+        work.pending = True
+        work._timer = self.call_at(self.now + delay_ns, self._run_work, work, name=work.name)
+        return True
+
+    schedule_work = queue_work
+
+    def _run_work(self, work: WorkStruct) -> None:
+        work.pending = False  # cleared before the function runs, as process_one_work() does
+        work._timer = None
+        work.runs += 1
+        work.fn(work)
+
+    def flush_work(self, work: WorkStruct) -> bool:
+        """Run pending work now (flush_work waits for it); True if it was pending."""
+        if not work.pending:
+            return False
+        assert work._timer is not None
+        self.del_timer(work._timer)
+        self._run_work(work)
+        return True
+
+    def cancel_work(self, work: WorkStruct) -> bool:
+        if not work.pending:
+            return False
+        assert work._timer is not None
+        self.del_timer(work._timer)
+        work.pending = False
+        work._timer = None
+        return True
+
+    # running ----------------------------------------------------------------------------------
+    def next_due(self) -> int | None:
+        while self._heap and self._heap[0][2]._token != self._heap[0][1]:
+            heapq.heappop(self._heap)  # stale entry of a re-armed or deleted timer
+        return self._heap[0][0] if self._heap else None
+
+    def run(self, until: int | None = None) -> int:
+        """Run everything due at or before ``until`` (all pending work if None); returns how many ran."""
+        if until is not None:
+            until = check_time(until, "until")
+            if until < self.now:
+                raise ValueError(f"cannot run backwards: until={until} ns < now={self.now} ns")
+        ran = 0
+        while True:
+            due = self.next_due()
+            if due is None or (until is not None and due > until):
+                break
+            when, token, timer = heapq.heappop(self._heap)
+            self.now = max(self.now, when)
+            timer._token = -1
+            timer.fn(*timer.args)
+            ran += 1
+        if until is not None:
+            self.now = max(self.now, until)
+        return ran
+
+    def advance(self, t: int) -> None:
+        """Run everything due before or at ``t`` and set the clock to ``t``."""
+        self.run(until=t)
