@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable
 
-from . import procfs as _procfs
 from .genirq import GenIrq, IrqDesc
 from .ledger import Ledger, Outcome
 from .sched import Scheduler, check_time
@@ -363,12 +362,16 @@ class Host:
         return vm
 
     # /proc and /sys --------------------------------------------------------------------------------
-    def _irq_row(self, desc: IrqDesc) -> "_procfs.IrqRow":
+    def _irq_row(self, desc: IrqDesc) -> Any:
+        from . import procfs as _procfs
+
         return _procfs.IrqRow(irq=desc.irq, counts=list(desc.kstat), chip_name=desc.chip_name,
                               hwirq=desc.hwirq, flow_name=desc.name, actions=desc.action_names())
 
     def proc_interrupts(self) -> str:
         """/proc/interrupts exactly as Linux 6.18 prints it for this host."""
+        from . import procfs as _procfs
+
         rows = [self._irq_row(d) for _, d in sorted(self.genirq.descs.items()) if d.actions]
         arch = _procfs.default_arch_rows(self.ncpus, {k: v for k, v in self.arch_counts.items()})
         return _procfs.render_proc_interrupts(rows, online_cpus=list(range(self.ncpus)), nr_irqs=self.nr_irqs,
@@ -376,6 +379,8 @@ class Host:
 
     def sys_kernel_irq(self, irq: int) -> dict[str, str]:
         """The files of /sys/kernel/irq/<irq>/ (each value ends with a newline, as sysfs prints it)."""
+        from . import procfs as _procfs
+
         desc = self.irq_to_desc(irq)
         return _procfs.render_sys_kernel_irq(self._irq_row(desc), possible_cpus_counts=list(desc.kstat),
                                              type_="level" if desc.level else "edge", wakeup=desc.wakeup,

@@ -1,0 +1,89 @@
+"""The virtual local APIC: IRR/ISR/TMR, TPR/PPR, accept, acknowledge and EOI.
+
+Models arch/x86/kvm/lapic.c (``__apic_accept_irq``, ``apic_update_ppr``, ``kvm_apic_has_interrupt``,
+``kvm_apic_ack_interrupt``, ``apic_set_eoi``) and the SDM's local APIC chapter. Simplification: registers
+are Python sets rather than the 4 KiB APIC page; no timer, no IPIs. Vectors 0-15 follow the SDM ("Receive
+Illegal Vector": not delivered, ESR bit 6), since KVM's __apic_accept_irq has no such check.
+"""
+from __future__ import annotations
+
+__all__ = ["KvmLapic"]
+
+ESR_RECV_ILLEGAL_VECTOR = 1 << 6
+
+
+class KvmLapic:
+    def __init__(self, apic_id: int = 0):
+        self.apic_id = apic_id
+        self.irr: set[int] = set()
+        self.isr: set[int] = set()
+        self.tmr: set[int] = set()
+        self.tpr = 0
+        self.esr = 0
+        self.last_accept_coalesced = False
+        self.last_eoi_level = False
+        self.accepted = self.coalesced = self.acked = self.eois = 0
+        self.nmi_count = self.smi_count = self.init_count = self.extint_count = 0
+
+    @property
+    def ppr(self) -> int:
+        isrv = max(self.isr) if self.isr else 0
+        return self.tpr if (self.tpr & 0xF0) >= (isrv & 0xF0) else isrv & 0xF0
+
+    def set_tpr(self, tpr: int) -> None:
+        if not 0 <= tpr <= 255:
+            raise ValueError("TPR is 0..255")
+        self.tpr = tpr
+
+    def apic_accept_irq(self, vector: int, *, delivery_mode: str = "fixed", trigger_level: bool = False) -> int:
+        self.last_accept_coalesced = False
+        mode = delivery_mode.lower()
+        if mode in ("nmi", "smi", "init", "extint"):
+            setattr(self, f"{mode}_count", getattr(self, f"{mode}_count") + 1)
+            return 1
+        if not 16 <= vector <= 255:
+            self.esr |= ESR_RECV_ILLEGAL_VECTOR
+            return 0
+        if vector in self.irr:
+            self.last_accept_coalesced = True
+            self.coalesced += 1
+        else:
+            self.irr.add(vector)
+            self.accepted += 1
+        if trigger_level:
+            self.tmr.add(vector)
+        else:
+            self.tmr.discard(vector)
+        return 1
+
+    def kvm_apic_has_interrupt(self) -> int:
+        if not self.irr:
+            return -1
+        v = max(self.irr)
+        return v if (v & 0xF0) > self.ppr else -1
+
+    def kvm_apic_ack_interrupt(self, vector: int) -> None:
+        if vector not in self.irr:
+            raise ValueError(f"vector 0x{vector:02x} is not pending in the IRR")
+        self.irr.discard(vector)
+        self.isr.add(vector)
+        self.acked += 1
+
+    def kvm_get_apic_interrupt(self) -> int:
+        v = self.kvm_apic_has_interrupt()
+        if v >= 0:
+            self.kvm_apic_ack_interrupt(v)
+        return v
+
+    def apic_set_eoi(self) -> int:
+        if not self.isr:
+            return -1
+        v = max(self.isr)
+        self.isr.discard(v)
+        self.last_eoi_level = v in self.tmr
+        self.eois += 1
+        return v
+
+    def snapshot(self) -> dict:
+        return {"irr": sorted(self.irr), "isr": sorted(self.isr), "tmr": sorted(self.tmr), "tpr": self.tpr,
+                "ppr": self.ppr}

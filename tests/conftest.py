@@ -1,0 +1,24 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import pytest
+
+import irqlab
+
+
+@pytest.fixture
+def host():
+    return irqlab.Host(ncpus=4)
+
+
+@pytest.fixture
+def line(host):
+    """An IO-APIC level line (GSI 16) with no actions yet."""
+    return host.alloc_irq(16, level=True)
+
+
+@pytest.fixture
+def msi_line(host):
+    return host.alloc_irq(None, chip_name="IR-PCI-MSIX-0000:01:00.0", hwirq=0, level=False, oneshot_safe=True)
+

@@ -1,0 +1,152 @@
+"""eventfd rules from fs/eventfd.c (kernel-facts §4)."""
+import errno
+
+import pytest
+from hypothesis import given, strategies as st
+
+from irqlab import EFD_NONBLOCK, EFD_SEMAPHORE, Eventfd, KernelError
+from irqlab.eventfd import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, ULLONG_MAX, WaitQueueEntry
+
+
+def test_initval_and_flags():
+    assert Eventfd(5).count == 5
+    with pytest.raises(KernelError) as e:
+        Eventfd(0, 0x4)
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(ValueError):
+        Eventfd(-1)
+    with pytest.raises(TypeError):
+        Eventfd("1")
+
+
+def test_write_adds_and_read_takes_all():
+    efd = Eventfd()
+    assert efd.write(3) == 8
+    efd.write(4)
+    assert efd.read() == 7
+    assert efd.count == 0
+
+
+def test_semaphore_reads_one_at_a_time():
+    efd = Eventfd(3, EFD_SEMAPHORE)
+    assert [efd.read(), efd.read(), efd.read()] == [1, 1, 1]
+    with pytest.raises(KernelError) as e:
+        efd.read()
+    assert e.value.errno == errno.EAGAIN
+
+
+def test_read_empty_nonblocking_is_eagain():
+    with pytest.raises(KernelError) as e:
+        Eventfd(0, EFD_NONBLOCK).read()
+    assert e.value.errno == errno.EAGAIN and "EFD_NONBLOCK" in str(e.value)
+
+
+def test_buffer_sizes():
+    efd = Eventfd(1)
+    with pytest.raises(KernelError) as e:
+        efd.read(4)
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(KernelError) as e:
+        efd.write(b"\x01\x00")
+    assert e.value.errno == errno.EINVAL
+    efd.write((2).to_bytes(8, "little"))
+    assert efd.count == 3
+
+
+def test_write_ullong_max_is_einval():
+    with pytest.raises(KernelError) as e:
+        Eventfd().write(ULLONG_MAX)
+    assert e.value.errno == errno.EINVAL
+
+
+def test_overflow_limit_is_ullong_max_minus_one():
+    efd = Eventfd(0, EFD_NONBLOCK)
+    efd.write(ULLONG_MAX - 1)          # count may reach 0xfffffffffffffffe
+    assert efd.count == 0xFFFFFFFFFFFFFFFE
+    with pytest.raises(KernelError) as e:
+        efd.write(1)
+    assert e.value.errno == errno.EAGAIN
+    assert efd.count == 0xFFFFFFFFFFFFFFFE  # nothing half-changed
+
+
+def test_poll_bits():
+    efd = Eventfd()
+    assert efd.poll() == EPOLLOUT
+    efd.write(1)
+    assert efd.poll() == EPOLLIN | EPOLLOUT
+    efd.count = ULLONG_MAX - 1
+    assert efd.poll() == EPOLLIN
+    efd.count = ULLONG_MAX
+    assert efd.poll() == EPOLLIN | EPOLLERR
+
+
+def test_kernel_signal_saturates_at_ullong_max():
+    efd = Eventfd()
+    efd.count = ULLONG_MAX - 1
+    efd.signal()
+    assert efd.count == ULLONG_MAX and efd.poll() & EPOLLERR
+    efd.signal()
+    assert efd.count == ULLONG_MAX
+
+
+def test_write_zero_still_wakes():
+    seen = []
+    efd = Eventfd()
+    efd.add_wait_queue(WaitQueueEntry(lambda e, m, t: seen.append(m) or 0))
+    efd.write(0)
+    assert seen == [EPOLLIN]
+
+
+def test_priority_exclusive_waiter_is_unique_and_stops_the_wakeup():
+    efd = Eventfd()
+    calls = []
+    efd.add_wait_queue(WaitQueueEntry(lambda e, m, t: calls.append("poller") or 0))
+    efd.add_wait_queue_priority_exclusive(WaitQueueEntry(lambda e, m, t: calls.append("irqfd") or 1))
+    with pytest.raises(KernelError) as e:
+        efd.add_wait_queue_priority_exclusive(WaitQueueEntry(lambda e, m, t: 1))
+    assert e.value.errno == errno.EBUSY
+    efd.signal()
+    assert calls == ["irqfd"]  # the exclusive waiter at the head ended the wake-up
+
+
+def test_close_sends_hup():
+    efd = Eventfd()
+    seen = []
+    efd.add_wait_queue(WaitQueueEntry(lambda e, m, t: seen.append(m) or 0))
+    efd.close()
+    assert seen == [EPOLLHUP]
+    with pytest.raises(KernelError) as e:
+        efd.write(1)
+    assert e.value.errno == errno.EBADF
+
+
+def test_remove_wait_queue_reads_and_resets():
+    efd = Eventfd(4)
+    w = WaitQueueEntry(lambda e, m, t: 0)
+    efd.add_wait_queue(w)
+    assert efd.eventfd_ctx_remove_wait_queue(w) == 4 and efd.count == 0 and not efd.waiters
+
+
+@given(st.lists(st.tuples(st.sampled_from(["w", "r", "s"]), st.integers(0, 2**62)), max_size=40),
+       st.booleans())
+def test_counter_stays_in_range_and_reads_account(ops, sem):
+    efd = Eventfd(0, EFD_NONBLOCK | (EFD_SEMAPHORE if sem else 0))
+    total_in = total_out = 0
+    for op, n in ops:
+        before = efd.count
+        try:
+            if op == "w":
+                efd.write(n)
+                total_in += n
+            elif op == "r":
+                got = efd.read()
+                assert got == (1 if sem else before)
+                total_out += got
+            else:
+                efd.signal()
+                total_in += 1 if before < ULLONG_MAX else 0
+        except KernelError as e:
+            assert e.errno in (errno.EAGAIN, errno.EINVAL)
+            assert efd.count == before
+        assert 0 <= efd.count <= ULLONG_MAX
+    assert efd.count == total_in - total_out

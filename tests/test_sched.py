@@ -1,0 +1,54 @@
+"""Model time: timers in order, the workqueue's pending bit (kernel/workqueue.c queue_work_on)."""
+import pytest
+
+from irqlab.sched import HZ, NSEC_PER_JIFFY, Scheduler, WorkStruct
+
+
+def test_jiffies_hz250():
+    s = Scheduler()
+    assert HZ == 250 and NSEC_PER_JIFFY == 4_000_000
+    s.run(until=12_000_000)
+    assert s.jiffies == 3
+
+
+def test_queue_work_on_pending_work_is_a_noop():
+    s = Scheduler()
+    ran = []
+    w = WorkStruct(lambda w: ran.append(s.now), name="w")
+    assert s.queue_work(w, 100) is True
+    assert s.queue_work(w, 5) is False and w.coalesced == 1
+    s.run()
+    assert ran == [100]
+    assert s.queue_work(w, 10) is True  # pending cleared before it ran
+    s.run()
+    assert ran == [100, 110]
+
+
+def test_same_instant_runs_in_schedule_order_and_before_until():
+    s = Scheduler()
+    order = []
+    s.call_at(50, order.append, "a")
+    s.call_at(50, order.append, "b")
+    s.call_at(40, order.append, "c")
+    s.run(until=50)
+    assert order == ["c", "a", "b"] and s.now == 50
+
+
+def test_mod_timer_rearms_and_flush():
+    s = Scheduler()
+    out = []
+    w = WorkStruct(lambda w: out.append(s.now))
+    s.queue_work(w, 1000)
+    assert s.flush_work(w) and out == [0]
+    assert not s.flush_work(w)
+
+
+def test_bad_times():
+    s = Scheduler()
+    with pytest.raises(TypeError):
+        s.run(until=1.5)
+    with pytest.raises(ValueError):
+        s.run(until=-1)
+    s.run(until=10)
+    with pytest.raises(ValueError):
+        s.run(until=5)
