@@ -10,7 +10,7 @@ CPU, so IRQD_IRQ_INPROGRESS is never seen by another CPU; threaded handlers run 
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import spurious
@@ -433,6 +433,8 @@ class GenIrq:
         ev.hop("handle_irq_event", HANDLE, "genirq", f"irq {desc.irq}: {len(desc.actions)} action(s)")
         retval = IRQ_NONE
         for action in list(desc.actions):
+            ev.hop("__handle_irq_event_percpu", HANDLE, "driver", f"action {action.name!r}")
+            at = len(ev.journey.hops) - 1 if ev.journey is not None else -1
             self.host.current = ev
             try:
                 res = action.handler(desc.irq, action.dev_id)
@@ -446,8 +448,10 @@ class GenIrq:
                 action.handled += 1
             else:
                 action.none += 1
-            ev.hop("__handle_irq_event_percpu", HANDLE, "driver",
-                   f"{action.name}: {'IRQ_HANDLED' if res & IRQ_HANDLED else 'IRQ_NONE' if res == 0 else res}")
+            if at >= 0:
+                h = ev.journey.hops[at]
+                ret = "IRQ_HANDLED" if res & IRQ_HANDLED else "IRQ_NONE" if res == IRQ_NONE else f"{res:#x}"
+                ev.journey.hops[at] = replace(h, detail=f"action {action.name!r} returned {ret}")
             retval |= res
         if not self.noirqdebug:
             spurious.note_interrupt(self.host, desc, retval, ev)

@@ -231,16 +231,13 @@ class Vcpu:
 class Vm:
     """A VM. ``host.create_vm(nvcpus=2, irqchip="full")``; irqchip is "full", "split" or None."""
 
-    _ids = 0
-
     def __init__(self, host: "Host", *, nvcpus: int = 1, irqchip: str | None = "full", apicv: bool | None = None,
                  x2apic_32bit_ids: bool = False, pcpus: Iterable[int] | None = None, vcpu_mode: str = "running"):
         if isinstance(nvcpus, bool) or not isinstance(nvcpus, int) or not 1 <= nvcpus <= 64:
             raise ValueError(f"nvcpus must be an int between 1 and 64, got {nvcpus!r}")
         if irqchip not in ("full", "split", None):
             raise ValueError("irqchip must be 'full' (KVM_CREATE_IRQCHIP), 'split' (KVM_CAP_SPLIT_IRQCHIP) or None")
-        Vm._ids += 1
-        self.id = Vm._ids
+        self.id = len(host.vms) + 1
         self.host = host
         self.irqchip = irqchip
         self.apicv = host.enable_apicv if apicv is None else bool(apicv)
