@@ -14,7 +14,7 @@ from .genirq import GenIrq, IrqDesc
 from .ledger import Ledger, Outcome
 from .sched import Scheduler, check_time
 from .timing import Timing
-from .trace import Hop, Journey
+from .trace import HARDWARE, Hop, Journey
 
 __all__ = ["Host", "IrqEvent", "NO_EVENT", "ARCH_ROWS"]
 
@@ -293,7 +293,7 @@ class Host:
         desc = self.irq_to_desc(irq)
         self._advance(at)
         ev = self.new_event(f"spurious irq {irq}")
-        ev.hop("ioapic_pin", "arch/x86/kernel/apic/io_apic.c", "device", f"glitch on irq {irq}, no device asserted")
+        ev.hop("IO-APIC pin fires", HARDWARE, "device", f"glitch on irq {irq}: no device asserted it")
         if desc.masked:
             ev.irq = irq
             self.genirq._hold_pending(desc, ev, "masked at the chip")

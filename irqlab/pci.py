@@ -26,7 +26,7 @@ __all__ = ["PciDevice", "MsiVector", "HostDriver", "BDF_RE"]
 BDF_RE = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$")
 PCI_STATUS_INTERRUPT = 0x08
 PCI_COMMAND_INTX_DISABLE = 0x400
-DEV = "(device)"  # hops done by the hardware itself carry this pseudo-file
+from .trace import HARDWARE as DEV  # hops done by the device itself
 
 
 @dataclass(eq=False)

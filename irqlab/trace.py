@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-__all__ = ["Hop", "Journey", "ELIXIR", "elixir_url"]
+__all__ = ["Hop", "Journey", "ELIXIR", "HARDWARE", "elixir_url"]
 
 ELIXIR = "https://elixir.bootlin.com/linux/v6.18"
+HARDWARE = "(hardware)"  # the ``file`` of a hop no kernel function performs
 
 #: Actors, in the order of the path: who runs the hop.
 ACTORS = ("device", "iommu", "cpu", "genirq", "driver", "vfio", "eventfd", "kvm", "lapic", "guest")
@@ -39,8 +40,13 @@ class Hop:
     changes: tuple[tuple[str, Any, Any], ...] = ()
 
     @property
+    def hardware(self) -> bool:
+        """A step done by hardware (device, IO-APIC, IOMMU, CPU), not by a kernel function."""
+        return self.file == HARDWARE
+
+    @property
     def url(self) -> str:
-        return elixir_url(self.file, self.function)
+        return "" if self.hardware else elixir_url(self.file, self.function)
 
     def __str__(self) -> str:
         ch = "; ".join(f"{k}: {a}→{b}" for k, a, b in self.changes)
@@ -69,7 +75,8 @@ class Journey:
         return self.outcome is not None
 
     def functions(self) -> list[str]:
-        return [h.function for h in self.hops]
+        """The kernel functions of the path, in call order (hardware steps left out)."""
+        return [h.function for h in self.hops if not h.hardware]
 
     def __iter__(self) -> Iterator[Hop]:
         return iter(self.hops)
@@ -97,8 +104,9 @@ class Journey:
 
         rows = "".join(
             f"<tr><td>{i}</td><td style='text-align:right'>{h.t_ns:,}</td><td>{html.escape(h.actor)}</td>"
-            f"<td><a href='{h.url}' target='_blank'><code>{html.escape(h.function)}</code></a></td>"
-            f"<td><code>{html.escape(h.file)}</code></td><td>{html.escape(h.detail)}</td></tr>"
+            + (f"<td><i>{html.escape(h.function)}</i></td>" if h.hardware else
+               f"<td><a href='{h.url}' target='_blank'><code>{html.escape(h.function)}</code></a></td>")
+            + f"<td><code>{html.escape(h.file)}</code></td><td>{html.escape(h.detail)}</td></tr>"
             for i, h in enumerate(self.hops, 1))
         tail = html.escape(f"outcome: {self.outcome or 'in flight'}"
                            + (f", latency to guest {self.latency_ns:,} ns" if self.latency_ns is not None else ""))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..ledger import Outcome
+from ..trace import HARDWARE
 from ..uapi import KVM_IRQ_ROUTING_MSI, POSTED_INTR_VECTOR, POSTED_INTR_WAKEUP_VECTOR
 
 if TYPE_CHECKING:
@@ -117,6 +118,6 @@ class IrqBypass:
         """The IOMMU sets the PIR bit and ON, and notifies NDST with NV unless SN: no host handler runs."""
         irte.posted += 1
         ev.via_iommu = True
-        ev.hop("intel_ir posted IRTE", "drivers/iommu/intel/irq_remapping.c", "iommu",
-               f"PIR[0x{irte.vector:02x}] of vcpu{irte.vcpu.id}")
+        ev.hop("IOMMU: posted IRTE", HARDWARE, "iommu", f"IRTE for irq {irte.irq} (set up by "
+               f"intel_ir_set_vcpu_affinity): guest vector 0x{irte.vector:02x} → PIR of vcpu{irte.vcpu.id}")
         irte.vcpu.post_interrupt(irte.vector, ev, iommu=True)

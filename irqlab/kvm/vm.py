@@ -27,6 +27,7 @@ from .irqchip import KvmIoapic, KvmPic, RoutingEntry, RoutingTable, irqchip_rout
 from .irqfd import Irqfd, IrqfdResampler
 from .lapic import KvmLapic
 from .posted import PiDesc
+from ..trace import HARDWARE
 
 if TYPE_CHECKING:
     from ..host import Host
@@ -109,16 +110,17 @@ class Vcpu:
         self.kvm_vcpu_kick(token)
         return 1
 
-    def _irr_set(self, vector: int, token: Any, coalesced: Outcome) -> None:
+    def _irr_set(self, vector: int, token: Any, coalesced: Outcome, hw: bool = False) -> None:
+        fn, file = ("vIRR", HARDWARE) if hw else ("__apic_accept_irq", LAPIC_C)
         if self.lapic.last_accept_coalesced:
             self.coalesced[vector] += 1
             if token is not None:
-                token.hop("__apic_accept_irq", LAPIC_C, "lapic", f"vcpu{self.id}: IRR[0x{vector:02x}] already set")
+                token.hop(fn, file, "lapic", f"vcpu{self.id}: IRR[0x{vector:02x}] already set: coalesced")
                 token.settle(coalesced)
             return
         self.irr_tokens[vector] = token
         if token is not None:
-            token.hop("__apic_accept_irq", LAPIC_C, "lapic", f"vcpu{self.id}: IRR[0x{vector:02x}] set")
+            token.hop(fn, file, "lapic", f"vcpu{self.id}: IRR[0x{vector:02x}] set")
             token.change(f"vcpu{self.id} IRR", "", f"0x{vector:02x}")
             token.carried = True
 
@@ -127,12 +129,16 @@ class Vcpu:
         if self._mode == "running":
             # In guest mode the notification is processed at once: PIR is synced into the virtual IRR.
             if token is not None:
-                token.hop("__vmx_deliver_posted_interrupt" if not iommu else "pi_test_and_set_pir",
-                          "arch/x86/kvm/vmx/common.h", "lapic",
-                          f"vcpu{self.id} in guest mode: PIR → vIRR, no VM exit")
+                if not iommu:
+                    token.hop("__vmx_deliver_posted_interrupt", "arch/x86/kvm/vmx/common.h", "kvm",
+                              f"vcpu{self.id}: set PIR[0x{vector:02x}] and ON")
+                    token.hop("kvm_vcpu_trigger_posted_interrupt", "arch/x86/kvm/vmx/common.h", "kvm",
+                              f"vcpu{self.id} in guest mode: notification IPI 0xf2 to CPU{self.pcpu}")
+                token.hop("posted-interrupt processing", HARDWARE, "lapic",
+                          f"vcpu{self.id} in guest mode: the CPU moves PIR into the virtual IRR, no VM exit")
             self.lapic.apic_accept_irq(vector, trigger_level=trigger_level)
-            self._irr_set(vector, token, Outcome.COALESCED_IRR)
-            self._request_entry(token)
+            self._irr_set(vector, token, Outcome.COALESCED_IRR, hw=True)
+            self._request_entry(None)
             return 1
         if self.pi.pi_test_and_set_pir(vector):
             self.coalesced[vector] += 1
@@ -182,6 +188,8 @@ class Vcpu:
         if self.pi.pir:
             for v in sorted(self.pi.pir):
                 tok = self.pir_tokens.pop(v, None)
+                if tok is not None:
+                    tok.hop("vmx_sync_pir_to_irr", "arch/x86/kvm/vmx/vmx.c", "kvm", f"vcpu{self.id} entry: PIR → IRR")
                 self.lapic.apic_accept_irq(v)
                 self._irr_set(v, tok, Outcome.COALESCED_IRR)
             self.pi.pir.clear()
@@ -201,8 +209,13 @@ class Vcpu:
             tok = self.irr_tokens.pop(v, None)
             level = v in self.lapic.tmr
             if tok is not None:
-                tok.hop("kvm_apic_ack_interrupt", LAPIC_C, "guest",
-                        f"vcpu{self.id} takes vector 0x{v:02x}: IRR → ISR ({'level' if level else 'edge'})")
+                kind = "level" if level else "edge"
+                if self.vm.apicv:  # virtual-interrupt delivery: the CPU acknowledges it, not KVM
+                    tok.hop("virtual-interrupt delivery", HARDWARE, "guest",
+                            f"vcpu{self.id} takes vector 0x{v:02x}: vIRR → vISR ({kind}), no VM exit")
+                else:
+                    tok.hop("kvm_apic_ack_interrupt", LAPIC_C, "guest",
+                            f"vcpu{self.id} entry: vector 0x{v:02x} IRR → ISR ({kind}), injected")
                 tok.settle(Outcome.POSTED if getattr(tok, "via_iommu", False) else Outcome.INJECTED, t_ack=host.now)
             if level:
                 host.sched.call_at(host.now + host.timing.guest_handler_ns, self._guest_eoi, v,
@@ -384,6 +397,7 @@ class Vm:
         if not _msi.fast_path_ok(msg, apics):
             return -errno.EWOULDBLOCK
         if token is not None:
+            token.hop("kvm_arch_set_irq_inatomic", "arch/x86/kvm/irq.c", "kvm", "MSI route: try the fast path")
             token.hop("kvm_irq_delivery_to_apic_fast", LAPIC_C, "kvm",
                       f"MSI dest {msg.dest_id} vector 0x{msg.vector:02x}")
         r = self._deliver(msg, apics, token)
