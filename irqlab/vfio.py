@@ -17,7 +17,7 @@ from .eventfd import EPOLLHUP, EPOLLIN, Eventfd, WaitQueueEntry
 from .ledger import Outcome
 from .sched import WorkStruct
 from .uapi import (
-    IRQ_HANDLED, IRQ_NONE, IRQF_NO_AUTOEN, IRQF_SHARED, VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD,
+    IRQ_HANDLED, IRQ_NONE, IRQF_SHARED, VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD,
     VFIO_IRQ_INFO_MASKABLE, VFIO_IRQ_INFO_NORESIZE, VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER,
     VFIO_IRQ_SET_ACTION_TYPE_MASK, VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD,
     VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_TYPE_MASK, VFIO_PCI_ERR_IRQ_INDEX, VFIO_PCI_INTX_IRQ_INDEX,
@@ -226,17 +226,24 @@ class VfioPciDevice:
         d = self.dev
         if d.gsi is None:
             raise KernelError(errno.ENODEV, f"{d.bdf}: no INTx irq")
-        self.intx_masked = False  # vdev->virq_disabled is false in the model
+        desc = d.host.genirq.descs[d.gsi]
         if d.pci_2_3:
-            d.pci_intx(True)
             flags = IRQF_SHARED
         else:
-            flags = IRQF_NO_AUTOEN if self.intx_masked else 0
-            d.host.genirq.descs[d.gsi].unlazy = True  # irq_set_status_flags(IRQ_DISABLE_UNLAZY)
+            flags = 0  # IRQF_NO_AUTOEN only when virq_disabled, which the model never sets
+            unlazy_before, desc.unlazy = desc.unlazy, True  # irq_set_status_flags(IRQ_DISABLE_UNLAZY)
+        try:
+            d.host.request_irq(d.gsi, self.vfio_intx_handler, flags, self.intx_name, self)
+        except KernelError:
+            if not d.pci_2_3:
+                desc.unlazy = unlazy_before
+            raise
+        if d.pci_2_3:
+            d.pci_intx(True)
+        self.intx_masked = False
         self.intx_trigger = trigger
         if trigger is not None:
             trigger.vfio_source = (self, VFIO_PCI_INTX_IRQ_INDEX, 0)
-        d.host.request_irq(d.gsi, self.vfio_intx_handler, flags, self.intx_name, self)
         self.irq_type = VFIO_PCI_INTX_IRQ_INDEX
 
     def vfio_intx_disable(self) -> None:

@@ -214,3 +214,14 @@ def test_err_and_req_triggers(vdev):
     assert err(vdev.set_irqs, EFD_TRIG, VFIO_PCI_REQ_IRQ_INDEX, 0, 1, [-5]) == errno.EINVAL
     assert err(vdev.set_irqs, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_REQ_IRQ_INDEX, 0, 1) \
         == errno.ENOTTY
+
+
+def test_intx_enable_failure_leaves_nothing_behind(host):
+    host.add_pci_device("0000:00:1f.0", intx_pin=1, gsi=19)
+    host.request_irq(19, lambda i, d: 0, 0, "exclusive-owner", None)  # not shared
+    host.add_pci_device(BDF, intx_pin=1, gsi=19)
+    v = host.vfio_pci_bind(BDF)
+    trig = Eventfd()
+    assert err(v.set_irqs, EFD_TRIG, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [trig]) == errno.EBUSY
+    assert v.irq_type == -1 and v.intx_trigger is None and getattr(trig, "vfio_source", None) is None
+    assert host.irq_to_desc(19).action_names() == ["exclusive-owner"]
