@@ -134,8 +134,9 @@ class Eventfd:
         """
         self._check_open()
         if token is not None:
-            token.hop("eventfd_signal", "fs/eventfd.c", "eventfd", f"{self.name}: count {self.count}→"
-                      f"{self.count + 1 if self.count < ULLONG_MAX else self.count}")
+            token.hop("eventfd_signal", "include/linux/eventfd.h", "eventfd", f"{self.name}")
+            token.hop("eventfd_signal_mask", "fs/eventfd.c", "eventfd", f"{self.name}: count {self.count}→"
+                      f"{self.count + 1 if self.count < ULLONG_MAX else self.count}, wake_up_locked_poll(EPOLLIN)")
         if self.count < ULLONG_MAX:
             self.count += 1
         self.signals += 1

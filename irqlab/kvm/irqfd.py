@@ -69,11 +69,12 @@ class Irqfd:
     def irqfd_wakeup(self, efd: Eventfd, mask: int, token: Any) -> int:
         if mask & EPOLLIN:
             self.wakeups += 1
-            efd.eventfd_ctx_do_read()
             e = self.irq_entry
             if token is not None:
-                token.hop("irqfd_wakeup", EVENTFD_C, "kvm", f"vm{self.vm.id} gsi {self.gsi}: eventfd_ctx_do_read "
-                          f"(count → {efd.count}); route: {e if e else 'none cached'}")
+                token.hop("irqfd_wakeup", EVENTFD_C, "kvm", f"vm{self.vm.id} gsi {self.gsi}: EPOLLIN; "
+                          f"route: {e if e else 'none cached'}")
+                token.hop("eventfd_ctx_do_read", "fs/eventfd.c", "eventfd", f"count {efd.count} consumed")
+            efd.eventfd_ctx_do_read()
             r = -errno.EWOULDBLOCK
             if e is not None and e.type == KVM_IRQ_ROUTING_MSI and not self.resamplefd:
                 r = self.vm.kvm_arch_set_irq_inatomic(e, token)

@@ -98,6 +98,12 @@ class Vcpu:
     # accepting --------------------------------------------------------------------------------------
     def apic_accept_irq(self, vector: int, trigger_level: bool, token: Any) -> int:
         """__apic_accept_irq for Fixed/Lowest: APICv posts; otherwise set IRR and kick."""
+        if token is not None:
+            token.hop("kvm_apic_set_irq", LAPIC_C, "lapic", f"vcpu{self.id}")
+            token.hop("__apic_accept_irq", LAPIC_C, "lapic", f"vcpu{self.id}: vector 0x{vector:02x} "
+                      f"{'level' if trigger_level else 'edge'}")
+            token.hop("vmx_deliver_interrupt", "arch/x86/kvm/vmx/vmx.c", "kvm",
+                      "APICv: post it" if self.vm.apicv else "no APICv: set IRR, request an event, kick")
         if self.vm.apicv:
             return self.post_interrupt(vector, token, iommu=False, trigger_level=trigger_level)
         r = self.lapic.apic_accept_irq(vector, trigger_level=trigger_level)
@@ -111,7 +117,7 @@ class Vcpu:
         return 1
 
     def _irr_set(self, vector: int, token: Any, coalesced: Outcome, hw: bool = False) -> None:
-        fn, file = ("vIRR", HARDWARE) if hw else ("__apic_accept_irq", LAPIC_C)
+        fn, file = ("vIRR", HARDWARE) if hw else ("kvm_lapic_set_irr", "arch/x86/kvm/lapic.h")
         if self.lapic.last_accept_coalesced:
             self.coalesced[vector] += 1
             if token is not None:
