@@ -36,12 +36,13 @@ $(VPY):
 
 $(STAMP_DEPS): pyproject.toml | $(VPY)
 	@echo "installing irqlab and its course/test dependencies into $(VENV)"
-	@$(VPY) -m pip install -q -e '.[course,test]'
+	@log=$$(mktemp); if ! $(VPY) -m pip install -q -e '.[course,test]' >$$log 2>&1; then cat $$log; rm -f $$log; exit 1; fi; rm -f $$log
 	@$(VPY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
 	@$(VENV)/bin/jupyter labextension disable "@jupyterlab/apputils-extension:announcements" >/dev/null 2>&1 || true
 	@touch $@
 
 deps: $(STAMP_SYS) $(STAMP_DEPS)
+	@:
 
 test: deps
 	@$(VPY) -m pytest -q
