@@ -354,9 +354,9 @@ class GenIrq:
         """The line is unmasked while a device still asserts it: the IO-APIC sends the vector again."""
         devs = self.asserting_devices(desc)
         if devs and not desc.masked:
-            ev = devs[0].intx_status_event
-            if ev.outcome_is_pending():
-                ev.unsettle()
+            from .host import NO_EVENT
+
+            ev = devs[0].intx_status_event.claim() or NO_EVENT  # an unhandled one asserts on, unaccounted
             ev.hop("unmask_irq", CHIP, "genirq", f"irq {desc.irq} unmasked: the line is still asserted")
             self.host.deliver_vector(desc.cpu, desc.vector, ev)
 

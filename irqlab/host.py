@@ -91,6 +91,17 @@ class IrqEvent:
             self.journey.outcome = None
         self.host._inflight[self.id] = self
 
+    @property
+    def live(self) -> bool:
+        """Still to be accounted for: in flight or held pending (a settled interrupt is never re-used)."""
+        return self.outcome is None or self.outcome == Outcome.PENDING
+
+    def claim(self) -> "IrqEvent | None":
+        """Someone services this interrupt: it is in flight again if it was pending; None if already over."""
+        if self.outcome == Outcome.PENDING:
+            self.unsettle()
+        return self if self.outcome is None else None
+
     def outcome_is_pending(self) -> bool:
         return self.outcome == Outcome.PENDING
 
@@ -136,6 +147,13 @@ class _NoEvent(IrqEvent):
 
     def asserting(self) -> bool:
         return False
+
+    @property
+    def live(self) -> bool:
+        return False
+
+    def claim(self) -> None:
+        return None
 
 
 NO_EVENT = _NoEvent()

@@ -257,7 +257,7 @@ class HostDriver:
         ev = self.dev.take_intx()
         if ev is None:
             return IRQ_NONE  # "not my device"
-        if ev.outcome is None or ev.outcome == Outcome.PENDING:
+        if ev.claim() is not None:
             ev.settle(Outcome.HANDLED_HOST)
         return IRQ_HANDLED
 

@@ -125,9 +125,7 @@ def try_one_irq(host: "Host", desc: "IrqDesc", force: bool) -> bool:
         ev.unsettle()  # the poller dispatches the pending interrupt
     else:
         devs = host.genirq.asserting_devices(desc)
-        ev = devs[0].intx_status_event if devs else NO_EVENT
-        if ev.outcome_is_pending():
-            ev.unsettle()
+        ev = (devs[0].intx_status_event.claim() if devs else None) or NO_EVENT
     ev.hop("try_one_irq", FILE, "genirq", f"poll_spurious_irqs: irq {desc.irq} polled")
     desc.istate |= IRQS_POLL_INPROGRESS
     handled = False

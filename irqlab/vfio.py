@@ -259,7 +259,8 @@ class VfioPciDevice:
     def vfio_intx_handler(self, irq: int, dev_id: Any) -> int:
         d = self.dev
         host = d.host
-        ev = d.intx_status_event if d.intx_status_event is not None else host.current
+        status = d.intx_status_event
+        ev = status.claim() if status is not None else (host.current if host.current and host.current.live else None)
         if not d.pci_2_3:
             host.genirq.disable_irq_nosync(irq)
             self.intx_masked = True
@@ -278,15 +279,16 @@ class VfioPciDevice:
         return ret
 
     def vfio_send_intx_eventfd(self, ev: Any) -> None:
+        """Signal the trigger with the interrupt being carried (only if it is still to be accounted for)."""
         if not self._is_intx():
             return
+        tok = ev.claim() if ev is not None and ev.real else None
         if self.intx_trigger is None:
-            if ev is not None and ev.real and not ev.done:
-                ev.settle(Outcome.NO_TRIGGER)
+            if tok is not None:
+                tok.settle(Outcome.NO_TRIGGER)
             return
-        if not self.intx_trigger.signal(ev if (ev is not None and ev.real) else None):
-            if ev is not None and ev.real and not ev.done:
-                ev.settle(Outcome.USERSPACE)
+        if not self.intx_trigger.signal(tok) and tok is not None and not tok.done:
+            tok.settle(Outcome.USERSPACE)
 
     def vfio_pci_intx_mask(self) -> None:
         if not self.intx_masked:
