@@ -37,6 +37,7 @@ class Timer:
     args: tuple = ()
     name: str = "timer"
     expires_ns: int = 0
+    periodic: bool = False  # re-arms itself for ever (poll_spurious_irqs): run() does not wait for it
     _token: int = field(default=-1, repr=False)
 
     @property
@@ -129,8 +130,11 @@ class Scheduler:
             heapq.heappop(self._heap)  # stale entry of a re-armed or deleted timer
         return self._heap[0][0] if self._heap else None
 
+    def _only_periodic_left(self) -> bool:
+        return all(t.periodic for _, tok, t in self._heap if t._token == tok)
+
     def run(self, until: int | None = None) -> int:
-        """Run everything due at or before ``until`` (all pending work if None); returns how many ran."""
+        """Run everything due at or before ``until``; with None, until only periodic timers are left."""
         if until is not None:
             until = check_time(until, "until")
             if until < self.now:
@@ -138,7 +142,7 @@ class Scheduler:
         ran = 0
         while True:
             due = self.next_due()
-            if due is None or (until is not None and due > until):
+            if due is None or (until is not None and due > until) or (until is None and self._only_periodic_left()):
                 break
             when, token, timer = heapq.heappop(self._heap)
             self.now = max(self.now, when)

@@ -143,7 +143,7 @@ def _arm_poll_timer(host: "Host") -> None:
 
     gi = host.genirq
     if gi.poll_timer is None:
-        gi.poll_timer = Timer(lambda: poll_spurious_irqs(host), name="poll_spurious_irqs")
+        gi.poll_timer = Timer(lambda: poll_spurious_irqs(host), name="poll_spurious_irqs", periodic=True)
     host.sched.mod_timer(gi.poll_timer, (host.jiffies + POLL_SPURIOUS_IRQ_INTERVAL) * NSEC_PER_JIFFY)
 
 

@@ -116,3 +116,12 @@ def test_irqfixup_misrouted_poll_credits_other_line():
     h.request_irq(17, handled, IRQF_SHARED, "other", 2)
     h.raise_spurious(16)
     assert h.irq_to_desc(16).irqs_unhandled == 0  # misrouted_irq found a taker: unhandled -= 1
+
+
+def test_run_without_limit_returns_despite_the_periodic_poller(quiet_host):
+    h = quiet_host
+    h.request_irq(16, unhandled, IRQF_SHARED, "deaf", 1)
+    storm(h, 16, SPURIOUS_WINDOW + 3)
+    t = h.now
+    h.run()  # the poll timer re-arms for ever; run() drains work and stops
+    assert h.now == t and h.genirq.poll_timer.pending
