@@ -196,6 +196,7 @@ class Host:
         self._ids = itertools.count(1)
         self._inflight: dict[int, IrqEvent] = {}
         self.last_journey: Journey | None = None
+        self.last_event: IrqEvent | None = None
         from .kvm.posted import IrqBypass
         self.irqbypass = IrqBypass(self)
 
@@ -279,6 +280,7 @@ class Host:
     # raising interrupts ------------------------------------------------------------------------------
     def new_event(self, source: str) -> IrqEvent:
         ev = IrqEvent(self, next(self._ids), source, self.now, self.trace)
+        self.last_event = ev
         self.ledger.raise_one()
         self._inflight[ev.id] = ev
         if ev.journey is not None:

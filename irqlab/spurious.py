@@ -32,6 +32,14 @@ def _bad_action_ret(ret: int) -> bool:
     return ret > (IRQ_HANDLED | IRQ_WAKE_THREAD)
 
 
+def handler_line(action) -> str:
+    """``"[<%p>] %ps"``: the kernel hashes %p; the model prints a stable stand-in derived from the name."""
+    import zlib
+
+    sym = getattr(action.handler, "__qualname__", action.name)
+    return f"[<{zlib.crc32(f'{action.name}/{sym}'.encode()):016x}>] {sym}"
+
+
 def __report_bad_irq(host: "Host", desc: "IrqDesc", action_ret: int) -> None:
     if _bad_action_ret(action_ret):
         host.printk("err", f"irq event {desc.irq}: bogus return value {action_ret:x}")
@@ -39,7 +47,7 @@ def __report_bad_irq(host: "Host", desc: "IrqDesc", action_ret: int) -> None:
         host.printk("err", f'irq {desc.irq}: nobody cared (try booting with the "irqpoll" option)')
     host.printk("err", "handlers:")
     for a in desc.actions:
-        host.printk("err", f"[<{id(a.handler) & 0xffffffffffff:016x}>] {getattr(a.handler, '__qualname__', a.name)}")
+        host.printk("err", handler_line(a))
 
 
 def note_interrupt(host: "Host", desc: "IrqDesc", action_ret: int, ev: "IrqEvent") -> None:
