@@ -541,10 +541,10 @@ class VectorEngine:
         if held.size:
             desc.masked = True
             if npolls in pend_glitch:
-                ev_ = self._placeholder(pend_glitch[npolls])
-                desc.pending_event = ev_
-                desc.istate |= IRQS_PENDING
-            elif npolls:
+                desc.pending_event = self._placeholder(pend_glitch[npolls])
+            # only the first interrupt after the disable reaches the flow handler (IRQS_PENDING); the poller
+            # clears it, and later ones wait at the masked chip
+            if npolls:
                 desc.istate &= ~IRQS_PENDING
             else:
                 desc.istate |= IRQS_PENDING
