@@ -1,0 +1,59 @@
+"""Storm generators and their validation."""
+import numpy as np
+import pytest
+
+from irqlab import scenarios, storm
+from irqlab.storm import Source, Storm
+
+
+def test_sources_of_a_host():
+    h = scenarios.shared_intx()
+    labels = [s.label for s in storm.sources(h)]
+    assert "0000:04:00.0 intx" in labels and "glitch irq 16" in labels
+
+
+def test_poisson_is_reproducible_sorted_and_near_the_rate():
+    h = scenarios.msix_nic(4)
+    a = storm.poisson(h, rate_hz=100_000, duration_ns=100_000_000, seed=7)
+    b = storm.poisson(h, rate_hz=100_000, duration_ns=100_000_000, seed=7)
+    assert (a.times == b.times).all() and (a.source_ids == b.source_ids).all()
+    assert a.times.dtype == np.int64 and (np.diff(a.times) >= 0).all()
+    assert abs(len(a) - 40_000) < 1_000 and len(a.sources) == 4
+
+
+def test_bursts_and_mix():
+    h = scenarios.msix_nic(2)
+    s = storm.bursts(h, rate_hz=1_000_000, on_ns=100_000, off_ns=900_000, duration_ns=10_000_000, seed=1)
+    phase = (s.times % 1_000_000) < 100_000
+    assert phase.all() and len(s) > 500
+    g = storm.poisson(sources=[Source("spurious", irq=16)], rate_hz=1_000, duration_ns=10_000_000, seed=2)
+    m = storm.mix(s, g)
+    assert len(m) == len(s) + len(g) and len(m.sources) == 3 and (np.diff(m.times) >= 0).all()
+
+
+@pytest.mark.parametrize("times,ids,srcs,exc,msg", [
+    ([2, 1], [0, 0], [("intx", "0000:01:00.0")], ValueError, "sorted"),
+    ([-1, 1], [0, 0], [("intx", "0000:01:00.0")], ValueError, ">= 0"),
+    ([1, 2], [0, 5], [("intx", "0000:01:00.0")], ValueError, "source id"),
+    ([1.0, 2.0], [0, 0], [("intx", "0000:01:00.0")], TypeError, "integer"),
+    ([1, 2], [0], [("intx", "0000:01:00.0")], ValueError, "same length"),
+    ([1], [0], ["eth0"], TypeError, "source"),
+])
+def test_bad_storms_say_what_to_fix(times, ids, srcs, exc, msg):
+    with pytest.raises(exc, match=msg):
+        Storm(np.array(times), np.array(ids), srcs)
+
+
+def test_run_rejects_bad_arguments():
+    h = scenarios.msix_nic(1)
+    s = storm.poisson(h, rate_hz=1000, duration_ns=1_000_000)
+    with pytest.raises(ValueError, match="engine"):
+        storm.run(h, s, engine="fast")
+    with pytest.raises(TypeError):
+        storm.run(h, [1, 2, 3])
+    bad = storm.from_arrays([5], [0], [Source("msi", "0000:09:00.0", 0)])
+    with pytest.raises(ValueError, match="no device"):
+        storm.run(h, bad)
+    h.run(until=10**9)
+    with pytest.raises(ValueError, match="before the host's clock"):
+        storm.run(h, s)
