@@ -11,12 +11,15 @@ import numpy as np
 __all__ = ["greedy_window_starts", "greedy_window_starts_naive"]
 
 
-def greedy_window_starts(t: np.ndarray, delta: int) -> np.ndarray:
+def greedy_window_starts(t: np.ndarray, delta: int, block: int = 2048) -> np.ndarray:
     """Boolean mask of window starts for sorted times ``t`` and windows ``[start, start + delta)``.
 
-    An event after a gap >= delta always starts a window; inside the dense runs between such gaps the
-    chain is followed for all runs at once (one searchsorted per step), so the Python loop runs once per
-    window of the longest dense run, never once per event.
+    An event after a gap >= delta always starts a window. Dense runs between such gaps are cut into blocks
+    of ``block`` events; the chain of windows is followed in every block at once from the block's first
+    event (one searchsorted per step for all blocks), then the blocks are stitched in order: the true chain
+    enters each block where the previous one's exits and is walked until it joins the block's own chain
+    (on random times within a few windows). The Python loop runs once per window of a block and a few
+    times per block, never once per event.
     """
     n = t.shape[0]
     is_start = np.zeros(n, dtype=bool)
@@ -29,16 +32,52 @@ def greedy_window_starts(t: np.ndarray, delta: int) -> np.ndarray:
     if n > 1:
         np.greater_equal(np.diff(t), delta, out=is_start[1:])
     seg = np.flatnonzero(is_start)
-    end = np.empty_like(seg)
-    end[:-1] = seg[1:]
-    end[-1] = n
-    dense = end - seg > 1  # a run of one event is one window
-    cur, end = seg[dense], end[dense]
-    while cur.size:
+    seg_end = np.empty_like(seg)
+    seg_end[:-1] = seg[1:]
+    seg_end[-1] = n
+    dense = seg_end - seg > 1
+    seg, seg_end = seg[dense], seg_end[dense]
+    if not seg.size:
+        return is_start
+    nblk = (seg_end - seg + block - 1) // block
+    run_of_block = np.repeat(np.arange(seg.size), nblk)
+    first_blk = np.cumsum(nblk) - nblk
+    k = np.arange(run_of_block.size) - first_blk[run_of_block]
+    b_start = seg[run_of_block] + k * block
+    b_end = np.minimum(b_start + block, seg_end[run_of_block])
+    guess = np.zeros(n + 1, dtype=bool)
+    guess[b_start] = True
+    exit_ = np.empty_like(b_start)
+    cur, idx = b_start.copy(), np.arange(b_start.size)
+    while cur.size:  # follow all blocks' chains at once
         nxt = np.searchsorted(t, t[cur] + delta, side="left")
-        keep = nxt < end
-        cur, end = nxt[keep], end[keep]
-        is_start[cur] = True
+        inside = nxt < b_end[idx]
+        out = ~inside
+        exit_[idx[out]] = nxt[out]
+        cur, idx = nxt[inside], idx[inside]
+        guess[cur] = True
+    is_start |= guess[:n]
+    multi = np.flatnonzero(nblk > 1)
+    if not multi.size:
+        return is_start
+    clear = np.zeros(n + 1, dtype=np.int32)  # +1/-1 marks of ranges whose guessed starts are wrong
+    walked: list[int] = []
+    for r in multi.tolist():
+        lo = int(first_blk[r])
+        e = int(exit_[lo])
+        for i in range(lo + 1, lo + int(nblk[r])):
+            bs, end = int(b_start[i]), int(b_end[i])
+            while e < end and not guess[e]:  # walk the true chain until it joins this block's chain
+                walked.append(e)
+                e = int(np.searchsorted(t, t[e] + delta, side="left"))
+            if e > bs:
+                clear[bs] += 1
+                clear[min(e, end)] -= 1
+            if e < end:
+                e = int(exit_[i])
+    is_start &= ~(np.cumsum(clear[:n]) > 0)
+    if walked:
+        is_start[walked] = True
     return is_start
 
 
