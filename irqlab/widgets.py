@@ -83,9 +83,16 @@ def journey_steps(host: Any, source: tuple) -> list[Step]:
 
 
 def _svg_or_text(d: viz.Diagram) -> str:
+    """The diagram as inline SVG scaled to the widget's width (or its text form with the install hint)."""
+    import re
+
     b = d._repr_mimebundle_()
     if "image/svg+xml" in b:
-        return f"<div style='max-width:100%;overflow:auto'>{b['image/svg+xml']}</div>"
+        svg = b["image/svg+xml"]
+        svg = svg[svg.find("<svg"):]
+        svg = re.sub(r'<svg width="[^"]*" height="[^"]*"', '<svg width="100%" style="max-width:1100px;height:auto"',
+                     svg, count=1)
+        return f"<div style='width:100%'>{svg}</div>"
     return b["text/html"]
 
 
@@ -262,6 +269,14 @@ class StormReport:
     proc_text: str
     figure: Any
 
+    def png(self, dpi: int = 90) -> bytes:
+        """The figure as PNG bytes (what the explorer shows)."""
+        import io
+
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png", dpi=dpi)
+        return buf.getvalue()
+
 
 def storm_report(scenario: str = "msix_nic", *, rate_hz: float = 200_000, duration_ns: int = 50_000_000,
                  burstiness: float = 0.0, posted: bool = False, irqfd_work_ns: int = 4_000,
@@ -296,13 +311,10 @@ def storm_report(scenario: str = "msix_nic", *, rate_hz: float = 200_000, durati
 
 
 def _plot(r: Any, duration_ns: int) -> Any:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(1, 3, figsize=(12, 3.2))
+    fig = Figure(figsize=(12, 3.2))
+    ax = fig.subplots(1, 3)
     bins, rates = r.rate(max(1, int(duration_ns) // 100))
     for label, c in sorted(rates.items()):
         ax[0].plot(bins / 1e6, c, label=label)
@@ -316,7 +328,6 @@ def _plot(r: Any, duration_ns: int) -> Any:
     ax[2].barh(list(led), list(led.values()))
     ax[2].set(title="where each interrupt ended (the ledger)")
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 
@@ -333,7 +344,7 @@ def storm_explorer(scenario: str = "msix_nic") -> Any:
     ghandler = w.IntSlider(value=2000, min=0, max=50_000, step=500, description="guest handler (ns)",
                            continuous_update=False)
     run = w.Button(description="Run", button_style="primary")
-    ledger, proc, plot = w.HTML(), w.HTML(), w.Output()
+    ledger, proc, plot = w.HTML(), w.HTML(), w.Image(format="png", layout=w.Layout(max_width="1100px"))
     box = w.VBox([w.HBox([rate, burst, dur]), w.HBox([posted, halted]), w.HBox([work, ghandler, run]), ledger, plot,
                   proc])
     box.rate, box.burstiness, box.duration, box.posted, box.halted = rate, burst, dur, posted, halted
@@ -348,11 +359,7 @@ def storm_explorer(scenario: str = "msix_nic") -> Any:
         r = rep.result
         ledger.value = f"<pre>{html.escape(r.summary())}</pre>"
         proc.value = f"<b>/proc/interrupts after the storm</b><pre>{html.escape(rep.proc_text)}</pre>"
-        plot.clear_output(wait=True)
-        with plot:
-            from IPython.display import display
-
-            display(rep.figure)
+        plot.value = rep.png()
 
     run.on_click(go)
     go()
