@@ -32,7 +32,7 @@ $(STAMP_SYS):
 
 $(VPY):
 	@$(PY) -m venv $(VENV)
-	@$(VPY) -m pip install -q --upgrade pip
+	@log=$$(mktemp); $(VPY) -m pip install -q --upgrade pip >$$log 2>&1 || cat $$log; rm -f $$log
 
 $(STAMP_DEPS): pyproject.toml | $(VPY)
 	@echo "installing irqlab and its course/test dependencies into $(VENV)"
