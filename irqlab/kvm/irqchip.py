@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import KernelError
+from .msi import _u32
 from ..uapi import (
     KVM_IOAPIC_NUM_PINS, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
     KVM_IRQCHIP_PIC_SLAVE, KVM_MAX_IRQ_ROUTES, KVM_MSI_VALID_DEVID,
@@ -24,15 +25,6 @@ __all__ = ["RoutingEntry", "msi_route", "irqchip_route", "RoutingTable", "KvmIoa
 
 IRQCHIP_C = "virt/kvm/irqchip.c"
 IOAPIC_C = "arch/x86/kvm/ioapic.c"
-
-
-def _u32(v: Any, what: str) -> int:
-    if isinstance(v, bool) or not hasattr(v, "__index__"):
-        raise TypeError(f"{what} must be an int, not {type(v).__name__}")
-    v = int(v)
-    if not 0 <= v <= 0xFFFFFFFF:
-        raise ValueError(f"{what} is a u32: 0..2**32-1, got {v}")
-    return v
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,13 @@ DELIVERY_MODES = {0: "Fixed", 1: "Lowest Priority", 2: "SMI", 3: "reserved", 4: 
 _BY_NAME = {"fixed": 0, "lowest": 1, "lowest priority": 1, "smi": 2, "nmi": 4, "init": 5, "extint": 7}
 
 
-def _u32(v, what):
-    if isinstance(v, bool) or not isinstance(v, int):
+def _u32(v, what: str) -> int:
+    """A u32 argument: any int-like (numpy ints too), 0..2**32-1."""
+    if isinstance(v, bool) or not hasattr(v, "__index__"):
         raise TypeError(f"{what} must be an int, not {type(v).__name__}")
+    v = int(v)
     if not 0 <= v <= 0xFFFFFFFF:
-        raise ValueError(f"{what} must be a u32 (0..0xffffffff), got {v}")
+        raise ValueError(f"{what} is a u32: 0..2**32-1, got {v}")
     return v
 
 
