@@ -288,21 +288,36 @@ class VectorEngine:
             start_t = ta[c:][starts]
             ends = start_t + vp.delta
             end_of = np.where(wid >= 0, ends[np.maximum(wid, 0)] if ends.size else 0, vp.end)
-            # first occurrence of each vector in each window is delivered; the rest coalesce
-            key = wid * 256 + vec
-            o2 = np.argsort(key, kind="stable")
-            ks = key[o2]
-            first = np.ones(m, dtype=bool)
-            first[1:] = ks[1:] != ks[:-1]
+            # first occurrence of each vector in each window is delivered; the rest coalesce. A vCPU has few
+            # vectors: one pass per vector over its (time-ordered) window ids.
             is_first = np.empty(m, dtype=bool)
-            is_first[o2] = first
+            srcs_here = np.unique(s) if m < 64 else np.flatnonzero(np.bincount(s, minlength=len(self.plans)))
+            vecs_here = np.unique(vecmap[srcs_here])
+            if vecs_here.size == 1:
+                is_first[0] = True
+                np.not_equal(wid[1:], wid[:-1], out=is_first[1:])
+            else:
+                for x in vecs_here.tolist():
+                    sel_v = np.flatnonzero(vec == x)
+                    wv = wid[sel_v]
+                    f = np.ones(sel_v.size, dtype=bool)
+                    np.not_equal(wv[1:], wv[:-1], out=f[1:])
+                    is_first[sel_v] = f
             if c:
                 carried = np.array([x in vp.vectors for x in vec[:c].tolist()])
                 is_first[:c] &= ~carried
-            io = iommu[s]
-            o = np.where(is_first, np.where(io, Outcome.POSTED, Outcome.INJECTED), vp.coalesce).astype(np.int8)
+            io_here = iommu[srcs_here]
+            if io_here.all() or not io_here.any():
+                o = np.full(m, vp.coalesce, dtype=np.int8)
+                o[is_first] = Outcome.POSTED if io_here.all() else Outcome.INJECTED
+                io = None
+            else:
+                io = iommu[s]
+                o = np.where(is_first, np.where(io, Outcome.POSTED, Outcome.INJECTED), vp.coalesce).astype(np.int8)
             self.outcome[g] = o
-            self.latency[g] = np.where(is_first, end_of - ta + costmap[s], -1)
+            costs = np.unique(costmap[srcs_here])
+            cost = int(costs[0]) if costs.size == 1 else costmap[s]
+            self.latency[g] = np.where(is_first, end_of - ta + cost, -1)
             # counters
             vcpu = vp.vcpu
             nwin = int(starts.sum())
@@ -326,7 +341,7 @@ class VectorEngine:
                 vcpu.exits["HLT"] += nwin
                 if vcpu.vm.apicv:
                     firsts = np.flatnonzero(starts) + c
-                    piw = int(io[firsts].sum())
+                    piw = int(iommu[s[firsts]].sum())
                     if piw:
                         self.host.arch_counts["PIW"][vcpu.pcpu] += piw
             elif not apicv:

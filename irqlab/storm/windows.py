@@ -35,7 +35,7 @@ def greedy_window_starts(t: np.ndarray, delta: int, block: int = 2048) -> np.nda
     seg_end = np.empty_like(seg)
     seg_end[:-1] = seg[1:]
     seg_end[-1] = n
-    dense = seg_end - seg > 1
+    dense = seg_end - seg > 2  # in a run of two, the second event is inside the first window: nothing to find
     seg, seg_end = seg[dense], seg_end[dense]
     if not seg.size:
         return is_start
