@@ -57,27 +57,57 @@ def greedy_window_starts(t: np.ndarray, delta: int, block: int = 2048) -> np.nda
         cur, idx = nxt[inside], idx[inside]
         guess[cur] = True
     is_start |= guess[:n]
-    multi = np.flatnonzero(nblk > 1)
-    if not multi.size:
+    later = np.flatnonzero(k > 0)
+    if not later.size:
         return is_start
-    clear = np.zeros(n + 1, dtype=np.int32)  # +1/-1 marks of ranges whose guessed starts are wrong
-    walked: list[int] = []
-    for r in multi.tolist():
-        lo = int(first_blk[r])
-        e = int(exit_[lo])
-        for i in range(lo + 1, lo + int(nblk[r])):
-            bs, end = int(b_start[i]), int(b_end[i])
-            while e < end and not guess[e]:  # walk the true chain until it joins this block's chain
-                walked.append(e)
-                e = int(np.searchsorted(t, t[e] + delta, side="left"))
-            if e > bs:
-                clear[bs] += 1
-                clear[min(e, end)] -= 1
-            if e < end:
-                e = int(exit_[i])
+    # 1. every later block, entered where its predecessor's chain exits, walks (all at once) to a join
+    assumed = exit_[later - 1]
+    e = assumed.copy()
+    end = b_end[later]
+    walk_blk, walk_node = [], []
+    act = np.flatnonzero((e < end) & ~guess[np.minimum(e, n)])
+    while act.size:
+        walk_blk.append(act)
+        walk_node.append(e[act])
+        e[act] = np.searchsorted(t, t[e[act]] + delta, side="left")
+        act = act[(e[act] < end[act]) & ~guess[np.minimum(e[act], n)]]
+    joined = e < end
+    join_at = np.where(joined, e, end)
+    out_at = np.where(joined, exit_[later], e)  # where the true chain leaves the block
+    # 2. in order, check each block was entered where its predecessor really exits; re-walk the others
+    valid = np.ones(later.size, dtype=bool)
+    pos = {int(b): i for i, b in enumerate(later.tolist())}
+    extra: list[int] = []
+    prev_exit = None
+    for i, b in enumerate(later.tolist()):
+        if k[b] == 1:
+            prev_exit = int(exit_[b - 1])  # the first block of a run is exact
+        x = prev_exit
+        if x == int(assumed[i]):
+            prev_exit = int(out_at[i])
+            continue
+        valid[i] = False
+        be = int(end[i])
+        while x < be and not guess[x]:
+            extra.append(x)
+            x = int(np.searchsorted(t, t[x] + delta, side="left"))
+        if x < be:
+            join_at[i] = x
+            prev_exit = int(exit_[b])
+        else:
+            join_at[i] = be
+            prev_exit = x
+    # 3. guessed starts before each block's join are wrong; walked nodes are right
+    clear = np.zeros(n + 1, dtype=np.int32)
+    np.add.at(clear, b_start[later], 1)
+    np.add.at(clear, join_at, -1)
     is_start &= ~(np.cumsum(clear[:n]) > 0)
-    if walked:
-        is_start[walked] = True
+    if walk_node:
+        wb = np.concatenate(walk_blk)
+        wn = np.concatenate(walk_node)
+        is_start[wn[valid[wb]]] = True
+    if extra:
+        is_start[extra] = True
     return is_start
 
 
