@@ -10,5 +10,5 @@ def test_benchmark_quick_prints_figures():
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "storm.py"), "--quick", "--slice", "2000"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    for needle in ("M events/s", "vector/reference", "vector/bare", "bytes per event", "peak RSS"):
+    for needle in ("M events/s", "vector/reference", "vector/bare", "bytes per event", "peak RSS", "streamed:"):
         assert needle in r.stdout

@@ -5,9 +5,9 @@ does one interrupt at a time; ``engine="reference"`` replays the storm through t
 return a StormResult, and they must agree exactly (docs/model-time.md is the contract).
 """
 from .engine import Unsupported, run
-from .generate import Source, Storm, bursts, from_arrays, mix, on_off, poisson, sources
+from .generate import LazyStorm, Source, Storm, bursts, from_arrays, mix, on_off, poisson, sources
 from .result import StormResult
 from .windows import greedy_window_starts
 
-__all__ = ["run", "Unsupported", "Source", "Storm", "StormResult", "sources", "poisson", "bursts", "on_off",
+__all__ = ["run", "Unsupported", "Source", "Storm", "LazyStorm", "StormResult", "sources", "poisson", "bursts", "on_off",
            "mix", "from_arrays", "greedy_window_starts"]

@@ -23,7 +23,7 @@ from ..sched import NSEC_PER_JIFFY, Timer
 from ..spurious import AGEING_JIFFIES, POLL_SPURIOUS_IRQ_INTERVAL, SPURIOUS_THRESHOLD, SPURIOUS_WINDOW
 from ..uapi import IRQF_SHARED, IRQS_PENDING, IRQS_SPURIOUS_DISABLED, KVM_IRQ_ROUTING_MSI
 from ..vfio import VfioPciDevice
-from .generate import Storm
+from .generate import LazyStorm, Storm
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
 from .windows import greedy_window_starts
@@ -203,20 +203,33 @@ class VectorEngine:
     def run(self, chunk_events: int, progress: Any) -> tuple[np.ndarray, np.ndarray]:
         st, h = self.storm, self.host
         n = len(st)
-        self.outcome = np.zeros(n, dtype=np.int8)
-        self.latency = np.full(n, -1, dtype=np.int64)
+        self.keep = not getattr(st, "lazy", False)
+        if not self.keep and any(p.kind in (K_GLITCH, K_INTX_HOST) for p in self.plans):
+            raise Unsupported("a streamed (lazy) storm with INTx or glitch sources: materialize() it first")
+        self.ledger_counts = np.zeros(16, dtype=np.int64)
+        self.outcome = np.zeros(n if self.keep else 0, dtype=np.int8)
+        self.latency = np.full(n if self.keep else 0, -1, dtype=np.int64)
         P = len(self.plans)
         kind = np.array([p.kind for p in self.plans], dtype=np.int8)
         self.counts = np.zeros(P, dtype=np.int64)
         self.line_events: dict[int, list[np.ndarray]] = {}
         drain = int(h.now)
         for times, ids, off in st.chunks(chunk_events):
+            if not self.keep:  # per-chunk arrays, folded into the ledger and dropped
+                self.outcome = np.zeros(len(times), dtype=np.int8)
+                self.latency = np.full(len(times), -1, dtype=np.int64)
+                drain = max(drain, self._chunk(times, ids, 0, kind))
+                self.ledger_counts += np.bincount(self.outcome, minlength=16)
+                if progress is not None:
+                    progress.update(len(times))
+                continue
             drain = max(drain, self._chunk(times, ids, off, kind))
             if progress is not None:
                 progress.update(len(times))
-        drain = max(drain, st.t_end)
         self._lines(drain)
         self._write_back(drain)
+        if not self.keep:
+            return np.zeros(0, np.int8), np.zeros(0, np.int64)
         return self.outcome, self.latency
 
     def _chunk(self, t: np.ndarray, ids: np.ndarray, off: int, kind: np.ndarray) -> int:
@@ -606,8 +619,9 @@ class VectorEngine:
                         p.irqfd.wakeups += n
                         p.irqfd.fast_path += n
         led = h.ledger
-        led.raised += len(self.outcome)
-        led.counts = [a + int(b) for a, b in zip(led.counts, np.bincount(self.outcome, minlength=len(led.counts)))]
+        c = np.bincount(self.outcome, minlength=len(led.counts)) if self.keep else self.ledger_counts
+        led.raised += int(c.sum())
+        led.counts = [a + int(b) for a, b in zip(led.counts, c)]
         h.sched.now = max(h.sched.now, drain)
         if getattr(self, "_next_poll", None) is not None:
             from ..spurious import poll_spurious_irqs
@@ -623,13 +637,18 @@ def run(host: Any, storm: Storm, engine: str = "vector", *, chunk_events: int = 
     """Push ``storm`` through ``host``; ``engine`` is "vector" (numpy) or "reference" (one by one)."""
     if engine not in ("vector", "reference"):
         raise ValueError(f"engine is 'vector' or 'reference', not {engine!r}")
-    if not isinstance(storm, Storm):
+    if not isinstance(storm, (Storm, LazyStorm)):
         raise TypeError(f"storm must be an irqlab.storm.Storm (from poisson(), bursts(), ...), not "
                         f"{type(storm).__name__}")
     if isinstance(chunk_events, bool) or not isinstance(chunk_events, int) or chunk_events < 1:
         raise ValueError("chunk_events must be a positive int")
-    if len(storm) and int(storm.times[0]) < host.now:
-        raise ValueError(f"the storm starts at {int(storm.times[0]):,} ns, before the host's clock "
+    lazy = isinstance(storm, LazyStorm)
+    if lazy and engine == "reference":
+        storm = storm.materialize()
+        lazy = False
+    first = storm.start_ns if lazy else (int(storm.times[0]) if len(storm) else host.now)
+    if len(storm) and first < host.now:
+        raise ValueError(f"the storm starts at {first:,} ns, before the host's clock "
                          f"({host.now:,} ns): shift it with start_ns=host.now")
     bar = None
     if progress is not False:
@@ -652,6 +671,11 @@ def run(host: Any, storm: Storm, engine: str = "vector", *, chunk_events: int = 
             bar.close()
     elapsed = time.perf_counter() - t0
     after = snapshot(host)
+    if lazy:  # streamed: the ledger is kept, the per-event arrays are not
+        empty = np.zeros(0, np.int64)
+        return StormResult(engine, empty, empty.astype(np.uint16), storm.sources, outcome, latency,
+                           diff_snapshots(before, after), host.proc_interrupts(), host.now, elapsed,
+                           log=[(t, lvl, txt) for t, lvl, txt in host.log[log0:]], streamed_ledger=(True,))
     return StormResult(engine, storm.times, storm.source_ids, storm.sources, outcome, latency,
                        diff_snapshots(before, after), host.proc_interrupts(), host.now, elapsed,
                        log=[(t, lvl, txt) for t, lvl, txt in host.log[log0:]])

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["Source", "Storm", "sources", "poisson", "bursts", "on_off", "mix", "from_arrays"]
+__all__ = ["Source", "Storm", "LazyStorm", "sources", "poisson", "bursts", "on_off", "mix", "from_arrays"]
 
 
 @dataclass(frozen=True)
@@ -163,9 +163,72 @@ def on_off(host: Any = None, *, phases: Iterable[tuple[int, Any]], sources: Any 
     return Storm(np.zeros(0, np.int64), np.zeros(0, np.uint16), srcs, name=name)
 
 
+class LazyStorm:
+    """A steady Poisson storm generated slice by slice (``slice_ns`` of model time each), never held whole.
+
+    Each slice draws from its own seeded generator, so the storm is the same however it is consumed.
+    """
+
+    lazy = True
+
+    def __init__(self, srcs: list[Source], rates: np.ndarray, duration_ns: int, seed: int, start_ns: int,
+                 slice_ns: int):
+        self.sources = tuple(srcs)
+        self.rates = rates
+        self.duration_ns, self.seed, self.start_ns, self.slice_ns = int(duration_ns), seed, int(start_ns), int(slice_ns)
+        nslices = -(-self.duration_ns // self.slice_ns)
+        self._counts = np.random.default_rng([seed, 0]).poisson(rates.sum() * self.slice_ns / 1e9, size=nslices)
+        last = self.duration_ns - (nslices - 1) * self.slice_ns
+        if nslices:
+            self._counts[-1] = np.random.default_rng([seed, 1]).poisson(rates.sum() * last / 1e9)
+        self.name = f"lazy poisson {duration_ns:,} ns"
+
+    def __len__(self) -> int:
+        return int(self._counts.sum())
+
+    def __repr__(self) -> str:
+        return f"<LazyStorm {self.name}: {len(self):,} events over {len(self.sources)} sources>"
+
+    @property
+    def t_end(self) -> int:
+        return self.start_ns + self.duration_ns
+
+    def slice(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, 2, i])
+        lo = self.start_ns + i * self.slice_ns
+        hi = min(lo + self.slice_ns, self.start_ns + self.duration_ns)
+        k = int(self._counts[i])
+        t = np.sort(rng.integers(lo, hi, size=k, dtype=np.int64))
+        p = self.rates / self.rates.sum()
+        ids = (rng.choice(len(self.sources), size=k, p=p) if len(self.sources) > 1 else np.zeros(k)).astype(np.uint16)
+        return t, ids
+
+    def chunks(self, chunk_events: int):
+        """(times, source_ids, offset): whole slices, never more than needed in memory at once."""
+        off = 0
+        for i in range(len(self._counts)):
+            t, ids = self.slice(i)
+            for lo in range(0, len(t), chunk_events):
+                yield t[lo:lo + chunk_events], ids[lo:lo + chunk_events], off
+                off += len(t[lo:lo + chunk_events])
+
+    def materialize(self) -> Storm:
+        parts = [self.slice(i) for i in range(len(self._counts))]
+        return Storm(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), self.sources,
+                     name=self.name)
+
+
 def poisson(host: Any = None, *, rate_hz: Any, duration_ns: int, sources: Any = None, seed: int = 0,
-            start_ns: int = 0) -> Storm:
-    """A steady storm: each source fires at ``rate_hz`` (a number, or one per source) for ``duration_ns``."""
+            start_ns: int = 0, lazy: bool = False, slice_ns: int = 100_000_000) -> Storm:
+    """A steady storm: each source fires at ``rate_hz`` (a number, or one per source) for ``duration_ns``.
+
+    ``lazy=True`` returns a LazyStorm generated ``slice_ns`` at a time, for storms too big to hold.
+    """
+    if lazy:
+        srcs = _pick_sources(host, sources)
+        if duration_ns <= 0 or slice_ns <= 0:
+            raise ValueError("duration_ns and slice_ns must be > 0")
+        return LazyStorm(srcs, _rates(rate_hz, len(srcs)), duration_ns, seed, start_ns, slice_ns)
     return on_off(host, phases=[(duration_ns, rate_hz)], sources=sources, seed=seed, start_ns=start_ns,
                   name=f"poisson {duration_ns:,} ns")
 

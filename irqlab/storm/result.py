@@ -83,22 +83,28 @@ class StormResult:
     t_end: int
     elapsed_s: float = 0.0
     log: list = field(default_factory=list)
+    streamed_ledger: tuple | None = None  # set for a streamed run: counts kept, per-event arrays not
 
     # the ledger --------------------------------------------------------------------------------------
+    def _counts(self) -> np.ndarray:
+        if self.streamed_ledger is not None:
+            return np.asarray(self.counters[("ledger",)], dtype=np.int64)
+        return np.bincount(self.outcome, minlength=len(Outcome))
+
     @property
     def ledger(self) -> dict[str, int]:
-        c = np.bincount(self.outcome, minlength=len(Outcome))
+        c = self._counts()
         return {o.label: int(n) for o, n in zip(Outcome, c) if n}
 
     def ledger_table(self) -> str:
-        c = np.bincount(self.outcome, minlength=len(Outcome))
+        c = self._counts()
         w = max(len(o.label) for o in Outcome)
         lines = [f"{o.label:<{w}}  {int(n):>13,}  {OUTCOME_TEXT[o]}" for o, n in zip(Outcome, c) if n]
-        lines.append(f"{'total':<{w}}  {int(c.sum()):>13,}  = events in the storm ({len(self.outcome):,})")
+        lines.append(f"{'total':<{w}}  {int(c.sum()):>13,}  = events in the storm ({len(self):,})")
         return "\n".join(lines)
 
     def __len__(self) -> int:
-        return int(self.outcome.shape[0])
+        return int(self._counts().sum()) if self.streamed_ledger is not None else int(self.outcome.shape[0])
 
     # views -------------------------------------------------------------------------------------------
     def proc_interrupts(self) -> str:
