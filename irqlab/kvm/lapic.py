@@ -84,6 +84,15 @@ class KvmLapic:
         self.eois += 1
         return v
 
+    def regs(self) -> list[tuple[int, int]]:
+        """IRR (0x200), ISR (0x100) and TMR (0x180) as the APIC page holds them: eight 32-bit registers at
+        a 0x10 stride; vector v is register v // 32, bit v % 32. Returns (offset, value) pairs, ISR first."""
+        out = []
+        for base, bits in ((0x100, self.isr), (0x180, self.tmr), (0x200, self.irr)):
+            for r in range(8):
+                out.append((base + 0x10 * r, sum(1 << (v % 32) for v in bits if v // 32 == r)))
+        return out
+
     def snapshot(self) -> dict:
         return {"irr": sorted(self.irr), "isr": sorted(self.isr), "tmr": sorted(self.tmr), "tpr": self.tpr,
                 "ppr": self.ppr}

@@ -110,8 +110,6 @@ class ApicIdentity:
 
 
 def _match(msg: MsiMessage, a: ApicIdentity) -> bool:
-    if not msg.dest_mode_logical or not msg.redirection_hint and False:
-        pass
     if not msg.dest_mode_logical:
         return msg.is_broadcast(a.x2apic) or a.apic_id == msg.dest_id
     mda = msg.dest_id

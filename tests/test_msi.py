@@ -1,0 +1,92 @@
+"""x86 MSI address/data (SDM "Message Signalled Interrupts", arch/x86/include/asm/msi.h) and KVM's decode
+and destination matching (arch/x86/kvm/irq.c kvm_msi_to_lapic_irq, lapic.c; kernel-facts §8)."""
+import pytest
+from hypothesis import given, strategies as st
+
+from irqlab import msi
+from irqlab.kvm.msi import ApicIdentity, fast_path_ok, match_destinations
+
+
+def test_address_fields():
+    m = msi.decode(0xFEE01000, 0x0041)
+    assert (m.dest_id, m.dest_mode_logical, m.redirection_hint) == (1, False, False)
+    m = msi.decode(0xFEE0100C, 0x0041)
+    assert m.redirection_hint and m.dest_mode_logical and m.lowest_priority  # RH=1 is lowest priority in KVM
+    assert msi.decode(0xFEE00FE0, 0x41).virt_destid_8_14 == 0x7F
+
+
+def test_data_fields():
+    m = msi.decode(0xFEE00000, 0x4031)
+    assert (m.vector, m.delivery_mode, m.level_assert, m.trigger_level) == (0x31, 0, True, False)
+    m = msi.decode(0xFEE00000, 0xC131)
+    assert m.delivery_mode == 1 and m.delivery_mode_name == "Lowest Priority" and m.trigger_level and m.lowest_priority
+    assert m.apic_dm == 0x100
+    assert [msi.decode(0xFEE00000, d << 8).delivery_mode_name for d in range(8)] == \
+        ["Fixed", "Lowest Priority", "SMI", "reserved", "NMI", "INIT", "reserved", "ExtINT"]
+
+
+def test_fields_table_for_the_course():
+    names = [f[0] for f in msi.decode(0xFEE02000, 0x4061).fields()]
+    assert names[:2] == ["address[31:20]", "destination ID"] and "vector" in names and "trigger" in names
+
+
+def test_x2apic_32bit_ids():
+    m = msi.decode(0xFEE34000, 0x41, 0x00012300, x2apic_32bit_ids=True)
+    assert m.dest_id == 0x00012334
+    assert msi.decode(0xFEE34000, 0x41, 0x00012300).dest_id == 0x34  # without the capability: bits 19:12 only
+    e = msi.encode(dest_id=0x12345, vector=0x50, x2apic_32bit_ids=True)
+    assert e.address_hi == 0x12300 and e.dest_id == 0x12345
+    with pytest.raises(ValueError, match="x2apic_32bit_ids"):
+        msi.encode(dest_id=300, vector=0x50)
+
+
+@pytest.mark.parametrize("args,exc", [
+    ((0xFED00000, 0x41), ValueError),      # not 0xFEE
+    ((0xFEE00000, 1 << 32), ValueError),   # not a u32
+    (("0xFEE00000", 0x41), TypeError),
+    ((0xFEE00000, 0x41, -1), ValueError),
+])
+def test_bad_input(args, exc):
+    with pytest.raises(exc):
+        msi.decode(*args)
+
+
+@given(st.integers(0, 255), st.integers(0, 255), st.sampled_from([0, 1, 2, 4, 5, 7]), st.booleans(), st.booleans(),
+       st.booleans(), st.booleans())
+def test_encode_decode_round_trip(dest, vector, dm, logical, rh, level, assert_):
+    e = msi.encode(dest_id=dest, vector=vector, delivery_mode=dm, dest_mode_logical=logical, redirection_hint=rh,
+                   trigger_level=level, level_assert=assert_)
+    d = msi.decode(e.address_lo, e.data, e.address_hi)
+    assert (d.dest_id, d.vector, d.delivery_mode, d.dest_mode_logical, d.redirection_hint, d.trigger_level,
+            d.level_assert) == (dest, vector, dm, logical, rh, level, assert_)
+
+
+APICS = [ApicIdentity(i) for i in range(4)]  # physical IDs 0..3, flat logical LDR 1<<id
+
+
+def test_physical_and_broadcast():
+    assert match_destinations(msi.encode(dest_id=2, vector=0x41), APICS) == [2]
+    bc = msi.encode(dest_id=0xFF, vector=0x41)
+    assert match_destinations(bc, APICS) == [0, 1, 2, 3] and not fast_path_ok(bc, APICS)
+    assert match_destinations(msi.encode(dest_id=9, vector=0x41), APICS) == []  # above the highest APIC ID
+
+
+def test_logical_flat_cluster_and_x2apic():
+    flat = msi.encode(dest_id=0b0110, vector=0x41, dest_mode_logical=True)
+    assert match_destinations(flat, APICS) == [1, 2]
+    cluster = [ApicIdentity(i, ldr=(0x10 | (1 << i)), dfr_flat=False) for i in range(3)]
+    m = msi.encode(dest_id=0x13, vector=0x41, dest_mode_logical=True)
+    assert match_destinations(m, cluster) == [0, 1]
+    x2 = [ApicIdentity(i, ldr=(1 << 16) | (1 << i), x2apic=True) for i in range(3)]
+    m = msi.encode(dest_id=(1 << 16) | 0b101, vector=0x41, dest_mode_logical=True, x2apic_32bit_ids=True)
+    assert match_destinations(m, x2) == [0, 2]
+
+
+def test_lowest_priority_vector_hashing_and_rh():
+    m = msi.encode(dest_id=0b1111, vector=0x43, delivery_mode="lowest", dest_mode_logical=True)
+    assert match_destinations(m, APICS) == [0x43 % 4]
+    assert match_destinations(m, APICS, vector_hashing=False) == [0]
+    rh = msi.encode(dest_id=0b0110, vector=0x45, dest_mode_logical=True, redirection_hint=True)
+    assert match_destinations(rh, APICS) == [[1, 2][0x45 % 2]]
+    # physical broadcast + lowest priority is downgraded to Fixed: every vCPU
+    assert match_destinations(msi.encode(dest_id=0xFF, vector=0x41, delivery_mode="lowest"), APICS) == [0, 1, 2, 3]
