@@ -43,3 +43,15 @@ def test_vector_equals_reference(kind, timing, queues, mode, seed, rate, n, chun
     assert h1.proc_interrupts() == h2.proc_interrupts()
     h1.ledger.check()
     h2.ledger.check()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 12), st.integers(1, 10), st.booleans(), st.sampled_from(["running", "halted"]),
+       st.integers(0, 2**31), st.sampled_from([13, 1_000_000]))
+def test_many_vcpus_and_queues(queues, nvcpus, posted, mode, seed, chunk):
+    make = lambda: scenarios.msix_nic(queues, trace=False, nvcpus=nvcpus, posted=posted, vcpu_mode=mode)
+    h1, h2 = make(), make()
+    s = storm.poisson(h1, rate_hz=200_000, duration_ns=2_000_000, seed=seed)
+    a = storm.run(h1, s, "vector", chunk_events=chunk)
+    b = storm.run(h2, s, "reference")
+    assert a.equals(b), a.diff(b)

@@ -267,9 +267,11 @@ class VectorEngine:
         if noroute.any():
             out[np.flatnonzero(noroute[ids]) + off] = Outcome.NO_ROUTE
         drain = int(t[-1]) if len(t) else 0
-        if accept.any():
+        if accept.all():  # every source takes the accept path: no selection needed
+            drain = max(drain, self._vcpu_windows(t, ids, None, off))
+        elif accept.any():
             ev = np.flatnonzero(accept[ids])
-            drain = max(drain, self._vcpu_windows(t[ev], ids[ev], ev + off))
+            drain = max(drain, self._vcpu_windows(t[ev], ids[ev], ev + off, 0))
         return drain
 
     def _line_up(self, p: SourcePlan) -> bool:
@@ -277,70 +279,99 @@ class VectorEngine:
         return bool(d.actions) and not d.depth and not d.masked
 
     # ------------------------------------------------------------------ vCPU entry windows
-    def _vcpu_windows(self, t: np.ndarray, sid: np.ndarray, gidx: np.ndarray) -> int:
-        vmap = np.array([max(p.vcpu, 0) for p in self.plans], dtype=np.uint16)
-        vecmap = np.array([p.vector for p in self.plans], dtype=np.int64)
-        costmap = np.array([p.cost for p in self.plans], dtype=np.int64)
-        iommu = np.array([p.kind == K_POSTED for p in self.plans])
-        vc = vmap[sid]
-        order = np.argsort(vc, kind="stable")
-        bounds = np.searchsorted(vc[order], np.arange(len(self.vcpus) + 1))
+    def _vcpu_windows(self, t: np.ndarray, sid: np.ndarray, gidx: np.ndarray | None, off: int) -> int:
+        """Entry windows per vCPU over the accepted interrupts (``gidx`` None: all of ``t``, from ``off``)."""
+        plans = self.plans
+        vecmap = np.array([p.vector for p in plans], dtype=np.int64)
+        iommu = np.array([p.kind == K_POSTED for p in plans])
+        accepting = [i for i, p in enumerate(plans) if p.kind == K_POSTED or (p.kind == K_MSI_VFIO and p.irqfd is not None
+                                                                               and not p.no_route)]
+        nv = len(self.vcpus)
+        if nv == 1:
+            groups = [None]
+        elif nv <= 8:
+            vmap = np.array([max(p.vcpu, 0) for p in plans], dtype=np.uint16)
+            vc = vmap[sid]
+            groups = [np.flatnonzero(vc == v) for v in range(nv)]
+        else:
+            vmap = np.array([max(p.vcpu, 0) for p in plans], dtype=np.uint16)
+            vc = vmap[sid]
+            order = np.argsort(vc, kind="stable")
+            bounds = np.searchsorted(vc[order], np.arange(nv + 1))
+            groups = [order[bounds[v]:bounds[v + 1]] for v in range(nv)]
         drain = 0
         for v, vp in enumerate(self.vcpus):
-            sel = order[bounds[v]:bounds[v + 1]]
-            if not sel.size:
-                continue
-            ta, s, g = t[sel], sid[sel], gidx[sel]
-            vec = vecmap[s]
+            sel = groups[v]
+            if sel is None:
+                ta, s = t, sid
+                g = np.arange(off, off + t.shape[0]) if gidx is None else gidx
+            else:
+                if not sel.size:
+                    continue
+                ta, s = t[sel], sid[sel]
+                g = (sel + off) if gidx is None else gidx[sel]
             m = ta.shape[0]
-            wid = np.full(m, -1, dtype=np.int64)
+            if not m:
+                continue
+            srcs_here = [i for i in accepting if plans[i].vcpu == v]
+            wid = np.empty(m, dtype=np.int64)
             # events inside the window carried from the previous chunk
             c = int(np.searchsorted(ta, vp.end, side="left")) if vp.end > 0 else 0
             starts = greedy_window_starts(ta[c:], vp.delta)
-            wid[c:] = np.cumsum(starts) - 1
-            start_t = ta[c:][starts]
-            ends = start_t + vp.delta
-            end_of = np.where(wid >= 0, ends[np.maximum(wid, 0)] if ends.size else 0, vp.end)
-            # first occurrence of each vector in each window is delivered; the rest coalesce. A vCPU has few
-            # vectors: one pass per vector over its (time-ordered) window ids.
+            wid[:c] = -1
+            np.cumsum(starts, out=wid[c:])
+            wid[c:] -= 1
+            ends = ta[c:][starts] + vp.delta
+            end_of = np.empty(m, dtype=np.int64)
+            end_of[:c] = vp.end
+            end_of[c:] = ends[wid[c:]] if ends.size else 0
+            # first occurrence of each vector in each window is delivered; the rest coalesce
+            by_vec: dict[int, list[int]] = {}
+            for i in srcs_here:
+                by_vec.setdefault(plans[i].vector, []).append(i)
             is_first = np.empty(m, dtype=bool)
-            srcs_here = np.unique(s) if m < 64 else np.flatnonzero(np.bincount(s, minlength=len(self.plans)))
-            vecs_here = np.unique(vecmap[srcs_here])
-            if vecs_here.size == 1:
-                is_first[0] = True
-                np.not_equal(wid[1:], wid[:-1], out=is_first[1:])
-            else:
-                for x in vecs_here.tolist():
-                    sel_v = np.flatnonzero(vec == x)
+            delivered, coalesced = {}, {}
+            carried = vp.vectors if c else set()
+            for x, srcs in by_vec.items():
+                if len(by_vec) == 1:
+                    sel_v = None
+                    wv = wid
+                else:
+                    mask = (s == srcs[0]) if len(srcs) == 1 else np.isin(s, srcs)
+                    sel_v = np.flatnonzero(mask)
                     wv = wid[sel_v]
-                    f = np.ones(sel_v.size, dtype=bool)
+                f = np.empty(wv.shape[0], dtype=bool)
+                if f.size:
+                    f[0] = x not in carried if wv[0] < 0 else True
                     np.not_equal(wv[1:], wv[:-1], out=f[1:])
+                nd = int(np.count_nonzero(f))
+                delivered[x], coalesced[x] = nd, f.size - nd
+                if sel_v is None:
+                    is_first[:] = f
+                else:
                     is_first[sel_v] = f
-            if c:
-                carried = np.array([x in vp.vectors for x in vec[:c].tolist()])
-                is_first[:c] &= ~carried
             io_here = iommu[srcs_here]
             if io_here.all() or not io_here.any():
                 o = np.full(m, vp.coalesce, dtype=np.int8)
                 o[is_first] = Outcome.POSTED if io_here.all() else Outcome.INJECTED
-                io = None
             else:
-                io = iommu[s]
-                o = np.where(is_first, np.where(io, Outcome.POSTED, Outcome.INJECTED), vp.coalesce).astype(np.int8)
+                o = np.where(is_first, np.where(iommu[s], Outcome.POSTED, Outcome.INJECTED), vp.coalesce).astype(np.int8)
             self.outcome[g] = o
-            costs = np.unique(costmap[srcs_here])
-            cost = int(costs[0]) if costs.size == 1 else costmap[s]
-            self.latency[g] = np.where(is_first, end_of - ta + cost, -1)
+            costs = {plans[i].cost for i in srcs_here}
+            cost = costs.pop() if len(costs) == 1 else np.array([p.cost for p in plans], dtype=np.int64)[s]
+            lat = end_of - ta
+            lat += cost
+            lat[~is_first] = -1
+            self.latency[g] = lat
             # counters
             vcpu = vp.vcpu
-            nwin = int(starts.sum())
-            dv = np.bincount(vec[is_first], minlength=256)
-            cv = np.bincount(vec[~is_first], minlength=256)
-            for x in np.flatnonzero(dv):
-                vcpu.delivered[int(x)] += int(dv[x])
-            for x in np.flatnonzero(cv):
-                vcpu.coalesced[int(x)] += int(cv[x])
-            ndel, ncoal = int(dv.sum()), int(cv.sum())
+            nwin = int(np.count_nonzero(starts))
+            for x in by_vec:
+                if delivered[x]:
+                    vcpu.delivered[x] += delivered[x]
+                if coalesced[x]:
+                    vcpu.coalesced[x] += coalesced[x]
+            ndel, ncoal = sum(delivered.values()), sum(coalesced.values())
             vcpu.entries += nwin
             lap = vcpu.lapic
             lap.accepted += ndel
@@ -352,7 +383,7 @@ class VectorEngine:
             if vcpu.mode == "halted":
                 vcpu.wakeups += nwin
                 vcpu.exits["HLT"] += nwin
-                if vcpu.vm.apicv:
+                if apicv:
                     firsts = np.flatnonzero(starts) + c
                     piw = int(iommu[s[firsts]].sum())
                     if piw:
@@ -363,11 +394,12 @@ class VectorEngine:
                 vcpu.exits["EOI"] += ndel
             # the window still open at the end of this chunk carries over
             if ends.size:
-                last = ends[-1]
-                vp.vectors = set(vec[wid == wid[-1]].tolist()) if wid[-1] >= 0 else vp.vectors | set(vec.tolist())
-                vp.end = int(last)
+                last_w = wid[-1]
+                open_ = slice(int(np.searchsorted(wid, last_w)), m)
+                vp.vectors = {plans[i].vector for i in np.unique(s[open_]).tolist()}
+                vp.end = int(ends[-1])
             else:
-                vp.vectors |= set(vec.tolist())
+                vp.vectors |= {plans[i].vector for i in np.unique(s).tolist()}
             drain = max(drain, vp.end)
         return drain
 
