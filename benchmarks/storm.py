@@ -37,6 +37,18 @@ def bare_numpy(times: np.ndarray, ids: np.ndarray, nsrc: int) -> float:
     return time.perf_counter() - t0
 
 
+def _vm_hwm_mb() -> float:
+    """This process's own peak RSS (VmHWM). ru_maxrss would include the parent's peak: Linux carries it
+    across fork and exec."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def streamed(n: int) -> int:
     """A lazy storm of ``n`` events through the vector engine in chunks; prints its own peak RSS."""
     host = scenarios.posted_nic(4, trace=False)
@@ -46,7 +58,7 @@ def streamed(n: int) -> int:
     t0 = time.perf_counter()
     r = storm.run(host, s, "vector", chunk_events=1_000_000)
     el = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = _vm_hwm_mb()
     print(f"  streamed: {len(r):,} events in {el:.1f} s ({len(r) / el / 1e6:.2f} M events/s), "
           f"ledger {r.ledger}; peak RSS {rss:.0f} MB")
     return 0
