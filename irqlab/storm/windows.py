@@ -11,7 +11,7 @@ import numpy as np
 __all__ = ["greedy_window_starts", "greedy_window_starts_naive"]
 
 
-def greedy_window_starts(t: np.ndarray, delta: int, block: int = 2048) -> np.ndarray:
+def greedy_window_starts(t: np.ndarray, delta: int, block: int = 16384) -> np.ndarray:
     """Boolean mask of window starts for sorted times ``t`` and windows ``[start, start + delta)``.
 
     An event after a gap >= delta always starts a window. Dense runs between such gaps are cut into blocks
