@@ -78,8 +78,9 @@ def note_interrupt(host: "Host", desc: "IrqDesc", action_ret: int, ev: "IrqEvent
         return
     desc.irq_count += 1
     if desc.irq_count < SPURIOUS_WINDOW:
-        ev.hop("note_interrupt", FILE, "genirq", f"irq {desc.irq}: count {desc.irq_count}, "
-               f"unhandled {desc.irqs_unhandled}") if before[1] != desc.irqs_unhandled else None
+        if before[1] != desc.irqs_unhandled:
+            ev.hop("note_interrupt", FILE, "genirq", f"irq {desc.irq}: count {desc.irq_count}, "
+                   f"unhandled {desc.irqs_unhandled}")
         return
     desc.irq_count = 0
     if desc.irqs_unhandled > SPURIOUS_THRESHOLD:

@@ -487,14 +487,9 @@ class VectorEngine:
             pos = c + 1
             if disabled_at is not None:
                 break
+        # after a disable the state is the one note_interrupt left at the disabling event (cnt = unh = 0):
+        # the later interrupts never reach it
         desc.irq_count, desc.irqs_unhandled, desc.last_unhandled = cnt, unh, last
-        if disabled_at is not None:  # the state after the disabling event: later ones are not seen
-            desc.irq_count, desc.irqs_unhandled = 0, 0
-            after = ev > disabled_at
-            if after.any():
-                pass
-            uu = u[u <= np.searchsorted(ev, disabled_at)]
-            desc.last_unhandled = int(jif[uu[-1]]) if uu.size else desc.last_unhandled
         return disabled_at
 
     def _report(self, desc: Any, t: int) -> None:
