@@ -73,7 +73,7 @@ README. `python -m irqlab doctor` checks your setup.
 ])
 
 NOTEBOOKS["01-switchboard"] = ("The switchboard", [
-    md(f"""
+    md("""
 # 1. The switchboard: one interrupt, end to end
 
 **Objectives.** See the whole path of a passed-through device's interrupt, and see that KVM only *subscribes*
@@ -291,7 +291,7 @@ print("delivered to vcpu0:", vm.vcpus[0].delivered[0x33])
 ])
 
 NOTEBOOKS["05-injection"] = ("Injection", [
-    md(f"""
+    md("""
 # 5. Injection: routing, MSI bit by bit, the local APIC
 
 **Objectives.** Decode an x86 MSI message field by field; follow a route to a vCPU; watch IRR, ISR, TPR and
@@ -417,7 +417,7 @@ print(h.dmesg())
 ])
 
 NOTEBOOKS["08-posted-interrupts"] = ("Posted interrupts", [
-    md(f"""
+    md("""
 # 8. Posted interrupts: the bypass
 
 **Objectives.** With APICv and VT-d posting, a device's MSI is written by the IOMMU straight into the vCPU's

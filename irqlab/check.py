@@ -141,7 +141,7 @@ def _disable_index() -> int:
     h = scenarios.shared_intx(trace=False)
     s = storm.from_arrays(np.arange(100_500, dtype=np.int64) * 1000, np.zeros(100_500, np.uint16),
                           [Source("spurious", irq=16)])
-    r = storm.run(h, s)
+    storm.run(h, s)
     t = h.spurious_disabled[0][0]
     return int(np.searchsorted(s.times, t))
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import irqlab
-from irqlab import IRQF_SHARED, procfs
+from irqlab import procfs
 from irqlab.procfs import ArchRow, IrqRow, parse_proc_interrupts, render_proc_interrupts
 
 DATA = Path(__file__).parent / "data"

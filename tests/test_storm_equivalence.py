@@ -1,6 +1,5 @@
 """One truth, two engines: for random scenarios, timings, vCPU modes, storms and chunk sizes, the vector
 engine and the one-by-one replay return identical results, and the ledger adds up."""
-import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from irqlab import Timing, scenarios, storm

@@ -8,7 +8,7 @@ Simplification: the guest runs in APIC mode, so the PIC records its pins but nev
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import KernelError

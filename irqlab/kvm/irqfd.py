@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
-from ..errors import KernelError
 from ..eventfd import EPOLLHUP, EPOLLIN, Eventfd, WaitQueueEntry
 from ..ledger import Outcome
 from ..sched import WorkStruct

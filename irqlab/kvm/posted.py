@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..ledger import Outcome
 from ..trace import HARDWARE
-from ..uapi import KVM_IRQ_ROUTING_MSI, POSTED_INTR_VECTOR, POSTED_INTR_WAKEUP_VECTOR
+from ..uapi import KVM_IRQ_ROUTING_MSI, POSTED_INTR_VECTOR
 
 if TYPE_CHECKING:
     from ..host import Host, IrqEvent

@@ -9,7 +9,6 @@ vectorize yet (vfio INTx round trips, the irqfd work path, custom handlers) rais
 """
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -233,7 +232,7 @@ class VectorEngine:
         return self.outcome, self.latency
 
     def _chunk(self, t: np.ndarray, ids: np.ndarray, off: int, kind: np.ndarray) -> int:
-        out, lat = self.outcome, self.latency
+        out = self.outcome
         P = len(self.plans)
         self.counts += np.bincount(ids, minlength=P)
         k = kind[ids]
@@ -282,7 +281,6 @@ class VectorEngine:
     def _vcpu_windows(self, t: np.ndarray, sid: np.ndarray, gidx: np.ndarray | None, off: int) -> int:
         """Entry windows per vCPU over the accepted interrupts (``gidx`` None: all of ``t``, from ``off``)."""
         plans = self.plans
-        vecmap = np.array([p.vector for p in plans], dtype=np.int64)
         iommu = np.array([p.kind == K_POSTED for p in plans])
         accepting = [i for i, p in enumerate(plans) if p.kind == K_POSTED or (p.kind == K_MSI_VFIO and p.irqfd is not None
                                                                                and not p.no_route)]

@@ -76,7 +76,6 @@ def greedy_window_starts(t: np.ndarray, delta: int, block: int = 16384) -> np.nd
     out_at = np.where(joined, exit_[later], e)  # where the true chain leaves the block
     # 2. in order, check each block was entered where its predecessor really exits; re-walk the others
     valid = np.ones(later.size, dtype=bool)
-    pos = {int(b): i for i, b in enumerate(later.tolist())}
     extra: list[int] = []
     prev_exit = None
     for i, b in enumerate(later.tolist()):
