@@ -137,9 +137,12 @@ class Eventfd:
             token.hop("eventfd_signal", "include/linux/eventfd.h", "eventfd", f"{self.name}")
             token.hop("eventfd_signal_mask", "fs/eventfd.c", "eventfd", f"{self.name}: count {self.count}→"
                       f"{self.count + 1 if self.count < ULLONG_MAX else self.count}, wake_up_locked_poll(EPOLLIN)")
+        before = self.count
         if self.count < ULLONG_MAX:
             self.count += 1
         self.signals += 1
+        if token is not None:
+            token.change(f"{self.name} count", before, self.count)
         return self._wake_up(EPOLLIN, token)
 
     # user side ----------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ def test_journey_steps_plain_function():
     s = steps[fns.index("handle_edge_irq")]
     assert "kstat[29] CPU3" in s.state_html() and "elixir.bootlin.com/linux/v6.18" in s.html()
     assert 'xlabel="' in s.diagram.dot
+    sig = steps[fns.index("eventfd_signal_mask")]
+    read = steps[fns.index("eventfd_ctx_do_read")]
+    assert "count</code>: 0 → 1" in sig.state_html() and "count</code>: 1 → 0" in read.state_html()
 
 
 def test_stepper_next_back_and_source_change():

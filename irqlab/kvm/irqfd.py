@@ -73,7 +73,10 @@ class Irqfd:
                 token.hop("irqfd_wakeup", EVENTFD_C, "kvm", f"vm{self.vm.id} gsi {self.gsi}: EPOLLIN; "
                           f"route: {e if e else 'none cached'}")
                 token.hop("eventfd_ctx_do_read", "fs/eventfd.c", "eventfd", f"count {efd.count} consumed")
+            before = efd.count
             efd.eventfd_ctx_do_read()
+            if token is not None:
+                token.change(f"{efd.name} count", before, efd.count)
             r = -errno.EWOULDBLOCK
             if e is not None and e.type == KVM_IRQ_ROUTING_MSI and not self.resamplefd:
                 r = self.vm.kvm_arch_set_irq_inatomic(e, token)
