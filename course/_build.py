@@ -474,20 +474,7 @@ the posted-interrupt counters and the busiest CPU. The format is {L('show_interr
     SETUP,
     code("""
 from irqlab.procfs import parse_proc_interrupts, read_proc_interrupts
-SAMPLE = '''\\
-           CPU0       CPU1       CPU2       CPU3       
-  0:         36          0          0          0 IR-IO-APIC   2-edge      timer
- 16:          0          0       1207          0 IR-IO-APIC  16-fasteoi   ehci_hcd:usb1, vfio-intx(0000:03:00.0)
-124:          0          0          0      48211 IR-PCI-MSIX-0000:01:00.0   0-edge      vfio-msix[0](0000:01:00.0)
-125:          0          0          0          0 IR-PCI-MSIX-0000:01:00.0   1-edge      vfio-msix[1](0000:01:00.0)
-NMI:          0          0          0          0   Non-maskable interrupts
-LOC:    1520336    1498821    1611093    1447310   Local timer interrupts
-ERR:          0
-MIS:          0
-PIN:          0          0          0         12   Posted-interrupt notification event
-NPI:          0          0          0          0   Nested posted-interrupt event
-PIW:          0          0          3          0   Posted-interrupt wakeup event
-'''
+SAMPLE = irqlab.procfs.SAMPLE_6_18   # a 6.18 KVM host's file (print it to see it)
 try:
     mine = read_proc_interrupts()
     print(f"this machine: {len(mine.cpus)} CPUs, {len(mine.device_rows())} device rows; busiest: {mine.busiest_cpu()[1]}")

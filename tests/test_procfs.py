@@ -28,21 +28,7 @@ def test_real_6_18_capture_round_trips_byte_for_byte():
     assert render_proc_interrupts(rows, online_cpus=[0, 1], nr_irqs=424, arch_rows=arch) == REAL
 
 
-KF_SAMPLE = """\
-           CPU0       CPU1       CPU2       CPU3       
-  0:         36          0          0          0 IR-IO-APIC   2-edge      timer
-  9:          0          0          0          0 IR-IO-APIC   9-fasteoi   acpi
- 16:          0          0       1207          0 IR-IO-APIC  16-fasteoi   ehci_hcd:usb1, vfio-intx(0000:03:00.0)
-124:          0          0          0      48211 IR-PCI-MSIX-0000:01:00.0   0-edge      vfio-msix[0](0000:01:00.0)
-125:          0          0          0          0 IR-PCI-MSIX-0000:01:00.0   1-edge      vfio-msix[1](0000:01:00.0)
-NMI:          0          0          0          0   Non-maskable interrupts
-LOC:    1520336    1498821    1611093    1447310   Local timer interrupts
-ERR:          0
-MIS:          0
-PIN:          0          0          0         12   Posted-interrupt notification event
-NPI:          0          0          0          0   Nested posted-interrupt event
-PIW:          0          0          3          0   Posted-interrupt wakeup event
-"""
+KF_SAMPLE = procfs.SAMPLE_6_18
 
 
 def test_kernel_facts_sample_exactly():
