@@ -200,6 +200,7 @@ host = scenarios.shared_intx()          # eth0 and a passed-through card share I
 j = host.raise_intx("0000:00:19.0")     # eth0's own interrupt
 print(j.text())
 """),
+    code("viz.journey_diagram(host, j)   # both actions of IRQ 16 are lit: the operator rings every extension on the line"),
     md("Both actions ran: eth0 claimed it, vfio-pci's handler checked its device's status bit and said `IRQ_NONE`. Now a glitch nobody asserted:"),
     code("""
 g = host.raise_spurious(16, at=host.now + 1000)
@@ -268,6 +269,7 @@ print("waiters:", [w.name for w in efd.waiters])
 j = host.raise_msi("0000:03:00.0", 0)
 print("count after the interrupt:", efd.count, "| signals so far:", efd.signals)
 """),
+    code("viz.journey_diagram(host, j)   # the eventfd is the hand-off: vfio writes, the irqfd reads"),
     exercise("04-count-after-irqfd", "What is the eventfd's count right after the GPU interrupt?", "answer = efd.count"),
     md(f"""
 ### The work path and its coalescing
@@ -322,6 +324,13 @@ print("next deliverable:", apic.kvm_apic_has_interrupt())
 print("EOI clears the highest ISR bit:", hex(apic.apic_set_eoi()), "PPR", hex(apic.ppr))
 """),
     exercise("05-ppr", "TPR 0x30, and 0x51 has just been acknowledged: what is the PPR? (an int)", "answer = 0x50"),
+    md("Routes in a running machine: each irqfd's GSI, its MSI route, and the vCPU it names."),
+    code("""
+nic = scenarios.msix_nic(4)
+j = nic.raise_msi("0000:01:00.0", 3)
+nic.run()
+viz.journey_diagram(nic, j)
+"""),
     md("### Kicks, entries and exits: the same storm with and without APICv"),
     code("""
 for apicv in (False, True):
@@ -409,6 +418,7 @@ r = storm.run(h, glitches)
 print(r.ledger_table())
 print(h.dmesg())
 """),
+    code("viz.host_diagram(h)   # IRQ 16 now reads DISABLED (nobody cared); its actions' counts show the polls"),
     exercise("07-disable-index", "In a storm of back-to-back glitches (nothing handled), at which event index is the line disabled? (0-based)",
              "answer = 99_999"),
     md("Explore: rates, bursts, posting, vCPUs halted; the engine reruns when you press Run."),
@@ -488,6 +498,16 @@ p
 print("vfio rows:", [(r.irq, r.actions) for r in p.vfio_rows()])
 print("posted-interrupt counters:", p.posted_interrupt_counters())
 print("busiest CPU:", p.busiest_cpu())
+"""),
+    exercise("09-vfio-rows", "How many rows of the sample belong to vfio (a vfio-intx or vfio-msix action)?",
+             "answer = len(p.vfio_rows())"),
+    md("The sample's machine, rebuilt in the model: a shared INTx line with a vfio-intx action, and an MSI-X NIC passed through."),
+    code("""
+host = scenarios.shared_intx()
+host.add_pci_device("0000:01:00.0", name="nic", msix=2)
+scenarios.passthrough_msix(host, host.scenario.vm, "0000:01:00.0", 2, first_gsi=30)
+print(host.proc_interrupts())
+viz.host_diagram(host)
 """),
     md("Paste your own (a host running VMs is the interesting case) and run the same three lines."),
     code("""

@@ -154,6 +154,12 @@ def _posted_exits() -> int:
     return r.vmexits()
 
 
+def _sample_vfio_rows() -> int:
+    from .procfs import SAMPLE_6_18, parse_proc_interrupts
+
+    return len(parse_proc_interrupts(SAMPLE_6_18).vfio_rows())
+
+
 #: exercise id -> (expected-answer function, hint)
 EXERCISES: dict[str, tuple[Callable[[], Any], str]] = {
     "01-first-kvm-function": (_first_kvm_function, "Walk the GPU journey's hops; which is the first whose file is under "
@@ -177,6 +183,8 @@ EXERCISES: dict[str, tuple[Callable[[], Any], str]] = {
     "07-disable-index": (_disable_index, "Counting starts at the first unhandled interrupt; the window closes at the "
                          "100,000th counted one. Indexes start at 0."),
     "08-posted-exits": (_posted_exits, "With APICv and VT-d posting, running vCPUs take interrupts in guest mode."),
+    "09-vfio-rows": (_sample_vfio_rows, "A row belongs to vfio when one of its actions starts with 'vfio-'; "
+                     "ProcInterrupts.vfio_rows() finds them."),
 }
 
 _cache: dict[str, Any] = {}

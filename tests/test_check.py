@@ -14,6 +14,7 @@ def test_expected_answers_come_from_the_model():
     assert check.expected("05-ppr") == 0x50
     assert check.expected("07-disable-index") == 99_999
     assert check.expected("08-posted-exits") == 0
+    assert check.expected("09-vfio-rows") == 3
 
 
 def test_right_wrong_and_placeholder(capsys):
