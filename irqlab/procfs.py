@@ -1,9 +1,9 @@
 """/proc/interrupts and /sys/kernel/irq/<n>/ exactly as Linux 6.18 prints them, and a parser for real ones.
 
 Models kernel/irq/proc.c (``show_interrupts``), arch/x86/kernel/irq.c (``arch_show_interrupts``) and
-kernel/irq/irqdesc.c (the sysfs attributes). Renders from plain rows so any host can use it.
-Simplification: the arch rows are those of a Debian x86-64 KVM host (CONFIG_X86_MCE_AMD, CONFIG_HYPERV,
-CONFIG_KVM on; no platform-IPI, hypervisor-callback or posted-MSI rows).
+kernel/irq/irqdesc.c (the sysfs attributes ``*_show``). It renders from plain rows, so it depends on no other
+part of the model. Simplification: the caller hands over one consistent snapshot (the kernel reads each
+counter while other CPUs keep counting), and the arch rows default to a bare-metal x86-64 KVM host's config.
 """
 from __future__ import annotations
 
@@ -12,12 +12,24 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SAMPLE_6_18", "IrqRow", "ArchRow", "ARCH_TEXT", "default_arch_rows", "render_proc_interrupts", "proc_prec",
-           "render_sys_kernel_irq", "ProcInterrupts", "ParsedRow", "parse_proc_interrupts",
-           "read_proc_interrupts"]
+__all__ = [
+    "ARCH_TEXT",
+    "KVM_HOST_ARCH_ROWS",
+    "SAMPLE_6_18",
+    "ArchRow",
+    "IrqRow",
+    "ParsedRow",
+    "ProcInterrupts",
+    "default_arch_rows",
+    "parse_proc_interrupts",
+    "proc_prec",
+    "read_proc_interrupts",
+    "render_proc_interrupts",
+    "render_sys_kernel_irq",
+]
 
-#: A 6.18 /proc/interrupts of a KVM host with a vfio-intx line and a vfio-msix NIC (the layout of kernel-facts.md §3;
-#: counts invented; some rows left out). Trailing spaces of the header are the kernel's.
+#: A 6.18 /proc/interrupts of a KVM host with a vfio-intx line and a vfio-msix NIC (kernel-facts.md §3;
+#: counts invented, some rows left out). The header's trailing spaces are the kernel's.
 SAMPLE_6_18 = (
     '           CPU0       CPU1       CPU2       CPU3       \n'
     '  0:         36          0          0          0 IR-IO-APIC   2-edge      timer\n'
@@ -34,26 +46,33 @@ SAMPLE_6_18 = (
     'PIW:          0          0          3          0   Posted-interrupt wakeup event\n'
 )
 
-#: x86 arch rows in arch_show_interrupts() order, with the kernel's texts (v6.18).
+#: Every x86 row of arch_show_interrupts() in its order, with the kernel's text (None: ERR/MIS, one value).
 ARCH_TEXT: dict[str, str | None] = {
     "NMI": "Non-maskable interrupts", "LOC": "Local timer interrupts", "SPU": "Spurious interrupts",
     "PMI": "Performance monitoring interrupts", "IWI": "IRQ work interrupts", "RTR": "APIC ICR read retries",
-    "RES": "Rescheduling interrupts", "CAL": "Function call interrupts", "TLB": "TLB shootdowns",
-    "TRM": "Thermal event interrupts", "THR": "Threshold APIC interrupts",
+    "PLT": "Platform interrupts", "RES": "Rescheduling interrupts", "CAL": "Function call interrupts",
+    "TLB": "TLB shootdowns", "TRM": "Thermal event interrupts", "THR": "Threshold APIC interrupts",
     "DFR": "Deferred Error APIC interrupts", "MCE": "Machine check exceptions", "MCP": "Machine check polls",
-    "HRE": "Hyper-V reenlightenment interrupts", "HVS": "Hyper-V stimer0 interrupts",
-    "ERR": None, "MIS": None,  # a single value, no text
+    "HYP": "Hypervisor callback interrupts", "HRE": "Hyper-V reenlightenment interrupts",
+    "HVS": "Hyper-V stimer0 interrupts", "ERR": None, "MIS": None,
     "PIN": "Posted-interrupt notification event", "NPI": "Nested posted-interrupt event",
-    "PIW": "Posted-interrupt wakeup event",
+    "PIW": "Posted-interrupt wakeup event", "PMN": "Posted MSI notification event",
 }
-#: Other rows a real machine may print (the parser knows their texts too).
-EXTRA_ARCH_TEXT = {"PLT": "Platform interrupts", "HYP": "Hypervisor callback interrupts",
-                   "PMN": "Posted MSI notification event"}
+#: The rows a bare-metal KVM host prints: CONFIG_X86_MCE_AMD and CONFIG_KVM on; no platform-IPI callback (PLT),
+#: not itself a Xen/Hyper-V guest (HYP/HRE/HVS), no CONFIG_X86_POSTED_MSI (PMN).
+KVM_HOST_ARCH_ROWS = ("NMI", "LOC", "SPU", "PMI", "IWI", "RTR", "RES", "CAL", "TLB", "TRM", "THR", "DFR", "MCE",
+                      "MCP", "ERR", "MIS", "PIN", "NPI", "PIW")
+_U32 = 2 ** 32
 
 
 @dataclass
 class IrqRow:
-    """One descriptor as show_interrupts() sees it. ``chip_name`` None → "None" (no chip), "" → "-"."""
+    """One ``irq_desc`` as show_interrupts() reads it.
+
+    ``counts``: one per online CPU, or indexed by CPU number (then longer than the highest online CPU).
+    ``chip_name`` None: no chip ("None"); "": a chip without a name ("-"). ``hwirq`` None: no irq domain
+    (blanks). ``flow_name`` is ``desc->name`` ("edge", "fasteoi"); None prints nothing.
+    """
 
     irq: int
     counts: list[int]
@@ -65,77 +84,122 @@ class IrqRow:
 
 @dataclass
 class ArchRow:
+    """One row of arch_show_interrupts(): per-CPU ``counts`` and a ``text``, or one int (ERR, MIS) and no text."""
+
     name: str
     counts: list[int] | int
     text: str | None = None
 
 
 def default_arch_rows(ncpus: int, counts: dict[str, list[int] | int] | None = None) -> list[ArchRow]:
-    counts = counts or {}
+    """The arch rows of a KVM host (``KVM_HOST_ARCH_ROWS``) with the kernel's texts; missing counts are zeros.
+
+    ERR and MIS are single system-wide counters (``irq_err_count``, ``irq_mis_count``): a list is summed.
+    """
+    if not isinstance(ncpus, int) or isinstance(ncpus, bool) or ncpus < 1:
+        raise ValueError(f"ncpus must be a positive int, not {ncpus!r}")
+    counts = dict(counts or {})
+    unknown = sorted(set(counts) - set(KVM_HOST_ARCH_ROWS))
+    if unknown:
+        raise ValueError(f"unknown arch rows {unknown}: use names from {KVM_HOST_ARCH_ROWS}")
     rows = []
-    for name, text in ARCH_TEXT.items():
-        if text is None:
-            c = counts.get(name, 0)
-            rows.append(ArchRow(name, sum(c) if isinstance(c, list) else int(c)))
+    for name in KVM_HOST_ARCH_ROWS:
+        c = counts.get(name, 0 if ARCH_TEXT[name] is None else [0] * ncpus)
+        if ARCH_TEXT[name] is None:
+            rows.append(ArchRow(name, sum(c) if isinstance(c, (list, tuple)) else c))
         else:
-            rows.append(ArchRow(name, list(counts.get(name, [0] * ncpus)), text))
+            rows.append(ArchRow(name, list(c), ARCH_TEXT[name]))
     return rows
 
 
 def proc_prec(nr_irqs: int) -> int:
-    """The width of the first column: ``for (prec = 3, j = 1000; prec < 10 && j <= nr_irqs; ++prec) j *= 10;``"""
+    """Width of the first column: ``for (prec = 3, j = 1000; prec < 10 && j <= nr_irqs; ++prec) j *= 10;``"""
     prec, j = 3, 1000
     while prec < 10 and j <= nr_irqs:
-        prec += 1
-        j *= 10
+        prec, j = prec + 1, j * 10
     return prec
+
+
+def _u32(what: str, c: object) -> int:
+    if not isinstance(c, int) or isinstance(c, bool):
+        raise TypeError(f"{what}: counts must be ints, not {type(c).__name__}")
+    if c < 0:
+        raise ValueError(f"{what}: count {c} is negative; kstat counters are unsigned")
+    return c % _U32  # the kernel's counters are unsigned int and wrap
+
+
+def _per_cpu(what: str, counts: object, online: list[int]) -> list[int]:
+    """The counts of the online CPUs, in for_each_online_cpu() order."""
+    if not isinstance(counts, (list, tuple)):
+        raise TypeError(f"{what}: counts must be a list of ints, not {type(counts).__name__}")
+    if len(counts) == len(online):
+        return [_u32(what, c) for c in counts]
+    if len(counts) > online[-1]:
+        return [_u32(what, counts[cpu]) for cpu in online]
+    raise ValueError(f"{what}: {len(counts)} counts for online CPUs {online}: give one per online CPU, "
+                     f"or one per CPU number 0..{online[-1]}")
 
 
 def render_proc_interrupts(rows: list[IrqRow], *, online_cpus: list[int], nr_irqs: int,
                            arch_rows: list[ArchRow]) -> str:
-    """show_interrupts() for every descriptor with an action, then arch_show_interrupts()."""
+    """show_interrupts() for each descriptor with an action, by irq number, then arch_show_interrupts()."""
+    if not isinstance(nr_irqs, int) or isinstance(nr_irqs, bool) or nr_irqs < 1:
+        raise ValueError(f"nr_irqs must be a positive int, not {nr_irqs!r}")
+    online = list(online_cpus)
+    if not online or any(not isinstance(c, int) or c < 0 for c in online) or online != sorted(set(online)):
+        raise ValueError(f"online_cpus must be distinct CPU numbers in ascending order, not {online_cpus!r}")
     prec = proc_prec(nr_irqs)
-    out = [" " * (prec + 8) + "".join(f"CPU{c:<8d}" for c in online_cpus) + "\n"]
+    out = [" " * (prec + 8) + "".join(f"CPU{c:<8d}" for c in online) + "\n"]
     for r in sorted(rows, key=lambda r: r.irq):
-        if not r.actions:
+        if not isinstance(r, IrqRow):
+            raise TypeError(f"rows must be IrqRow, not {type(r).__name__}")
+        if not 0 <= r.irq < nr_irqs:
+            raise ValueError(f"irq {r.irq} is outside 0..nr_irqs-1 ({nr_irqs - 1}); the kernel never prints it")
+        if r.hwirq is not None and (not isinstance(r.hwirq, int) or r.hwirq < 0):
+            raise ValueError(f"irq {r.irq}: hwirq must be a non-negative int or None, not {r.hwirq!r}")
+        if not isinstance(r.actions, (list, tuple)) or not all(isinstance(a, str) for a in r.actions):
+            raise TypeError(f"irq {r.irq}: actions must be a list of names (str), not {r.actions!r}")
+        if not r.actions:  # 6.18: `if (!desc->action || irq_desc_is_chained(desc) || ...) return 0;`
             continue
-        line = f"{r.irq:>{prec}d}:" + "".join(f" {r.counts[c]:>10d}" for c in online_cpus) + " "
-        chip = "None" if r.chip_name is None else (r.chip_name or "-")
-        line += f"{chip:>8s}"
-        line += f" {r.hwirq:>{prec}d}" if r.hwirq is not None else " " + " " * prec
-        if r.flow_name:
+        line = f"{r.irq:>{prec}d}:" + "".join(f" {c:>10d}" for c in _per_cpu(f"irq {r.irq}", r.counts, online))
+        line += " " + f"{'None' if r.chip_name is None else (r.chip_name or '-'):>8s}"
+        line += f" {r.hwirq:>{prec}d}" if r.hwirq is not None else " " * (prec + 1)
+        if r.flow_name is not None:
             line += f"-{r.flow_name:<8s}"
-        line += "  " + ", ".join(r.actions)
-        out.append(line + "\n")
+        out.append(line + "  " + ", ".join(r.actions) + "\n")
     for a in arch_rows:
-        if isinstance(a.counts, int):
-            out.append(f"{a.name:>{prec}s}: {a.counts:>10d}\n")
-        else:
-            out.append(f"{a.name:>{prec}s}:" + "".join(f" {a.counts[c]:>10d}" for c in online_cpus)
-                       + f"   {a.text}\n")
+        if isinstance(a.counts, int):  # ERR, MIS: "%*s: %10u\n"
+            out.append(f"{a.name:>{prec}s}: {_u32(a.name, a.counts):>10d}\n")
+        else:  # "%*s: ", "%10u " per CPU, "  text\n"
+            cells = "".join(f"{c:>10d} " for c in _per_cpu(a.name, a.counts, online))
+            out.append(f"{a.name:>{prec}s}: {cells}  {a.text or ''}\n")
     return "".join(out)
 
 
 def render_sys_kernel_irq(row: IrqRow, *, possible_cpus_counts: list[int], type_: str, wakeup: bool,
                           name: str | None) -> dict[str, str]:
-    """The attribute files of /sys/kernel/irq/<n>/ (kernel/irq/irqdesc.c); empty files are ""."""
+    """The files of /sys/kernel/irq/<n>/ (irqdesc.c ``*_show``); an attribute the kernel leaves empty is ""."""
     if type_ not in ("level", "edge"):
-        raise ValueError("type_ is 'level' or 'edge'")
+        raise ValueError(f"type_ must be 'level' or 'edge', not {type_!r}")
+    counts = [_u32(f"irq {row.irq}", c) for c in possible_cpus_counts]
     return {
-        "per_cpu_count": ",".join(str(c) for c in possible_cpus_counts) + "\n",
-        "chip_name": f"{row.chip_name}\n" if row.chip_name else "",
-        "hwirq": f"{row.hwirq}\n" if row.hwirq is not None else "",
+        "per_cpu_count": ",".join(map(str, counts)) + "\n",          # for_each_possible_cpu: "%s%u"
+        "chip_name": f"{row.chip_name}\n" if row.chip_name else "",   # only if chip && chip->name
+        "hwirq": f"{row.hwirq}\n" if row.hwirq is not None else "",   # only if irq_data.domain
         "type": f"{type_}\n",
-        "wakeup": ("enabled" if wakeup else "disabled") + "\n",
-        "name": f"{name}\n" if name else "",
-        "actions": ",".join(row.actions) + "\n" if row.actions else "",
+        "wakeup": ("enabled" if wakeup else "disabled") + "\n",      # str_enabled_disabled()
+        "name": f"{name}\n" if name else "",                         # only if desc->name
+        "actions": ",".join(row.actions) + "\n" if row.actions else "",  # "\n" only after some action
     }
 
 
 # ---------------------------------------------------------------------------------------------- parsing
 @dataclass
 class ParsedRow:
-    """One row of a real /proc/interrupts: a device IRQ ("16") or an arch row ("NMI", "PIN")."""
+    """One row of a real /proc/interrupts: a device IRQ ("16") or an arch row ("NMI", "ERR", "PIN").
+
+    ``counts`` has one value per CPU column ([value] for ERR/MIS); ``description`` is the raw text after them.
+    """
 
     irq: str
     is_arch: bool
@@ -151,15 +215,29 @@ class ParsedRow:
         return sum(self.counts)
 
 
-_FLOWS = r"(?:edge|fasteoi|level|simple|percpu|percpu_devid|eoi|fasteoi_ack|edge_ack|nested|untracked|[a-z_]+)"
-_ROW_6X = re.compile(r"^(?P<chip>\S+)\s+(?P<hwirq>\d+)-(?P<flow>\S+)(?:\s+(?P<actions>.*))?$")
-_ROW_NOHW = re.compile(r"^(?P<chip>\S+)\s+-(?P<flow>\S+)(?:\s+(?P<actions>.*))?$")
-_ROW_LEVEL = re.compile(r"^(?P<chip>\S+)\s+(?P<hwirq>\d+)\s+(?P<flow>Level|Edge)(?:\s+(?P<actions>.*))?$")
-_ROW_OLD = re.compile(rf"^(?P<chip>\S+?)-(?P<flow>{_FLOWS})(?:\s+(?P<actions>.*))?$")
+# The remainder of a device row, newest layout first: 5.x-6.x "CHIP  HWIRQ-flow  actions"; arm "CHIP HWIRQ Level";
+# no domain "CHIP    -flow"; <= 4.x "CHIP-flow  actions" (no hwirq); and "CHIP HWIRQ  actions" (no desc->name).
+_LAYOUTS = [re.compile(p) for p in (
+    r"(?P<chip>\S+)\s+(?P<hwirq>\d+)-(?P<flow>\S+)(?:\s+(?P<actions>.*))?",
+    r"(?P<chip>\S+)\s+(?:(?P<hwirq>\d+)\s+)?(?P<flow>Level|Edge)(?:\s+(?P<actions>.*))?",
+    r"(?P<chip>\S+)\s+-(?P<flow>\S+)(?:\s+(?P<actions>.*))?",
+    r"(?P<chip>\S+?)-(?P<flow>[a-z][a-z_]*)(?:\s+(?P<actions>.*))?",
+    r"(?P<chip>\S+)\s+(?P<hwirq>\d+)(?:\s+(?P<actions>.*))?",
+    r"(?P<chip>\S+)(?:\s+(?P<actions>.*))?",
+)]
+_ROW = re.compile(r"\s*([^\s:]+):(.*)")
 
 
-def _split_actions(s: str | None) -> list[str]:
-    return [a.strip() for a in s.split(", ")] if s and s.strip() else []
+def _device_row(irq: str, counts: list[int], rest: str) -> ParsedRow:
+    row = ParsedRow(irq, False, counts, description=rest)
+    for layout in _LAYOUTS:
+        m = layout.fullmatch(rest)
+        if m:
+            d = m.groupdict()
+            row.chip, row.hwirq, row.flow = d["chip"], d.get("hwirq"), d.get("flow")
+            row.actions = [a.strip() for a in (d["actions"] or "").split(", ") if a.strip()]
+            break
+    return row
 
 
 @dataclass
@@ -170,104 +248,89 @@ class ProcInterrupts:
     rows: list[ParsedRow]
 
     def row(self, irq: str | int) -> ParsedRow:
-        key = str(irq)
         for r in self.rows:
-            if r.irq == key:
+            if r.irq == str(irq):
                 return r
-        raise KeyError(f"no row {key!r} in this /proc/interrupts")
+        raise KeyError(f"no row {str(irq)!r} in this /proc/interrupts (rows: {', '.join(r.irq for r in self.rows)})")
 
     def device_rows(self) -> list[ParsedRow]:
         return [r for r in self.rows if not r.is_arch]
 
     def vfio_rows(self) -> list[ParsedRow]:
+        """Device rows with a vfio-pci action (``vfio-intx(...)``, ``vfio-msi[x][i](...)``)."""
         return [r for r in self.device_rows() if any(a.startswith("vfio-") for a in r.actions)]
 
     def posted_interrupt_counters(self) -> dict[str, list[int]]:
-        return {r.irq: r.counts for r in self.rows if r.irq in ("PIN", "NPI", "PIW", "PMN")}
+        """PIN, NPI and PIW per CPU, those present (kernels with CONFIG_KVM on x86)."""
+        return {r.irq: r.counts for r in self.rows if r.irq in ("PIN", "NPI", "PIW")}
 
     def busiest_cpu(self) -> tuple[int, str]:
-        """The CPU that took the most device interrupts (index, "CPUn")."""
-        totals = [0] * len(self.cpus)
-        for r in self.device_rows():
-            for i, c in enumerate(r.counts[:len(totals)]):
-                totals[i] += c
+        """The CPU column that took the most device interrupts: (index, "CPUn"); the first one on a tie."""
+        totals = [sum(r.counts[i] for r in self.device_rows()) for i in range(len(self.cpus))]
         i = max(range(len(totals)), key=lambda k: (totals[k], -k))
         return i, self.cpus[i]
 
     def to_records(self) -> list[dict]:
-        return [{"irq": r.irq, "arch": r.is_arch, "total": r.total, **{c: n for c, n in zip(self.cpus, r.counts)},
+        """One dict per row (for ``pandas.DataFrame(...)``): irq, arch, total, a column per CPU, chip...actions."""
+        return [{"irq": r.irq, "arch": r.is_arch, "total": r.total,
+                 **{c: (r.counts[i] if i < len(r.counts) else None) for i, c in enumerate(self.cpus)},
                  "chip": r.chip, "hwirq": r.hwirq, "flow": r.flow, "actions": ", ".join(r.actions),
                  "description": r.description} for r in self.rows]
 
+    def _cells(self, r: ParsedRow) -> list[str]:
+        return [r.irq, f"{r.total:,}", r.chip or "", r.hwirq or "", r.flow or "",
+                ", ".join(r.actions) if not r.is_arch else r.description]
+
     def __str__(self) -> str:
-        head = f"{'irq':>5} {'total':>12}  {'chip':<28} {'hwirq':>7} {'flow':<8} actions / description"
-        lines = [head]
+        lines = [f"{len(self.cpus)} CPUs, {len(self.device_rows())} device rows",
+                 f"{'irq':>5} {'total':>14}  {'chip':<26} {'hwirq':>7} {'flow':<8} actions / description"]
         for r in self.rows:
-            what = ", ".join(r.actions) if not r.is_arch else r.description
-            lines.append(f"{r.irq:>5} {r.total:>12,}  {(r.chip or ''):<28} {(r.hwirq or ''):>7} "
-                         f"{(r.flow or ''):<8} {what}")
+            irq, total, chip, hw, flow, what = self._cells(r)
+            lines.append(f"{irq:>5} {total:>14}  {chip:<26} {hw:>7} {flow:<8} {what}".rstrip())
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        cols = ["irq", "total", *self.cpus, "chip", "hwirq", "flow", "actions / description"]
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in
-                             [r.irq, f"{r.total:,}", *(f"{c:,}" for c in r.counts)]
-                             + ([""] * (len(self.cpus) - len(r.counts)))
-                             + [r.chip or "", r.hwirq or "", r.flow or "",
-                                ", ".join(r.actions) if not r.is_arch else r.description]) + "</tr>"
-            for r in self.rows)
-        return ("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>" + body + "</table>")
+        head = "".join(f"<th>{h}</th>" for h in ("irq", "total", "chip", "hwirq", "flow", "actions / description"))
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in self._cells(r)) + "</tr>"
+                       for r in self.rows)
+        return f"<table><caption>{len(self.cpus)} CPUs</caption><tr>{head}</tr>{body}</table>"
 
 
 def parse_proc_interrupts(text: str) -> ProcInterrupts:
-    """Read a real /proc/interrupts (any kernel, any CPU count) into rows; ValueError if it is not one."""
+    """Read a real /proc/interrupts (any kernel, any CPU count) into rows; ValueError names the first bad line."""
     if not isinstance(text, str):
         raise TypeError(f"parse_proc_interrupts takes the file's text (str), not {type(text).__name__}")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        raise ValueError("empty text: expected /proc/interrupts, starting with a header of CPU0 CPU1 ... columns")
-    cpus = lines[0].split()
-    if not cpus or not all(re.fullmatch(r"CPU\d+", c) for c in cpus):
-        raise ValueError(f"line 1 is not a /proc/interrupts header (expected 'CPU0 CPU1 ...'): {lines[0]!r}")
-    n = len(cpus)
+    numbered = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+    if not numbered:
+        raise ValueError("empty text: expected /proc/interrupts, a header of CPU0 CPU1 ... columns, then rows")
+    (hn, header), body = numbered[0], numbered[1:]
+    cpus = header.split()
+    if not all(re.fullmatch(r"CPU\d+", c) for c in cpus):
+        raise ValueError(f"line {hn} is not a /proc/interrupts header (expected 'CPU0 CPU1 ...'): {header!r}")
     rows: list[ParsedRow] = []
-    for lineno, ln in enumerate(lines[1:], 2):
-        m = re.match(r"^\s*([^\s:]+):(.*)$", ln)
+    for n, ln in body:
+        m = _ROW.fullmatch(ln)
         if not m:
-            raise ValueError(f"line {lineno} is not a /proc/interrupts row ('<irq>: counts ...'): {ln!r}")
-        irq, rest = m.group(1), m.group(2)
+            raise ValueError(f"line {n} is not a /proc/interrupts row (expected '<irq>: <count per CPU> ...'): "
+                             f"{ln!r}")
+        irq, rest = m.groups()
         toks = rest.split()
-        counts: list[int] = []
-        while toks and len(counts) < n and toks[0].isdigit():
-            counts.append(int(toks.pop(0)))
-        if not counts:
-            raise ValueError(f"line {lineno}: row {irq!r} has no counts: {ln!r}")
-        tail = " ".join(toks)
-        if not irq.isdigit():
-            rows.append(ParsedRow(irq, True, counts, description=tail))
-            continue
-        # the remainder keeps its own spacing for action names that contain spaces
-        remainder = rest.split(None, len(counts))[-1].strip() if len(rest.split()) > len(counts) else ""
-        row = ParsedRow(irq, False, counts, description=remainder)
-        for pat in (_ROW_6X, _ROW_LEVEL, _ROW_NOHW, _ROW_OLD):
-            mm = pat.match(remainder)
-            if mm:
-                d = mm.groupdict()
-                row.chip, row.flow = d.get("chip"), d.get("flow")
-                row.hwirq = d.get("hwirq")
-                row.actions = _split_actions(d.get("actions"))
-                break
-        else:
-            parts = remainder.split(None, 1)
-            row.chip = parts[0] if parts else None
-            row.actions = _split_actions(parts[1] if len(parts) > 1 else None)
-        rows.append(row)
+        k = 0
+        while k < min(len(toks), len(cpus)) and toks[k].isascii() and toks[k].isdigit():
+            k += 1
+        if k == 0 or (irq.isdigit() and k != len(cpus)):
+            raise ValueError(f"line {n}: row {irq!r} has {k} counts, expected one per CPU column "
+                             f"({len(cpus)}): {ln!r}")
+        tail = rest.split(None, k)[k].strip() if len(toks) > k else ""
+        counts = [int(t) for t in toks[:k]]
+        rows.append(_device_row(irq, counts, tail) if irq.isdigit()
+                    else ParsedRow(irq, True, counts, description=tail))
     if not rows:
-        raise ValueError("no rows after the header: expected lines like ' 16:   0   0  IO-APIC  16-fasteoi  ehci'")
+        raise ValueError(f"no rows after the header (line {hn}): expected lines like "
+                         "' 16:   0   0 IR-IO-APIC  16-fasteoi   ehci_hcd:usb1'")
     return ProcInterrupts(cpus, rows)
 
 
 def read_proc_interrupts(path: str | Path = "/proc/interrupts") -> ProcInterrupts:
-    """Parse the running machine's /proc/interrupts (or another file)."""
+    """Parse the running machine's /proc/interrupts (or a saved copy)."""
     return parse_proc_interrupts(Path(path).read_text())

@@ -1,20 +1,32 @@
-"""/proc/interrupts and /sys/kernel/irq as Linux 6.18 prints them (kernel/irq/proc.c, arch/x86/kernel/irq.c,
-kernel/irq/irqdesc.c; kernel-facts §3), checked against real 6.18 captures, and the parser."""
+"""/proc/interrupts and /sys/kernel/irq as Linux 6.18 prints them (kernel/irq/proc.c show_interrupts,
+arch/x86/kernel/irq.c arch_show_interrupts, kernel/irq/irqdesc.c *_show; kernel-facts §3), checked against the
+kernel-facts sample, real 6.18 captures and this machine's own files; and the parser, on every layout since 3.x."""
 import json
+import os
+import platform
+import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import irqlab
 from irqlab import procfs
 from irqlab.procfs import ArchRow, IrqRow, parse_proc_interrupts, render_proc_interrupts
 
 DATA = Path(__file__).parent / "data"
+FIX = DATA / "proc_interrupts"
 REAL = (DATA / "proc_interrupts_6.18_firecracker.txt").read_text()  # a real 6.18.44 guest, 2 CPUs, nr_irqs 424
+KERNEL_FACTS = Path("/work/shared/reference/kernel-facts.md")
+
+
+def fixture(name):
+    return (FIX / name).read_text()
 
 
 def rows_of(parsed):
+    """IrqRow/ArchRow back from a parsed 6.x file (the inverse of the renderer)."""
     rows = [IrqRow(int(r.irq), r.counts, r.chip, int(r.hwirq) if r.hwirq else None, r.flow, r.actions)
             for r in parsed.device_rows()]
     arch = [ArchRow(r.irq, r.counts if r.description else r.counts[0], r.description or None)
@@ -22,44 +34,126 @@ def rows_of(parsed):
     return rows, arch
 
 
-def test_real_6_18_capture_round_trips_byte_for_byte():
-    p = parse_proc_interrupts(REAL)
-    rows, arch = rows_of(p)
-    assert render_proc_interrupts(rows, online_cpus=[0, 1], nr_irqs=424, arch_rows=arch) == REAL
+def prec_of(text):
+    return len(text) - len(text.lstrip(" ")) - 8
 
 
-KF_SAMPLE = procfs.SAMPLE_6_18
+# ------------------------------------------------------------------------------------------- rendering
+SAMPLE_ROWS = [
+    IrqRow(0, [36, 0, 0, 0], "IR-IO-APIC", 2, "edge", ["timer"]),
+    IrqRow(125, [0, 0, 0, 0], "IR-PCI-MSIX-0000:01:00.0", 1, "edge", ["vfio-msix[1](0000:01:00.0)"]),
+    IrqRow(9, [0, 0, 0, 0], "IR-IO-APIC", 9, "fasteoi", ["acpi"]),
+    IrqRow(16, [0, 0, 1207, 0], "IR-IO-APIC", 16, "fasteoi", ["ehci_hcd:usb1", "vfio-intx(0000:03:00.0)"]),
+    IrqRow(124, [0, 0, 0, 48211], "IR-PCI-MSIX-0000:01:00.0", 0, "edge", ["vfio-msix[0](0000:01:00.0)"]),
+    IrqRow(126, [5, 0, 0, 0], "IR-IO-APIC", 5, "edge", []),  # no action: 6.18 does not print it
+]
+SAMPLE_ARCH = [ArchRow("NMI", [0] * 4, "Non-maskable interrupts"),
+               ArchRow("LOC", [1520336, 1498821, 1611093, 1447310], "Local timer interrupts"),
+               ArchRow("ERR", 0), ArchRow("MIS", 0),
+               ArchRow("PIN", [0, 0, 0, 12], "Posted-interrupt notification event"),
+               ArchRow("NPI", [0] * 4, "Nested posted-interrupt event"),
+               ArchRow("PIW", [0, 0, 3, 0], "Posted-interrupt wakeup event")]
 
 
 def test_kernel_facts_sample_exactly():
-    rows = [IrqRow(0, [36, 0, 0, 0], "IR-IO-APIC", 2, "edge", ["timer"]),
-            IrqRow(9, [0, 0, 0, 0], "IR-IO-APIC", 9, "fasteoi", ["acpi"]),
-            IrqRow(16, [0, 0, 1207, 0], "IR-IO-APIC", 16, "fasteoi", ["ehci_hcd:usb1", "vfio-intx(0000:03:00.0)"]),
-            IrqRow(124, [0, 0, 0, 48211], "IR-PCI-MSIX-0000:01:00.0", 0, "edge", ["vfio-msix[0](0000:01:00.0)"]),
-            IrqRow(125, [0, 0, 0, 0], "IR-PCI-MSIX-0000:01:00.0", 1, "edge", ["vfio-msix[1](0000:01:00.0)"]),
-            IrqRow(126, [5, 0, 0, 0], "IR-IO-APIC", 5, "edge", [])]  # no action: not printed
-    arch = [ArchRow("NMI", [0] * 4, "Non-maskable interrupts"),
-            ArchRow("LOC", [1520336, 1498821, 1611093, 1447310], "Local timer interrupts"),
-            ArchRow("ERR", 0), ArchRow("MIS", 0),
-            ArchRow("PIN", [0, 0, 0, 12], "Posted-interrupt notification event"),
-            ArchRow("NPI", [0] * 4, "Nested posted-interrupt event"),
-            ArchRow("PIW", [0, 0, 3, 0], "Posted-interrupt wakeup event")]
-    assert render_proc_interrupts(rows, online_cpus=[0, 1, 2, 3], nr_irqs=512, arch_rows=arch) == KF_SAMPLE
+    text = render_proc_interrupts(SAMPLE_ROWS, online_cpus=[0, 1, 2, 3], nr_irqs=512, arch_rows=SAMPLE_ARCH)
+    assert text == procfs.SAMPLE_6_18 == fixture("a_6.18_kernel_facts_sample.txt")
+    if KERNEL_FACTS.exists():  # the very bytes of the sample in kernel-facts.md §3
+        md = KERNEL_FACTS.read_text()
+        block = re.search(r"### Sample \(6\.18[^\n]*\n```\n(.*?)```", md, re.DOTALL)
+        assert block and block.group(1) == text
+
+
+def test_real_6_18_capture_round_trips_byte_for_byte():
+    rows, arch = rows_of(parse_proc_interrupts(REAL))
+    assert render_proc_interrupts(rows, online_cpus=[0, 1], nr_irqs=424, arch_rows=arch) == REAL
+
+
+@pytest.mark.parametrize("name,ncpus,nr_irqs", [("d_6.18_kvm_host_8cpu.txt", 8, 2120),
+                                                ("a_6.18_kernel_facts_sample.txt", 4, 512)])
+def test_6_18_fixtures_round_trip(name, ncpus, nr_irqs):
+    text = fixture(name)
+    rows, arch = rows_of(parse_proc_interrupts(text))
+    assert render_proc_interrupts(rows, online_cpus=list(range(ncpus)), nr_irqs=nr_irqs, arch_rows=arch) == text
 
 
 @pytest.mark.parametrize("nr_irqs,prec", [(1, 3), (999, 3), (1000, 4), (9999, 4), (10000, 5), (10**12, 10)])
 def test_prec_rule(nr_irqs, prec):
     assert procfs.proc_prec(nr_irqs) == prec
+    header = render_proc_interrupts([], online_cpus=[0], nr_irqs=nr_irqs, arch_rows=[]).splitlines()[0]
+    assert header == " " * (prec + 8) + "CPU0       "
 
 
-def test_no_domain_prints_blanks_and_chipless_rows():
-    row = IrqRow(7, [1], None, None, "edge", ["x"])
-    line = render_proc_interrupts([row], online_cpus=[0], nr_irqs=100, arch_rows=[]).splitlines()[1]
-    assert line == "  7:          1     None    -edge      x"
-    row = IrqRow(7, [1], "", 3, "edge", ["x"])
-    assert "       -   3-edge" in render_proc_interrupts([row], online_cpus=[0], nr_irqs=100, arch_rows=[])
+def test_blanks_without_domain_none_and_unnamed_chips_no_flow_name():
+    def line(row):
+        return render_proc_interrupts([row], online_cpus=[0], nr_irqs=100, arch_rows=[]).splitlines()[1]
+    assert line(IrqRow(7, [1], None, None, "edge", ["x"])) == "  7:          1     None    -edge      x"
+    assert line(IrqRow(7, [1], "", 3, "edge", ["x"])) == "  7:          1        -   3-edge      x"
+    assert line(IrqRow(7, [1], "IO-APIC", 3, None, ["x", "y"])) == "  7:          1  IO-APIC   3  x, y"
 
 
+def test_offline_cpus_sorting_skipping_and_arch_rows():
+    rows = [IrqRow(124, [0, 0, 1207, 48211], "IR-PCI-MSIX-0000:01:00.0", 0, "edge", ["vfio-msix[0](0000:01:00.0)"]),
+            IrqRow(16, [0, 7, 0, 0], "IR-IO-APIC", 16, "fasteoi", ["vfio-intx(0000:03:00.0)"]),
+            IrqRow(0, [36, 0, 0, 0], "IR-IO-APIC", 2, "edge", ["timer"]),
+            IrqRow(27, [0, 0, 0, 0], "IR-IO-APIC", 1, "edge", [])]
+    arch = [r for r in procfs.default_arch_rows(4, {"PIN": [0, 0, 9, 12]})
+            if r.name in ("NMI", "LOC", "ERR", "MIS", "PIN")]
+    text = render_proc_interrupts(rows, online_cpus=[0, 1, 3], nr_irqs=512, arch_rows=arch)
+    assert text == fixture("e_6.18_cpu2_offline.txt")
+    # counts may also be given one per online CPU
+    rows[0].counts = [0, 0, 48211]
+    assert render_proc_interrupts(rows, online_cpus=[0, 1, 3], nr_irqs=512, arch_rows=arch).splitlines()[3] \
+        == text.splitlines()[3]
+
+
+def test_default_arch_rows_order_and_texts():
+    rows = procfs.default_arch_rows(2, {"ERR": [1, 2], "PIN": [3, 4]})
+    assert [(r.name, r.text) for r in rows] == [
+        ("NMI", "Non-maskable interrupts"), ("LOC", "Local timer interrupts"), ("SPU", "Spurious interrupts"),
+        ("PMI", "Performance monitoring interrupts"), ("IWI", "IRQ work interrupts"),
+        ("RTR", "APIC ICR read retries"), ("RES", "Rescheduling interrupts"), ("CAL", "Function call interrupts"),
+        ("TLB", "TLB shootdowns"), ("TRM", "Thermal event interrupts"), ("THR", "Threshold APIC interrupts"),
+        ("DFR", "Deferred Error APIC interrupts"), ("MCE", "Machine check exceptions"),
+        ("MCP", "Machine check polls"), ("ERR", None), ("MIS", None),
+        ("PIN", "Posted-interrupt notification event"), ("NPI", "Nested posted-interrupt event"),
+        ("PIW", "Posted-interrupt wakeup event")]
+    by = {r.name: r for r in rows}
+    assert by["ERR"].counts == 3 and by["MIS"].counts == 0 and by["PIN"].counts == [3, 4] and by["NMI"].counts == [0, 0]
+    text = render_proc_interrupts([], online_cpus=[0, 1], nr_irqs=10, arch_rows=rows)
+    assert "ERR:          3\n" in text and "PIN:          3          4   Posted-interrupt notification event\n" in text
+    with pytest.raises(ValueError, match="HYP"):
+        procfs.default_arch_rows(2, {"HYP": [0, 0]})
+
+
+def test_bad_python_input_says_what_to_fix():
+    ok = {"online_cpus": [0, 1], "nr_irqs": 100, "arch_rows": []}
+    with pytest.raises(ValueError, match="one per online CPU"):
+        render_proc_interrupts([IrqRow(1, [1], "IO-APIC", 1, "edge", ["x"])], **ok)
+    with pytest.raises(ValueError, match="nr_irqs"):
+        render_proc_interrupts([IrqRow(100, [1, 2], "IO-APIC", 1, "edge", ["x"])], **ok)
+    with pytest.raises(ValueError, match="negative"):
+        render_proc_interrupts([IrqRow(1, [1, -2], "IO-APIC", 1, "edge", ["x"])], **ok)
+    with pytest.raises(TypeError, match="ints"):
+        render_proc_interrupts([IrqRow(1, [1, "2"], "IO-APIC", 1, "edge", ["x"])], **ok)
+    with pytest.raises(TypeError, match="actions"):
+        render_proc_interrupts([IrqRow(1, [1, 2], "IO-APIC", 1, "edge", "x")], **ok)
+    with pytest.raises(ValueError, match="ascending"):
+        render_proc_interrupts([], online_cpus=[1, 0], nr_irqs=100, arch_rows=[])
+    with pytest.raises(ValueError, match="nr_irqs"):
+        render_proc_interrupts([], online_cpus=[0], nr_irqs=0, arch_rows=[])
+    with pytest.raises(ValueError, match="level"):
+        procfs.render_sys_kernel_irq(IrqRow(1, [0], None, None, None, []), possible_cpus_counts=[0],
+                                     type_="fasteoi", wakeup=False, name=None)
+
+
+def test_counts_wrap_like_unsigned_int():
+    text = render_proc_interrupts([IrqRow(1, [2**32 + 5], "IO-APIC", 1, "edge", ["x"])], online_cpus=[0],
+                                  nr_irqs=16, arch_rows=[])
+    assert parse_proc_interrupts(text).row(1).counts == [5]
+
+
+# ----------------------------------------------------------------------------------------------- sysfs
 def test_sysfs_attributes_match_real_6_18():
     real = json.loads((DATA / "sys_kernel_irq_24_6.18_firecracker.json").read_text())
     row = IrqRow(24, [1, 0], "IO-APIC", 5, "edge", ["ACPI:Ged"])
@@ -67,13 +161,149 @@ def test_sysfs_attributes_match_real_6_18():
     assert mine == real
 
 
-def test_sysfs_empty_actions_and_comma_join():
-    row = IrqRow(16, [0, 2], "IR-IO-APIC", 16, "fasteoi", [])
-    s = procfs.render_sys_kernel_irq(row, possible_cpus_counts=[0, 2], type_="level", wakeup=False, name="fasteoi")
-    assert s["actions"] == "" and s["type"] == "level\n" and s["per_cpu_count"] == "0,2\n"
-    row.actions = ["a", "b"]
-    assert procfs.render_sys_kernel_irq(row, possible_cpus_counts=[0], type_="level", wakeup=True,
-                                        name=None)["actions"] == "a,b\n"
+def test_sysfs_empty_files_and_comma_join():
+    row = IrqRow(16, [0, 2], None, None, None, [])
+    s = procfs.render_sys_kernel_irq(row, possible_cpus_counts=[0, 2, 0, 0], type_="level", wakeup=True, name=None)
+    assert s == {"per_cpu_count": "0,2,0,0\n", "chip_name": "", "hwirq": "", "type": "level\n",
+                 "wakeup": "enabled\n", "name": "", "actions": ""}
+    row = IrqRow(16, [0, 2], "", 0, "fasteoi", ["a", "b"])
+    s = procfs.render_sys_kernel_irq(row, possible_cpus_counts=[0], type_="level", wakeup=False, name="fasteoi")
+    assert (s["actions"], s["chip_name"], s["hwirq"]) == ("a,b\n", "", "0\n")
+
+
+SYSFS_FILES = ("per_cpu_count", "chip_name", "hwirq", "type", "wakeup", "name", "actions")
+
+
+def test_this_machines_sysfs_agrees_with_its_proc_interrupts():
+    base = Path("/sys/kernel/irq")
+    try:
+        live = parse_proc_interrupts(Path("/proc/interrupts").read_text())
+        dirs = [d for d in base.iterdir() if d.name.isdigit()]
+    except OSError:
+        pytest.skip("no /proc/interrupts or /sys/kernel/irq here")
+    checked = 0
+    for r in live.device_rows():
+        d = base / r.irq
+        if not d.is_dir() or r.hwirq is None or r.flow is None:
+            continue
+        files = {f: (d / f).read_text() for f in SYSFS_FILES}
+        mine = procfs.render_sys_kernel_irq(
+            IrqRow(int(r.irq), r.counts, r.chip, int(r.hwirq), r.flow, r.actions),
+            possible_cpus_counts=[int(c) for c in files["per_cpu_count"].split(",")],
+            type_=files["type"].strip(), wakeup=files["wakeup"] == "enabled\n", name=r.flow)
+        assert {k: files[k] for k in mine} == mine
+        checked += 1
+    assert checked or not dirs
+
+
+# --------------------------------------------------------------------------------------------- parsing
+def test_parse_6_18_sample_and_helpers():
+    p = parse_proc_interrupts(fixture("a_6.18_kernel_facts_sample.txt"))
+    assert p.cpus == ["CPU0", "CPU1", "CPU2", "CPU3"]
+    r = p.row(124)
+    assert (r.chip, r.hwirq, r.flow, r.actions, r.counts, r.total) == (
+        "IR-PCI-MSIX-0000:01:00.0", "0", "edge", ["vfio-msix[0](0000:01:00.0)"], [0, 0, 0, 48211], 48211)
+    assert [r.irq for r in p.vfio_rows()] == ["16", "124", "125"]
+    assert p.row("16").actions == ["ehci_hcd:usb1", "vfio-intx(0000:03:00.0)"]
+    assert p.posted_interrupt_counters() == {"PIN": [0, 0, 0, 12], "NPI": [0] * 4, "PIW": [0, 0, 3, 0]}
+    assert p.busiest_cpu() == (3, "CPU3")
+    assert p.row("ERR").counts == [0] and p.row("LOC").description == "Local timer interrupts"
+    rec = p.to_records()
+    assert rec[0]["CPU0"] == 36 and rec[0]["chip"] == "IR-IO-APIC" and rec[-1]["irq"] == "PIW"
+    assert "<table>" in p._repr_html_() and "vfio-intx(0000:03:00.0)" in str(p)
+    with pytest.raises(KeyError, match="no row '99'"):
+        p.row(99)
+
+
+def test_parse_6_0_layout():
+    p = parse_proc_interrupts(fixture("b_6.0_ir_pci_msi_4cpu.txt"))
+    r = p.row(123)
+    assert (r.chip, r.hwirq, r.flow, r.counts) == ("IR-PCI-MSI", "524288", "edge", [0, 311203, 0, 0])
+    assert p.row(125).hwirq == "1048576" and p.row(125).actions == ["nvme0q0"]
+    assert p.row(7).actions == [] and p.row(7).counts == [0, 0, 1, 0]  # 6.0 printed a count without an action
+    assert [r.irq for r in p.vfio_rows()] == ["16", "123", "124"]
+    assert p.posted_interrupt_counters()["PIW"] == [0, 17, 0, 2]
+    assert p.busiest_cpu() == (1, "CPU1")
+
+
+def test_parse_3_x_layout_without_hwirq():
+    p = parse_proc_interrupts(fixture("c_3.x_io_apic_edge_2cpu.txt"))
+    assert (p.row(0).chip, p.row(0).hwirq, p.row(0).flow, p.row(0).actions) == ("IO-APIC", None, "edge", ["timer"])
+    assert (p.row(40).chip, p.row(40).flow) == ("HPET_MSI", "edge")
+    assert (p.row(44).chip, p.row(44).flow, p.row(44).counts) == ("PCI-MSI", "edge", [2371111, 0])
+    assert p.row(16).actions == ["ehci_hcd:usb1", "uhci_hcd:usb3"]
+    assert p.posted_interrupt_counters() == {} and p.vfio_rows() == []
+    assert p.row("LOC").total == 9861413 + 9803420 and p.busiest_cpu() == (0, "CPU0")
+
+
+def test_parse_8_cpu_kvm_host():
+    p = parse_proc_interrupts(fixture("d_6.18_kvm_host_8cpu.txt"))
+    assert len(p.cpus) == 8 and all(len(r.counts) == 8 for r in p.rows if r.irq not in ("ERR", "MIS"))
+    assert p.row(16).actions == ["ehci_hcd:usb1", "vfio-intx(0000:05:00.0)"]
+    assert [r.irq for r in p.vfio_rows()] == ["16", "140", "141", "142", "143"]
+    assert p.row(140).counts[7] == 1482115 and p.busiest_cpu() == (7, "CPU7")
+    assert p.posted_interrupt_counters()["PIN"] == [0, 0, 0, 0, 0, 0, 1204, 88213]
+    assert "150" not in [r.irq for r in p.rows]  # allocated but never requested: not printed
+
+
+def test_parse_offline_cpus_wide_counts_spaces_and_other_arches():
+    p = parse_proc_interrupts(fixture("e_6.18_cpu2_offline.txt"))
+    assert p.cpus == ["CPU0", "CPU1", "CPU3"] and p.row(124).counts == [0, 0, 48211]
+    wide = ("           CPU0       CPU1       \n"
+            " 45: 4294967295 1234567890   PCI-MSI-edge      ahci, something with spaces\n"
+            " 46: 4294967295 4294967295 IR-PCI-MSI-0000:00:17.0   0-edge      ahci[0000:00:17.0]\n"
+            "TAU:          1          2   PowerPC             Thermal Assist (cpu temp)\n"
+            "ERR:          0\n")
+    p = parse_proc_interrupts(wide)
+    assert p.row(45).counts == [4294967295, 1234567890]
+    assert p.row(45).actions == ["ahci", "something with spaces"]
+    assert p.row(46).total == 2 * 4294967295 and p.row(46).chip == "IR-PCI-MSI-0000:00:17.0"
+    assert p.row("TAU").description == "PowerPC             Thermal Assist (cpu temp)"
+    arm = ("           CPU0       CPU1       \n"
+           " 11:      84537      90001     GICv3  27 Level     arch_timer\n"
+           " 47:       1234          0     GICv3  78 Edge      eth0\n"
+           " 60:          0          0  xen-dyn     -event     xenbus\n"
+           "IPI0:      3000       2999       Rescheduling interrupts\n"
+           "Err:          0\n")
+    p = parse_proc_interrupts(arm)
+    assert (p.row(11).chip, p.row(11).hwirq, p.row(11).flow) == ("GICv3", "27", "Level")
+    assert (p.row(60).chip, p.row(60).hwirq, p.row(60).flow, p.row(60).actions) == ("xen-dyn", None, "event",
+                                                                                     ["xenbus"])
+    assert p.row("IPI0").is_arch and p.row("Err").counts == [0]
+
+
+def test_parse_errors_say_what_is_wrong():
+    with pytest.raises(ValueError, match=r"line 1 .*header.*'hello world'"):
+        parse_proc_interrupts("hello world\n 1: 2 3\n")
+    with pytest.raises(ValueError, match="empty"):
+        parse_proc_interrupts("\n  \n")
+    with pytest.raises(ValueError, match=r"line 3 .*not a /proc/interrupts row.*'not a row'"):
+        parse_proc_interrupts("  CPU0\n  1:   5   IO-APIC   1-edge  i8042\nnot a row\n")
+    with pytest.raises(ValueError, match=r"line 2: row '1' has 1 counts, expected one per CPU column \(2\)"):
+        parse_proc_interrupts("  CPU0  CPU1\n  1:   5   IO-APIC   1-edge  i8042\n")
+    with pytest.raises(ValueError, match="no rows"):
+        parse_proc_interrupts("           CPU0       CPU1       \n")
+    with pytest.raises(TypeError, match="bytes"):
+        parse_proc_interrupts(b"CPU0")
+
+
+def test_this_machine_parses_and_6_18_renders_it_byte_for_byte():
+    try:
+        text = Path("/proc/interrupts").read_text()
+    except OSError:
+        pytest.skip("no /proc/interrupts here")
+    p = parse_proc_interrupts(text)
+    assert procfs.read_proc_interrupts().cpus == p.cpus
+    assert p.cpus and p.rows and len(p.to_records()) == len(p.rows) and str(p) and "<table>" in p._repr_html_()
+    assert all(len(r.counts) == len(p.cpus) for r in p.device_rows())
+    release = tuple(int(x) for x in re.findall(r"\d+", os.uname().release)[:2])
+    if platform.machine() in ("x86_64", "i686") and release >= (6, 13):  # the 6.13+ show_interrupts layout
+        rows, arch = rows_of(p)
+        prec = prec_of(text)
+        nr_irqs = max(10 ** (prec - 1) if prec > 3 else 1, *(r.irq + 1 for r in rows))  # gives the same prec
+        again = render_proc_interrupts(rows, online_cpus=[int(c[3:]) for c in p.cpus], nr_irqs=nr_irqs,
+                                       arch_rows=arch)
+        assert again == text
 
 
 def test_host_proc_interrupts_and_sysfs():
@@ -83,91 +313,42 @@ def test_host_proc_interrupts_and_sysfs():
     lines = text.splitlines()
     assert lines[0] == " " * 11 + "CPU0       CPU1       "
     assert lines[1] == " 16:          1          0 IR-IO-APIC  16-fasteoi   eth0, vfio-intx(0000:04:00.0)"
-    assert "PIN:" in text and "ERR:          0" in text
+    assert "PIN:" in text and "ERR:          0" in text and "HRE:" not in text
     s = host.sys_kernel_irq(16)
     assert s["actions"] == "eth0,vfio-intx(0000:04:00.0)\n" and s["type"] == "level\n" and s["name"] == "fasteoi\n"
     assert parse_proc_interrupts(text).row(16).actions == ["eth0", "vfio-intx(0000:04:00.0)"]
 
 
-OLD_60 = """\
-            CPU0       CPU1       
-   0:         44          0   IO-APIC   2-edge      timer
- 123:          0     311203  IR-PCI-MSI 524288-edge      vfio-msix[0](0000:01:00.0)
- NMI:          0          0   Non-maskable interrupts
- ERR:          0
-"""
-OLD_3X = """\
-           CPU0       CPU1       
-  0:        127          0   IO-APIC-edge      timer
-  8:          1          0   IO-APIC-edge      rtc0
- 44:    2371111          0   PCI-MSI-edge      eth0
- 45:         17      93102   PCI-MSI-edge      ahci, something with spaces
-NMI:          0          0   Non-maskable interrupts
-LOC:    9861413    9803420   Local timer interrupts
-ERR:          0
-MIS:          0
-"""
-ARM = """\
-           CPU0       CPU1       
- 11:      84537      90001     GICv3  27 Level     arch_timer
- 47:       1234          0     GICv3  78 Edge      eth0
-IPI0:      3000       2999       Rescheduling interrupts
-Err:          0
-"""
+# ------------------------------------------------------------------------------------ render -> parse
+names = st.from_regex(r"[a-z][a-z0-9:_()\[\].-]{0,18}", fullmatch=True)
+irq_rows = st.lists(st.tuples(st.integers(0, 5000),
+                              st.sampled_from(["IR-IO-APIC", "IO-APIC", "IR-PCI-MSIX-0000:01:00.0", "DMAR-MSI",
+                                               None, ""]),
+                              st.one_of(st.none(), st.integers(0, 2**20)),
+                              st.sampled_from(["edge", "fasteoi", None]),
+                              st.lists(names, max_size=3)),
+                    max_size=10, unique_by=lambda t: t[0])
 
 
-def test_parse_older_and_other_layouts():
-    p = parse_proc_interrupts(OLD_60)
-    r = p.row(123)
-    assert (r.chip, r.hwirq, r.flow, r.counts) == ("IR-PCI-MSI", "524288", "edge", [0, 311203])
-    assert p.vfio_rows() == [r]
-    p = parse_proc_interrupts(OLD_3X)
-    assert (p.row(0).chip, p.row(0).flow, p.row(0).actions) == ("IO-APIC", "edge", ["timer"])
-    assert p.row(45).actions == ["ahci", "something with spaces"]
-    assert p.row("ERR").counts == [0] and p.row("LOC").total == 9861413 + 9803420
-    assert p.busiest_cpu() == (0, "CPU0")
-    p = parse_proc_interrupts(ARM)
-    assert (p.row(11).chip, p.row(11).hwirq, p.row(11).flow) == ("GICv3", "27", "Level")
-    assert p.row("IPI0").is_arch
-
-
-def test_parse_errors_say_what_is_wrong():
-    with pytest.raises(ValueError, match="header"):
-        parse_proc_interrupts("hello world\n 1: 2 3\n")
-    with pytest.raises(ValueError, match="empty"):
-        parse_proc_interrupts("")
-    with pytest.raises(ValueError, match="line 2"):
-        parse_proc_interrupts("  CPU0\nnot a row\n")
-    with pytest.raises(TypeError):
-        parse_proc_interrupts(b"CPU0")
-
-
-def test_this_machine_parses():
-    try:
-        text = Path("/proc/interrupts").read_text()
-    except OSError:
-        pytest.skip("no /proc/interrupts here")
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 11), min_size=1, max_size=8, unique=True), irq_rows,
+       st.lists(st.integers(0, 2**32 - 1), min_size=12, max_size=12), st.integers(0, 10**6))
+def test_render_parse_round_trip(online, specs, pool, extra):
+    online = sorted(online)
+    rows = [IrqRow(irq, [pool[(irq + k) % 12] for k in range(12)], chip, hw, flow, acts)
+            for irq, chip, hw, flow, acts in specs]
+    nr_irqs = max([r.irq for r in rows], default=0) + 1 + extra
+    text = render_proc_interrupts(rows, online_cpus=online, nr_irqs=nr_irqs,
+                                  arch_rows=procfs.default_arch_rows(12))
     p = parse_proc_interrupts(text)
-    assert p.cpus and p.rows and p.to_records()
-    assert "<table>" in p._repr_html_() and str(p)
-
-
-names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789:_()[]-.", min_size=1, max_size=20)
-
-
-@settings(max_examples=80, deadline=None)
-@given(st.integers(1, 6), st.lists(st.tuples(st.integers(0, 2000), st.sampled_from(["IR-IO-APIC", "IO-APIC",
-       "IR-PCI-MSIX-0000:01:00.0"]), st.integers(0, 300), st.sampled_from(["edge", "fasteoi"]),
-       st.lists(names, min_size=1, max_size=3)), max_size=8, unique_by=lambda t: t[0]),
-       st.integers(0, 2**32 - 1), st.integers(1, 20000))
-def test_render_parse_round_trip(ncpus, specs, big, nr_irqs):
-    rows = [IrqRow(i, [(big + k * i) % 2**32 for k in range(ncpus)], chip, hw, flow, acts)
-            for i, chip, hw, flow, acts in specs]
-    text = render_proc_interrupts(rows, online_cpus=list(range(ncpus)), nr_irqs=nr_irqs,
-                                  arch_rows=procfs.default_arch_rows(ncpus))
-    p = parse_proc_interrupts(text)
-    assert len(p.cpus) == ncpus
+    assert p.cpus == [f"CPU{c}" for c in online]
+    assert [r.irq for r in p.device_rows()] == [str(r.irq) for r in sorted(rows, key=lambda r: r.irq) if r.actions]
     for r in rows:
+        if not r.actions:
+            continue
         got = p.row(r.irq)
-        assert (got.counts, got.chip, got.hwirq, got.flow, got.actions) == (r.counts, r.chip_name, str(r.hwirq),
-                                                                            r.flow_name, r.actions)
+        want_chip = "None" if r.chip_name is None else (r.chip_name or "-")
+        assert (got.counts, got.chip, got.hwirq, got.flow, got.actions) == (
+            [r.counts[c] for c in online], want_chip, None if r.hwirq is None else str(r.hwirq), r.flow_name,
+            r.actions)
+    assert p.row("ERR").counts == [0] and len(p.row("PIW").counts) == len(online)
