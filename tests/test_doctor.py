@@ -1,4 +1,4 @@
-"""python -m irqlab doctor: every problem comes with the exact fix."""
+"""python -m irqlab doctor: every check reports, every problem comes with the exact fix command."""
 import subprocess
 import sys
 
@@ -6,19 +6,57 @@ from irqlab import doctor
 from irqlab.__main__ import main
 
 
-def test_real_run_has_a_dot_check():
-    names = {c.name: c for c in doctor.run_checks()}
-    assert {"python", "numpy", "dot", "ipywidgets", "jupyterlab", "irqlab"} <= set(names)
+def test_real_run_returns_checks_with_a_dot_check():
+    checks = doctor.run_checks()
+    assert isinstance(checks, list) and all(isinstance(c, doctor.Check) for c in checks)
+    names = {c.name: c for c in checks}
+    assert {"python", "numpy", "dot", "graphviz", "ipywidgets", "widgets lab extension", "jupyterlab",
+            "irqlab"} <= set(names)
+    assert all(c.fix for c in checks if not c.ok), [c for c in checks if not c.ok and not c.fix]
+    assert "irqlab" in names["irqlab"].detail and str(doctor.Path(doctor.__file__).parent) in names["irqlab"].detail
 
 
 def test_missing_dot_prints_the_fix(monkeypatch, capsys):
-    monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
+    monkeypatch.setattr(doctor.shutil, "which", lambda name, *a, **k: None)
+    dot = {c.name: c for c in doctor.run_checks()}["dot"]
+    assert not dot.ok and "not on PATH" in dot.detail
     assert doctor.main([]) == 1
     out = capsys.readouterr().out
-    assert "✗ dot" in out and "sudo apt-get install graphviz" in out and "conda-forge graphviz" in out
+    assert "✗ dot" in out
+    assert "sudo apt-get install graphviz" in out
+    assert "conda install -c conda-forge graphviz python-graphviz" in out
+    assert "brew install graphviz" in out
+
+
+def test_broken_dot_is_a_problem(monkeypatch, tmp_path):
+    fake = tmp_path / "dot"
+    fake.write_text("#!/bin/sh\necho 'dot: error while loading shared libraries' >&2\nexit 127\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(doctor.shutil, "which", lambda name, *a, **k: str(fake) if name == "dot" else None)
+    dot = {c.name: c for c in doctor.run_checks()}["dot"]
+    assert not dot.ok and "exited 127" in dot.detail and "apt-get install graphviz" in dot.fix
+
+
+def test_old_ipywidgets_and_missing_extension(monkeypatch):
+    real = doctor._version
+    monkeypatch.setattr(doctor, "_version", lambda d: "7.7.1" if d == "ipywidgets" else real(d))
+    monkeypatch.setattr(doctor, "labextension_paths", lambda: [doctor.Path("/nonexistent")])
+    checks = {c.name: c for c in doctor.run_checks()}
+    assert not checks["ipywidgets"].ok and "too old" in checks["ipywidgets"].detail
+    assert "pip install -U ipywidgets" in checks["ipywidgets"].fix
+    assert not checks["widgets lab extension"].ok and "labextension install` step is needed" in checks["widgets lab extension"].fix
+
+
+def test_versions_compare_numerically():
+    assert doctor._at_least("1.26.4", (1, 26)) and doctor._at_least("2.0.0rc1", (1, 26))
+    assert not doctor._at_least("1.9.0", (1, 26)) and not doctor._at_least(None, (1,))
+    assert doctor._at_least("0.21", (0, 20)) and not doctor._at_least("0.19.2", (0, 20))
 
 
 def test_cli_usage_and_module_entry():
-    assert main([]) == 0 and main(["nope"]) == 2
+    assert main([]) == 0 and main(["--help"]) == 0 and main(["nope"]) == 2
+    r = subprocess.run([sys.executable, "-m", "irqlab"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "usage: python -m irqlab doctor" in r.stdout
     r = subprocess.run([sys.executable, "-m", "irqlab", "doctor"], capture_output=True, text=True, timeout=60)
-    assert "dot" in r.stdout and r.returncode in (0, 1)
+    assert " dot " in r.stdout and r.returncode in (0, 1)
+    assert r.returncode == (0 if "all good" in r.stdout else 1)
