@@ -247,7 +247,7 @@ def _render(g: _Graph, lit: list[tuple[int, str]], title: str) -> tuple[str, str
     highlight = bool(lit)
     ids = {nid: f"n{i}" for i, nid in enumerate(g.nodes)}
     lines = ["digraph irqlab {", '  graph [rankdir=TB, fontname="Helvetica", fontsize=12, nodesep=0.2, ranksep=0.35, '
-             f'label={_q(title)}, labelloc=t, newrank=true];',
+             f'label={_q(title)}, labelloc=t, newrank=true, size="9,40"];',
              '  node [fontname="Helvetica", fontsize=10, style=filled, fillcolor=white];',
              '  edge [fontname="Helvetica", fontsize=9];']
     for cid, clabel, color in CLUSTERS:
