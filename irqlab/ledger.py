@@ -60,7 +60,7 @@ OUTCOME_WHERE = {
     Outcome.NO_HANDLER: ("common_interrupt", "arch/x86/kernel/irq.c"),
     Outcome.DISABLED: ("handle_edge_irq", "kernel/irq/chip.c"),
     Outcome.PENDING: ("irq_can_handle_actions", "kernel/irq/chip.c"),
-    Outcome.MASKED: ("pci_check_and_mask_intx", "drivers/pci/pci.c"),
+    Outcome.MASKED: ("pci_check_and_mask_intx", "drivers/pci/irq.c"),
     Outcome.USERSPACE: ("eventfd_signal_mask", "fs/eventfd.c"),
     Outcome.NO_TRIGGER: ("vfio_intx_handler", "drivers/vfio/pci/vfio_pci_intrs.c"),
     Outcome.COALESCED_IRQFD: ("queue_work_on", "kernel/workqueue.c"),

@@ -1,6 +1,6 @@
 """A PCI function: its BDF, INTx pin with the Status/Command bits, and MSI / MSI-X vectors; host drivers.
 
-Models drivers/pci/pci.c (``pci_check_and_mask_intx``, ``pci_check_and_unmask_intx``: one dword read of
+Models drivers/pci/irq.c (``pci_check_and_mask_intx``, ``pci_check_and_unmask_intx``: one dword read of
 Command+Status, Status bit 3 "Interrupt Status", Command bit 10 "Interrupt Disable"), drivers/pci/msi/
 (``pci_alloc_irq_vectors``, per-device MSI domains named ``IR-PCI-MSI[X]-<BDF>``). Simplification: a device's
 INTx is wired straight to one IO-APIC GSI (no bridge swizzling), and a host driver is a handler that
