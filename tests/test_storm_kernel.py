@@ -1,12 +1,20 @@
 """The kernel's numbers hold in bulk: note_interrupt's window in the storm engine against a one-by-one
-note_interrupt written from spurious.c, and the exact event that disables a screaming line."""
+note_interrupt written from kernel/irq/spurious.c, the exact interrupt that disables a screaming line, the
+poller, and the configurations the vector engine refuses by name."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from irqlab import scenarios, storm
+import irqlab
+from irqlab import Eventfd, scenarios, storm
 from irqlab.ledger import Outcome
 from irqlab.storm import Source
+from irqlab.uapi import (
+    IRQ_HANDLED, IRQF_SHARED, KVM_IRQFD_FLAG_RESAMPLE, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_UNMASK,
+    VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_INTX_IRQ_INDEX,
+)
+
+GLITCH, ETH0, CARD = Source("spurious", irq=16), Source("intx", "0000:00:19.0"), Source("intx", "0000:04:00.0")
 
 
 def naive_note_interrupt(handled, jiffies):
@@ -28,24 +36,44 @@ def naive_note_interrupt(handled, jiffies):
     return None
 
 
-def glitch_host():
-    return scenarios.shared_intx(trace=False)
-
-
 def run_vector(times, handled_mask):
-    h = glitch_host()
-    srcs = [Source("spurious", irq=16), Source("intx", "0000:00:19.0")]
-    s = storm.from_arrays(np.asarray(times, np.int64), np.where(handled_mask, 1, 0).astype(np.uint16), srcs)
-    return h, storm.run(h, s, "vector")
+    """Glitches (unhandled) and eth0's INTx (handled by its driver) on the shared line 16."""
+    h = scenarios.shared_intx(trace=False)
+    s = storm.from_arrays(np.asarray(times, np.int64), np.where(handled_mask, 1, 0).astype(np.uint16), [GLITCH, ETH0])
+    return h, storm.run(h, s, "vector", progress=False)
 
 
 def test_screaming_line_disabled_at_the_100000th_interrupt():
-    times = np.arange(200_000, dtype=np.int64) * 500  # 2 M/s of glitches, nobody claims them
+    # a glitch source nothing claims: counting starts at the first, the window closes at the 100,000th
+    # counted interrupt with 100,000 > 99,900 unhandled: that interrupt (index 99,999) disables the line
+    times = np.arange(200_000, dtype=np.int64) * 500  # 2 M/s of glitches
     h, r = run_vector(times, np.zeros(times.size, bool))
-    assert (r.outcome[:100_000] == Outcome.UNHANDLED).all()
-    assert r.outcome[100_000] == Outcome.PENDING  # the first one after the disable is held
-    assert h.spurious_disabled == [(int(times[99_999]), 16)]
-    assert "Disabling IRQ #16" in h.dmesg() and h.irq_to_desc(16).kstat[h.irq_to_desc(16).cpu] == 100_000
+    want = naive_note_interrupt([False] * times.size, (times // 4_000_000).tolist())
+    assert want == 99_999
+    assert h.spurious_disabled == [(int(times[want]), 16)]
+    assert (r.outcome[:want + 1] == Outcome.UNHANDLED).all()
+    assert r.outcome[want + 1] == Outcome.PENDING       # the next one masks the line and waits
+    assert (r.outcome[want + 2:] == Outcome.DISABLED).all()  # no poll before the storm ends (100 ms later)
+    desc = h.irq_to_desc(16)
+    assert desc.kstat[desc.cpu] == 100_000 and desc.depth == 1 and desc.masked
+    assert "Disabling IRQ #16" in h.dmesg() and "nobody cared" in h.dmesg()
+    assert r.disabled_at()[16] == int(times[want])
+
+
+def test_the_poller_runs_the_handlers_every_100_ms():
+    times = np.arange(100_000, dtype=np.int64) * 500
+    t_dis = int(times[-1])
+    p1 = (t_dis // 4_000_000 + 25) * 4_000_000  # poll_spurious_irqs: jiffies + HZ/10
+    after = np.array([t_dis + 1_000_000, p1 + 10_000_000, p1 + 20_000_000, p1 + 110_000_000], np.int64)
+    h, r = run_vector(np.r_[times, after], np.zeros(times.size + after.size, bool))
+    assert h.spurious_disabled == [(t_dis, 16)]
+    # held, then run through the handlers by the poll after it (nobody claims a glitch): unhandled;
+    # a second one before the same poll is dropped; the last waits (no poll before the run ends)
+    assert r.outcome[-4:].tolist() == [Outcome.UNHANDLED, Outcome.UNHANDLED, Outcome.DISABLED, Outcome.PENDING]
+    desc = h.irq_to_desc(16)
+    assert desc.kstat[desc.cpu] == 100_000  # the poller does not count in /proc/interrupts
+    assert [a.none for a in desc.actions] == [100_000 + 2] * 2
+    assert h.genirq.poll_timer.pending and h.genirq.poll_timer.expires_ns == p1 + 200_000_000
 
 
 def test_ninety_nine_thousand_nine_hundred_unhandled_do_not_disable():
@@ -54,38 +82,126 @@ def test_ninety_nine_thousand_nine_hundred_unhandled_do_not_disable():
     handled[1:101] = True  # 100 handled inside the window: 99,900 unhandled, not > 99,900
     h, r = run_vector(times, handled)
     assert not h.spurious_disabled and naive_note_interrupt(handled, times // 4_000_000) is None
-    handled[100] = False  # 99,901 unhandled
+    handled[100] = False   # 99,901 unhandled
     h, r = run_vector(times, handled)
     assert h.spurious_disabled == [(int(times[-1]), 16)]
 
 
-def test_ageing_keeps_an_odd_glitch_from_counting_up():
-    # one glitch every 104 ms (26 jiffies): irqs_unhandled keeps going back to 1
+def test_ageing_keeps_sparse_glitches_from_counting_up():
+    # one glitch every 104 ms (26 jiffies > HZ/10): irqs_unhandled keeps going back to 1
     times = np.arange(100_500, dtype=np.int64) * 104_000_000
     h, r = run_vector(times, np.zeros(times.size, bool))
     assert not h.spurious_disabled
+    assert h.irq_to_desc(16).irqs_unhandled == 1
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(st.integers(0, 2**31), st.floats(0.0, 0.004), st.sampled_from([1_000, 40_000, 120_000_000]),
-       st.integers(150_000, 260_000))
+       st.integers(100_000, 220_000))
 def test_bulk_window_matches_one_by_one(seed, p_handled, mean_gap_ns, n):
     rng = np.random.default_rng(seed)
-    gaps = rng.exponential(mean_gap_ns, n).astype(np.int64)
-    times = np.cumsum(gaps)
+    times = np.cumsum(rng.exponential(mean_gap_ns, n).astype(np.int64))
     handled = rng.random(n) < p_handled
     h, r = run_vector(times, handled)
     want = naive_note_interrupt(handled.tolist(), (times // 4_000_000).tolist())
-    got = h.spurious_disabled[0][1] if h.spurious_disabled else None
+    got = h.spurious_disabled[0][0] if h.spurious_disabled else None
     assert (want is None) == (got is None)
     if want is not None:
-        assert h.spurious_disabled[0][0] == int(times[want])
+        assert got == int(times[want])
         assert (r.outcome[:want + 1] != Outcome.DISABLED).all()
 
 
-def test_unsupported_configurations_name_the_feature():
-    h = scenarios.shared_intx()
-    s = storm.poisson(h, rate_hz=1000, duration_ns=10_000_000, sources=[Source("intx", "0000:04:00.0")])
-    with pytest.raises(storm.Unsupported, match="vfio INTx round trip"):
-        storm.run(h, s, "vector")
-    assert sum(storm.run(h, s, "reference").ledger.values()) == len(s)  # the reference covers it
+def test_a_disable_on_a_line_the_vfio_card_shares_keeps_its_round_trips_going():
+    """After the disable the card's INTx waits in its Status bit until a poll's vfio_intx_handler takes it;
+    the same storm through the model agrees."""
+    rng = np.random.default_rng(3)
+    t = np.r_[np.arange(100_050, dtype=np.int64) * 800, rng.integers(0, 300_000_000, 40)]
+    ids = np.r_[np.zeros(100_050, np.uint16), np.ones(40, np.uint16)]
+    order = np.argsort(t, kind="stable")
+    t, ids = t[order], ids[order]
+    s = storm.from_arrays(t, ids, [GLITCH, CARD])
+    a = storm.run(scenarios.shared_intx(trace=False), s, "vector", progress=False)
+    b = storm.run(scenarios.shared_intx(trace=False), s, "reference", progress=False)
+    assert a.equals(b), a.diff(b)
+    assert a.ledger.get("injected", 0) > 0 and a.ledger.get("disabled", 0) > 0
+
+
+def _custom_handler_host():
+    h = irqlab.Host(ncpus=1, trace=False)
+    h.alloc_irq(16, level=True)
+    h.request_irq(16, lambda irq, dev: IRQ_HANDLED, IRQF_SHARED, "mine", object())
+    return h
+
+
+@pytest.mark.parametrize("make,src,what", [
+    (_custom_handler_host, Source("spurious", irq=16), "custom handler"),
+    (lambda: _irqfixup_host(), Source("spurious", irq=16), "irqfixup"),
+    (lambda: _timing_host(0), Source("msi", "0000:01:00.0", 0), "irqfd_work_ns"),
+])
+def test_unsupported_configurations_name_the_feature(make, src, what):
+    s = storm.from_arrays(np.arange(10, dtype=np.int64) * 1000, np.zeros(10, np.uint16), [src])
+    with pytest.raises(storm.Unsupported, match=what):
+        storm.run(make(), s, "vector", progress=False)
+    assert isinstance(storm.Unsupported("x"), NotImplementedError)
+    r = storm.run(make(), s, "reference", progress=False)  # the reference covers it
+    assert sum(r.ledger.values()) == len(s)
+
+
+def _irqfixup_host():
+    h = scenarios.shared_intx(trace=False)
+    h.genirq.irqfixup = 1
+    return h
+
+
+def _timing_host(work):
+    return scenarios.msix_nic(1, trace=False, timing=irqlab.Timing(irqfd_work_ns=work))
+
+
+def _apicv_halted_intx_host():
+    """A passed-through INTx card whose vector goes to a halted vCPU of an APICv host."""
+    h = irqlab.Host(ncpus=2, apicv=True, trace=False)
+    bdf = "0000:04:00.0"
+    h.add_pci_device(bdf, intx_pin=1, gsi=16)
+    vm = h.create_vm(nvcpus=1, irqchip="full", pcpus=[1], vcpu_mode="halted")
+    vdev = h.vfio_pci_bind(bdf)
+    trig, unmask = Eventfd(), Eventfd()
+    vdev.set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [trig])
+    vdev.set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [unmask])
+    vm.ioapic.write_redirtbl(16, vector=0x32, dest_id=0, trigger_level=True)
+    vm.kvm_irqfd(trig, 16, KVM_IRQFD_FLAG_RESAMPLE, resamplefd=unmask)
+    return h
+
+
+def test_both_engines_agree_on_a_halted_apicv_vcpu_taking_level_intx():
+    s = storm.poisson(sources=[CARD], rate_hz=100_000, duration_ns=2_000_000, seed=1)
+    a = storm.run(_apicv_halted_intx_host(), s, "vector", progress=False)
+    b = storm.run(_apicv_halted_intx_host(), s, "reference", progress=False)
+    assert a.equals(b), a.diff(b)
+
+
+@pytest.mark.xfail(strict=True, reason="model bug: a level-triggered interrupt posted to the PIR of a halted "
+                   "APICv vCPU is synced into the IRR as edge (Vcpu.vcpu_enter_guest calls apic_accept_irq(v) "
+                   "without trigger_level), so the guest never EOIs it as level: no EOI exit, no resample, and "
+                   "vfio keeps the device masked for ever. KVM's __apic_accept_irq sets the TMR before "
+                   "delivering, posted or not (arch/x86/kvm/lapic.c).")
+def test_model_a_halted_apicv_vcpu_eois_a_level_intx():
+    h = _apicv_halted_intx_host()
+    h.raise_intx("0000:04:00.0")
+    h.run()
+    assert not h.devices["0000:04:00.0"].disintx  # unmasked after the guest's EOI
+    assert 0x32 in h.vms[0].vcpus[0].lapic.tmr
+
+
+@pytest.mark.xfail(strict=True, reason="model bug: with APICv an MSI to an illegal vector (< 16) is left in "
+                   "flight for ever (post_interrupt ignores apic_accept_irq's 0 and records the IRR token), while "
+                   "without APICv the same interrupt is settled no_route")
+def test_model_an_illegal_vector_is_accounted_with_apicv():
+    from irqlab import msi, msi_route
+
+    h = scenarios.msix_nic(1, trace=False, apicv=True)
+    vm = h.scenario.vm
+    m = msi.encode(dest_id=0, vector=5)
+    vm.kvm_set_gsi_routing([e for e in vm.routing.all() if e.gsi != 24] + [msi_route(24, m.address_lo, m.data)])
+    h.raise_msi("0000:01:00.0", 0)
+    h.run()
+    assert h.ledger.as_dict() == {"no_route": 1}

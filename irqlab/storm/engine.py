@@ -1,669 +1,802 @@
-"""The storm engine: run millions of interrupts through a host's live state with numpy.
+"""The storm engine: millions of interrupts through a host's live state, with numpy.
 
-Compiles the model state (descriptor table, actions, vfio triggers, irqfds and their cached routes, posted
-IRTEs, vCPUs, Timing) into per-source tables once, then computes per event, with array operations, what the
-object model does one interrupt at a time (docs/model-time.md): host dispatch and kstat, note_interrupt's
-100,000-interrupt window with its ageing and the line it disables, the poller, eventfd and irqfd counters,
-vCPU entry windows with IRR/PIR coalescing, exits and latency. Simplification: configurations it does not
-vectorize yet (vfio INTx round trips, the irqfd work path, custom handlers) raise NotImplementedError by name.
+Computes with array operations what the object model does one interrupt at a time (docs/model-time.md):
+arch/x86/kernel/irq.c and kernel/irq/chip.c (vector dispatch, a disabled line holding one interrupt),
+kernel/irq/spurious.c (note_interrupt's window, the poller), vfio-pci's handlers, fs/eventfd.c,
+virt/kvm/eventfd.c (the irqfd fast path, and the inject work that coalesces while pending),
+arch/x86/kvm/lapic.c and vmx (IRR/PIR coalescing in each vCPU's entry window, exits, posting).
+Simplification: the compile step refuses (NotImplementedError) what it does not cover; everything else is
+exact, with Python loops over chunks, vCPUs, lines, round trips and polls — never over interrupts.
 """
 from __future__ import annotations
 
+import itertools
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..host import IrqEvent
 from ..ledger import Outcome
-from ..pci import HostDriver
 from ..sched import NSEC_PER_JIFFY, Timer
-from ..spurious import AGEING_JIFFIES, POLL_SPURIOUS_IRQ_INTERVAL, SPURIOUS_THRESHOLD, SPURIOUS_WINDOW
-from ..uapi import IRQF_SHARED, IRQS_PENDING, IRQS_SPURIOUS_DISABLED, KVM_IRQ_ROUTING_MSI
-from ..vfio import VfioPciDevice
+from ..spurious import handler_line
+from ..uapi import IRQS_PENDING, IRQS_REPLAY, IRQS_SPURIOUS_DISABLED, IRQS_WAITING
+from ..eventfd import ULLONG_MAX
+from .compile import (
+    L_INTX, L_MSI_HOST, R_INTX, R_LINE, R_NOHANDLER, R_PBA, R_POSTED, Unsupported,
+    compile_host,
+)
 from .generate import LazyStorm, Storm
+from .lines import INF, IntxLine, MsiLine, PollSchedule, spurious_scan
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
-from .windows import greedy_window_starts
+from .vcpu import VcpuWindows, WorkChain
 
-__all__ = ["run", "Unsupported"]
+__all__ = ["run", "Unsupported", "DEFAULT_CHUNK"]
 
-K_MSI_HOST, K_MSI_VFIO, K_POSTED, K_INTX_HOST, K_GLITCH = range(5)
-POLL_NS = POLL_SPURIOUS_IRQ_INTERVAL * NSEC_PER_JIFFY
-
-
-class Unsupported(NotImplementedError):
-    """The vector engine does not cover this configuration yet (the reference engine does)."""
+O = Outcome
+DEFAULT_CHUNK = 1 << 21
+# what the engine does with a source's interrupts
+K_CONST, K_ACCEPT, K_WORK, K_HELD, K_INTX = range(5)
 
 
-def _handler_kind(action: Any) -> str:
-    f = getattr(action.handler, "__func__", None)
-    if f is HostDriver.msi_handler:
-        return "host_msi"
-    if f is HostDriver.intx_handler:
-        return "host_intx"
-    if f is VfioPciDevice.vfio_msihandler:
-        return "vfio_msi"
-    if f is VfioPciDevice.vfio_intx_handler:
-        return "vfio_intx"
-    raise Unsupported(f"irq action {action.name!r} has a custom handler: the vector engine only knows host drivers "
-                      "and vfio-pci's handlers (use engine='reference')")
+class Sink:
+    """Per-interrupt outcome and latency (kept, or only counted for a streamed storm)."""
 
+    def __init__(self, n: int, keep: bool):
+        self.keep = keep
+        self.outcome = np.zeros(n if keep else 0, dtype=np.int8)
+        self.latency = np.full(n if keep else 0, -1, dtype=np.int64)
+        self.counts = np.zeros(len(Outcome), dtype=np.int64)
+        self.prov: dict[int, int] = {}   # interrupts whose outcome may still change: PENDING or IN_FLIGHT
+        self.ext: list = []              # interrupts held from before the storm: handle -2 - i
+        self.ext_done: dict[int, tuple] = {}
 
-@dataclass
-class SourcePlan:
-    kind: int
-    line: int = -1
-    vcpu: int = -1
-    vector: int = 0
-    cost: int = 0
-    efd: Any = None
-    irqfd: Any = None
-    action: Any = None
-    device: Any = None
-    no_route: bool = False
+    def external(self, ev: Any) -> int:
+        """A handle for an IrqEvent the model holds from before the storm (a poll may settle it)."""
+        self.ext.append(ev)
+        return -2 - (len(self.ext) - 1)
 
+    def event(self, g: int) -> Any:
+        return self.ext[-2 - g] if g <= -2 else None
 
-@dataclass
-class VcpuPlan:
-    vcpu: Any
-    delta: int
-    coalesce: int  # Outcome for a repeated vector in a window
-    # carried between chunks: the open window
-    end: int = -1
-    vectors: set = field(default_factory=set)
+    def chunk(self, off: int, m: int) -> None:
+        """The interrupts off..off+m are the current chunk: settle_chunk writes there by local index."""
+        self.off = off
+        if self.keep:
+            self.out_view, self.lat_view = self.outcome[off:off + m], self.latency[off:off + m]
+
+    def settle_windows(self, sel: np.ndarray, o_rest: int, first: np.ndarray, o_first: int, lat: np.ndarray) -> None:
+        """The chunk's interrupts at ``sel`` end as ``o_rest``, except ``first`` (a subset): ``o_first`` with
+        latency ``lat`` (the others keep latency -1)."""
+        if self.keep:
+            self.out_view[sel] = o_rest
+            self.out_view[first] = o_first
+            self.lat_view[first] = lat
+        self.counts[o_rest] += sel.size - first.size
+        self.counts[o_first] += first.size
+
+    def settle(self, g: np.ndarray, o: Any, lat: Any = None) -> None:
+        if not np.size(g):
+            return
+        if self.keep:
+            self.outcome[g] = o
+            if lat is not None:
+                self.latency[g] = lat
+        if np.ndim(o):
+            self.counts += np.bincount(o, minlength=len(Outcome))
+        else:
+            self.counts[o] += np.size(g)
+
+    def settle1(self, g: int, o: int, lat: int | None = None, t_ack: int | None = None) -> None:
+        if g <= -2:  # not in this storm: the model's own IrqEvent changes, and the host's ledger with it
+            self.ext_done[g] = (o, t_ack)
+            return
+        self.prov.pop(g, None)
+        if self.keep:
+            self.outcome[g] = o
+            if lat is not None:
+                self.latency[g] = lat
+        self.counts[o] += 1
+
+    def pending(self, g: int) -> None:
+        if g > -2:
+            self.prov[g] = O.PENDING
+
+    def carry(self, g: int) -> None:
+        self.prov[g] = O.IN_FLIGHT
+
+    def close(self) -> None:
+        for g, o in self.prov.items():
+            if self.keep:
+                self.outcome[g] = o
+            self.counts[o] += 1
+        self.prov.clear()
 
 
 class VectorEngine:
-    def __init__(self, host: Any, storm: Storm):
+    def __init__(self, host: Any, storm: Any):
         self.host = host
         self.storm = storm
-        self._check_quiescent()
-        self.vcpus: list[VcpuPlan] = []
-        self._vcpu_index: dict[int, int] = {}
-        self.plans = [self._plan(s) for s in storm.sources]
+        self.timing = host.timing
+        self.plan = plan = compile_host(host, storm.sources)
+        self.keep = not getattr(storm, "lazy", False)
+        self.sink = Sink(len(storm), self.keep)
+        P = len(plan.sources)
+        self.P = P
+        self.log: list[tuple] = []              # (t, gidx, level, text)
+        self.polls = PollSchedule(plan.poll_next)
+        self.disabled: list[tuple] = []         # (t, irq)
+        self.t_last = host.now
+        # per line state
+        self.msi_lines: dict[int, MsiLine] = {}
+        self.intx_lines: dict[int, IntxLine] = {}
+        intx_irqs = {sp.line.desc.irq for sp in plan.sources if sp.route == R_INTX}
+        for lp in plan.lines:
+            if lp.kind == L_INTX or lp.desc.irq in intx_irqs:
+                self.intx_lines[lp.desc.irq] = IntxLine(self, lp)
+            else:
+                self.msi_lines[lp.desc.irq] = MsiLine(self, lp)
+        self.vcpus = [VcpuWindows(self, vp) for vp in plan.vcpus]
+        self.work = {fp.index: WorkChain(self, fp) for fp in plan.irqfds if not fp.fast}
+        self.pba: dict[int, Any] = {}
+        self.instant_counts: dict[int, tuple] = {}
+        self.first_id = None
+        self._tables()
 
-    # ------------------------------------------------------------------ compile
-    def _check_quiescent(self) -> None:
-        h = self.host
-        if h.genirq.irqfixup:
-            raise Unsupported("irqfixup/irqpoll (misrouted_irq) is not vectorized")
-        pending = [t for _, tok, t in h.sched._heap if t._token == tok and not t.periodic]
-        if pending:
-            raise Unsupported(f"the host has pending work ({pending[0].name}): run host.run() before a storm")
-        for vm in h.vms:
-            for v in vm.vcpus:
-                if v.lapic.irr or v.lapic.isr or v.pi.pir or v.pi.on:
-                    raise Unsupported(f"vm{vm.id} vcpu{v.id} has interrupts pending: run host.run() first")
-        for dev in h.devices.values():
-            if dev.intx_status_event is not None:
-                raise Unsupported(f"{dev.bdf} is asserting INTx already (its status bit is set)")
+    # ------------------------------------------------------------------ per-source tables
+    def _tables(self) -> None:
+        plan, t = self.plan, self.timing
+        P = self.P
+        self.kind = np.full(P, K_CONST, dtype=np.int8)
+        self.const_out = np.zeros(P, dtype=np.int8)
+        self.const_lat = np.full(P, -1, dtype=np.int64)
+        self.src_line: list[Any] = [None] * P
+        self.src_work: list[Any] = [None] * P
+        self.src_intx_kind = np.full(P, -2, dtype=np.int64)
+        # vCPU accepts of K_ACCEPT sources: per vCPU, (vector, carries the interrupt) per source
+        nvc = len(self.vcpus)
+        self.acc_vec = np.full((nvc, P), -1, dtype=np.int16)
+        self.acc_tok = np.zeros((nvc, P), dtype=bool)
+        self.cost = np.zeros(P, dtype=np.int64)
+        self.iommu = np.zeros(P, dtype=bool)
+        self.instant: list[list] = [[] for _ in range(P)]
+        for s, sp in enumerate(plan.sources):
+            r = sp.route
+            if r == R_NOHANDLER:
+                self.const_out[s] = O.NO_HANDLER
+            elif r == R_PBA:
+                self.kind[s] = K_HELD
+            elif r == R_POSTED:
+                self.kind[s] = K_ACCEPT
+                a = sp.posted
+                vw = self.vcpus[a.vcpu.index]
+                self.acc_vec[a.vcpu.index, s] = vw.vector(a.vector)
+                self.acc_tok[a.vcpu.index, s] = True
+                self.cost[s] = t.iommu_post_ns
+                self.iommu[s] = True
+            elif r == R_INTX or sp.line.desc.irq in self.intx_lines:
+                self.kind[s] = K_INTX
+                il = self.intx_lines[sp.line.desc.irq]
+                self.src_line[s] = il
+                self.src_intx_kind[s] = -1 if r == R_LINE else il.lp.devices.index(sp.device)
+            else:
+                ml = self.msi_lines[sp.line.desc.irq]
+                self.src_line[s] = ml
+                self._msi_source(s, sp, ml)
+        self.kinds_present = set(self.kind.tolist())
+        self.instant_srcs = [s for s in range(P) if self.instant[s]]
+        self._vcpu_info()
 
-    def _vcpu(self, vcpu: Any) -> int:
-        k = id(vcpu)
-        if k not in self._vcpu_index:
-            if vcpu.lapic.tpr & 0xF0:
-                raise Unsupported(f"vcpu{vcpu.id} has TPR 0x{vcpu.lapic.tpr:x}: only TPR 0 is vectorized")
-            co = Outcome.COALESCED_PIR if (vcpu.mode == "halted" and vcpu.vm.apicv) else Outcome.COALESCED_IRR
-            self._vcpu_index[k] = len(self.vcpus)
-            self.vcpus.append(VcpuPlan(vcpu, vcpu.delivery_ns, int(co)))
-        return self._vcpu_index[k]
-
-    def _line_actions(self, desc: Any) -> list[str]:
-        return [_handler_kind(a) for a in desc.actions]
-
-    def _plan(self, src: Any) -> SourcePlan:
-        h = self.host
-        t = h.timing
-        if src.kind == "spurious":
-            desc = h.genirq.descs.get(src.irq)
-            if desc is None:
-                raise ValueError(f"{src.label}: the host has no irq {src.irq}")
-            self._check_level_line(desc)
-            return SourcePlan(K_GLITCH, line=desc.irq)
-        dev = h.devices.get(src.bdf)
-        if dev is None:
-            raise ValueError(f"{src.label}: no device {src.bdf} on this host")
-        if src.kind == "intx":
-            if not dev.intx_pin:
-                raise ValueError(f"{src.label}: the device has no INTx pin")
-            if not isinstance(dev.driver, HostDriver):
-                raise Unsupported(f"{src.label}: INTx of a device bound to "
-                                  f"{getattr(dev.driver, 'name', 'no driver')} (the vfio INTx round trip) is not "
-                                  "vectorized yet; use engine='reference'")
-            desc = h.genirq.descs[dev.gsi]
-            self._check_level_line(desc)
-            return SourcePlan(K_INTX_HOST, line=desc.irq, device=dev)
-        v = dev.vector(src.index)
-        if v is None:
-            raise ValueError(f"{src.label}: vector {src.index} is not enabled on {src.bdf}")
-        irte = h.irqbypass.posted_irte(v.irq)
-        if irte is not None:
-            return SourcePlan(K_POSTED, vcpu=self._vcpu(irte.vcpu), vector=irte.vector, cost=t.iommu_post_ns)
-        desc = v.desc
-        kinds = self._line_actions(desc)
-        if len(desc.actions) > 1:
-            raise Unsupported(f"irq {desc.irq} has several actions on an MSI vector")
-        if desc.irqs_unhandled or desc.irq_count:
-            raise Unsupported(f"irq {desc.irq} is inside a spurious-detection window")
-        if not kinds:
-            return SourcePlan(K_MSI_HOST, line=desc.irq)  # no action: held pending
-        a = desc.actions[0]
-        if kinds[0] == "host_msi":
-            return SourcePlan(K_MSI_HOST, line=desc.irq, action=a)
-        if kinds[0] != "vfio_msi":
-            raise Unsupported(f"irq {desc.irq}: handler {kinds[0]} on an MSI vector")
-        efd = a.dev_id
-        plan = SourcePlan(K_MSI_VFIO, line=desc.irq, action=a, efd=efd, cost=t.host_irq_ns)
-        irqfds = [f for vm in h.vms for f in vm.irqfds if f.eventfd is efd]
-        if len(efd.waiters) != len(irqfds):
-            raise Unsupported(f"{efd.name} has waiters other than an irqfd")
-        if not irqfds:
-            return plan
-        f = irqfds[0]
-        plan.irqfd = f
-        e = f.irq_entry
-        if e is None or e.type != KVM_IRQ_ROUTING_MSI or f.resamplefd is not None:
-            raise Unsupported(f"irqfd on gsi {f.gsi}: the inject work path (non-MSI, multi-entry or resample "
-                              "route) is not vectorized yet")
-        from ..kvm import msi as _msi
-        vm = f.vm
-        msg = _msi.decode(e.address_lo, e.data, e.address_hi, x2apic_32bit_ids=vm.x2apic_32bit_ids)
-        apics = vm.apic_identities()
-        if not _msi.fast_path_ok(msg, apics):
-            raise Unsupported(f"gsi {f.gsi}: a broadcast MSI takes the irqfd work path (not vectorized yet)")
-        if msg.delivery_mode not in (0, 1) or msg.trigger_level:
-            raise Unsupported(f"gsi {f.gsi}: only Fixed/Lowest edge MSIs are vectorized")
-        dests = _msi.match_destinations(msg, apics)
-        if len(dests) > 1:
-            raise Unsupported(f"gsi {f.gsi}: a multicast MSI (several vCPUs) is not vectorized yet")
-        if not dests or msg.vector < 16:
-            plan.no_route = True
-            return plan
-        vc = vm.vcpus[dests[0]]
-        if (msg.vector & 0xF0) <= (vc.lapic.tpr & 0xF0):
-            raise Unsupported("a vector at or below the vCPU's TPR class")
-        plan.vcpu, plan.vector = self._vcpu(vc), msg.vector
-        return plan
-
-    def _check_level_line(self, desc: Any) -> None:
-        if not desc.level:
-            raise Unsupported(f"irq {desc.irq}: glitches are modelled on level (IO-APIC) lines only")
-        for a, k in zip(desc.actions, self._line_actions(desc)):
-            if k == "vfio_intx" and (not a.dev_id.dev.pci_2_3 or a.dev_id.dev.intx_status_event is not None):
-                raise Unsupported(f"irq {desc.irq}: vfio INTx without DisINTx (non-2.3 device) is not vectorized")
-            if k in ("host_msi", "vfio_msi"):
-                raise Unsupported(f"irq {desc.irq}: MSI handler on a level line")
-        if desc.pending_event is not None:
-            raise Unsupported(f"irq {desc.irq} already holds a pending interrupt")
-
-    # ------------------------------------------------------------------ run
-    def run(self, chunk_events: int, progress: Any) -> tuple[np.ndarray, np.ndarray]:
-        st, h = self.storm, self.host
-        n = len(st)
-        self.keep = not getattr(st, "lazy", False)
-        if not self.keep and any(p.kind in (K_GLITCH, K_INTX_HOST) for p in self.plans):
-            raise Unsupported("a streamed (lazy) storm with INTx or glitch sources: materialize() it first")
-        self.ledger_counts = np.zeros(16, dtype=np.int64)
-        self.outcome = np.zeros(n if self.keep else 0, dtype=np.int8)
-        self.latency = np.full(n if self.keep else 0, -1, dtype=np.int64)
-        P = len(self.plans)
-        kind = np.array([p.kind for p in self.plans], dtype=np.int8)
-        self.counts = np.zeros(P, dtype=np.int64)
-        self.line_events: dict[int, list[np.ndarray]] = {}
-        drain = int(h.now)
-        for times, ids, off in st.chunks(chunk_events):
-            if not self.keep:  # per-chunk arrays, folded into the ledger and dropped
-                self.outcome = np.zeros(len(times), dtype=np.int8)
-                self.latency = np.full(len(times), -1, dtype=np.int64)
-                drain = max(drain, self._chunk(times, ids, 0, kind))
-                self.ledger_counts += np.bincount(self.outcome, minlength=16)
-                if progress is not None:
-                    progress.update(len(times))
+    def _msi_source(self, s: int, sp: Any, ml: MsiLine) -> None:
+        lp, t = sp.line, self.timing
+        if not ml.up:
+            self.kind[s] = K_HELD
+            return
+        if lp.kind == L_MSI_HOST:
+            self.const_out[s] = O.HANDLED_HOST
+            return
+        ep = lp.efd
+        if ep.irqfd is None:
+            self.const_out[s] = O.USERSPACE
+            return
+        fp = ep.irqfd
+        if not fp.fast:
+            self.kind[s] = K_WORK
+            self.src_work[s] = self.work[fp.index]
+            return
+        acc = fp.delivery.accepts
+        if not acc:
+            self.const_out[s] = O.NO_ROUTE
+            return
+        if acc[0].mode != "fixed":
+            self.const_out[s] = O.INJECTED
+            self.const_lat[s] = t.host_irq_ns
+        else:
+            self.kind[s] = K_ACCEPT
+        self.cost[s] = t.host_irq_ns
+        for n, a in enumerate(acc):
+            if a.mode != "fixed":
+                self.instant[s].append(a)
                 continue
-            drain = max(drain, self._chunk(times, ids, off, kind))
+            vi = a.vcpu.index
+            self.acc_vec[vi, s] = self.vcpus[vi].vector(a.vector)
+            self.acc_tok[vi, s] = n == 0
+
+    # ------------------------------------------------------------------ running
+    def run(self, chunk_events: int, progress: Any) -> None:
+        st = self.storm
+        self.cnt = np.zeros(self.P, dtype=np.int64)
+        self.held_cnt = np.zeros(self.P, dtype=np.int64)
+        it = st.chunks(chunk_events)
+        cur = next(it, None)
+        while cur is not None:
+            nxt = next(it, None)
+            t, ids, off = cur
+            t_next = int(nxt[0][0]) if nxt is not None and len(nxt[0]) else INF
+            self._chunk(t, ids, off, t_next)
             if progress is not None:
-                progress.update(len(times))
-        self._lines(drain)
-        self._write_back(drain)
-        if not self.keep:
-            return np.zeros(0, np.int8), np.zeros(0, np.int64)
-        return self.outcome, self.latency
+                progress.update(len(t))
+            cur = nxt
+        self._drain()
+        self.sink.close()
+        self._write_back()
 
-    def _chunk(self, t: np.ndarray, ids: np.ndarray, off: int, kind: np.ndarray) -> int:
-        out = self.outcome
-        P = len(self.plans)
-        self.counts += np.bincount(ids, minlength=P)
-        k = kind[ids]
-        # lines with a glitch / host INTx: kept for the sequential-by-window pass after all chunks
-        lvl = np.flatnonzero((k == K_GLITCH) | (k == K_INTX_HOST))
-        if lvl.size:
-            self.line_events.setdefault(0, []).append(lvl + off)
-        # MSI through the host: a line that is not running holds the first interrupt pending
-        for s, p in enumerate(self.plans):
-            if p.kind in (K_MSI_HOST, K_MSI_VFIO):
-                d = self.host.genirq.descs[p.line]
-                if d.depth or d.masked or not d.actions:
-                    m = np.flatnonzero(ids == s)
-                    out[m + off] = Outcome.DISABLED
-                    if m.size and not getattr(p, "_held", False):
-                        out[m[0] + off] = Outcome.PENDING
-                        p._held = (m[0] + off, int(t[m[0]]))
-                    p.disabled_events = getattr(p, "disabled_events", 0) + m.size
-        # per-source outcome for the host path that ends there
-        host_ok = np.array([p.kind == K_MSI_HOST and self.host.genirq.descs[p.line].actions and
-                            not self.host.genirq.descs[p.line].depth and not self.host.genirq.descs[p.line].masked
-                            for p in self.plans])
-        user = np.array([p.kind == K_MSI_VFIO and p.irqfd is None and self._line_up(p) for p in self.plans])
-        noroute = np.array([p.kind == K_MSI_VFIO and p.no_route and self._line_up(p) for p in self.plans])
-        accept = np.array([(p.kind == K_POSTED) or (p.kind == K_MSI_VFIO and p.irqfd is not None and not p.no_route
-                                                      and self._line_up(p)) for p in self.plans])
-        if host_ok.any():
-            out[np.flatnonzero(host_ok[ids]) + off] = Outcome.HANDLED_HOST
-        if user.any():
-            out[np.flatnonzero(user[ids]) + off] = Outcome.USERSPACE
-        if noroute.any():
-            out[np.flatnonzero(noroute[ids]) + off] = Outcome.NO_ROUTE
-        drain = int(t[-1]) if len(t) else 0
-        if accept.all():  # every source takes the accept path: no selection needed
-            drain = max(drain, self._vcpu_windows(t, ids, None, off))
-        elif accept.any():
-            ev = np.flatnonzero(accept[ids])
-            drain = max(drain, self._vcpu_windows(t[ev], ids[ev], ev + off, 0))
-        return drain
-
-    def _line_up(self, p: SourcePlan) -> bool:
-        d = self.host.genirq.descs[p.line]
-        return bool(d.actions) and not d.depth and not d.masked
-
-    # ------------------------------------------------------------------ vCPU entry windows
-    def _vcpu_windows(self, t: np.ndarray, sid: np.ndarray, gidx: np.ndarray | None, off: int) -> int:
-        """Entry windows per vCPU over the accepted interrupts (``gidx`` None: all of ``t``, from ``off``)."""
-        plans = self.plans
-        iommu = np.array([p.kind == K_POSTED for p in plans])
-        accepting = [i for i, p in enumerate(plans) if p.kind == K_POSTED or (p.kind == K_MSI_VFIO and p.irqfd is not None
-                                                                               and not p.no_route)]
-        nv = len(self.vcpus)
-        if nv == 1:
-            groups = [None]
-        elif nv <= 8:
-            vmap = np.array([max(p.vcpu, 0) for p in plans], dtype=np.uint16)
-            vc = vmap[sid]
-            groups = [np.flatnonzero(vc == v) for v in range(nv)]
-        else:
-            vmap = np.array([max(p.vcpu, 0) for p in plans], dtype=np.uint16)
-            vc = vmap[sid]
-            order = np.argsort(vc, kind="stable")
-            bounds = np.searchsorted(vc[order], np.arange(nv + 1))
-            groups = [order[bounds[v]:bounds[v + 1]] for v in range(nv)]
-        drain = 0
-        for v, vp in enumerate(self.vcpus):
-            sel = groups[v]
-            if sel is None:
-                ta, s = t, sid
-                g = np.arange(off, off + t.shape[0]) if gidx is None else gidx
-            else:
-                if not sel.size:
-                    continue
-                ta, s = t[sel], sid[sel]
-                g = (sel + off) if gidx is None else gidx[sel]
-            m = ta.shape[0]
-            if not m:
-                continue
-            srcs_here = [i for i in accepting if plans[i].vcpu == v]
-            wid = np.empty(m, dtype=np.int64)
-            # events inside the window carried from the previous chunk
-            c = int(np.searchsorted(ta, vp.end, side="left")) if vp.end > 0 else 0
-            starts = greedy_window_starts(ta[c:], vp.delta)
-            wid[:c] = -1
-            np.cumsum(starts, out=wid[c:])
-            wid[c:] -= 1
-            ends = ta[c:][starts] + vp.delta
-            end_of = np.empty(m, dtype=np.int64)
-            end_of[:c] = vp.end
-            end_of[c:] = ends[wid[c:]] if ends.size else 0
-            # first occurrence of each vector in each window is delivered; the rest coalesce
-            by_vec: dict[int, list[int]] = {}
-            for i in srcs_here:
-                by_vec.setdefault(plans[i].vector, []).append(i)
-            is_first = np.empty(m, dtype=bool)
-            delivered, coalesced = {}, {}
-            carried = vp.vectors if c else set()
-            for x, srcs in by_vec.items():
-                if len(by_vec) == 1:
-                    sel_v = None
-                    wv = wid
-                else:
-                    mask = (s == srcs[0]) if len(srcs) == 1 else np.isin(s, srcs)
-                    sel_v = np.flatnonzero(mask)
-                    wv = wid[sel_v]
-                f = np.empty(wv.shape[0], dtype=bool)
-                if f.size:
-                    f[0] = x not in carried if wv[0] < 0 else True
-                    np.not_equal(wv[1:], wv[:-1], out=f[1:])
-                nd = int(np.count_nonzero(f))
-                delivered[x], coalesced[x] = nd, f.size - nd
-                if sel_v is None:
-                    is_first[:] = f
-                else:
-                    is_first[sel_v] = f
-            io_here = iommu[srcs_here]
-            if io_here.all() or not io_here.any():
-                o = np.full(m, vp.coalesce, dtype=np.int8)
-                o[is_first] = Outcome.POSTED if io_here.all() else Outcome.INJECTED
-            else:
-                o = np.where(is_first, np.where(iommu[s], Outcome.POSTED, Outcome.INJECTED), vp.coalesce).astype(np.int8)
-            self.outcome[g] = o
-            costs = {plans[i].cost for i in srcs_here}
-            cost = costs.pop() if len(costs) == 1 else np.array([p.cost for p in plans], dtype=np.int64)[s]
-            lat = end_of - ta
-            lat += cost
-            lat[~is_first] = -1
-            self.latency[g] = lat
-            # counters
-            vcpu = vp.vcpu
-            nwin = int(np.count_nonzero(starts))
-            for x in by_vec:
-                if delivered[x]:
-                    vcpu.delivered[x] += delivered[x]
-                if coalesced[x]:
-                    vcpu.coalesced[x] += coalesced[x]
-            ndel, ncoal = sum(delivered.values()), sum(coalesced.values())
-            vcpu.entries += nwin
-            lap = vcpu.lapic
-            lap.accepted += ndel
-            lap.acked += ndel
-            lap.eois += ndel
-            if vp.coalesce == Outcome.COALESCED_IRR:
-                lap.coalesced += ncoal
-            apicv = vcpu.vm.apicv
-            if vcpu.mode == "halted":
-                vcpu.wakeups += nwin
-                vcpu.exits["HLT"] += nwin
-                if apicv:
-                    firsts = np.flatnonzero(starts) + c
-                    piw = int(iommu[s[firsts]].sum())
-                    if piw:
-                        self.host.arch_counts["PIW"][vcpu.pcpu] += piw
-            elif not apicv:
-                vcpu.exits["EXTERNAL_INTERRUPT"] += nwin
-            if not apicv and ndel:
-                vcpu.exits["EOI"] += ndel
-            # the window still open at the end of this chunk carries over
-            if ends.size:
-                last_w = wid[-1]
-                open_ = slice(int(np.searchsorted(wid, last_w)), m)
-                vp.vectors = {plans[i].vector for i in np.unique(s[open_]).tolist()}
-                vp.end = int(ends[-1])
-            else:
-                vp.vectors |= {plans[i].vector for i in np.unique(s).tolist()}
-            drain = max(drain, vp.end)
-        return drain
-
-    # ------------------------------------------------------------------ level lines: dispatch, spurious, poller
-    def _lines(self, drain: int) -> None:
-        if 0 not in self.line_events:
+    def _chunk(self, t: np.ndarray, sid: np.ndarray, off: int, t_next: int) -> None:
+        if not t.size:
             return
-        h, st = self.host, self.storm
-        idx = np.concatenate(self.line_events[0])
-        lines = np.array([p.line for p in self.plans], dtype=np.int64)[st.source_ids[idx]]
-        per_line = {int(l): idx[lines == l] for l in np.unique(lines)}
-        disables: dict[int, tuple[int, int]] = {}
-        for irq, ev in per_line.items():
-            desc = h.genirq.descs[irq]
-            if desc.istate & IRQS_SPURIOUS_DISABLED:
-                disables[irq] = (-1, desc.disabled_at if desc.disabled_at is not None else -1)
-                continue
-            if desc.depth or not desc.actions:
-                continue
-            d = self._spurious_scan(desc, ev)
-            if d is not None:
-                disables[irq] = (d, int(st.times[d]))
-        polls = self._poll_times(disables, drain)
-        for irq, ev in per_line.items():
-            self._line_outcomes(h.genirq.descs[irq], ev, disables.get(irq), polls, drain)
+        self.off = off
+        self.sink.chunk(off, t.size)
+        self.t_last = max(self.t_last, int(t[-1]))
+        cnt = np.bincount(sid, minlength=self.P)
+        self.cnt += cnt
+        dyn = [ml for ml in self.msi_lines.values() if ml.up and ml.lp.dynamic and not self.plan.noirqdebug]
+        evk = self.kind[sid] if (len(self.kinds_present) > 1 or dyn) else None
+        # dynamic MSI lines: a spurious disable turns the line's later interrupts into held ones
+        for ml in dyn:
+            self._msi_scan(ml, t, sid, off, cnt, evk)
+        kinds = self.kinds_present if evk is None else set(np.unique(evk).tolist())
 
-    def _handled(self, ev: np.ndarray) -> np.ndarray:
-        kinds = np.array([p.kind for p in self.plans], dtype=np.int8)
-        return kinds[self.storm.source_ids[ev]] == K_INTX_HOST
+        def sel_kind(k: int) -> np.ndarray:
+            return np.arange(t.size) if evk is None else np.flatnonzero(evk == k)
 
-    def _spurious_scan(self, desc: Any, ev: np.ndarray) -> int | None:
-        """note_interrupt over this line's events; returns the event that disables the line, if one does."""
-        h = self.host
-        if h.genirq.noirqdebug or not ev.size:
-            return None
-        handled = self._handled(ev)
-        jif = self.storm.times[ev] // NSEC_PER_JIFFY
-        u = np.flatnonzero(~handled)
-        ju = jif[u]
-        prev = np.empty_like(ju)
-        if ju.size:
-            prev[0] = desc.last_unhandled
-            prev[1:] = ju[:-1]
-        reset = ju > prev + AGEING_JIFFIES
-        lastreset = np.maximum.accumulate(np.where(reset, np.arange(u.size), -1)) if u.size else u
-        cnt, unh, last = desc.irq_count, desc.irqs_unhandled, desc.last_unhandled
-        m = ev.size
-        pos = 0
-        counting_from_u = 0  # index into u from which unh counts afresh (-1: carries the state's unh)
-        carried = unh > 0
-        disabled_at = None
-        while pos < m:
-            if not carried:
-                k = int(np.searchsorted(u, pos))
-                if k >= u.size:
-                    break  # handled interrupts before the first unhandled are not counted
-                a = int(u[k])
-                counting_from_u = k
-                cnt = 0
+        if K_CONST in kinds:
+            e = sel_kind(K_CONST)
+            if e.size:
+                s = sid[e]
+                self.sink.settle(off + e, self.const_out[s], self.const_lat[s])
+                self._nohandler_log(t, sid, off, e)
+                for src in self.instant_srcs:
+                    ee = e[s == src]
+                    if ee.size:
+                        for a in self.instant[src]:
+                            self.vcpus[a.vcpu.index].accepted_at((int(t[ee[-1]]), 1, off + int(ee[-1])), False)
+        if K_HELD in kinds:
+            e = sel_kind(K_HELD)
+            if e.size:
+                self._held(t[e], sid[e], off + e)
+        if K_WORK in kinds:
+            e = sel_kind(K_WORK)
+            if e.size:
+                self._work(t[e], sid[e], off + e)
+        if K_ACCEPT in kinds:
+            e = None if evk is None else np.flatnonzero(evk == K_ACCEPT)
+            self._accepts(t, sid, off, e, t_next)
+        if K_INTX in kinds:
+            e = sel_kind(K_INTX)
+            if e.size:
+                self._intx(t[e], sid[e], off + e, t_next)
             else:
-                a = pos
-                counting_from_u = -1
-            c = a + (SPURIOUS_WINDOW - cnt) - 1
-            end = min(c, m - 1)
-            kk = int(np.searchsorted(u, end, side="right")) - 1  # last unhandled event <= end
-            if counting_from_u >= 0:
-                r = max(int(lastreset[kk]), counting_from_u)
-                unh_end = kk - r + 1
-            else:
-                k0 = int(np.searchsorted(u, a))
-                if kk >= k0 and lastreset[kk] >= k0:
-                    unh_end = kk - int(lastreset[kk]) + 1
+                self._intx(t[:0], sid[:0], e, t_next)
+        elif self.intx_lines:
+            self._intx(t[:0], sid[:0], np.zeros(0, np.int64), t_next)
+        self._flush_injects(t_next)
+
+    # ------------------------------------------------------------------ stages
+    def _msi_scan(self, ml: MsiLine, t, sid, off, cnt, evk) -> None:
+        """note_interrupt on an MSI line that carries unhandled interrupts from before the storm."""
+        srcs = [s for s in range(self.P) if self.src_line[s] is ml]
+        if not cnt[srcs].any():
+            return
+        e = np.flatnonzero(np.isin(sid, srcs))
+        k = spurious_scan(ml.spur, np.ones(e.size, dtype=bool), t[e] // NSEC_PER_JIFFY)
+        if k < 0:
+            return
+        i = int(e[k])
+        self.disable(ml.desc, int(t[i]), off + i, True)
+        ml.up = False
+        evk[e[k + 1:]] = K_HELD      # the rest of the line's interrupts meet a disabled line
+        for s in srcs:
+            self.kind[s] = K_HELD
+        self.kinds_present = set(self.kind.tolist())
+
+    def _held(self, t: np.ndarray, s: np.ndarray, g: np.ndarray) -> None:
+        """Interrupts at a line (or a masked MSI-X vector) that is down, in time order."""
+        srcs = np.unique(s).tolist()
+        for src in srcs:
+            self.held_cnt[src] += int(np.count_nonzero(s == src))
+        pba = [src for src in srcs if self.plan.sources[src].route == R_PBA]
+        for src in pba:
+            m = s == src
+            gg, tt = g[m], t[m]
+            v = self.plan.sources[src].vector
+            if v.pending_event is None and id(v) not in self.pba and gg.size:
+                self.pba[id(v)] = (int(gg[0]), int(tt[0]), v)
+                self.sink.pending(int(gg[0]))
+                gg = gg[1:]
+            self.sink.settle(gg, O.DISABLED)
+        lines: dict[int, list] = {}
+        for src in srcs:
+            if src not in pba:
+                lines.setdefault(id(self.src_line[src]), [self.src_line[src], []])[1].append(src)
+        for ml, ls in lines.values():
+            m = np.isin(s, ls) if len(ls) > 1 else s == ls[0]
+            ml.hold(t[m], g[m])
+
+    def _nohandler_log(self, t, sid, off, e) -> None:
+        for src, sp in enumerate(self.plan.sources):
+            if sp.route != R_NOHANDLER:
+                continue
+            ee = e[sid[e] == src]
+            desc = sp.vector.desc
+            msg = f"common_interrupt: {desc.cpu}.{desc.vector} No irq handler for vector"
+            self.log.extend((int(tt), off + int(i), "emerg", msg) for tt, i in zip(t[ee].tolist(), ee.tolist()))
+
+    def _work(self, t: np.ndarray, s: np.ndarray, g: np.ndarray) -> None:
+        chains: dict[int, list] = {}
+        for src in np.unique(s).tolist():
+            chains.setdefault(id(self.src_work[src]), [self.src_work[src], []])[1].append(src)
+        for wc, srcs in chains.values():
+            m = np.isin(s, srcs) if len(srcs) > 1 else s == srcs[0]
+            wc.signals(t[m], g[m])
+
+    def inject(self, delivery: Any, T: np.ndarray, g: np.ndarray, tev: np.ndarray) -> None:
+        """irqfd_inject at times T for the interrupts g: kvm_set_irq through the GSI's routes."""
+        acc = delivery.accepts
+        cost = self.timing.host_irq_ns
+        if not acc:
+            self.sink.settle(g, O.NO_ROUTE)
+            return
+        if acc[0].mode != "fixed":
+            self.sink.settle(g, O.INJECTED, T - tev + cost)
+        for n, a in enumerate(acc):
+            if a.mode != "fixed":
+                self.instant_counts[id(a)] = (a, self.instant_counts.get(id(a), (a, 0))[1] + T.size)
+                self.vcpus[a.vcpu.index].accepted_at((int(T[-1]), 0, int(g[-1])), False)
+                continue
+            vw = self.vcpus[a.vcpu.index]
+            vw.buf.append((T, g if n == 0 else np.full(T.size, -1, np.int64), tev, vw.vector(a.vector), cost, g))
+
+    def _vcpu_info(self) -> None:
+        """Per vCPU, what its accepts at raise time have in common (the fast path needs one of each)."""
+        self.vinfo = []
+        for v, vw in enumerate(self.vcpus):
+            col = self.acc_vec[v]
+            srcs = np.flatnonzero(col >= 0)
+            vecs = sorted(set(col[srcs].tolist()))
+            costs, ios = set(self.cost[srcs].tolist()), set(self.iommu[srcs].tolist())
+            tokall = bool(self.acc_tok[v, srcs].all()) if srcs.size else True
+            fast = tokall and len(costs) <= 1 and len(ios) <= 1 and not vw.mixed
+            vtab = np.where(col >= 0, col, 0).astype(np.int8)
+            self.vinfo.append(dict(srcs=srcs, vecs=vecs, fast=fast, vtab=vtab,
+                                   cost=int(next(iter(costs))) if len(costs) == 1 else 0,
+                                   iommu=bool(next(iter(ios))) if len(ios) == 1 else False))
+        ok = (self.acc_vec >= 0).sum(axis=0)
+        kacc = self.kind == K_ACCEPT
+        self.src_code = None   # single-destination accepts: vCPU * 16 + the vector's index on it, per source
+        if self.vcpus and (ok[kacc] == 1).all() and len(self.vcpus) <= 15 and \
+                all(len(vw.vectors) <= 16 for vw in self.vcpus):
+            v = np.argmax(self.acc_vec >= 0, axis=0)
+            loc = self.acc_vec[v, np.arange(self.P)]
+            self.src_code = (v * 16 + np.maximum(loc, 0)).astype(np.uint8)
+
+    def _accepts(self, t, sid, off, e, t_next) -> None:
+        """Accepts at raised time (irqfd fast path, VT-d posting), per vCPU, with the injects due now."""
+        code = None
+        if self.src_code is not None:
+            code = self.src_code[sid] if e is None else self.src_code[sid[e]]
+        for v, vw in enumerate(self.vcpus):
+            info = self.vinfo[v]
+            if vw.vp.dedicated or (not info["srcs"].size and not vw.buf):
+                continue
+            if code is not None:
+                if len(self.vcpus) == 1:
+                    sel = np.arange(code.size)
                 else:
-                    unh_end = unh + max(kk - k0 + 1, 0)
-            if kk >= 0:
-                last = int(ju[kk])
-            if c >= m:  # the window goes on past the storm
-                cnt += m - a
-                unh = unh_end
-                break
-            if unh_end > SPURIOUS_THRESHOLD:
-                disabled_at = int(ev[c])
-                self._report(desc, int(self.storm.times[ev[c]]))
-            cnt, unh, carried = 0, 0, False
-            pos = c + 1
-            if disabled_at is not None:
-                break
-        # after a disable the state is the one note_interrupt left at the disabling event (cnt = unh = 0):
-        # the later interrupts never reach it
-        desc.irq_count, desc.irqs_unhandled, desc.last_unhandled = cnt, unh, last
-        return disabled_at
+                    sel = np.flatnonzero((code >> 4) == v)
+                if e is not None:
+                    sel = e[sel] if len(self.vcpus) > 1 or e.size != t.size else e
+            else:
+                base = np.arange(t.size) if e is None else e
+                sel = base[self.acc_vec[v][sid[base]] >= 0]
+            if not sel.size and not vw.buf:
+                continue
+            T = t[sel]
+            if info["fast"] and not vw.buf:
+                if len(info["vecs"]) <= 1:
+                    vw.process_fast(T, sel, info["vecs"][0] if info["vecs"] else 0, info["cost"], info["iommu"])
+                elif code is not None and e is None:
+                    vw.process_fast(T, sel, (code[sel] & 15).astype(np.int8), info["cost"], info["iommu"])
+                else:
+                    vw.process_fast(T, sel, info["vtab"][sid[sel]], info["cost"], info["iommu"])
+                continue
+            s = sid[sel]
+            col = self.acc_vec[v]
+            vl = col[s].astype(np.int64) if len(info["vecs"]) > 1 else (info["vecs"][0] if info["vecs"] else 0)
+            cost = info["cost"] if len(set(self.cost[info["srcs"]].tolist())) <= 1 else self.cost[s]
+            io = info["iommu"] if len(set(self.iommu[info["srcs"]].tolist())) <= 1 else self.iommu[s]
+            g = sel + off
+            if not bool(self.acc_tok[v, info["srcs"]].all()):
+                g = np.where(self.acc_tok[v, s], g, -1)
+            if vw.buf:
+                self._merge_process(vw, T, g, sel + off, vl, cost, io, t_next)
+            else:
+                vw.process(T, False, g, T, vl, cost, io, sel + off)
 
-    def _report(self, desc: Any, t: int) -> None:
-        from ..spurious import handler_line
+    def _merge_process(self, vw: VcpuWindows, T, g, order, vl, cost, io, t_next) -> None:
+        """Raised accepts merged with inject accepts (timers run before raised interrupts at an instant)."""
+        n = T.size
+        parts_T, parts_inj, parts_g, parts_tev, parts_vl, parts_cost, parts_ord = [], [], [], [], [], [], []
+        rest = []
+        for (Ti, gi, tevi, vli, ci, oi) in vw.buf:
+            now = Ti < t_next
+            if not now.all():
+                rest.append((Ti[~now], gi[~now], tevi[~now], vli, ci, oi[~now]))
+            Ti, gi, tevi, oi = Ti[now], gi[now], tevi[now], oi[now]
+            parts_T.append(Ti)
+            parts_inj.append(np.ones(Ti.size, bool))
+            parts_g.append(gi)
+            parts_tev.append(tevi)
+            parts_vl.append(np.full(Ti.size, vli, np.int64))
+            parts_cost.append(np.full(Ti.size, ci, np.int64))
+            parts_ord.append(oi)  # work items due at one instant run in the order they were queued
+        vw.buf = rest
+        parts_T.append(T)
+        parts_inj.append(np.zeros(n, bool))
+        parts_g.append(g)
+        parts_tev.append(T)
+        parts_vl.append(np.broadcast_to(np.asarray(vl, np.int64), (n,)))
+        parts_cost.append(np.broadcast_to(np.asarray(cost, np.int64), (n,)))
+        parts_ord.append(order)
+        io_arr = np.concatenate([np.zeros(sum(p.size for p in parts_T[:-1]), bool),
+                                 np.broadcast_to(np.asarray(io, bool), (n,))])
+        Tc = np.concatenate(parts_T)
+        inj = np.concatenate(parts_inj)
+        ordk = np.concatenate(parts_ord)
+        order = np.lexsort((ordk, ~inj, Tc))
+        vw.process(Tc[order], inj[order], np.concatenate(parts_g)[order], np.concatenate(parts_tev)[order],
+                   np.concatenate(parts_vl)[order], np.concatenate(parts_cost)[order], io_arr[order], ordk[order])
 
-        log = self.host.log
-        log.append((t, "err", f'irq {desc.irq}: nobody cared (try booting with the "irqpoll" option)'))
-        log.append((t, "err", "handlers:"))
+    def _flush_injects(self, t_next: int) -> None:
+        for vw in self.vcpus:
+            if vw.buf:
+                e = np.zeros(0, np.int64)
+                self._merge_process(vw, e, e, e, 0, 0, False, t_next)
+
+    def _intx(self, t, sid, g, t_next) -> None:
+        lines = list(self.intx_lines.values())
+        if t.size:
+            kind = self.src_intx_kind[sid]
+            for il in lines:
+                srcs = [s for s in range(self.P) if self.src_line[s] is il]
+                m = np.isin(sid, srcs)
+                il.feed(t[m], g[m], kind[m])
+        else:
+            for il in lines:
+                il.feed(t, np.zeros(0, np.int64), np.zeros(0, np.int64))
+        b = t_next if t_next < INF else self.t_last + 1   # the last chunk: the drain does the rest
+        polls = self.polls.polls(getattr(self, "_poll_from", -1), b)
+        self._poll_from = b
+        for il in lines:
+            il.feed_down(polls, b)
+        self.polls.fired += polls.size
+
+    # ------------------------------------------------------------------ the spurious disable
+    def disable(self, desc: Any, t: int, gidx: int, handled: bool) -> None:
+        """note_interrupt's verdict: "nobody cared", the line disabled, the poller armed."""
+        self.log.append((t, gidx, "err", f'irq {desc.irq}: nobody cared (try booting with the "irqpoll" option)'))
+        self.log.append((t, gidx, "err", "handlers:"))
         for a in desc.actions:
-            log.append((t, "err", handler_line(a)))
-        log.append((t, "emerg", f"Disabling IRQ #{desc.irq}"))
+            self.log.append((t, gidx, "err", handler_line(a)))
+        self.log.append((t, gidx, "emerg", f"Disabling IRQ #{desc.irq}"))
+        self.disabled.append((t, desc.irq))
+        self.polls.arm(t)
 
-    def _poll_times(self, disables: dict, drain: int) -> np.ndarray:
-        gi = self.host.genirq
-        arms = sorted((t, irq) for irq, (e, t) in disables.items() if e >= 0)
-        nxt = gi.poll_timer.expires_ns if (gi.poll_timer is not None and gi.poll_timer.pending) else None
-        out: list[np.ndarray] = []
-        for t_arm, _ in arms:
-            if nxt is not None and nxt <= t_arm:
-                out.append(np.arange(nxt, t_arm + 1, POLL_NS, dtype=np.int64))
-            nxt = (t_arm // NSEC_PER_JIFFY + POLL_SPURIOUS_IRQ_INTERVAL) * NSEC_PER_JIFFY
+    # ------------------------------------------------------------------ the end of the run
+    def _drain(self) -> None:
+        """host.run(): timers and work until none is left but the periodic poller (which runs meanwhile)."""
+        self._flush_injects(INF)
+        F = self.t_last
+        for vw in self.vcpus:
+            F = max(F, vw.last_end)
+        for wc in self.work.values():
+            F = max(F, wc.last)
+        lines = list(self.intx_lines.values())
+        start = getattr(self, "_poll_from", -1)
+        while True:
+            for il in lines:
+                F = max(F, il.busy_until())
+            polls = self.polls.polls(start, F + 1)
+            if not polls.size:
+                break
+            for P in polls.tolist():
+                for il in lines:
+                    il.drain_polls(np.array([P], np.int64))
+            self.polls.fired += polls.size
+            start = int(polls[-1]) + 1
+        for il in lines:
+            il.finish()
+        self.F = F
+
+    def _write_back(self) -> None:
+        """Leave the host as the one-by-one replay would: every counter and state the storm moved."""
+        h, plan = self.host, self.plan
+        cnt = self.cnt
+        # events raised
+        n = int(cnt.sum())
+        self.first_id = next(h._ids)
+        h._ids = itertools.count(self.first_id + n)
+        h.ledger.raised += n
+        led = self.sink.counts
+        h.ledger.counts = [a + int(b) for a, b in zip(h.ledger.counts, led)]
+        # sources: devices, MSI vectors, posted IRTEs
+        for s, sp in enumerate(plan.sources):
+            k = int(cnt[s])
+            if not k:
+                continue
+            src = sp.src
+            if src.kind in ("msi", "intx"):
+                h.devices[src.bdf].raised += k
+            if src.kind == "msi":
+                sp.vector.sent += k
+            if sp.route == R_POSTED:
+                sp.irte.posted += k
+        for gidx, tt, v in self.pba.values():
+            v.pending_event = self._held_event(gidx, tt, None)
+        # interrupts held since before the storm that a poll (or a round trip) settled
+        for g, (o, t_ack) in self.sink.ext_done.items():
+            ev = self.sink.event(g)
+            h.ledger.counts[int(ev.outcome)] -= 1
+            h.ledger.counts[int(o)] += 1
+            ev.outcome = O(o)
+            if t_ack is not None:
+                ev.t_ack = t_ack
+        # MSI lines
+        disp = cnt - self.held_cnt
+        for ml in self.msi_lines.values():
+            d = ml.desc
+            srcs = [s for s in range(self.P) if self.src_line[s] is ml]
+            nd = int(disp[srcs].sum()) if srcs else 0
+            if nd:  # dispatched: the flow handler, the action, note_interrupt
+                d.kstat[d.cpu] += nd
+                a, kind = ml.lp.actions[0]
+                a.handled += nd
+                if kind == "vfio_msi":
+                    self._signal(ml.lp.efd, nd)
+                if not ml.masked_here:
+                    ml.pending_bit = False   # handle_irq_event clears IRQS_PENDING
+                ml.flow_ran = True
+            self._line_state(d, ml.masked, ml.pending_bit, ml.flow_ran, ml.spur, ml.slot, False)
+        # INTx lines
+        for il in self.intx_lines.values():
+            d = il.desc
+            d.kstat[d.cpu] += il.kstat
+            for i, (a, k) in enumerate(il.lp.actions):
+                a.handled += il.act_handled[i]
+                a.none += il.act_none[i]
+            self._line_state(d, il.masked, il.pending_bit, il.flow_ran, il.spur, il.slot, True)
+            for j, dp in enumerate(il.lp.devices):
+                st = il.dstate[j]
+                if dp.kind == "vfio":
+                    self._vfio_back(il, il.vfio)
+                elif st is not None:
+                    dp.dev.intx_status_event = self._held_event(st[1], st[2], dp.dev,
+                                                                O.PENDING if st[0] == "pending" else st[3])
+                else:
+                    dp.dev.intx_status_event = None
+        for t_dis, irq in sorted(self.disabled):
+            d = h.genirq.descs[irq]
+            d.istate |= IRQS_SPURIOUS_DISABLED
+            d.depth += 1
+            d.disabled = True
+            d.disabled_at = t_dis
+            h.spurious_disabled.append((t_dis, irq))
+        # vCPUs
+        for vw in self.vcpus:
+            self._vcpu_back(vw)
+        # irqfd work
+        for wc in self.work.values():
+            f = wc.fp.irqfd
+            f.work_path += wc.runs
+            f.coalesced += wc.coalesced
+            f.inject.runs += wc.runs
+            f.inject.coalesced += wc.coalesced
+            for pic, pin in wc.fp.delivery.pic:
+                if wc.runs:
+                    pic.irq_states[pin] &= ~1
+                    pic.last_level[pin] = int(bool(pic.irq_states[pin]))
+        for s, sp in enumerate(plan.sources):  # NMI/SMI/INIT/ExtINT on the irqfd fast path
+            for a in self.instant[s]:
+                k = int(disp[s])
+                self.instant_counts[id(a)] = (a, self.instant_counts.get(id(a), (a, 0))[1] + k)
+        for (a, k) in self.instant_counts.values():
+            lap = a.vcpu.vcpu.lapic
+            setattr(lap, f"{a.mode}_count", getattr(lap, f"{a.mode}_count") + k)
+        # the kernel log, in the order it was written
+        for tt, _, lvl, txt in sorted(self.log, key=lambda x: (x[0], x[1])):
+            h.log.append((tt, lvl, txt))
+        # the clock and the poller
+        h.sched.now = max(h.sched.now, self.F)
+        nxt = self.polls.next_after(self.F)
         if nxt is not None:
-            out.append(np.arange(nxt, drain + 1, POLL_NS, dtype=np.int64))
-            last = out[-1][-1] + POLL_NS if out[-1].size else nxt
-            self._next_poll = int(last)
-        else:
-            self._next_poll = None
-        polls = np.concatenate(out) if out else np.zeros(0, np.int64)
-        return polls[polls <= drain]
-
-    def _line_outcomes(self, desc: Any, ev: np.ndarray, dis: tuple | None, polls: np.ndarray, drain: int) -> None:
-        st, out, h = self.storm, self.outcome, self.host
-        cpu = desc.cpu
-        handled = self._handled(ev)
-        if desc.depth and dis is None:  # disabled by disable_irq: held, never polled
-            live_n = 0
-        elif dis is None:
-            live_n = ev.size
-        else:
-            live_n = int(np.searchsorted(ev, dis[0], side="right")) if dis[0] >= 0 else 0
-        live, held = ev[:live_n], ev[live_n:]
-        out[live] = np.where(handled[:live_n], Outcome.HANDLED_HOST, Outcome.UNHANDLED)
-        desc.kstat[cpu] += int(live_n)
-        devs = {id(self.plans[s].device): self.plans[s].device for s in np.unique(st.source_ids[ev]).tolist()
-                if self.plans[s].kind == K_INTX_HOST}
-        dev_of = np.array([id(p.device) if p.kind == K_INTX_HOST else 0 for p in self.plans], dtype=object)
-        for a in desc.actions:
-            k = _handler_kind(a)
-            mine = (dev_of[st.source_ids[live]] == id(a.dev_id.dev)) if k == "host_intx" else np.zeros(live_n, bool)
-            a.handled += int(mine.sum())
-            a.none += int(live_n - mine.sum())
-            if k == "vfio_intx":
-                a.dev_id.handled["intx_none"] += int(live_n)
-        if dis is not None and dis[0] >= 0:
-            desc.istate |= IRQS_SPURIOUS_DISABLED
-            desc.depth += 1
-            desc.disabled = True
-            desc.disabled_at = dis[1]
-            h.spurious_disabled.append((dis[1], desc.irq))
-        if not held.size and not (dis is not None):
-            return
-        t_dis = dis[1] if dis is not None else -1
-        polled = dis is not None and bool(desc.actions) and bool(desc.actions[0].flags & IRQF_SHARED)
-        P = polls[polls > t_dis] if polled else np.zeros(0, np.int64)
-        th = st.times[held]
-        interval = np.searchsorted(P, th, side="right")
-        kinds = np.array([p.kind for p in self.plans], dtype=np.int8)[st.source_ids[held]]
-        out[held] = Outcome.DISABLED
-        pend_glitch, pend_dev = {}, {}
-        gl = np.flatnonzero(kinds == K_GLITCH)
-        if gl.size:
-            first = np.ones(gl.size, bool)
-            first[1:] = interval[gl][1:] != interval[gl][:-1]
-            for i in gl[first].tolist():
-                pend_glitch[int(interval[i])] = int(held[i])
-        dv = np.flatnonzero(kinds == K_INTX_HOST)
-        if dv.size:
-            dkey = [(int(interval[i]), id(self.plans[st.source_ids[held[i]]].device)) for i in dv.tolist()]
-            seen = set()
-            for i, key in zip(dv.tolist(), dkey):
-                if key not in seen:
-                    seen.add(key)
-                    pend_dev[key] = int(held[i])
-        npolls = P.size
-        dev_hits: dict[int, int] = {}
-        for (k, d), gi_ in pend_dev.items():
-            out[gi_] = Outcome.HANDLED_HOST if k < npolls else Outcome.PENDING
-            if k < npolls:
-                dev_hits[d] = dev_hits.get(d, 0) + 1
-        dev_intervals = {k for k, _ in pend_dev}
-        for k, gi_ in pend_glitch.items():
-            if k < npolls:
-                out[gi_] = Outcome.HANDLED_HOST if k in dev_intervals else Outcome.UNHANDLED
-            else:
-                out[gi_] = Outcome.PENDING
-        for a in desc.actions:
-            k = _handler_kind(a)
-            hits = dev_hits.get(id(a.dev_id.dev), 0) if k == "host_intx" else 0
-            a.handled += hits
-            a.none += npolls - hits
-            if k == "vfio_intx":
-                a.dev_id.handled["intx_none"] += npolls
-        # what is still held at the end
-        if held.size:
-            desc.masked = True
-            if npolls in pend_glitch:
-                desc.pending_event = self._placeholder(pend_glitch[npolls])
-            # only the first interrupt after the disable reaches the flow handler (IRQS_PENDING); the poller
-            # clears it, and later ones wait at the masked chip
-            if npolls:
-                desc.istate &= ~IRQS_PENDING
-            else:
-                desc.istate |= IRQS_PENDING
-            for (k, d), gi_ in pend_dev.items():
-                if k == npolls:
-                    dev = devs[d]
-                    dev.intx_status_event = self._placeholder(gi_, dev)
-
-    def _placeholder(self, gi_: int, device: Any = None) -> IrqEvent:
-        """An IrqEvent standing for an interrupt the vector run leaves pending (a later enable replays it)."""
-        s = self.storm.sources[int(self.storm.source_ids[gi_])]
-        ev = IrqEvent(self.host, next(self.host._ids), s.label, int(self.storm.times[gi_]), False)
-        ev.outcome = Outcome.PENDING
-        ev.device = device
-        ev.irq = s.irq
-        return ev
-
-    # ------------------------------------------------------------------ write back
-    def _write_back(self, drain: int) -> None:
-        h = self.host
-        cnt = self.counts
-        for s, p in enumerate(self.plans):
-            n = int(cnt[s])
-            if not n:
-                continue
-            if p.kind in (K_MSI_HOST, K_MSI_VFIO):
-                d = h.genirq.descs[p.line]
-                held = getattr(p, "_held", None)
-                if held is not None:
-                    d.masked = True
-                    d.istate |= IRQS_PENDING
-                    if d.pending_event is None:
-                        d.pending_event = self._placeholder(held[0])
-                    continue
-                d.kstat[d.cpu] += n
-                if p.action is not None:
-                    p.action.handled += n
-                if p.kind == K_MSI_VFIO:
-                    p.action.dev_id.vfio_source[0].handled["msi"] += n
-                    p.efd.signals += n
-                    if p.irqfd is None:
-                        p.efd.count += n
-                    else:
-                        p.irqfd.wakeups += n
-                        p.irqfd.fast_path += n
-        led = h.ledger
-        c = np.bincount(self.outcome, minlength=len(led.counts)) if self.keep else self.ledger_counts
-        led.raised += int(c.sum())
-        led.counts = [a + int(b) for a, b in zip(led.counts, c)]
-        h.sched.now = max(h.sched.now, drain)
-        if getattr(self, "_next_poll", None) is not None:
             from ..spurious import poll_spurious_irqs
 
             gi = h.genirq
             if gi.poll_timer is None:
                 gi.poll_timer = Timer(lambda: poll_spurious_irqs(h), name="poll_spurious_irqs", periodic=True)
-            h.sched.mod_timer(gi.poll_timer, self._next_poll)
+            h.sched.mod_timer(gi.poll_timer, nxt)
+
+    def _signal(self, ep: Any, k: int) -> None:
+        """k eventfd_signal()s of a vfio trigger, each consumed by the irqfd if there is one."""
+        efd = ep.efd
+        efd.signals += k
+        src = efd.vfio_source
+        if src is not None:
+            src[0].handled["msi"] += k
+        if ep.irqfd is None:
+            efd.count = min(efd.count + k, ULLONG_MAX)
+            return
+        f = ep.irqfd.irqfd
+        f.wakeups += k
+        if not efd.semaphore:
+            efd.count = 0
+        if ep.irqfd.fast:
+            f.fast_path += k
+
+    def _line_state(self, d, masked, pending_bit, flow_ran, spur, slot, managed: bool) -> None:
+        d.masked = masked
+        if flow_ran:
+            d.istate &= ~(IRQS_REPLAY | IRQS_WAITING)
+        d.istate = (d.istate | IRQS_PENDING) if pending_bit else (d.istate & ~IRQS_PENDING)
+        d.irq_count, d.irqs_unhandled, d.last_unhandled = spur
+        if slot is not None:
+            d.pending_event = self._held_event(slot[0], slot[1], None)
+        elif managed:
+            d.pending_event = None
+
+    def _vfio_back(self, il: IntxLine, v: Any) -> None:
+        p = v.p
+        vdev, dev = p.vdev, p.vdev.dev
+        vdev.handled["intx"] += v.via_handler
+        vdev.handled["intx_none"] += il.vfio_intx_none
+        from .lines import HELD, STUCK
+        st = v.state
+        if st == HELD:
+            dev.intx_status_event = self._held_event(v.tok[0], v.tok[1], dev)
+        elif st == STUCK:
+            dev.intx_status_event = self._held_event(v.tok[0], v.tok[1], dev, outcome=O.INJECTED)
+            dev.disintx = True
+            vdev.intx_masked = True
+        else:
+            dev.intx_status_event = None
+        # the trigger, the irqfd, the resampler and the unmask eventfd
+        trig, f = p.trigger, p.irqfd
+        trig.signals += v.cycles
+        if v.cycles:
+            trig.count = 0
+        f.wakeups += v.cycles
+        f.work_path += v.cycles
+        f.inject.runs += v.cycles
+        p.resampler.acks += v.acks
+        p.resamplefd.signals += v.acks
+        if v.acks:
+            p.resamplefd.count = 0
+        p.virqfd.inject.runs += v.resends
+        # the IOAPIC pin
+        io, pin = p.ioapic, p.pin
+        if st == STUCK:
+            io.irq_states[pin] |= 2
+            io.irr |= 1 << pin
+            io.redirtbl[pin].remote_irr = True
+        # the dedicated vCPU
+        vp = p.vcpu
+        vc, lap = vp.vcpu, vp.vcpu.lapic
+        n = v.cycles
+        if not n:
+            return
+        vc.entries += n
+        vc.delivered[p.vector] += n
+        lap.accepted += n
+        lap.acked += n
+        lap.last_accept_coalesced = False
+        if vp.halted:
+            vc.wakeups += n
+            vc.exits["HLT"] += n
+        elif not vp.apicv:
+            vc.exits["EXTERNAL_INTERRUPT"] += n
+        if p.level_kept:
+            lap.tmr.add(p.vector)
+            lap.eois += v.eois
+            if v.eois:
+                lap.last_eoi_level = True
+                vc.exits["EOI"] += v.eois
+        else:
+            lap.tmr.discard(p.vector)
+            lap.eois += n
+            lap.last_eoi_level = False
+            if not vp.apicv:
+                vc.exits["EOI"] += n
+
+    def _vcpu_back(self, vw: VcpuWindows) -> None:
+        vp = vw.vp
+        if vp.dedicated:
+            return
+        if vw.last_key is not None:
+            vp.vcpu.lapic.last_accept_coalesced = bool(vw.last_coalesced) and not vp.pir
+        if not vw.windows:
+            return
+        vc, lap = vp.vcpu, vp.vcpu.lapic
+        nw = vw.windows
+        nd = int(vw.delivered.sum())
+        nc = int(vw.coalesced.sum())
+        vc.entries += nw
+        for x, k in zip(vw.vectors, vw.delivered.tolist()):
+            if k:
+                vc.delivered[x] += k
+        for x, k in zip(vw.vectors, vw.coalesced.tolist()):
+            if k:
+                vc.coalesced[x] += k
+        lap.accepted += nd
+        lap.acked += nd
+        lap.eois += nd
+        lap.last_eoi_level = False
+        for x in vw.vectors:
+            lap.tmr.discard(x)
+        if not vp.pir:
+            lap.coalesced += nc
+        if vp.halted:
+            vc.wakeups += nw
+            vc.exits["HLT"] += nw
+        elif not vp.apicv:
+            vc.exits["EXTERNAL_INTERRUPT"] += nw
+        if not vp.apicv:
+            vc.exits["EOI"] += nd
+        if vw.piw:
+            self.host.arch_count("PIW", vp.pcpu, vw.piw)
+
+    def _held_event(self, gidx: int, t: int, device: Any, outcome: Any = O.PENDING) -> IrqEvent:
+        """The IrqEvent the replay would leave held here (a device's Status bit, a line's IRQS_PENDING, the
+        PBA): the model's own if it is from before the storm, else one with the id the replay would have
+        given it, so later calls on the model see the same."""
+        h = self.host
+        if gidx <= -2:
+            ev = self.sink.event(gidx)
+            if gidx in self.sink.ext_done:
+                ev.outcome = O(self.sink.ext_done[gidx][0])
+            return ev
+        label = "storm"
+        if self.keep and gidx >= 0:
+            label = self.storm.sources[int(self.storm.source_ids[gidx])].label
+        ev = IrqEvent(h, self.first_id + gidx, label, t, False)
+        ev.outcome = outcome
+        ev.device = device
+        return ev
 
 
-def run(host: Any, storm: Storm, engine: str = "vector", *, chunk_events: int = 2_000_000,
-        progress: bool | None = False) -> StormResult:
-    """Push ``storm`` through ``host``; ``engine`` is "vector" (numpy) or "reference" (one by one)."""
+def run(host: Any, storm: Any, engine: str = "vector", *, chunk_events: int = DEFAULT_CHUNK,
+        progress: bool | None = None) -> StormResult:
+    """Push ``storm`` through ``host``: ``engine="vector"`` (numpy) or ``"reference"`` (the object model, one
+    interrupt at a time). Both leave the host in the same state and return identical results. The run
+    settles like ``host.run()``: after the last interrupt, timers and work go on until only the periodic
+    spurious poller is left — the settle horizon, the same for both engines: at most two INTx round trips
+    (2 × (irqfd_work + delivery + guest handler + resample)) after the last interrupt or after the last poll
+    that serviced one; the poller fires meanwhile and is left armed. ``chunk_events``: interrupts per chunk
+    (state carries across chunks; a lazy storm is generated chunk by chunk). ``progress``: a tqdm.auto bar;
+    None shows it (on a terminal or in a notebook) for storms of more than one chunk."""
     if engine not in ("vector", "reference"):
         raise ValueError(f"engine is 'vector' or 'reference', not {engine!r}")
     if not isinstance(storm, (Storm, LazyStorm)):
-        raise TypeError(f"storm must be an irqlab.storm.Storm (from poisson(), bursts(), ...), not "
+        raise TypeError(f"storm must be an irqlab.storm.Storm (from poisson(), bursts(), from_arrays()...), not "
                         f"{type(storm).__name__}")
     if isinstance(chunk_events, bool) or not isinstance(chunk_events, int) or chunk_events < 1:
         raise ValueError("chunk_events must be a positive int")
@@ -673,48 +806,54 @@ def run(host: Any, storm: Storm, engine: str = "vector", *, chunk_events: int = 
         lazy = False
     first = storm.start_ns if lazy else (int(storm.times[0]) if len(storm) else host.now)
     if len(storm) and first < host.now:
-        raise ValueError(f"the storm starts at {first:,} ns, before the host's clock "
-                         f"({host.now:,} ns): shift it with start_ns=host.now")
+        raise ValueError(f"the storm starts at {first:,} ns, before the host's clock ({host.now:,} ns): "
+                         f"shift its times (e.g. start_ns=host.now)")
     bar = None
-    if progress is not False:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(storm), unit="irq", unit_scale=True, disable=None if progress is None else False,
-                   desc=f"storm ({engine})")
+    if progress or (progress is None and len(storm) > chunk_events):
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # pragma: no cover - tqdm is a dependency
+            tqdm = None
+        if tqdm is not None:
+            bar = tqdm(total=len(storm), unit="irq", unit_scale=True, disable=None if progress is None else False,
+                       desc=f"storm ({engine})", leave=False)
     before = snapshot(host)
     log0 = len(host.log)
     t0 = time.perf_counter()
     try:
         if engine == "reference":
-            for s in storm.sources:  # the same validation as the vector engine's compile step
-                _validate_source(host, s)
+            _validate_sources(host, storm.sources)
             outcome, latency = replay(host, storm, bar)
         else:
-            outcome, latency = VectorEngine(host, storm).run(chunk_events, bar)
+            eng = VectorEngine(host, storm)
+            eng.run(chunk_events, bar)
+            outcome, latency = eng.sink.outcome, eng.sink.latency
     finally:
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - t0
     after = snapshot(host)
-    if lazy:  # streamed: the ledger is kept, the per-event arrays are not
+    log = list(host.log[log0:])
+    counters = diff_snapshots(before, after)
+    if lazy:
         empty = np.zeros(0, np.int64)
-        return StormResult(engine, empty, empty.astype(np.uint16), storm.sources, outcome, latency,
-                           diff_snapshots(before, after), host.proc_interrupts(), host.now, elapsed,
-                           log=[(t, lvl, txt) for t, lvl, txt in host.log[log0:]], streamed_ledger=(True,))
-    return StormResult(engine, storm.times, storm.source_ids, storm.sources, outcome, latency,
-                       diff_snapshots(before, after), host.proc_interrupts(), host.now, elapsed,
-                       log=[(t, lvl, txt) for t, lvl, txt in host.log[log0:]])
+        return StormResult(engine, empty, empty.astype(np.uint16), storm.sources, outcome, latency, counters,
+                           host.proc_interrupts(), host.now, elapsed, log=log, streamed=True)
+    return StormResult(engine, storm.times, storm.source_ids, storm.sources, outcome, latency, counters,
+                       host.proc_interrupts(), host.now, elapsed, log=log)
 
 
-def _validate_source(host: Any, s: Any) -> None:
-    if s.kind == "spurious":
-        if s.irq not in host.genirq.descs:
-            raise ValueError(f"{s.label}: the host has no irq {s.irq}")
-        return
-    dev = host.devices.get(s.bdf)
-    if dev is None:
-        raise ValueError(f"{s.label}: no device {s.bdf} on this host")
-    if s.kind == "msi" and dev.vector(s.index) is None:
-        raise ValueError(f"{s.label}: vector {s.index} is not enabled on {s.bdf}")
-    if s.kind == "intx" and not dev.intx_pin:
-        raise ValueError(f"{s.label}: the device has no INTx pin")
+def _validate_sources(host: Any, sources: Any) -> None:
+    """The storm's sources must exist on the host (the same ValueErrors as the vector engine's compile)."""
+    for s in sources:
+        if s.kind == "spurious":
+            if s.irq not in host.genirq.descs:
+                raise ValueError(f"{s.label}: the host has no irq {s.irq}")
+            continue
+        dev = host.devices.get(s.bdf)
+        if dev is None:
+            raise ValueError(f"{s.label}: no device {s.bdf} on this host")
+        if s.kind == "msi" and dev.vector(s.index) is None:
+            raise ValueError(f"{s.label}: {s.bdf} has no enabled MSI/MSI-X vector {s.index}")
+        if s.kind == "intx" and (not dev.intx_pin or dev.gsi is None):
+            raise ValueError(f"{s.label}: the device has no INTx pin (Interrupt Pin register is 0)")

@@ -121,6 +121,11 @@ class Storm:
 
 
 def _pick_sources(host: Any, srcs: Any) -> list[Source]:
+    """The sources of a generator: ``sources=``, or a list given first, or the host's device interrupts."""
+    if isinstance(host, (list, tuple)):
+        if srcs is not None:
+            raise TypeError("give the sources once: as the first argument or as sources=")
+        host, srcs = None, host
     if srcs is None:
         if host is None:
             raise ValueError("give a host or a list of sources")
@@ -138,6 +143,26 @@ def _rates(rate_hz: Any, n: int) -> np.ndarray:
     return r
 
 
+def _arrivals(rng: np.random.Generator, k: int, lo: int, hi: int, rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """k Poisson arrivals in [lo, hi) (sorted uniform times, from normalised exponential spacings: no sort),
+    each from a source drawn with probability proportional to its rate."""
+    if k <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint16)
+    gaps = rng.standard_exponential(k + 1)
+    pos = np.cumsum(gaps)
+    t = (pos[:k] * ((hi - lo) / pos[k])).astype(np.int64)
+    np.minimum(t, hi - lo - 1, out=t)
+    t += lo
+    n = len(rates)
+    if n == 1:
+        sid = np.zeros(k, np.uint16)
+    elif (rates == rates[0]).all():
+        sid = rng.integers(0, n, size=k, dtype=np.uint16)
+    else:
+        sid = rng.choice(n, size=k, p=rates / rates.sum()).astype(np.uint16)
+    return t, sid
+
+
 def on_off(host: Any = None, *, phases: Iterable[tuple[int, Any]], sources: Any = None, seed: int = 0,
            start_ns: int = 0, name: str = "on/off") -> Storm:
     """Consecutive phases of (duration_ns, rate_hz per source); Poisson arrivals within each phase."""
@@ -151,10 +176,7 @@ def on_off(host: Any = None, *, phases: Iterable[tuple[int, Any]], sources: Any 
         r = _rates(rate, len(srcs))
         total = r.sum()
         if total > 0 and dur > 0:
-            k = rng.poisson(total * dur / 1e9)
-            t = np.sort(rng.integers(t0, t0 + dur, size=k, dtype=np.int64))
-            p = r / total
-            sid = rng.choice(len(srcs), size=k, p=p).astype(np.uint16) if len(srcs) > 1 else np.zeros(k, np.uint16)
+            t, sid = _arrivals(rng, int(rng.poisson(total * dur / 1e9)), t0, t0 + dur, r)
             times.append(t)
             ids.append(sid)
         t0 += dur
@@ -197,11 +219,7 @@ class LazyStorm:
         rng = np.random.default_rng([self.seed, 2, i])
         lo = self.start_ns + i * self.slice_ns
         hi = min(lo + self.slice_ns, self.start_ns + self.duration_ns)
-        k = int(self._counts[i])
-        t = np.sort(rng.integers(lo, hi, size=k, dtype=np.int64))
-        p = self.rates / self.rates.sum()
-        ids = (rng.choice(len(self.sources), size=k, p=p) if len(self.sources) > 1 else np.zeros(k)).astype(np.uint16)
-        return t, ids
+        return _arrivals(rng, int(self._counts[i]), lo, hi, self.rates)
 
     def chunks(self, chunk_events: int):
         """(times, source_ids, offset): whole slices, never more than needed in memory at once."""
@@ -252,8 +270,11 @@ def bursts(host: Any = None, *, rate_hz: Any, on_ns: int, off_ns: int, duration_
     return s
 
 
-def mix(*storms: Storm) -> Storm:
-    """Merge storms (their sources are united; simultaneous events keep the order of the arguments)."""
+def mix(*storms: Any) -> Storm:
+    """Merge storms — ``mix([a, b])`` or ``mix(a, b)`` — their sources united; simultaneous events keep
+    the order of the arguments."""
+    if len(storms) == 1 and isinstance(storms[0], (list, tuple)):
+        storms = tuple(storms[0])
     if not storms:
         raise ValueError("mix() needs at least one storm")
     srcs: list[Source] = []
@@ -274,4 +295,5 @@ def mix(*storms: Storm) -> Storm:
 
 
 def from_arrays(times: Any, source_ids: Any, sources: Sequence[Any]) -> Storm:
+    """A storm from your own arrays: sorted int times (ns), and for each an index into ``sources``."""
     return Storm(times, source_ids, sources, name="arrays")

@@ -1,8 +1,9 @@
 """The reference engine: replay a storm one interrupt at a time through the object model.
 
-Models nothing new: it drives ``host.raise_msi / raise_intx / raise_spurious`` at each event's time
-(timers and work due before it run first), then ``host.run()`` to drain. Simplification: tracing is
-switched off for speed; the outcome of each interrupt is read from its IrqEvent.
+Models nothing new: for each event, ``host.run(until=t)`` (timers and work due first), then
+``host.raise_msi / raise_intx / raise_spurious(..., at=t)``; after the last one, ``host.run()`` settles the
+host: timers and work run until only the periodic spurious poller is left (which fires meanwhile).
+Simplification: tracing is off for speed; each interrupt's outcome and latency are read from its IrqEvent.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ __all__ = ["replay"]
 def replay(host: Any, storm: Any, progress: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Raise every event through the model; returns (outcome int8, latency_ns int64) per event."""
     trace, host.trace = host.trace, False
-    events = []
     raisers = []
     for s in storm.sources:
         if s.kind == "msi":
@@ -27,12 +27,16 @@ def replay(host: Any, storm: Any, progress: Any = None) -> tuple[np.ndarray, np.
             raisers.append(lambda t, s=s: host.raise_intx(s.bdf, at=t))
         else:
             raisers.append(lambda t, s=s: host.raise_spurious(s.irq, at=t))
+    events = []
+    step = 4096
     try:
-        for t, sid in zip(storm.times.tolist(), storm.source_ids.tolist()):
-            raisers[sid](t)
-            events.append(host.last_event)
+        times, ids = storm.times.tolist(), storm.source_ids.tolist()
+        for lo in range(0, len(times), step):
+            for t, sid in zip(times[lo:lo + step], ids[lo:lo + step]):
+                raisers[sid](t)
+                events.append(host.last_event)
             if progress is not None:
-                progress.update(1)
+                progress.update(len(times[lo:lo + step]))
         host.run()
     finally:
         host.trace = trace
@@ -42,6 +46,6 @@ def replay(host: Any, storm: Any, progress: Any = None) -> tuple[np.ndarray, np.
     for i, ev in enumerate(events):
         o = ev.outcome if ev.outcome is not None else Outcome.IN_FLIGHT
         outcome[i] = int(o)
-        if o in (Outcome.INJECTED, Outcome.POSTED):
+        if o in (Outcome.INJECTED, Outcome.POSTED) and ev.t_ack is not None:
             latency[i] = ev.latency_ns
     return outcome, latency

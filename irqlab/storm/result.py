@@ -1,12 +1,15 @@
 """StormResult: per-event outcomes and latencies, the ledger, and every counter the storm moved.
 
-Not a kernel structure: the course's view of a run. Counters are read from the host before and after
-the run (kstat, actions, eventfds, irqfds, vCPUs, PIW), so both engines are compared on the same terms.
-Simplification: latency is -1 for every interrupt that did not reach the guest on its own.
+Not a kernel structure: the course's view of a run. Counters are read from the host before and after the
+run (kstat per CPU, irqactions, eventfds, irqfds, the IOAPIC, vCPUs and their LAPICs, the arch rows), so
+both engines are compared on the same terms. Simplification: latency is -1 for every interrupt that did
+not reach the guest on its own (coalesced, dropped, handled by the host...).
 """
 from __future__ import annotations
 
 import html
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,61 +19,119 @@ from ..ledger import OUTCOME_TEXT, Outcome
 
 __all__ = ["StormResult", "snapshot", "diff_snapshots"]
 
+# fields that are states (reported as they end), not counters (reported as what the storm added)
+_STATES = {"depth", "disabled", "masked", "istate", "irq_count", "irqs_unhandled", "last_unhandled", "disabled_at",
+           "pending", "status", "disintx", "intx_masked", "count", "irr", "isr", "tmr", "pir", "on", "remote_irr",
+           "irq_states", "last_level", "last_accept_coalesced", "last_eoi_level", "poll_timer", "next_id", "esr",
+           "sipi_vector", "tpr",
+           "spurious_disabled", "work_pending"}
+
+
+def _ev(ev: Any) -> Any:
+    return None if ev is None else (ev.id, int(ev.outcome) if ev.outcome is not None else None)
+
 
 def snapshot(host: Any) -> dict:
-    """Every counter a storm can move, keyed so two hosts built the same way compare equal."""
+    """Every counter and state a storm can move, keyed so that two hosts built alike compare equal."""
     s: dict = {}
     for irq, d in host.genirq.descs.items():
-        s[("kstat", irq)] = tuple(d.kstat)
-        s[("line", irq)] = (d.depth, d.disabled, d.irq_count, d.irqs_unhandled, d.last_unhandled, d.istate,
-                            d.disabled_at)
-        for a in d.actions:
-            s[("action", irq, a.name)] = (a.handled, a.none)
-    efds = {}
-    for vm in host.vms:
-        for f in vm.irqfds:
-            efds[f.eventfd.name] = f.eventfd
-            s[("irqfd", vm.id, f.gsi)] = (f.wakeups, f.fast_path, f.work_path, f.coalesced)
-        for v in vm.vcpus:
-            s[("vcpu", vm.id, v.id)] = (tuple(sorted(v.delivered.items())), tuple(sorted(v.coalesced.items())),
-                                       tuple(sorted(v.exits.items())), v.entries, v.wakeups)
-    for dev in host.devices.values():
+        s[("irq", irq)] = {"kstat": tuple(d.kstat), "depth": d.depth, "disabled": d.disabled, "masked": d.masked,
+                           "istate": d.istate, "irq_count": d.irq_count, "irqs_unhandled": d.irqs_unhandled,
+                           "last_unhandled": d.last_unhandled,
+                           "disabled_at": d.disabled_at if d.disabled_at is not None else -1,
+                           "pending": _ev(d.pending_event)}
+        for i, a in enumerate(d.actions):
+            s[("action", irq, i, a.name)] = {"handled": a.handled, "none": a.none}
+    efds: dict = {}   # id -> (role, eventfd): keyed by what it is for, not by its (global) name
+
+    def efd_role(efd: Any, *role: Any) -> None:
+        if efd is not None and id(efd) not in efds:
+            efds[id(efd)] = (role, efd)
+
+    for bdf, dev in host.devices.items():
+        s[("device", bdf)] = {"raised": dev.raised, "disintx": dev.disintx, "status": _ev(dev.intx_status_event)}
+        for v in dev.vectors:
+            s[("vector", bdf, v.index)] = {"sent": v.sent, "pending": _ev(v.pending_event)}
         drv = dev.driver
-        for efd in list(getattr(drv, "msi_triggers", {}).values()) + [getattr(drv, "intx_trigger", None)]:
-            if efd is not None:
-                efds[efd.name] = efd
-    for name, efd in efds.items():
-        s[("eventfd", name)] = (efd.signals, efd.count)
-    s[("arch", "PIW")] = tuple(host.arch_counts["PIW"])
-    s[("ledger",)] = tuple(host.ledger.counts)
+        if hasattr(drv, "handled"):
+            s[("vfio", bdf)] = {**{f"handled_{k}": n for k, n in drv.handled.items()}, "intx_masked": drv.intx_masked}
+            for i, efd in sorted(drv.msi_triggers.items()):
+                efd_role(efd, bdf, "msi", i)
+            efd_role(drv.intx_trigger, bdf, "intx")
+            if drv.intx_unmask is not None:
+                q = drv.intx_unmask
+                efd_role(q.eventfd, bdf, "unmask")
+                s[("virqfd", bdf)] = {"runs": q.inject.runs, "coalesced": q.inject.coalesced,
+                                      "work_pending": q.inject.pending}
+    for vm in host.vms:
+        for i, f in enumerate(vm.irqfds):
+            efd_role(f.eventfd, "irqfd", vm.id, i)
+            efd_role(f.resamplefd, "resamplefd", vm.id, i)
+            s[("irqfd", vm.id, f.gsi, i)] = {
+                "wakeups": f.wakeups, "fast_path": f.fast_path, "work_path": f.work_path, "coalesced": f.coalesced,
+                "runs": f.inject.runs, "work_coalesced": f.inject.coalesced, "work_pending": f.inject.pending}
+        for gsi, r in vm.resamplers.items():
+            s[("resampler", vm.id, gsi)] = {"acks": r.acks}
+        if vm.ioapic is not None:
+            io = vm.ioapic
+            s[("ioapic", vm.id)] = {"irr": io.irr, "irq_states": tuple(io.irq_states), "coalesced": io.coalesced,
+                                    "remote_irr": tuple(e.remote_irr for e in io.redirtbl)}
+        if vm.pic is not None:
+            s[("pic", vm.id)] = {"irq_states": tuple(vm.pic.irq_states), "last_level": tuple(vm.pic.last_level)}
+        for v in vm.vcpus:
+            lap = v.lapic
+            s[("vcpu", vm.id, v.id)] = {
+                "delivered": Counter(v.delivered), "coalesced": Counter(v.coalesced), "exits": Counter(v.exits),
+                "entries": v.entries, "wakeups": v.wakeups,
+                "irr": tuple(sorted(lap.irr)), "isr": tuple(sorted(lap.isr)), "tmr": tuple(sorted(lap.tmr)),
+                "accepted": lap.accepted, "lapic_coalesced": lap.coalesced, "acked": lap.acked, "eois": lap.eois,
+                **{k: getattr(lap, k) for k in ("nmi_count", "smi_count", "init_count", "extint_count", "remrd_count",
+                                                 "startup_count", "apic_arb_prio", "esr", "sipi_vector", "tpr")
+                   if hasattr(lap, k)},
+                "last_accept_coalesced": lap.last_accept_coalesced, "last_eoi_level": lap.last_eoi_level,
+                "pir": tuple(sorted(v.pi.pir)), "on": v.pi.on}
+    for role, efd in efds.values():
+        s[("eventfd", *role)] = {"signals": efd.signals, "count": efd.count}
+    for irq, irte in host.irqbypass.irtes.items():
+        s[("irte", irq)] = {"posted": irte.posted}
+    s[("arch",)] = {k: tuple(v) for k, v in host.arch_counts.items()}
+    s[("ledger",)] = {"raised": host.ledger.raised, "counts": tuple(host.ledger.counts)}
+    gi = host.genirq
+    pt = gi.poll_timer
+    m = re.search(r"\((\d+)\)", repr(host._ids))
+    s[("host",)] = {"spurious_disabled": tuple(host.spurious_disabled),
+                    "poll_timer": (pt.expires_ns if pt is not None and pt.pending else None),
+                    "next_id": int(m.group(1)) if m else None, "bad_irq_reports": gi.bad_irq_reports}
     return s
 
 
+def _delta(b: Any, a: Any) -> Any:
+    if isinstance(a, Counter):
+        c = Counter(a)
+        c.subtract(b or Counter())
+        return {k: n for k, n in sorted(c.items()) if n}
+    if isinstance(a, bool) or a is None or isinstance(a, str):
+        return a
+    if isinstance(a, int):
+        return a - (b or 0)
+    if isinstance(a, tuple) and all(isinstance(x, int) and not isinstance(x, bool) for x in a):
+        b = b or (0,) * len(a)
+        return tuple(x - y for x, y in zip(a, b))
+    return a
+
+
 def diff_snapshots(before: dict, after: dict) -> dict:
-    """Per key: the change for counters, the final value for states."""
+    """Per key and field: what the storm added to a counter, or how a state ends."""
     out = {}
-    for k, v in after.items():
-        b = before.get(k)
-        if k[0] in ("kstat", "arch", "ledger"):
-            b = b or (0,) * len(v)
-            out[k] = tuple(x - y for x, y in zip(v, b))
-        elif k[0] == "action":
-            b = b or (0, 0)
-            out[k] = (v[0] - b[0], v[1] - b[1])
-        elif k[0] == "irqfd":
-            b = b or (0, 0, 0, 0)
-            out[k] = tuple(x - y for x, y in zip(v, b))
-        elif k[0] == "eventfd":
-            b = b or (0, 0)
-            out[k] = (v[0] - b[0], v[1])
-        else:
-            out[k] = v
+    for k, fields in after.items():
+        b = before.get(k, {})
+        out[k] = {f: (v if f in _STATES else _delta(b.get(f), v)) for f, v in fields.items()}
     return out
 
 
 @dataclass
 class StormResult:
-    """What a storm did. ``outcome`` (int8 Outcome codes) and ``latency_ns`` (-1 if not delivered) per event."""
+    """What a storm did. ``outcome`` (int8 Outcome codes) and ``latency_ns`` (-1 unless delivered) per event."""
 
     engine: str
     times: np.ndarray
@@ -83,28 +144,60 @@ class StormResult:
     t_end: int
     elapsed_s: float = 0.0
     log: list = field(default_factory=list)
-    streamed_ledger: tuple | None = None  # set for a streamed run: counts kept, per-event arrays not
+    streamed: bool = False   # per-event arrays were not kept (a lazy storm): the ledger comes from counters
 
     # the ledger --------------------------------------------------------------------------------------
     def _counts(self) -> np.ndarray:
-        if self.streamed_ledger is not None:
-            return np.asarray(self.counters[("ledger",)], dtype=np.int64)
+        if self.streamed:
+            return np.asarray(self.counters[("ledger",)]["counts"], dtype=np.int64)
         return np.bincount(self.outcome, minlength=len(Outcome))
 
     @property
     def ledger(self) -> dict[str, int]:
-        c = self._counts()
-        return {o.label: int(n) for o, n in zip(Outcome, c) if n}
+        """Outcome label → count; the counts add up to the number of interrupts in the storm."""
+        return {o.label: int(n) for o, n in zip(Outcome, self._counts()) if n}
 
     def ledger_table(self) -> str:
         c = self._counts()
         w = max(len(o.label) for o in Outcome)
         lines = [f"{o.label:<{w}}  {int(n):>13,}  {OUTCOME_TEXT[o]}" for o, n in zip(Outcome, c) if n]
-        lines.append(f"{'total':<{w}}  {int(c.sum()):>13,}  = events in the storm ({len(self):,})")
+        lines.append(f"{'total':<{w}}  {int(c.sum()):>13,}  = interrupts in the storm")
         return "\n".join(lines)
 
     def __len__(self) -> int:
-        return int(self._counts().sum()) if self.streamed_ledger is not None else int(self.outcome.shape[0])
+        return int(self._counts().sum()) if self.streamed else int(self.outcome.shape[0])
+
+    # counters ----------------------------------------------------------------------------------------
+    def kstat(self) -> dict[int, tuple]:
+        """Per irq, what the storm added to each CPU's count (what /proc/interrupts shows)."""
+        return {k[1]: v["kstat"] for k, v in self.counters.items() if k[0] == "irq" and any(v["kstat"])}
+
+    def actions(self) -> dict[tuple, tuple]:
+        """(irq, action name) → (IRQ_HANDLED, IRQ_NONE) the storm added."""
+        return {(k[1], k[3]): (v["handled"], v["none"]) for k, v in self.counters.items()
+                if k[0] == "action" and (v["handled"] or v["none"])}
+
+    def eventfds(self) -> dict[str, tuple]:
+        """eventfd (what it is for: "<bdf> msi <i>", "irqfd <vm> <n>"...) → (signals the storm added, final count)."""
+        return {" ".join(map(str, k[1:])): (v["signals"], v["count"]) for k, v in self.counters.items()
+                if k[0] == "eventfd"}
+
+    def irqfds(self) -> dict[tuple, tuple]:
+        """(vm, gsi) → (fast path, inject work, coalesced while the work was pending)."""
+        return {(k[1], k[2]): (v["fast_path"], v["work_path"], v["coalesced"]) for k, v in self.counters.items()
+                if k[0] == "irqfd"}
+
+    def vcpus(self) -> dict[tuple, dict]:
+        """(vm, vcpu) → delivered and coalesced per vector, VM exits per reason, entries."""
+        return {(k[1], k[2]): {"delivered": v["delivered"], "coalesced": v["coalesced"], "exits": v["exits"],
+                               "entries": v["entries"]} for k, v in self.counters.items() if k[0] == "vcpu"}
+
+    def disabled_at(self) -> dict[int, int]:
+        """Per irq, when the line was disabled (spurious detection or disable_irq), or -1."""
+        return {k[1]: v["disabled_at"] for k, v in self.counters.items() if k[0] == "irq"}
+
+    def vmexits(self) -> int:
+        return sum(sum(v["exits"].values()) for k, v in self.counters.items() if k[0] == "vcpu")
 
     # views -------------------------------------------------------------------------------------------
     def proc_interrupts(self) -> str:
@@ -115,17 +208,20 @@ class StormResult:
         return self.latency_ns >= 0
 
     def latency_percentiles(self, qs=(50, 90, 99, 99.9)) -> dict[float, int]:
+        """Latency (ns) percentiles of the interrupts delivered to the guest (-1 if none was)."""
         lat = self.latency_ns[self.latency_ns >= 0]
         if not lat.size:
             return {q: -1 for q in qs}
         return {q: int(v) for q, v in zip(qs, np.percentile(lat, qs, method="lower"))}
 
     def rate(self, bin_ns: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Histogram of events per outcome in bins of ``bin_ns``: (bin start times, {outcome: counts})."""
-        if bin_ns <= 0:
-            raise ValueError("bin_ns must be > 0")
-        t0 = int(self.times[0]) if len(self) else 0
-        nb = int((self.t_end - t0) // bin_ns) + 1
+        """Events per outcome in bins of ``bin_ns``: (bin start times, {outcome label: counts})."""
+        if isinstance(bin_ns, bool) or not isinstance(bin_ns, (int, np.integer)) or bin_ns <= 0:
+            raise ValueError("bin_ns must be a positive int (ns)")
+        if not self.times.size:
+            return np.zeros(0, np.int64), {}
+        t0 = int(self.times[0])
+        nb = int((int(self.times[-1]) - t0) // bin_ns) + 1
         b = ((self.times - t0) // bin_ns).astype(np.int64)
         out = {}
         for o in np.unique(self.outcome):
@@ -140,47 +236,71 @@ class StormResult:
             out[s.label] = {o.label: int(n) for o, n in zip(Outcome, c) if n}
         return out
 
-    def vmexits(self) -> int:
-        return sum(sum(n for _, n in v[2]) for k, v in self.counters.items() if k[0] == "vcpu")
-
     def summary(self) -> str:
-        p = self.latency_percentiles()
         lines = [f"{len(self):,} interrupts, engine {self.engine}, {self.elapsed_s:.3f} s"
                  + (f" ({len(self) / self.elapsed_s / 1e6:.1f} M events/s)" if self.elapsed_s > 0 else ""),
-                 self.ledger_table(),
-                 "latency to guest: " + ", ".join(f"p{q:g} {v:,} ns" for q, v in p.items()),
-                 f"VM exits: {self.vmexits():,}"]
+                 self.ledger_table()]
+        if not self.streamed:
+            p = self.latency_percentiles()
+            lines.append("latency to the guest: " + ", ".join(f"p{q:g} {v:,} ns" for q, v in p.items()))
+        ex = Counter()
+        for v in self.vcpus().values():
+            ex.update(v["exits"])
+        lines.append(f"VM exits: {sum(ex.values()):,}" + (f" ({', '.join(f'{k} {n:,}' for k, n in sorted(ex.items()))})"
+                                                          if ex else ""))
+        dis = {irq: t for irq, t in self.disabled_at().items() if t >= 0 and
+               self.counters[("irq", irq)]["istate"] & 0x2}
+        for irq, t in sorted(dis.items()):
+            lines.append(f"irq {irq} disabled by spurious detection at {t:,} ns")
         return "\n".join(lines)
 
     __str__ = summary
 
     def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self.summary())}</pre>"
+        c = self._counts()
+        rows = "".join(f"<tr><td>{o.label}</td><td style='text-align:right'>{int(n):,}</td>"
+                       f"<td>{html.escape(OUTCOME_TEXT[o])}</td></tr>" for o, n in zip(Outcome, c) if n)
+        head = html.escape(self.summary().splitlines()[0])
+        rest = "<br>".join(html.escape(x) for x in self.summary().splitlines()[len(self.ledger) + 2:])
+        return (f"<div><b>{head}</b><table><tr><th>outcome</th><th>count</th><th></th></tr>{rows}"
+                f"<tr><td><b>total</b></td><td style='text-align:right'><b>{int(c.sum()):,}</b></td><td></td></tr>"
+                f"</table><p>{rest}</p></div>")
 
     # comparing ---------------------------------------------------------------------------------------
     def diff(self, other: "StormResult") -> str:
         """The first difference with another result ('' if identical)."""
         if len(self) != len(other):
             return f"lengths differ: {len(self)} vs {len(other)}"
+        if self.outcome.shape != other.outcome.shape:
+            return f"per-event arrays: {self.outcome.shape} vs {other.outcome.shape}"
         bad = np.flatnonzero(self.outcome != other.outcome)
         if bad.size:
             i = int(bad[0])
-            return (f"event {i} ({self.sources[self.source_ids[i]].label} at {self.times[i]:,} ns): outcome "
-                    f"{Outcome(int(self.outcome[i])).label} ({self.engine}) vs {Outcome(int(other.outcome[i])).label}"
-                    f" ({other.engine}); {bad.size} events differ")
+            src = self.sources[int(self.source_ids[i])].label if self.source_ids.size else "?"
+            return (f"event {i} ({src} at {int(self.times[i]):,} ns): outcome "
+                    f"{Outcome(int(self.outcome[i])).label} ({self.engine}) vs "
+                    f"{Outcome(int(other.outcome[i])).label} ({other.engine}); {bad.size} events differ")
         bad = np.flatnonzero(self.latency_ns != other.latency_ns)
         if bad.size:
             i = int(bad[0])
-            return f"event {i}: latency {self.latency_ns[i]} vs {other.latency_ns[i]}; {bad.size} differ"
+            return (f"event {i}: latency {int(self.latency_ns[i])} ({self.engine}) vs {int(other.latency_ns[i])} "
+                    f"({other.engine}); {bad.size} events differ")
         for k in sorted(set(self.counters) | set(other.counters), key=repr):
-            if self.counters.get(k) != other.counters.get(k):
-                return f"{k}: {self.counters.get(k)} ({self.engine}) vs {other.counters.get(k)} ({other.engine})"
+            a, b = self.counters.get(k), other.counters.get(k)
+            if a != b:
+                if a is None or b is None:
+                    return f"{k}: {a} ({self.engine}) vs {b} ({other.engine})"
+                f = next(f for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f))
+                return f"{k} {f}: {a.get(f)} ({self.engine}) vs {b.get(f)} ({other.engine})"
+        if self.t_end != other.t_end:
+            return f"end time {self.t_end:,} ({self.engine}) vs {other.t_end:,} ({other.engine})"
+        if self.log != other.log:
+            i = next((i for i, (x, y) in enumerate(zip(self.log, other.log)) if x != y),
+                     min(len(self.log), len(other.log)))
+            return (f"kernel log line {i}: {self.log[i] if i < len(self.log) else None} vs "
+                    f"{other.log[i] if i < len(other.log) else None}")
         if self.proc_text != other.proc_text:
             return "/proc/interrupts differs"
-        if self.t_end != other.t_end:
-            return f"end time {self.t_end} vs {other.t_end}"
-        if self.log != other.log:
-            return f"kernel log differs: {self.log[-3:]} vs {other.log[-3:]}"
         return ""
 
     def equals(self, other: "StormResult") -> bool:

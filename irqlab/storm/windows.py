@@ -1,121 +1,234 @@
 """The greedy window chain, vectorized: the primitive behind every coalescing window of the storm engine.
 
-Models the shape of kernel/workqueue.c's pending bit and the vCPU's pending kick: a window opens with the
-first event and closes ``delta`` ns later; events inside it coalesce; the next event at or after its end
-opens the next. Simplification: none — this is exact; it loops over windows of dense runs, never events.
+Models the shape of kernel/workqueue.c's pending bit, the vCPU's pending kick and the IOAPIC's remote IRR:
+a window opens with the first event, closes at its end, events inside it coalesce, and the first event at
+or after the end opens the next. Simplification: none — the result is exact for any input; only the cost
+depends on the data (it grows with the number of windows, never with a Python step per event).
+
+How: an event after a gap at least as long as a window always starts one (a run head). Inside a dense
+run the chain is followed from *sync points* — the run heads and, in long runs, the first event of every
+window-wide time cell, where any chain that leaves a cell without a start in the next one must land —
+all at once, one search per round, stopping where walks merge. ``ex`` (the next sync point on a node's
+path) comes from pointer doubling; the true chain is the walk from each head through the sync points it
+reaches.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["greedy_window_starts", "greedy_window_starts_naive"]
+__all__ = ["chain_starts", "greedy_window_starts", "chain_starts_naive", "greedy_window_starts_naive"]
+
+_SMALL = 48  # below this many active chains, follow them with a plain Python loop
+_LONG = 256  # runs up to this long are scanned position by position; longer ones get sync points
+_PROBE = 3   # look this many events ahead before a binary search
+HEAD, END = -2, -3
 
 
-def greedy_window_starts(t: np.ndarray, delta: int, block: int = 16384) -> np.ndarray:
-    """Boolean mask of window starts for sorted times ``t`` and windows ``[start, start + delta)``.
-
-    An event after a gap >= delta always starts a window. Dense runs between such gaps are cut into blocks
-    of ``block`` events; the chain of windows is followed in every block at once from the block's first
-    event (one searchsorted per step for all blocks), then the blocks are stitched in order: the true chain
-    enters each block where the previous one's exits and is walked until it joins the block's own chain
-    (on random times within a few windows). The Python loop runs once per window of a block and a few
-    times per block, never once per event.
-    """
-    n = t.shape[0]
-    is_start = np.zeros(n, dtype=bool)
-    if n == 0:
-        return is_start
-    is_start[0] = True
+def greedy_window_starts(t: np.ndarray, delta: int) -> np.ndarray:
+    """Boolean mask of window starts for sorted times ``t`` and windows ``[start, start + delta)``."""
+    t = np.asarray(t, dtype=np.int64)
     if delta <= 0:
-        is_start[:] = True
-        return is_start
-    if n > 1:
-        np.greater_equal(np.diff(t), delta, out=is_start[1:])
-    seg = np.flatnonzero(is_start)
-    seg_end = np.empty_like(seg)
-    seg_end[:-1] = seg[1:]
-    seg_end[-1] = n
-    dense = seg_end - seg > 2  # in a run of two, the second event is inside the first window: nothing to find
-    seg, seg_end = seg[dense], seg_end[dense]
-    if not seg.size:
-        return is_start
-    nblk = (seg_end - seg + block - 1) // block
-    run_of_block = np.repeat(np.arange(seg.size), nblk)
-    first_blk = np.cumsum(nblk) - nblk
-    k = np.arange(run_of_block.size) - first_blk[run_of_block]
-    b_start = seg[run_of_block] + k * block
-    b_end = np.minimum(b_start + block, seg_end[run_of_block])
-    guess = np.zeros(n + 1, dtype=bool)
-    guess[b_start] = True
-    exit_ = np.empty_like(b_start)
-    cur, idx = b_start.copy(), np.arange(b_start.size)
-    while cur.size:  # follow all blocks' chains at once
-        nxt = np.searchsorted(t, t[cur] + delta, side="left")
-        inside = nxt < b_end[idx]
-        out = ~inside
-        exit_[idx[out]] = nxt[out]
-        cur, idx = nxt[inside], idx[inside]
-        guess[cur] = True
-    is_start |= guess[:n]
-    later = np.flatnonzero(k > 0)
-    if not later.size:
-        return is_start
-    # 1. every later block, entered where its predecessor's chain exits, walks (all at once) to a join
-    assumed = exit_[later - 1]
-    e = assumed.copy()
-    end = b_end[later]
-    walk_blk, walk_node = [], []
-    act = np.flatnonzero((e < end) & ~guess[np.minimum(e, n)])
-    while act.size:
-        walk_blk.append(act)
-        walk_node.append(e[act])
-        e[act] = np.searchsorted(t, t[e[act]] + delta, side="left")
-        act = act[(e[act] < end[act]) & ~guess[np.minimum(e[act], n)]]
-    joined = e < end
-    join_at = np.where(joined, e, end)
-    out_at = np.where(joined, exit_[later], e)  # where the true chain leaves the block
-    # 2. in order, check each block was entered where its predecessor really exits; re-walk the others
-    valid = np.ones(later.size, dtype=bool)
-    extra: list[int] = []
-    prev_exit = None
-    for i, b in enumerate(later.tolist()):
-        if k[b] == 1:
-            prev_exit = int(exit_[b - 1])  # the first block of a run is exact
-        x = prev_exit
-        if x == int(assumed[i]):
-            prev_exit = int(out_at[i])
-            continue
-        valid[i] = False
-        be = int(end[i])
-        while x < be and not guess[x]:
-            extra.append(x)
-            x = int(np.searchsorted(t, t[x] + delta, side="left"))
-        if x < be:
-            join_at[i] = x
-            prev_exit = int(exit_[b])
-        else:
-            join_at[i] = be
-            prev_exit = x
-    # 3. guessed starts before each block's join are wrong; walked nodes are right
-    clear = np.zeros(n + 1, dtype=np.int32)
-    np.add.at(clear, b_start[later], 1)
-    np.add.at(clear, join_at, -1)
-    is_start &= ~(np.cumsum(clear[:n]) > 0)
-    if walk_node:
-        wb = np.concatenate(walk_blk)
-        wn = np.concatenate(walk_node)
-        is_start[wn[valid[wb]]] = True
-    if extra:
-        is_start[extra] = True
-    return is_start
+        return np.ones(t.shape[0], dtype=bool)
+    return chain_starts(t, int(delta))
+
+
+def _scan_runs(keys: np.ndarray, end_of, heads: np.ndarray, lens: np.ndarray, start: np.ndarray) -> None:
+    """Window starts inside short dense runs: one step per position, all runs at once (longest first)."""
+    order = np.argsort(-lens, kind="stable")
+    h, ln = heads[order], lens[order]
+    e = end_of(h)                 # the end of each run's current window
+    active = np.searchsorted(-ln, -np.arange(1, int(ln[0])), side="left")  # runs longer than k, k = 1, 2, ...
+    for k, a in enumerate(active.tolist(), 1):
+        i = h[:a] + k
+        st = keys[i] >= e[:a]
+        start[i] = st
+        if st.any():
+            e[:a] = np.where(st, end_of(i), e[:a])
+
+
+def _next(keys: np.ndarray, i: np.ndarray, e: np.ndarray, probe: bool) -> np.ndarray:
+    """For each i, the first j > i with keys[j] >= e (len(keys) if none): a few steps, then bisection."""
+    n = keys.shape[0]
+    if not probe:
+        return np.searchsorted(keys, e, side="left")
+    j = i + 1
+    act = np.arange(i.size)
+    for _ in range(_PROBE):
+        jj = j[act]
+        go = jj < n
+        go[go] = keys[jj[go]] < e[act[go]]
+        act = act[go]
+        if not act.size:
+            return j
+        j[act] += 1
+    j[act] = np.searchsorted(keys, e[act], side="left")
+    return j
+
+
+def chain_starts(keys: np.ndarray, ends, cell: int | None = None) -> np.ndarray:
+    """Window starts of the greedy chain over sorted ``keys``.
+
+    A window opened by event ``i`` closes at ``ends[i]`` (an int64 array, non-decreasing, ``> keys[i]``, or
+    one int ``d`` for ``keys[i] + d``); the first event whose key is ``>= ends[i]`` opens the next. ``cell``
+    is the width of the time cells used as sync points (default: the shortest window).
+    """
+    keys = np.asarray(keys, dtype=np.int64)
+    n = keys.shape[0]
+    start = np.zeros(n, dtype=bool)
+    if n == 0:
+        return start
+    scalar = np.ndim(ends) == 0
+    if scalar:
+        d = int(ends)
+
+        def end_of(i: np.ndarray) -> np.ndarray:
+            return keys[i] + d
+    else:
+        ends = np.asarray(ends, dtype=np.int64)
+
+        def end_of(i: np.ndarray) -> np.ndarray:
+            return ends[i]
+    start[0] = True
+    if n == 1:
+        return start
+    # run heads: nothing opened earlier reaches them
+    if scalar:
+        np.greater_equal(keys[1:], keys[:-1] + d, out=start[1:])
+    else:
+        np.greater_equal(keys[1:], ends[:-1], out=start[1:])
+    heads = np.flatnonzero(start)
+    lens = np.empty_like(heads)
+    lens[:-1] = heads[1:] - heads[:-1]
+    lens[-1] = n - heads[-1]
+    # runs of one or two events are done (the second is inside the first's window); short runs are walked
+    # from their head; long runs get sync points
+    short = np.flatnonzero((lens >= 3) & (lens <= _LONG))
+    if short.size:
+        _scan_runs(keys, end_of, heads[short], lens[short], start)
+    longr = np.flatnonzero(lens > _LONG)
+    if not longr.size:
+        return start
+    if cell is None:
+        cell = d if scalar else int((ends - keys).min())
+    cell = max(int(cell), 1)
+    dheads, dlens = heads[longr], lens[longr]
+    extra = []
+    if longr.size <= 256:  # few long runs: slices
+        for h, ln in zip(dheads.tolist(), dlens.tolist()):
+            c = keys[h:h + ln] // cell
+            extra.append(h + 1 + np.flatnonzero(c[1:] != c[:-1]))
+    else:
+        first = np.cumsum(dlens) - dlens
+        idx = np.arange(int(dlens.sum())) + np.repeat(dheads - first, dlens)
+        c = keys[idx] // cell
+        cf = np.empty(idx.size, dtype=bool)
+        cf[0] = False
+        np.not_equal(c[1:], c[:-1], out=cf[1:])
+        cf[first] = False  # the heads are in already
+        extra = [idx[cf]]
+        del idx, c, cf
+    src = np.sort(np.concatenate([dheads] + extra))
+    # forest discovery: walk from every sync point at once until each walk meets a node already seen, a run
+    # head (a start anyway: nothing before it reaches it) or the end. walk_stop[w]: the node id where walk w
+    # stopped (-1 for a head or the end).
+    probe = d <= 3 * (int(keys[-1] - keys[0]) // n + 1) if scalar else False
+    itype = np.int32 if n < 2**31 - 3 else np.int64
+    # cid: event index -> forest node id; HEAD for the other run heads, END past the last event
+    cid = np.full(n + 1, -1, dtype=itype)
+    cid[heads] = HEAD
+    cid[n] = END
+    nsrc = src.size
+    cid[src] = np.arange(nsrc, dtype=itype)
+    nodes, pars, walks = [src], [], [np.arange(nsrc, dtype=itype)]
+    walk_stop = np.full(nsrc, -1, dtype=np.int64)
+    nnodes = nsrc
+    front, fwalk = src, walks[0]
+    while front.size:
+        nx = _next(keys, front, end_of(front), probe)
+        seen = cid[nx]                    # a node id, or -1 (new), HEAD or END
+        go = seen == -1
+        stopped = ~go
+        walk_stop[fwalk[stopped]] = np.maximum(seen[stopped], -1)
+        nxg, fw = nx[go], fwalk[go]
+        nx = nxg
+        if nx.size > 1:  # a sorted frontier maps to a sorted one: repeats merge into the first
+            dup = np.zeros(nx.size, dtype=bool)
+            np.equal(nx[1:], nx[:-1], out=dup[1:])
+            if dup.any():
+                nid = np.arange(nnodes, nnodes + nx.size) - np.cumsum(dup)
+                walk_stop[fw[dup]] = nid[dup]
+                nx, fw = nx[~dup], fw[~dup]
+        cid[nx] = np.arange(nnodes, nnodes + nx.size, dtype=itype)
+        seen[go] = cid[nxg]
+        pars.append(seen)
+        nnodes += nx.size
+        nodes.append(nx)
+        walks.append(fw)
+        front, fwalk = nx, fw
+    node_ev = np.concatenate(nodes)
+    walk_of = np.concatenate(walks)
+    par = np.concatenate(pars).astype(np.int64)  # each node's next node (ids follow the walking order)
+    par[par < -1] = -1                           # a run head or the end: the walk is over
+    del pars, nodes, walks
+    is_sync = np.zeros(nnodes, dtype=bool)
+    is_sync[:nsrc] = True
+    # ex of a walk: the next sync point after its source (-1: a head or the end comes first). A walk that
+    # stopped on another walk's node takes that walk's answer.
+    unk = -2
+    stop_sync = (walk_stop < 0) | is_sync[np.maximum(walk_stop, 0)]
+    wex = np.where(stop_sync, walk_stop, unk)
+    jump = np.where(stop_sync, 0, walk_of[np.maximum(walk_stop, 0)]).astype(np.int64)
+    todo = np.flatnonzero(~stop_sync)
+    while todo.size:
+        j = jump[todo]
+        done = wex[j] != unk
+        wex[todo[done]] = wex[j[done]]
+        todo = todo[~done]
+        jump[todo] = jump[jump[todo]]
+    del jump
+    # the true sync points: from each dense head along ex (sync point -> the next), as far as it goes
+    true_sync = [np.arange(nsrc)[start[src]]]  # the dense heads' node ids
+    cur = wex[true_sync[0]]
+    cur = cur[cur >= 0]
+    while cur.size > _SMALL:
+        true_sync.append(cur)
+        cur = wex[cur]
+        cur = cur[cur >= 0]
+    if cur.size:
+        exl = wex.tolist()
+        tail = []
+        for c in cur.tolist():
+            while c >= 0:
+                tail.append(c)
+                c = exl[c]
+        true_sync.append(np.array(tail, dtype=np.int64))
+    resets = np.concatenate(true_sync)
+    # every node on the walk from a true sync point to the next one is a window start
+    marked = [resets]
+    cur = par[resets]
+    cur = cur[cur >= 0]
+    cur = cur[~is_sync[cur]]
+    while cur.size:
+        marked.append(cur)
+        cur = par[cur]
+        cur = cur[cur >= 0]
+        cur = cur[~is_sync[cur]]
+    start[node_ev[np.concatenate(marked)]] = True
+    return start
+
+
+def chain_starts_naive(keys, ends) -> np.ndarray:
+    """The same, one event at a time: the definition the fast version is tested against."""
+    keys = np.asarray(keys, dtype=np.int64)
+    e = (keys + int(ends)) if np.ndim(ends) == 0 else np.asarray(ends, dtype=np.int64)
+    out = np.zeros(keys.shape[0], dtype=bool)
+    end = None
+    for i, x in enumerate(keys.tolist()):
+        if end is None or x >= end:
+            out[i] = True
+            end = int(e[i])
+    return out
 
 
 def greedy_window_starts_naive(t, delta: int) -> np.ndarray:
-    """The same, one event at a time: the definition the fast version is tested against."""
-    out = np.zeros(len(t), dtype=bool)
-    end = None
-    for i, x in enumerate(t):
-        if end is None or x >= end:
-            out[i] = True
-            end = x + delta
-    return out
+    return chain_starts_naive(t, int(delta))
