@@ -720,7 +720,7 @@ for v in (0x51, 0x45, 0x25):
     apic.apic_accept_irq(v)
 show = lambda s: [hex(v) for v in sorted(s)]
 print("IRR", show(apic.irr), "| TPR 0x30 | PPR", hex(apic.ppr))
-print("ack", hex(apic.kvm_get_apic_interrupt()), "→ ISR", show(apic.isr), "PPR", hex(apic.ppr))
+print("ack", hex(apic.kvm_cpu_get_interrupt()), "→ ISR", show(apic.isr), "PPR", hex(apic.ppr))
 print("next deliverable:", apic.kvm_apic_has_interrupt(), " (0x45's class 4 is not above PPR's class 5)")
 print("EOI clears the highest ISR bit:", hex(apic.apic_set_eoi()), "→ PPR", hex(apic.ppr))
 print("next deliverable:", hex(apic.kvm_apic_has_interrupt()), " (0x25's class 2 is below TPR: it waits)")
@@ -729,7 +729,7 @@ print("next deliverable:", hex(apic.kvm_apic_has_interrupt()), " (0x25's class 2
              "TPR 0x60; vectors 0x51 and 0x75 are accepted; the vCPU acknowledges the highest deliverable one. "
              "What is the PPR then? (an int)",
              "a = KvmLapic()\na.set_tpr(0x60)\nfor v in (0x51, 0x75):\n    a.apic_accept_irq(v)\n"
-             "a.kvm_get_apic_interrupt()\nanswer = a.ppr"),
+             "a.kvm_cpu_get_interrupt()\nanswer = a.ppr"),
     md("The APIC page as the guest sees it: ISR (offset 0x100), TMR (0x180) and IRR (0x200) are 8 registers of 32 bits each, 0x10 apart; vector v is bit `v % 32` of register `v // 32`."),
     code("""
 apic.apic_accept_irq(0x41)

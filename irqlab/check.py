@@ -256,7 +256,7 @@ def _ppr_after_ack() -> int:
     a.set_tpr(0x60)
     for v in (0x51, 0x75):
         a.apic_accept_irq(v)
-    a.kvm_get_apic_interrupt()
+    a.kvm_cpu_get_interrupt()
     return a.ppr
 
 

@@ -175,7 +175,7 @@ def _route_targets(vm: Any, e: Any) -> list[int]:
             m = _msi.encode(dest_id=r.dest_id, vector=r.vector or 16)
         else:
             return []
-        return _msi.match_destinations(m, vm.apic_identities())
+        return _msi.delivery_destinations(m, vm.apic_identities())[0]
     except ValueError:
         return []
 

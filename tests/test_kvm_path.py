@@ -194,8 +194,37 @@ def test_resample_irqfd_on_msi_route_never_signals(host, vm):
 def test_kvm_signal_msi(vm):
     m = msi.encode(dest_id=1, vector=0x70)
     assert vm.kvm_signal_msi(m.address_lo, m.address_hi, m.data) == 1
-    m = msi.encode(dest_id=9, vector=0x70)  # physical dest above the highest APIC ID
+    # a physical ID no vCPU has: the APIC map's fast path takes it and reports 0 accepts (lapic.c
+    # kvm_irq_delivery_to_apic_fast sets *r = 0 once kvm_apic_map_get_dest_lapic returns true)
+    m = msi.encode(dest_id=9, vector=0x70)
+    assert vm.kvm_signal_msi(m.address_lo, m.address_hi, m.data) == 0
+    # a broadcast goes the slow way, over every vCPU: both accept
+    m = msi.encode(dest_id=0xFF, vector=0x71)
+    assert vm.kvm_signal_msi(m.address_lo, m.address_hi, m.data) == 2
+    assert all(0x71 in v.lapic.irr for v in vm.vcpus)
+
+
+def test_kvm_signal_msi_eperm_when_the_slow_path_finds_nobody(host):
+    """-1 (EPERM) only from the loop over every vCPU: here the logical map is disabled (two vCPUs share a
+    logical ID), so a logical message that matches nobody goes the slow way and finds no destination."""
+    vm = host.create_vm(nvcpus=2, irqchip="full")
+    vm.apic_identities = lambda: [msi.ApicIdentity(0, ldr=0b1), msi.ApicIdentity(1, ldr=0b1)]
+    m = msi.encode(dest_id=0b100, vector=0x70, dest_mode_logical=True)
     assert err(vm.kvm_signal_msi, m.address_lo, m.address_hi, m.data) == errno.EPERM
+
+
+def test_delivery_modes_as_kvm_reads_them(vm):
+    """__apic_accept_irq: NMI/SMI/INIT and the MSI-reserved 3 (APIC_DM_REMRD) and 6 (APIC_DM_STARTUP) are
+    accepted without the IRR; ExtINT is ignored (0)."""
+    lap = vm.vcpus[1].lapic
+    for mode, count in ((4, "nmi_count"), (2, "smi_count"), (5, "init_count"), (3, "remrd_count"),
+                        (6, "startup_count")):
+        m = msi.encode(dest_id=1, vector=0x30, delivery_mode=mode)
+        assert vm.kvm_signal_msi(m.address_lo, m.address_hi, m.data) == 1
+        assert getattr(lap, count) == 1, mode
+    m = msi.encode(dest_id=1, vector=0x30, delivery_mode="extint")
+    assert vm.kvm_signal_msi(m.address_lo, m.address_hi, m.data) == 0
+    assert not lap.irr
 
 
 def test_lowest_priority_vector_hashing(vm):
@@ -276,6 +305,21 @@ def test_posting_only_for_postable_routes():
     assert host.irqbypass.posted_irte(irq).vcpu is vm.vcpus[1]
     vm.kvm_irqfd(host.scenario.eventfds[0], 24, KVM_IRQFD_FLAG_DEASSIGN)
     assert host.irqbypass.posted_irte(irq) is None
+
+
+def test_lowest_priority_to_several_vcpus_is_postable():
+    """kvm_intr_is_single_vcpu_fast: the APIC map's lowest-priority pick is one vCPU, so the IRTE is posted to
+    the vCPU that vector hashing chose (vector % the number of bits in the logical destination mask)."""
+    host = irqlab.scenarios.posted_nic(1)
+    vm = host.scenario.vm
+    assert len(vm.vcpus) >= 2
+    m = msi.encode(dest_id=0b11, vector=0x43, dest_mode_logical=True, delivery_mode="lowest")
+    vm.kvm_set_gsi_routing([e for e in vm.routing.all() if e.gsi != 24] + [irqlab.msi_route(24, m.address_lo, m.data)])
+    irte = host.irqbypass.posted_irte(host.devices["0000:01:00.0"].vectors[0].irq)
+    assert irte is not None and irte.vcpu is vm.vcpus[0x43 % 2]
+    j = host.raise_msi("0000:01:00.0", 0)
+    host.run()
+    assert j.outcome == "posted"
 
 
 def test_halted_vcpu_pir_coalescing_and_piw():

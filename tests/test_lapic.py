@@ -10,7 +10,7 @@ def test_ppr_rule():
     a.set_tpr(0x35)
     assert a.ppr == 0x35                      # nothing in service: PPR = TPR
     a.apic_accept_irq(0x61)
-    a.kvm_get_apic_interrupt()
+    a.kvm_cpu_get_interrupt()
     assert a.ppr == 0x60                      # ISRV class above TPR's: PPR = ISRV & 0xF0
     a.set_tpr(0x70)
     assert a.ppr == 0x70
@@ -29,7 +29,7 @@ def test_ack_moves_highest_irr_and_eoi_clears_highest_isr():
     a = KvmLapic()
     for v in (0x31, 0x91, 0x51):
         a.apic_accept_irq(v)
-    assert a.kvm_get_apic_interrupt() == 0x91 and a.isr == {0x91}
+    assert a.kvm_cpu_get_interrupt() == 0x91 and a.isr == {0x91}
     a.isr.add(0x31)  # a lower vector also in service (nested)
     assert a.apic_set_eoi() == 0x91 and a.isr == {0x31}
     assert a.apic_set_eoi() == 0x31 and a.apic_set_eoi() == -1
@@ -39,7 +39,7 @@ def test_coalescing_one_pending_one_in_service():
     a = KvmLapic()
     a.apic_accept_irq(0x41)
     assert a.apic_accept_irq(0x41) == 1 and a.last_accept_coalesced  # KVM still returns 1
-    a.kvm_get_apic_interrupt()
+    a.kvm_cpu_get_interrupt()
     a.apic_accept_irq(0x41)
     assert a.irr == {0x41} and a.isr == {0x41} and not a.last_accept_coalesced
     assert a.coalesced == 1
@@ -49,7 +49,7 @@ def test_tmr_level_and_edge():
     a = KvmLapic()
     a.apic_accept_irq(0x41, trigger_level=True)
     assert 0x41 in a.tmr
-    a.kvm_get_apic_interrupt()
+    a.kvm_cpu_get_interrupt()
     a.apic_accept_irq(0x41)
     assert 0x41 not in a.tmr
 
@@ -78,7 +78,7 @@ def test_invariants_under_any_sequence(ops):
         if op == "accept":
             a.apic_accept_irq(v)
         elif op == "ack":
-            a.kvm_get_apic_interrupt()
+            a.kvm_cpu_get_interrupt()
         elif op == "eoi":
             a.apic_set_eoi()
         else:
@@ -92,5 +92,5 @@ def test_register_layout():
     a.apic_accept_irq(0x31)
     regs = dict(a.regs())
     assert regs[0x210] == 1 << 17 and regs[0x200] == 0 and len(regs) == 24
-    a.kvm_get_apic_interrupt()
+    a.kvm_cpu_get_interrupt()
     assert dict(a.regs())[0x110] == 1 << 17 and dict(a.regs())[0x210] == 0

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from irqlab import msi
-from irqlab.kvm.msi import ApicIdentity, fast_path_ok, match_destinations
+from irqlab.kvm.msi import ApicIdentity, delivery_destinations, fast_destinations, fast_path_ok, match_destinations
 
 
 def test_address_fields():
@@ -90,3 +90,54 @@ def test_lowest_priority_vector_hashing_and_rh():
     assert match_destinations(rh, APICS) == [[1, 2][0x45 % 2]]
     # physical broadcast + lowest priority is downgraded to Fixed: every vCPU
     assert match_destinations(msi.encode(dest_id=0xFF, vector=0x41, delivery_mode="lowest"), APICS) == [0, 1, 2, 3]
+
+
+def test_logical_broadcast_is_a_broadcast():
+    """kvm_apic_match_logical_addr starts with kvm_apic_broadcast: 0xFF reaches every APIC, even one with no
+    logical ID, and the fast path declines it (kvm_apic_is_broadcast_dest) whatever the destination mode."""
+    apics = APICS + [ApicIdentity(9)]  # APIC ID 9: LDR 0
+    m = msi.encode(dest_id=0xFF, vector=0x41, dest_mode_logical=True)
+    assert fast_destinations(m, apics) is None and match_destinations(m, apics) == [0, 1, 2, 3, 4]
+    # logical broadcast + lowest priority is NOT downgraded (only the physical one is): one vCPU, hashed
+    lo = msi.encode(dest_id=0xFF, vector=0x43, dest_mode_logical=True, delivery_mode="lowest")
+    assert match_destinations(lo, apics) == [0x43 % 5]
+
+
+def test_fast_path_physical_id_nobody_has_is_dropped_not_declined():
+    m = msi.encode(dest_id=9, vector=0x41)
+    assert fast_destinations(m, APICS) == [] and delivery_destinations(m, APICS) == ([], True)
+
+
+def test_fast_path_lowest_priority_hashes_over_the_mask_bits():
+    """kvm_apic_map_get_dest_lapic: kvm_vector_to_index over hweight16(mask), and a pick that lands on a slot
+    with no APIC drops the interrupt; the slow path hashes over the vCPUs that match instead."""
+    two = APICS[:2]  # logical IDs 0b01 and 0b10
+    for vector in range(0x40, 0x46):
+        m = msi.encode(dest_id=0b111, vector=vector, dest_mode_logical=True, delivery_mode="lowest")
+        bit = [0, 1, 2][vector % 3]
+        assert fast_destinations(m, two) == ([bit] if bit < 2 else []), hex(vector)
+        assert match_destinations(m, two) == [[0, 1][vector % 2]]
+    rh = msi.encode(dest_id=0b1010, vector=0x45, dest_mode_logical=True, redirection_hint=True)
+    assert fast_destinations(rh, APICS) == [[1, 3][0x45 % 2]]
+    assert fast_destinations(rh, APICS, vector_hashing=False) == [1]
+
+
+def test_fast_path_declines_when_the_logical_map_is_disabled():
+    """kvm_recalculate_logical_map disables the map for an LDR with several bits, a shared slot, or mixed
+    modes: logical messages then take the slow path; physical ones keep the fast path."""
+    shared = [ApicIdentity(0, ldr=0b1), ApicIdentity(1, ldr=0b1)]
+    multi = [ApicIdentity(0, ldr=0b11), ApicIdentity(1, ldr=0b100)]
+    mixed = [ApicIdentity(0, ldr=0b1), ApicIdentity(1, ldr=0x12, dfr_flat=False)]
+    for apics in (shared, multi, mixed):
+        m = msi.encode(dest_id=0b1, vector=0x41, dest_mode_logical=True)
+        assert fast_destinations(m, apics) is None
+        assert delivery_destinations(m, apics) == (match_destinations(m, apics), False)
+        assert fast_destinations(msi.encode(dest_id=1, vector=0x41), apics) == [1]
+    # no APIC has a logical ID yet: the map's logical mode is "software disabled", and nobody is hit
+    nobody = [ApicIdentity(8), ApicIdentity(9)]
+    assert fast_destinations(msi.encode(dest_id=0b1, vector=0x41, dest_mode_logical=True), nobody) == []
+
+
+def test_kvm_mode_names():
+    assert [msi.decode(0xFEE00000, d << 8).kvm_mode for d in range(8)] == \
+        ["fixed", "lowest", "smi", "remrd", "nmi", "init", "startup", "extint"]

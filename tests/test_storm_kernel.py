@@ -179,11 +179,6 @@ def test_both_engines_agree_on_a_halted_apicv_vcpu_taking_level_intx():
     assert a.equals(b), a.diff(b)
 
 
-@pytest.mark.xfail(strict=True, reason="model bug: a level-triggered interrupt posted to the PIR of a halted "
-                   "APICv vCPU is synced into the IRR as edge (Vcpu.vcpu_enter_guest calls apic_accept_irq(v) "
-                   "without trigger_level), so the guest never EOIs it as level: no EOI exit, no resample, and "
-                   "vfio keeps the device masked for ever. KVM's __apic_accept_irq sets the TMR before "
-                   "delivering, posted or not (arch/x86/kvm/lapic.c).")
 def test_model_a_halted_apicv_vcpu_eois_a_level_intx():
     h = _apicv_halted_intx_host()
     h.raise_intx("0000:04:00.0")
@@ -192,9 +187,6 @@ def test_model_a_halted_apicv_vcpu_eois_a_level_intx():
     assert 0x32 in h.vms[0].vcpus[0].lapic.tmr
 
 
-@pytest.mark.xfail(strict=True, reason="model bug: with APICv an MSI to an illegal vector (< 16) is left in "
-                   "flight for ever (post_interrupt ignores apic_accept_irq's 0 and records the IRR token), while "
-                   "without APICv the same interrupt is settled no_route")
 def test_model_an_illegal_vector_is_accounted_with_apicv():
     from irqlab import msi, msi_route
 

@@ -1,9 +1,11 @@
 """The virtual local APIC: IRR/ISR/TMR, TPR/PPR, accept, acknowledge and EOI.
 
 Models arch/x86/kvm/lapic.c (``__apic_accept_irq``, ``apic_update_ppr``, ``kvm_apic_has_interrupt``,
-``kvm_apic_ack_interrupt``, ``apic_set_eoi``) and the SDM's local APIC chapter. Simplification: registers
-are Python sets rather than the 4 KiB APIC page; no timer, no IPIs. Vectors 0-15 follow the SDM ("Receive
-Illegal Vector": not delivered, ESR bit 6), since KVM's __apic_accept_irq has no such check.
+``kvm_apic_ack_interrupt``, ``apic_set_eoi``), arch/x86/kvm/irq.c ``kvm_cpu_get_interrupt`` (which took in
+kvm_get_apic_interrupt in 6.13) and the SDM's local APIC chapter. Simplification: registers are Python
+sets rather than the 4 KiB APIC page; no timer, no IPIs; SMI, NMI, INIT, SIPI and RemRd are only counted.
+Vectors 0-15 follow the SDM ("Receive Illegal Vector": not delivered, ESR bit 6), since KVM's
+__apic_accept_irq has no such check.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ class KvmLapic:
         self.last_accept_coalesced = False
         self.last_eoi_level = False
         self.accepted = self.coalesced = self.acked = self.eois = 0
-        self.nmi_count = self.smi_count = self.init_count = self.extint_count = 0
+        self.nmi_count = self.smi_count = self.init_count = self.startup_count = self.remrd_count = 0
 
     @property
     def ppr(self) -> int:
@@ -36,13 +38,18 @@ class KvmLapic:
         self.tpr = tpr
 
     def apic_accept_irq(self, vector: int, *, delivery_mode: str = "fixed", trigger_level: bool = False) -> int:
+        """__apic_accept_irq: 1 if accepted (a vector already in the IRR too: KVM still returns 1), 0 if not.
+        ``delivery_mode`` is the APIC_DM_* case: fixed, lowest, smi, remrd, nmi, init, startup or extint."""
         self.last_accept_coalesced = False
         mode = delivery_mode.lower()
-        if mode in ("nmi", "smi", "init", "extint"):
+        if mode in ("nmi", "smi", "init", "startup", "remrd"):
             setattr(self, f"{mode}_count", getattr(self, f"{mode}_count") + 1)
             return 1
-        if not 16 <= vector <= 255:
-            self.esr |= ESR_RECV_ILLEGAL_VECTOR
+        if mode == "extint":  # "Should only be called by kvm_apic_local_deliver() with LVT0": ignored
+            return 0
+        if mode not in ("fixed", "lowest"):
+            raise ValueError(f"unknown delivery mode {delivery_mode!r}")
+        if self.illegal(vector):
             return 0
         if vector in self.irr:
             self.last_accept_coalesced = True
@@ -55,6 +62,13 @@ class KvmLapic:
         else:
             self.tmr.discard(vector)
         return 1
+
+    def illegal(self, vector: int) -> bool:
+        """SDM: a vector 0-15 is not delivered and sets ESR "Receive Illegal Vector"."""
+        if 16 <= vector <= 255:
+            return False
+        self.esr |= ESR_RECV_ILLEGAL_VECTOR
+        return True
 
     def kvm_apic_has_interrupt(self) -> int:
         if not self.irr:
@@ -69,7 +83,8 @@ class KvmLapic:
         self.isr.add(vector)
         self.acked += 1
 
-    def kvm_get_apic_interrupt(self) -> int:
+    def kvm_cpu_get_interrupt(self) -> int:
+        """The LAPIC half of kvm_cpu_get_interrupt: the highest deliverable vector, acknowledged; -1 if none."""
         v = self.kvm_apic_has_interrupt()
         if v >= 0:
             self.kvm_apic_ack_interrupt(v)

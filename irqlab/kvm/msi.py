@@ -1,18 +1,25 @@
 """x86 MSI address/data, KVM's decode of it, and destination matching.
 
 Models arch/x86/include/asm/msi.h (the address and data layout, SDM "Message Signalled Interrupts"),
-arch/x86/kvm/irq.c ``kvm_msi_to_lapic_irq`` and arch/x86/kvm/lapic.c ``kvm_apic_match_dest``.
-Simplification: the fast path declines only for broadcasts (KVM also declines when its APIC map is invalid).
+arch/x86/kvm/irq.c ``kvm_msi_to_lapic_irq`` and arch/x86/kvm/lapic.c: the APIC map's fast path
+(``kvm_apic_map_get_dest_lapic``, ``fast_destinations``) and the loop over every vCPU behind it
+(``kvm_irq_delivery_to_apic`` with ``kvm_apic_match_dest``, ``match_destinations``).
+Simplification: every APIC is software-enabled and the map is rebuilt from ``ApicIdentity`` on each call;
+an x2APIC's logical cluster is read from its LDR rather than from its x2APIC ID.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MsiMessage", "decode", "encode", "ApicIdentity", "match_destinations", "fast_path_ok",
-           "DELIVERY_MODES"]
+__all__ = ["MsiMessage", "decode", "encode", "ApicIdentity", "kvm_apic_match_dest", "match_destinations", "fast_destinations",
+           "delivery_destinations", "fast_path_ok", "DELIVERY_MODES", "KVM_MODE"]
 
+#: the SDM's names for the MSI data register's delivery mode (3 and 6 are reserved for MSIs)
 DELIVERY_MODES = {0: "Fixed", 1: "Lowest Priority", 2: "SMI", 3: "reserved", 4: "NMI", 5: "INIT",
                   6: "reserved", 7: "ExtINT"}
+#: what KVM's __apic_accept_irq does with each: it reads the field as APIC_DM_*, so 3 is APIC_DM_REMRD and
+#: 6 is APIC_DM_STARTUP (arch/x86/include/asm/apicdef.h)
+KVM_MODE = {0: "fixed", 1: "lowest", 2: "smi", 3: "remrd", 4: "nmi", 5: "init", 6: "startup", 7: "extint"}
 _BY_NAME = {"fixed": 0, "lowest": 1, "lowest priority": 1, "smi": 2, "nmi": 4, "init": 5, "extint": 7}
 
 
@@ -45,6 +52,11 @@ class MsiMessage:
         return DELIVERY_MODES[self.delivery_mode]
 
     @property
+    def kvm_mode(self) -> str:
+        """The APIC_DM_* case __apic_accept_irq takes: fixed, lowest, smi, remrd, nmi, init, startup, extint."""
+        return KVM_MODE[self.delivery_mode]
+
+    @property
     def apic_dm(self) -> int:
         return self.delivery_mode << 8
 
@@ -53,7 +65,9 @@ class MsiMessage:
         return self.delivery_mode == 1 or self.redirection_hint
 
     def is_broadcast(self, x2apic: bool = False) -> bool:
-        return self.dest_id == (0xFFFFFFFF if x2apic else 0xFF) and not self.dest_mode_logical
+        """kvm_apic_broadcast on the MDA: 0xFF (and 0xFFFFFFFF to an x2APIC), physical or logical alike.
+        An MSI's 0xFF reaches x2APICs as X2APIC_BROADCAST too (kvm_apic_mda, with KVM's broadcast quirk)."""
+        return self.dest_id == 0xFF or (x2apic and self.dest_id == 0xFFFFFFFF)
 
     def fields(self) -> list[tuple[str, str, int, str]]:
         return [
@@ -109,11 +123,17 @@ class ApicIdentity:
     dfr_flat: bool = True
 
 
-def _match(msg: MsiMessage, a: ApicIdentity) -> bool:
+def _ldr(a: ApicIdentity) -> int:
+    return a.ldr if a.ldr is not None else (1 << a.apic_id if a.apic_id < 8 else 0)
+
+
+def kvm_apic_match_dest(msg: MsiMessage, a: ApicIdentity) -> bool:
+    """kvm_apic_match_dest for an MSI (no shorthand, no source APIC)."""
+    if msg.is_broadcast(a.x2apic):
+        return True
     if not msg.dest_mode_logical:
-        return msg.is_broadcast(a.x2apic) or a.apic_id == msg.dest_id
-    mda = msg.dest_id
-    ldr = a.ldr if a.ldr is not None else (1 << a.apic_id if a.apic_id < 8 else 0)
+        return a.apic_id == msg.dest_id
+    mda, ldr = msg.dest_id, _ldr(a)
     if a.x2apic:
         return (ldr >> 16) == (mda >> 16) and bool(ldr & mda & 0xFFFF)
     if a.dfr_flat:
@@ -121,13 +141,90 @@ def _match(msg: MsiMessage, a: ApicIdentity) -> bool:
     return (ldr >> 4 & 0xF) == (mda >> 4 & 0xF) and bool(ldr & mda & 0xF)
 
 
+def _vector_to_index(vector: int, bits: list[int]) -> int:
+    """kvm_vector_to_index: the (vector % n)-th set bit."""
+    return bits[vector % len(bits)]
+
+
 def match_destinations(msg: MsiMessage, apics: list[ApicIdentity], *, vector_hashing: bool = True) -> list[int]:
-    dests = [i for i, a in enumerate(apics) if _match(msg, a)]
-    broadcast = not msg.dest_mode_logical and any(msg.is_broadcast(a.x2apic) for a in apics[:1])
-    if msg.lowest_priority and dests and not broadcast:
-        return [dests[msg.vector % len(dests)]] if vector_hashing else [dests[0]]
-    return dests
+    """kvm_irq_delivery_to_apic's loop over every vCPU (the slow path): the indexes of the vCPUs that accept.
+    A physical broadcast with lowest priority is downgraded to Fixed; other lowest-priority interrupts go
+    to one matching vCPU, picked by vector hashing over the matching vCPUs (or the first, without hashing,
+    since every arbitration priority is equal here)."""
+    dests = [i for i, a in enumerate(apics) if kvm_apic_match_dest(msg, a)]
+    if not dests or not msg.lowest_priority:
+        return dests
+    if not msg.dest_mode_logical and msg.dest_id == 0xFF:  # "apic: phys broadcast and lowest prio"
+        return dests
+    return [_vector_to_index(msg.vector, dests)] if vector_hashing else [dests[0]]
+
+
+def _logical_map(apics: list[ApicIdentity]) -> tuple[str | None, dict[tuple[int, int], int]] | None:
+    """kvm_recalculate_logical_map: the map's mode and its (cluster, bit) -> vCPU index slots, or None if
+    KVM had to disable the logical map (APICs in different logical modes, an LDR with several bits, two
+    APICs in one slot)."""
+    mode: str | None = None
+    slots: dict[tuple[int, int], int] = {}
+    for i, a in enumerate(apics):
+        ldr = _ldr(a)
+        if not ldr:
+            continue
+        m = "x2apic" if a.x2apic else ("flat" if a.dfr_flat else "cluster")
+        if mode is None:
+            mode = m
+        elif mode != m:
+            return None
+        cluster, mask = _logical_dest(m, ldr)
+        if not mask:
+            continue
+        bit = (mask & -mask).bit_length() - 1
+        if mask & (mask - 1) or (cluster, bit) in slots:
+            return None
+        slots[(cluster, bit)] = i
+    return mode, slots
+
+
+def _logical_dest(mode: str | None, dest: int) -> tuple[int, int]:
+    """kvm_apic_map_get_logical_dest: (cluster, mask) of a logical destination in the map's mode."""
+    if mode == "x2apic":
+        return dest >> 16, dest & 0xFFFF
+    if mode == "flat":
+        return 0, dest & 0xFF
+    if mode == "cluster":
+        return (dest >> 4) & 0xF, dest & 0xF
+    return 0, 0  # no APIC has a logical ID yet (KVM_APIC_MODE_SW_DISABLED): nobody
+
+
+def fast_destinations(msg: MsiMessage, apics: list[ApicIdentity], *, vector_hashing: bool = True) -> list[int] | None:
+    """kvm_irq_delivery_to_apic_fast via kvm_apic_map_get_dest_lapic: the vCPU indexes that accept, or None
+    when the fast path declines (a broadcast, or a logical map KVM disabled) and the slow path must loop.
+    An empty list means the interrupt is dropped and the fast path reports 0: a physical ID nobody has,
+    or a lowest-priority pick, hashed over the bits of the destination mask, that lands on an empty slot."""
+    if not apics or msg.dest_id == 0xFF:  # kvm_apic_is_broadcast_dest (an MSI has no source APIC)
+        return None
+    if not msg.dest_mode_logical:
+        return [i for i, a in enumerate(apics) if a.apic_id == msg.dest_id][:1]
+    lmap = _logical_map(apics)
+    if lmap is None:
+        return None
+    mode, slots = lmap
+    cluster, mask = _logical_dest(mode, msg.dest_id)
+    bits = [b for b in range(16) if mask >> b & 1]
+    if msg.lowest_priority and bits:
+        if vector_hashing:
+            bits = [_vector_to_index(msg.vector, bits)]
+        else:
+            present = [b for b in bits if (cluster, b) in slots]
+            bits = present[:1]
+    return [slots[(cluster, b)] for b in bits if (cluster, b) in slots]
 
 
 def fast_path_ok(msg: MsiMessage, apics: list[ApicIdentity]) -> bool:
-    return not msg.is_broadcast(any(a.x2apic for a in apics))
+    """Whether kvm_irq_delivery_to_apic_fast handles it (the irqfd fast path; else -EWOULDBLOCK)."""
+    return fast_destinations(msg, apics) is not None
+
+
+def delivery_destinations(msg: MsiMessage, apics: list[ApicIdentity]) -> tuple[list[int], bool]:
+    """kvm_irq_delivery_to_apic: (the vCPU indexes that accept, whether the fast path took it)."""
+    fast = fast_destinations(msg, apics)
+    return (fast, True) if fast is not None else (match_destinations(msg, apics), False)

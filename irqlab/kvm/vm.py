@@ -97,7 +97,14 @@ class Vcpu:
 
     # accepting --------------------------------------------------------------------------------------
     def apic_accept_irq(self, vector: int, trigger_level: bool, token: Any) -> int:
-        """__apic_accept_irq for Fixed/Lowest: APICv posts; otherwise set IRR and kick."""
+        """__apic_accept_irq for Fixed/Lowest: TMR first, then vmx_deliver_interrupt (APICv posts; otherwise
+        set IRR and kick). An illegal vector (0-15) is dropped as the SDM says, with or without APICv."""
+        if self.lapic.illegal(vector):
+            if token is not None:
+                token.hop("__apic_accept_irq", LAPIC_C, "lapic", f"vcpu{self.id}: illegal vector {vector}: "
+                          "not delivered (ESR: Receive Illegal Vector)")
+                token.settle(Outcome.NO_ROUTE)
+            return 0
         if token is not None:
             token.hop("kvm_apic_set_irq", LAPIC_C, "lapic", f"vcpu{self.id}")
             token.hop("__apic_accept_irq", LAPIC_C, "lapic", f"vcpu{self.id}: vector 0x{vector:02x} "
@@ -105,13 +112,12 @@ class Vcpu:
             token.hop("vmx_deliver_interrupt", "arch/x86/kvm/vmx/vmx.c", "kvm",
                       "APICv: post it" if self.vm.apicv else "no APICv: set IRR, request an event, kick")
         if self.vm.apicv:
+            if trigger_level:  # the TMR is set before the interrupt is posted, so the EOI exits for level
+                self.lapic.tmr.add(vector)
+            else:
+                self.lapic.tmr.discard(vector)
             return self.post_interrupt(vector, token, iommu=False, trigger_level=trigger_level)
-        r = self.lapic.apic_accept_irq(vector, trigger_level=trigger_level)
-        if r == 0:  # illegal vector (0-15): not delivered
-            if token is not None:
-                token.hop("__apic_accept_irq", LAPIC_C, "lapic", f"vcpu{self.id}: illegal vector {vector}")
-                token.settle(Outcome.NO_ROUTE)
-            return 0
+        self.lapic.apic_accept_irq(vector, trigger_level=trigger_level)
         self._irr_set(vector, token, Outcome.COALESCED_IRR)
         self.kvm_vcpu_kick(token)
         return 1
@@ -196,7 +202,7 @@ class Vcpu:
                 tok = self.pir_tokens.pop(v, None)
                 if tok is not None:
                     tok.hop("vmx_sync_pir_to_irr", "arch/x86/kvm/vmx/vmx.c", "kvm", f"vcpu{self.id} entry: PIR → IRR")
-                self.lapic.apic_accept_irq(v)
+                self.lapic.apic_accept_irq(v, trigger_level=v in self.lapic.tmr)  # the sync leaves TMR alone
                 self._irr_set(v, tok, Outcome.COALESCED_IRR)
             self.pi.pir.clear()
             self.pi.on = False
@@ -399,44 +405,56 @@ class Vm:
     def kvm_arch_set_irq_inatomic(self, e: RoutingEntry, token: Any) -> int:
         """The irqfd fast path for an MSI route; -EWOULDBLOCK sends the irqfd to its work item."""
         msg = _msi.decode(e.address_lo, e.data, e.address_hi, x2apic_32bit_ids=self.x2apic_32bit_ids)
-        apics = self.apic_identities()
-        if not _msi.fast_path_ok(msg, apics):
+        dests = _msi.fast_destinations(msg, self.apic_identities())
+        if dests is None:
             return -errno.EWOULDBLOCK
         if token is not None:
             token.hop("kvm_arch_set_irq_inatomic", "arch/x86/kvm/irq.c", "kvm", "MSI route: try the fast path")
             token.hop("kvm_irq_delivery_to_apic_fast", LAPIC_C, "kvm",
                       f"MSI dest {msg.dest_id} vector 0x{msg.vector:02x}")
-        r = self._deliver(msg, apics, token)
+        r = self._deliver(msg, dests, True, token)
         if token is not None and not token.done and not token.carried:
             token.settle(Outcome.NO_ROUTE)
         return max(r, 0)
 
     def kvm_irq_delivery_to_apic(self, msg: Any, token: Any) -> int:
+        """The APIC map's fast path, else a loop over every vCPU: the number of accepts; -1 only when the
+        loop found no destination (the fast path reports 0 for a destination nobody has)."""
         if token is not None:
             token.hop("kvm_irq_delivery_to_apic", LAPIC_C, "kvm", f"dest {msg.dest_id} vector 0x{msg.vector:02x}")
-        r = self._deliver(msg, self.apic_identities(), token)
-        return r
+        dests, fast = _msi.delivery_destinations(msg, self.apic_identities())
+        return self._deliver(msg, dests, fast, token)
 
-    def _deliver(self, msg: Any, apics: list, token: Any) -> int:
-        dests = _msi.match_destinations(msg, apics)
+    def _deliver(self, msg: Any, dests: list[int], fast: bool, token: Any) -> int:
         if not dests:
             if token is not None:
-                token.hop("kvm_irq_delivery_to_apic", LAPIC_C, "kvm", "no destination vCPU")
-            return -1
+                token.hop("kvm_irq_delivery_to_apic_fast" if fast else "kvm_irq_delivery_to_apic", LAPIC_C, "kvm",
+                          "no destination vCPU: dropped" + (" (reports 0)" if fast else " (reports -1)"))
+                token.settle(Outcome.NO_ROUTE)
+            return 0 if fast else -1
         r = 0
+        mode = msg.kvm_mode
         for n, i in enumerate(dests):
             vcpu = self.vcpus[i]
             tok = token if n == 0 else None
-            if msg.delivery_mode in (0, 1):
+            if mode in ("fixed", "lowest"):
                 r += vcpu.apic_accept_irq(msg.vector, msg.trigger_level, tok)
-            else:  # NMI, SMI, INIT, ExtINT bypass IRR/ISR
-                r += vcpu.lapic.apic_accept_irq(msg.vector, delivery_mode=msg.delivery_mode_name.lower())
-                if tok is not None:
+                continue
+            # SMI, RemRd, NMI, INIT, SIPI bypass IRR/ISR; ExtINT is ignored (only LVT0 may deliver it)
+            a = vcpu.lapic.apic_accept_irq(msg.vector, delivery_mode=mode)
+            r += a
+            if tok is not None:
+                tok.hop("__apic_accept_irq", LAPIC_C, "lapic", f"vcpu{vcpu.id}: APIC_DM_{mode.upper()}" +
+                        ("" if a else ": ignored"))
+                if a:
                     tok.settle(Outcome.INJECTED, t_ack=self.host.now)
+                else:
+                    tok.settle(Outcome.NO_ROUTE)
         return r
 
     def kvm_signal_msi(self, address_lo: int, address_hi: int, data: int, flags: int = 0, devid: int = 0) -> int:
-        """KVM_SIGNAL_MSI: > 0 on delivery, 0 if the guest blocked it; -1 (EPERM) when nobody is targeted."""
+        """KVM_SIGNAL_MSI: > 0 on delivery, 0 if dropped (e.g. a physical ID no vCPU has: the fast path reports
+        0); -1 (EPERM) only when the loop over every vCPU (a broadcast, no APIC map) finds no destination."""
         if flags & ~KVM_MSI_VALID_DEVID:
             raise KernelError(errno.EINVAL, "KVM_SIGNAL_MSI: flags other than KVM_MSI_VALID_DEVID")
         if not self.irqchip_in_kernel:
@@ -458,14 +476,16 @@ class Vm:
                     res.irqfd_resampler_ack()
 
     def postable_vcpu(self, e: RoutingEntry) -> Vcpu | None:
-        """kvm_irq_is_postable + kvm_intr_is_single_vcpu: Fixed/Lowest MSI to exactly one vCPU."""
+        """kvm_irq_is_postable + kvm_intr_is_single_vcpu: a Fixed/Lowest MSI with exactly one destination,
+        by the APIC map (a lowest-priority pick counts as one) or else by counting the vCPUs that match."""
         msg = _msi.decode(e.address_lo, e.data, e.address_hi, x2apic_32bit_ids=self.x2apic_32bit_ids)
-        if msg.delivery_mode not in (0, 1):
+        if msg.kvm_mode not in ("fixed", "lowest"):
             return None
         apics = self.apic_identities()
-        if msg.is_broadcast(False):
-            return None
-        dests = _msi.match_destinations(msg, apics)
+        fast = _msi.fast_destinations(msg, apics)
+        if fast is not None and len(fast) == 1:  # kvm_intr_is_single_vcpu_fast
+            return self.vcpus[fast[0]]
+        dests = [i for i, a in enumerate(apics) if _msi.kvm_apic_match_dest(msg, a)]
         return self.vcpus[dests[0]] if len(dests) == 1 else None
 
     # the guest --------------------------------------------------------------------------------------

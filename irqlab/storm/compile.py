@@ -75,11 +75,11 @@ class VcpuPlan:
 
 @dataclass(eq=False)
 class Accept:
-    """One LAPIC accept a delivery makes: (vCPU plan, vector), or an instant NMI/SMI/INIT/ExtINT."""
+    """One LAPIC accept a delivery makes: (vCPU plan, vector), or an instant SMI/RemRd/NMI/INIT/SIPI."""
 
     vcpu: VcpuPlan
     vector: int
-    mode: str = "fixed"  # "fixed" (Fixed/Lowest: IRR/PIR) or nmi/smi/init/extint (no IRR, acked at once)
+    mode: str = "fixed"  # "fixed" (Fixed/Lowest: IRR/PIR) or smi/remrd/nmi/init/startup (no IRR, acked at once)
 
 
 @dataclass(eq=False)
@@ -362,7 +362,7 @@ class _Compiler:
             raise Unsupported(f"{what}: vector 0x{red.vector:02x} is on several IOAPIC pins")
         msg = _msi.encode(dest_id=red.dest_id, vector=red.vector, delivery_mode=red.delivery_mode,
                           dest_mode_logical=red.dest_mode_logical, trigger_level=True)
-        dests = _msi.match_destinations(msg, vm.apic_identities())
+        dests, _ = _msi.delivery_destinations(msg, vm.apic_identities())
         if len(dests) != 1:
             raise Unsupported(f"{what}: IOAPIC pin {pin} must target exactly one vCPU")
         vp = self._vcpu(vm.vcpus[dests[0]])
@@ -371,9 +371,8 @@ class _Compiler:
         vp.dedicated = True
         if vp.vcpu.lapic.tpr & 0xF0 >= red.vector & 0xF0:
             raise Unsupported(f"{what}: the vCPU's TPR blocks vector 0x{red.vector:02x}")
-        # a halted vCPU with APICv takes it through the PIR, whose sync loses the level (see the model)
-        kept = not (vp.halted and vm.apicv)
-        p = IntxVfioPlan(vdev, trig, f, res, rfd, vq, ioapic, pin, red.vector, vp, kept)
+        # __apic_accept_irq sets the TMR before it posts, so the guest EOIs the level vector in every mode
+        p = IntxVfioPlan(vdev, trig, f, res, rfd, vq, ioapic, pin, red.vector, vp, True)
         self.intx_vfio.append(p)
         return p
 
@@ -403,8 +402,9 @@ class _Compiler:
         e = f.irq_entry
         if e is not None and e.type == KVM_IRQ_ROUTING_MSI:  # irqfd_wakeup tries every irqfd, resampling or not
             msg = _msi.decode(e.address_lo, e.data, e.address_hi, x2apic_32bit_ids=vm.x2apic_32bit_ids)
-            if _msi.fast_path_ok(msg, vm.apic_identities()):
-                fp = IrqfdPlan(f, True, self._msi_delivery(vm, msg, f"irqfd on GSI {f.gsi}"))
+            dests = _msi.fast_destinations(msg, vm.apic_identities())
+            if dests is not None:
+                fp = IrqfdPlan(f, True, self._msi_delivery(vm, msg, dests, f"irqfd on GSI {f.gsi}"))
         if fp is None:  # irqfd->inject: kvm_set_irq on every routing entry of the GSI
             if f.resamplefd is not None:
                 raise Unsupported(f"a resampling irqfd on GSI {f.gsi} that is not vfio INTx's")
@@ -413,7 +413,8 @@ class _Compiler:
             for ent in vm.routing.entries(f.gsi):
                 if ent.type == KVM_IRQ_ROUTING_MSI:
                     msg = _msi.decode(ent.address_lo, ent.data, ent.address_hi, x2apic_32bit_ids=vm.x2apic_32bit_ids)
-                    acc += self._msi_delivery(vm, msg, f"GSI {f.gsi}").accepts
+                    dests, _ = _msi.delivery_destinations(msg, vm.apic_identities())
+                    acc += self._msi_delivery(vm, msg, dests, f"GSI {f.gsi}").accepts
                 elif ent.irqchip == KVM_IRQCHIP_IOAPIC:
                     red = vm.ioapic.redirtbl[ent.pin]
                     if red.trigger_level:
@@ -425,7 +426,8 @@ class _Compiler:
                         continue
                     msg = _msi.encode(dest_id=red.dest_id, vector=red.vector, delivery_mode=red.delivery_mode,
                                       dest_mode_logical=red.dest_mode_logical, trigger_level=False)
-                    acc += self._msi_delivery(vm, msg, f"IOAPIC pin {ent.pin}").accepts
+                    dests, _ = _msi.delivery_destinations(msg, vm.apic_identities())
+                    acc += self._msi_delivery(vm, msg, dests, f"IOAPIC pin {ent.pin}").accepts
                 elif ent.irqchip in (KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE):
                     pic.append((vm.pic, ent.pin + (8 if ent.irqchip == KVM_IRQCHIP_PIC_SLAVE else 0)))
             if len({id(a.vcpu) for a in acc if a.mode == "fixed"}) != len([a for a in acc if a.mode == "fixed"]):
@@ -437,25 +439,24 @@ class _Compiler:
         self.irqfds[id(f)] = fp
         return fp
 
-    def _msi_delivery(self, vm: Any, msg: Any, what: str) -> Delivery:
+    def _msi_delivery(self, vm: Any, msg: Any, dests: list[int], what: str) -> Delivery:
+        """The accepts of a message on the vCPUs ``dests`` (from msi.fast_destinations or the slow path)."""
         if msg.trigger_level:
             raise Unsupported(f"{what}: a level-triggered MSI")
-        dests = _msi.match_destinations(msg, vm.apic_identities())
         acc = []
+        if msg.kvm_mode == "extint":  # __apic_accept_irq ignores it: dropped, like a message to nobody
+            return Delivery(acc)
         for i in dests:
             vp = self._vcpu(vm.vcpus[i])
-            if msg.delivery_mode in (0, 1):
+            if msg.kvm_mode in ("fixed", "lowest"):
                 if msg.vector < 16:
                     raise Unsupported(f"{what}: vector {msg.vector} (< 16, illegal)")
                 if vp.vcpu.lapic.tpr & 0xF0 >= msg.vector & 0xF0:
                     raise Unsupported(f"{what}: vcpu{vp.vcpu.id}'s TPR blocks vector 0x{msg.vector:02x}")
                 acc.append(Accept(vp, msg.vector))
                 vp.has_cpu = True
-            else:
-                mode = msg.delivery_mode_name.lower()
-                if mode not in ("nmi", "smi", "init", "extint"):
-                    raise Unsupported(f"{what}: reserved delivery mode {msg.delivery_mode}")
-                acc.append(Accept(vp, msg.vector, mode))
+            else:  # smi, remrd, nmi, init, startup: counted, no IRR
+                acc.append(Accept(vp, msg.vector, msg.kvm_mode))
         return Delivery(acc)
 
     # ------------------------------------------------------------------ vCPUs

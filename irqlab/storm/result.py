@@ -85,7 +85,7 @@ def snapshot(host: Any) -> dict:
                 "entries": v.entries, "wakeups": v.wakeups,
                 "irr": tuple(sorted(lap.irr)), "isr": tuple(sorted(lap.isr)), "tmr": tuple(sorted(lap.tmr)),
                 "accepted": lap.accepted, "lapic_coalesced": lap.coalesced, "acked": lap.acked, "eois": lap.eois,
-                **{k: getattr(lap, k) for k in ("nmi_count", "smi_count", "init_count", "extint_count", "remrd_count",
+                **{k: getattr(lap, k) for k in ("nmi_count", "smi_count", "init_count", "remrd_count",
                                                  "startup_count", "apic_arb_prio", "esr", "sipi_vector", "tpr")
                    if hasattr(lap, k)},
                 "last_accept_coalesced": lap.last_accept_coalesced, "last_eoi_level": lap.last_eoi_level,
