@@ -40,6 +40,28 @@ DEFAULT_CHUNK = 1 << 21
 K_CONST, K_ACCEPT, K_WORK, K_HELD, K_INTX = range(5)
 
 
+_POOL: Any = None
+_PARALLEL_MIN = 1 << 17  # below this many accepts per vCPU, a thread costs more than it saves
+
+
+def _run_all(calls: list) -> None:
+    """Run (fn, args, size) calls; with two or more big ones, on two threads (numpy's searches and gathers
+    release the GIL, and these machines have two cores). Each call writes only its own vCPU's state and
+    its own interrupts' slots in the sink, so the result is the same in any order."""
+    global _POOL
+    big = [c for c in calls if c[2] >= _PARALLEL_MIN]
+    if len(big) < 2:
+        for fn, args, _ in calls:
+            fn(*args)
+        return
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="irqlab-storm")
+    futs = [_POOL.submit(fn, *args) for fn, args, _ in calls]
+    for f in futs:
+        f.result()
+
+
 class Sink:
     """Per-interrupt outcome and latency (kept, or only counted for a streamed storm)."""
 
@@ -395,6 +417,7 @@ class VectorEngine:
         code = None
         if self.src_code is not None:
             code = self.src_code[sid] if e is None else self.src_code[sid[e]]
+        fast: list = []  # process_fast calls: each touches only its own vCPU, so two can run at once
         for v, vw in enumerate(self.vcpus):
             info = self.vinfo[v]
             if vw.vp.dedicated or (not info["srcs"].size and not vw.buf):
@@ -414,11 +437,12 @@ class VectorEngine:
             T = t[sel]
             if info["fast"] and not vw.buf:
                 if len(info["vecs"]) <= 1:
-                    vw.process_fast(T, sel, info["vecs"][0] if info["vecs"] else 0, info["cost"], info["iommu"])
+                    vl = info["vecs"][0] if info["vecs"] else 0
                 elif code is not None and e is None:
-                    vw.process_fast(T, sel, (code[sel] & 15).astype(np.int8), info["cost"], info["iommu"])
+                    vl = (code[sel] & 15).astype(np.int8)
                 else:
-                    vw.process_fast(T, sel, info["vtab"][sid[sel]], info["cost"], info["iommu"])
+                    vl = info["vtab"][sid[sel]]
+                fast.append((vw.process_fast, (T, sel, vl, info["cost"], info["iommu"]), T.size))
                 continue
             s = sid[sel]
             col = self.acc_vec[v]
@@ -432,6 +456,7 @@ class VectorEngine:
                 self._merge_process(vw, T, g, sel + off, vl, cost, io, t_next)
             else:
                 vw.process(T, False, g, T, vl, cost, io, sel + off)
+        _run_all(fast)
 
     def _merge_process(self, vw: VcpuWindows, T, g, order, vl, cost, io, t_next) -> None:
         """Raised accepts merged with inject accepts (timers run before raised interrupts at an instant)."""

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import threading
+
 import numpy as np
 
 from ..ledger import Outcome
 from .windows import chain_starts
+
+_COUNTS_LOCK = threading.Lock()
 
 __all__ = ["VcpuWindows", "WorkChain"]
 
@@ -96,8 +100,9 @@ class VcpuWindows:
             sink.out_view[sx] = deliv
             sink.lat_view[sx] = xlat
         nd = nw + extra.size
-        sink.counts[self.coal] += m - nd
-        sink.counts[deliv] += nd
+        with _COUNTS_LOCK:  # vCPUs may run in two threads (engine._accepts); the ledger is shared
+            sink.counts[self.coal] += m - nd
+            sink.counts[deliv] += nd
         # counters
         if one:
             dv = np.array([nd])
