@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import KernelError
+from ..ledger import Outcome
 from .msi import _u32
 from ..uapi import (
     KVM_IOAPIC_NUM_PINS, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
@@ -177,9 +178,17 @@ class KvmIoapic:
             return 1
         old_irr = self.irr
         self.irr |= mask
-        if (edge and old_irr == self.irr) or (not edge and entry.remote_irr):
+        if edge and old_irr == self.irr:  # "a previous edge has not been delivered due to masking"
             self.coalesced += 1
             return 0
+        if not edge and entry.remote_irr and not entry.masked:
+            # waiting for the guest's EOI: ioapic_service refuses (-1, since "Remove redundant check for
+            # Remote IRR in ioapic_set_irq"); the assertion stays in irr and is serviced again at the EOI
+            self.coalesced += 1
+            if token is not None:
+                token.hop("ioapic_service", IOAPIC_C, "kvm", f"pin {pin}: remote IRR set, waiting for the EOI")
+                token.settle(Outcome.COALESCED_IOAPIC)
+            return -1
         return self.ioapic_service(pin, token)
 
     def ioapic_service(self, pin: int, token: Any) -> int:

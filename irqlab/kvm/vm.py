@@ -391,6 +391,8 @@ class Vm:
             else:
                 r = self.pic.set_irq(e.pin + (8 if e.irqchip == KVM_IRQCHIP_PIC_SLAVE else 0), irq_source_id,
                                      level) if self.pic else -1
+            if r < 0:  # "if (r < 0) continue;": a refusal adds nothing to the others' result
+                continue
             ret = r + (0 if ret < 0 else ret)
         if token is not None and not token.done and not token.carried:
             token.settle(Outcome.COALESCED_IOAPIC if coalesced else Outcome.NO_ROUTE)
