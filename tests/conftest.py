@@ -13,6 +13,12 @@ def host():
 
 
 @pytest.fixture
+def vm(host):
+    """A VM with the full in-kernel irqchip (PIC, IOAPIC, default routing) and two vCPUs."""
+    return host.create_vm(nvcpus=2, irqchip="full")
+
+
+@pytest.fixture
 def line(host):
     """An IO-APIC level line (GSI 16) with no actions yet."""
     return host.alloc_irq(16, level=True)

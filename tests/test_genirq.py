@@ -11,13 +11,7 @@ from irqlab import (
 )
 from irqlab.uapi import IRQF_COND_ONESHOT, IRQF_COND_SUSPEND, IRQF_NO_SUSPEND
 
-from helpers import handled, unhandled
-
-
-def err(fn, *a):
-    with pytest.raises(KernelError) as e:
-        fn(*a)
-    return e.value.errno
+from helpers import err, handled, unhandled
 
 
 def test_request_irq_starts_the_line(host, line):

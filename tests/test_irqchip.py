@@ -7,39 +7,23 @@ import errno
 import pytest
 
 import irqlab
+from helpers import err, route
 from irqlab import (
     Eventfd, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
-    KVM_IRQCHIP_PIC_SLAVE, KVM_MAX_IRQ_ROUTES, KernelError, irqchip_route, msi, msi_route,
+    KVM_IRQCHIP_PIC_SLAVE, KVM_MAX_IRQ_ROUTES, irqchip_route, msi, msi_route,
 )
 from irqlab.kvm.irqchip import RoutingEntry
-from irqlab.uapi import KVM_IRQ_ROUTING_S390_ADAPTER, KVM_MSI_VALID_DEVID, KVM_USERSPACE_IRQ_SOURCE_ID
+from irqlab.uapi import KVM_IRQ_ROUTING_HV_SINT, KVM_IRQ_ROUTING_S390_ADAPTER, KVM_MSI_VALID_DEVID, KVM_USERSPACE_IRQ_SOURCE_ID
 
 SRC = KVM_USERSPACE_IRQ_SOURCE_ID
 
 
-def err(fn, *a, **k):
-    with pytest.raises(KernelError) as e:
-        fn(*a, **k)
-    return e.value.errno
-
-
-def route(gsi, dest=0, vector=0x41, **kw):
-    m = msi.encode(dest_id=dest, vector=vector, **kw)
-    return msi_route(gsi, m.address_lo, m.data, m.address_hi)
 
 
 def chips(vm, gsi):
     return sorted((e.irqchip, e.pin) for e in vm.routing.entries(gsi))
 
 
-@pytest.fixture
-def host():
-    return irqlab.Host(ncpus=4)
-
-
-@pytest.fixture
-def vm(host):
-    return host.create_vm(nvcpus=2, irqchip="full")
 
 
 # ------------------------------------------------------------------------------------------ default routing
@@ -146,6 +130,14 @@ def test_no_irqchip_einval_even_for_nr_zero(host):
     none = host.create_vm(irqchip=None)
     assert err(none.kvm_set_gsi_routing, []) == errno.EINVAL
     assert err(none.kvm_set_gsi_routing, [route(24)]) == errno.EINVAL
+
+
+def test_hyperv_sint_routes_are_not_modelled_rather_than_refused(vm):
+    """kvm_set_routing_entry accepts KVM_IRQ_ROUTING_HV_SINT with CONFIG_KVM_HYPERV: EINVAL would be wrong."""
+    before = vm.routing.all()
+    with pytest.raises(NotImplementedError, match="HV_SINT"):
+        vm.kvm_set_gsi_routing([RoutingEntry(24, KVM_IRQ_ROUTING_HV_SINT)])
+    assert vm.routing.all() == before
 
 
 def test_x2apic_32bit_ids_address_hi(host):

@@ -1,86 +1,12 @@
-"""KVM's half: GSI routing, irqfd, MSI delivery, LAPIC entry windows, posting (kernel-facts §6-§10)."""
+"""KVM's half after the routing table (that is tests/test_irqchip.py): irqfd, MSI delivery, LAPIC entry
+windows, posting (kernel-facts §6-§10)."""
 import errno
 
 import pytest
 
 import irqlab
-from irqlab import (
-    Eventfd, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQFD_FLAG_DEASSIGN,
-    KVM_IRQFD_FLAG_RESAMPLE, KernelError, irqchip_route, msi, msi_route,
-)
-from irqlab.kvm.irqchip import RoutingEntry
-
-
-def err(fn, *a, **k):
-    with pytest.raises(KernelError) as e:
-        fn(*a, **k)
-    return e.value.errno
-
-
-def route(gsi, dest=0, vector=0x41, **kw):
-    m = msi.encode(dest_id=dest, vector=vector, **kw)
-    return msi_route(gsi, m.address_lo, m.data, m.address_hi)
-
-
-@pytest.fixture
-def host():
-    return irqlab.Host(ncpus=4)
-
-
-@pytest.fixture
-def vm(host):
-    return host.create_vm(nvcpus=2, irqchip="full")
-
-
-# ---------------------------------------------------------------------------------------------- routing
-def test_default_routing_full_irqchip(vm):
-    assert [e.irqchip for e in vm.routing.entries(3)] == [KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_IOAPIC]
-    assert [e.irqchip for e in vm.routing.entries(20)] == [KVM_IRQCHIP_IOAPIC]
-
-
-def test_set_gsi_routing_replaces_the_whole_table(vm):
-    vm.kvm_set_gsi_routing([route(24)])
-    assert len(vm.routing) == 1 and not vm.routing.entries(3)
-    vm.kvm_set_gsi_routing([])  # nr = 0 is valid
-    assert len(vm.routing) == 0
-
-
-@pytest.mark.parametrize("entries,flags", [
-    ([route(24)] * 0 + [route(4096)], 0),                                  # gsi >= KVM_MAX_IRQ_ROUTES
-    ([route(24)], 1),                                                       # table flags
-    ([irqchip_route(1, KVM_IRQCHIP_IOAPIC, 1, flags=1)], 0),               # non-MSI entry flags
-    ([RoutingEntry(24, KVM_IRQ_ROUTING_MSI, flags=2, address_lo=0xFEE00000)], 0),  # MSI flags
-    ([irqchip_route(1, KVM_IRQCHIP_PIC_MASTER, 8)], 0),                    # PIC pin >= 8
-    ([irqchip_route(1, KVM_IRQCHIP_IOAPIC, 24)], 0),                       # IOAPIC pin >= 24
-    ([irqchip_route(1, 3, 0)], 0),                                         # irqchip >= 3
-    ([irqchip_route(1, KVM_IRQCHIP_IOAPIC, 1), irqchip_route(1, KVM_IRQCHIP_IOAPIC, 2)], 0),  # same chip twice
-    ([route(24), irqchip_route(24, KVM_IRQCHIP_IOAPIC, 2)], 0),            # MSI not alone
-    ([RoutingEntry(24, 4)], 0),                                            # HV_SINT not in this model
-])
-def test_set_gsi_routing_einval(vm, entries, flags):
-    before = vm.routing.all()
-    assert err(vm.kvm_set_gsi_routing, entries, flags) == errno.EINVAL
-    assert vm.routing.all() == before  # nothing half-changed
-
-
-def test_too_many_routes(vm):
-    assert err(vm.kvm_set_gsi_routing, [route(i % 4000) for i in range(4097)]) == errno.EINVAL
-
-
-def test_several_irqchips_per_gsi_ok(vm):
-    vm.kvm_set_gsi_routing([irqchip_route(5, KVM_IRQCHIP_PIC_MASTER, 5), irqchip_route(5, KVM_IRQCHIP_IOAPIC, 5)])
-    assert len(vm.routing.entries(5)) == 2
-
-
-def test_split_irqchip_rejects_irqchip_routes_and_x2apic_rule(host):
-    split = host.create_vm(irqchip="split")
-    assert split.routing.all() == []
-    assert err(split.kvm_set_gsi_routing, [irqchip_route(1, KVM_IRQCHIP_IOAPIC, 1)]) == errno.EINVAL
-    split.kvm_set_gsi_routing([route(24)])
-    x2 = host.create_vm(irqchip="split", x2apic_32bit_ids=True)
-    assert err(x2.kvm_set_gsi_routing, [msi_route(24, 0xFEE00000, 0x41, address_hi=0x1)]) == errno.EINVAL
-    none = host.create_vm(irqchip=None)
-    assert err(none.kvm_set_gsi_routing, []) == errno.EINVAL
+from helpers import err, route
+from irqlab import Eventfd, KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, msi, msi_route
 
 
 # ---------------------------------------------------------------------------------------------- irqfd

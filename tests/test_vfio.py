@@ -4,6 +4,7 @@ import errno
 import pytest
 
 import irqlab
+from helpers import err
 from irqlab import (
     Eventfd, IRQF_SHARED, KernelError, VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER,
     VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
@@ -13,12 +14,6 @@ from irqlab import (
 
 EFD_TRIG = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER
 BDF = "0000:05:00.0"
-
-
-def err(fn, *a):
-    with pytest.raises(KernelError) as e:
-        fn(*a)
-    return e.value.errno
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from ..errors import KernelError
 from ..ledger import Outcome
 from .msi import _u32
 from ..uapi import (
-    KVM_IOAPIC_NUM_PINS, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
+    KVM_IOAPIC_NUM_PINS, KVM_IRQ_ROUTING_HV_SINT, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
     KVM_IRQCHIP_PIC_SLAVE, KVM_MAX_IRQ_ROUTES, KVM_MSI_VALID_DEVID,
 )
 
@@ -115,8 +115,10 @@ def validate_routing(vm: "Vm", entries: list[RoutingEntry], flags: int) -> Routi
                     raise KernelError(errno.EINVAL, f"{e}: IOAPIC pin must be < 24")
             else:
                 raise KernelError(errno.EINVAL, f"{e}: irqchip must be 0, 1 or 2")
+        elif e.type == KVM_IRQ_ROUTING_HV_SINT:  # valid with CONFIG_KVM_HYPERV: refusing it would be a false EINVAL
+            raise NotImplementedError(f"gsi {e.gsi}: KVM_IRQ_ROUTING_HV_SINT (Hyper-V SynIC) routes are not modelled")
         else:
-            raise KernelError(errno.EINVAL, f"gsi {e.gsi}: routing type {e.type} is not supported on x86 here")
+            raise KernelError(errno.EINVAL, f"gsi {e.gsi}: routing type {e.type} is not valid on x86")
         for ei in table.entries(e.gsi):  # setup_routing_entry
             if ei.type != KVM_IRQ_ROUTING_IRQCHIP or e.type != KVM_IRQ_ROUTING_IRQCHIP or ei.irqchip == e.irqchip:
                 raise KernelError(errno.EINVAL, f"{e}: GSI {e.gsi} already has {ei} (an MSI entry must be alone; "
