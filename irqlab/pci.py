@@ -68,7 +68,8 @@ class PciDevice:
         self.msix_enabled = False
         self.vectors: list[MsiVector] = []
         self.driver: Any = None
-        self.raised = 0
+        self.raised = 0                    # every interrupt it sent, INTx and MSI
+        self.intx_raised = 0               # INTx assertions alone (a shared line counts other devices' too)
 
     def __repr__(self) -> str:
         return f"<PciDevice {self.bdf} {self.name} driver={getattr(self.driver, 'name', None)}>"
@@ -107,6 +108,7 @@ class PciDevice:
         if not self.intx_pin or self.gsi is None:
             raise ValueError(f"{self.bdf} has no INTx pin (Interrupt Pin register is 0)")
         self.raised += 1
+        self.intx_raised += 1
         if self.intx_status_event is not None:
             ev.hop("INTx assert", DEV, "device", f"{self.bdf}: Status.Interrupt already set: merged")
             ev.settle(Outcome.MASKED if self.disintx else Outcome.DISABLED)

@@ -95,8 +95,10 @@ def _build(host: Any, counts: bool) -> _Graph:
             g.edge(f"irq:{irq}", aid, f"{a.handled} handled / {a.none} none" if counts else "")
         for bdf, dev in host.devices.items():
             if dev.gsi == irq or any(v.irq == irq for v in dev.vectors):
-                kind = "INTx" if dev.gsi == irq else "MSI"
-                g.edge(f"dev:{bdf}", f"irq:{irq}", f"{kind}: {total:,}" if counts else kind)
+                # what this device sent: a shared INTx line's kstat also counts the other devices
+                kind, sent = (("INTx", dev.intx_raised) if dev.gsi == irq
+                              else ("MSI", sum(v.sent for v in dev.vectors if v.irq == irq)))
+                g.edge(f"dev:{bdf}", f"irq:{irq}", f"{kind}: {sent:,}" if counts else kind)
     vdevs = [dev.driver for dev in host.devices.values() if type(dev.driver).__name__ == "VfioPciDevice"]
     efd_ids: dict[int, str] = {}
     for v in vdevs:

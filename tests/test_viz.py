@@ -100,3 +100,15 @@ def test_every_scenario_draws(make):
         j = h.raise_intx("0000:04:00.0")
         h.run()
         assert "vfio-pci 0000:04:00.0" in viz.journey_diagram(h, j).text()
+
+
+def test_shared_intx_edges_count_each_device_not_the_line():
+    """Two devices on one INTx line: kstat counts the line, each device edge only what that device asserted."""
+    h = scenarios.shared_intx(trace=False)
+    first, second = sorted(h.devices)
+    for bdf in (first, second, first):
+        h.raise_intx(bdf)
+        h.run()
+    t = viz.host_diagram(h).text()
+    assert "kstat 3" in t
+    assert f"{first} -> irq 16: 16-fasteoi  (INTx: 2)" in t and f"{second} -> irq 16: 16-fasteoi  (INTx: 1)" in t

@@ -573,6 +573,8 @@ class VectorEngine:
             src = sp.src
             if src.kind in ("msi", "intx"):
                 h.devices[src.bdf].raised += k
+            if src.kind == "intx":
+                h.devices[src.bdf].intx_raised += k
             if src.kind == "msi":
                 sp.vector.sent += k
             if sp.route == R_POSTED:

@@ -49,7 +49,7 @@ def snapshot(host: Any) -> dict:
             efds[id(efd)] = (role, efd)
 
     for bdf, dev in host.devices.items():
-        s[("device", bdf)] = {"raised": dev.raised, "disintx": dev.disintx, "status": _ev(dev.intx_status_event)}
+        s[("device", bdf)] = {"raised": dev.raised, "intx_raised": dev.intx_raised, "disintx": dev.disintx, "status": _ev(dev.intx_status_event)}
         for v in dev.vectors:
             s[("vector", bdf, v.index)] = {"sent": v.sent, "pending": _ev(v.pending_event)}
         drv = dev.driver
