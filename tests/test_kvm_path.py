@@ -114,6 +114,8 @@ def test_resample_irqfd_on_msi_route_never_signals(host, vm):
     trig.signal()
     host.run()
     assert vm.vcpus[0].delivered[0x41] == 1 and res.count == 0
+    # 6.18's irqfd_wakeup tries kvm_arch_set_irq_inatomic for every irqfd, resampling or not
+    assert vm.irqfds[0].fast_path == 1 and vm.irqfds[0].work_path == 0
 
 
 # ---------------------------------------------------------------------------------------------- delivery
@@ -128,6 +130,17 @@ def test_kvm_signal_msi(vm):
     m = msi.encode(dest_id=0xFF, vector=0x71)
     assert vm.kvm_signal_msi(m.address_lo, m.address_hi, m.data) == 2
     assert all(0x71 in v.lapic.irr for v in vm.vcpus)
+
+
+def test_kvm_signal_msi_einval(host):
+    """kvm_send_userspace_msi: no in-kernel irqchip or unknown flags; kvm_set_msi: kvm_msi_route_invalid."""
+    m = msi.encode(dest_id=1, vector=0x70)
+    none = host.create_vm(irqchip=None)
+    assert err(none.kvm_signal_msi, m.address_lo, m.address_hi, m.data) == errno.EINVAL
+    x2 = host.create_vm(nvcpus=2, irqchip="split", x2apic_32bit_ids=True)
+    assert err(x2.kvm_signal_msi, m.address_lo, 0x1, m.data) == errno.EINVAL
+    assert err(x2.kvm_signal_msi, m.address_lo, 0, m.data, flags=2) == errno.EINVAL
+    assert x2.kvm_signal_msi(m.address_lo, 0, m.data) == 1 and x2.signal_msi_calls == 2
 
 
 def test_kvm_signal_msi_eperm_when_the_slow_path_finds_nobody(host):

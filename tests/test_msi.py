@@ -77,9 +77,12 @@ def test_logical_flat_cluster_and_x2apic():
     cluster = [ApicIdentity(i, ldr=(0x10 | (1 << i)), dfr_flat=False) for i in range(3)]
     m = msi.encode(dest_id=0x13, vector=0x41, dest_mode_logical=True)
     assert match_destinations(m, cluster) == [0, 1]
-    x2 = [ApicIdentity(i, ldr=(1 << 16) | (1 << i), x2apic=True) for i in range(3)]
+    # an x2APIC's LDR is read-only: cluster ID >> 4 in bits 31:16, bit ID & 0xF (kvm_apic_calc_x2apic_ldr)
+    x2 = [ApicIdentity(i, x2apic=True) for i in (16, 17, 18, 2)]
     m = msi.encode(dest_id=(1 << 16) | 0b101, vector=0x41, dest_mode_logical=True, x2apic_32bit_ids=True)
     assert match_destinations(m, x2) == [0, 2]
+    assert match_destinations(msi.encode(dest_id=0x10002, vector=0x41, dest_mode_logical=True,
+                                         x2apic_32bit_ids=True), [ApicIdentity(17, x2apic=True)]) == [0]
 
 
 def test_lowest_priority_vector_hashing_and_rh():

@@ -2,8 +2,10 @@
 
 Models virt/kvm/irqchip.c (``kvm_set_irq_routing``, ``setup_routing_entry``, ``kvm_set_irq``),
 arch/x86/kvm/irq.c (``kvm_set_routing_entry``, ``kvm_set_msi``, ``kvm_msi_route_invalid``) and
-arch/x86/kvm/ioapic.c (``ioapic_set_irq``, ``ioapic_service``, ``kvm_ioapic_update_eoi_one``).
-Simplification: the guest runs in APIC mode, so the PIC records its pins but never interrupts a vCPU.
+arch/x86/kvm/ioapic.c (``ioapic_set_irq``, ``ioapic_service``, ``kvm_ioapic_update_eoi_one``,
+``ioapic_write_indirect``) and arch/x86/kvm/i8259.c (``pic_set_irq1``).
+Simplification: the guest runs in APIC mode with both 8259s masked, so the PIC records its pins but never
+interrupts a vCPU; the RTC's EOI tracking, irr_delivered and directed EOI are left out.
 """
 from __future__ import annotations
 
@@ -13,16 +15,19 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import KernelError
 from ..ledger import Outcome
+from ..sched import HZ, NSEC_PER_JIFFY, WorkStruct
 from .msi import _u32
 from ..uapi import (
-    KVM_IOAPIC_NUM_PINS, KVM_IRQ_ROUTING_HV_SINT, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
-    KVM_IRQCHIP_PIC_SLAVE, KVM_MAX_IRQ_ROUTES, KVM_MSI_VALID_DEVID,
+    KVM_IOAPIC_NUM_PINS, KVM_IRQ_ROUTING_HV_SINT, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI,
+    KVM_IRQ_ROUTING_XEN_EVTCHN, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
+    KVM_MAX_IRQ_ROUTES, KVM_MSI_VALID_DEVID,
 )
 
 if TYPE_CHECKING:
     from .vm import Vm
 
-__all__ = ["RoutingEntry", "msi_route", "irqchip_route", "RoutingTable", "KvmIoapic", "RedirEntry", "KvmPic"]
+__all__ = ["RoutingEntry", "msi_route", "irqchip_route", "RoutingTable", "KvmIoapic", "RedirEntry", "KvmPic",
+           "kvm_msi_route_invalid"]
 
 IRQCHIP_C = "virt/kvm/irqchip.c"
 IOAPIC_C = "arch/x86/kvm/ioapic.c"
@@ -70,8 +75,18 @@ class RoutingTable:
 
     def __init__(self, entries: Iterable[RoutingEntry] = ()):
         self.map: dict[int, list[RoutingEntry]] = {}
+        self.chip: dict[tuple[int, int], int] = {}  # rt->chip[irqchip][pin]: the GSI set up last on the pin
         for e in entries:
-            self.map.setdefault(e.gsi, []).append(e)
+            self.add(e)
+
+    def add(self, e: RoutingEntry) -> None:
+        self.map.setdefault(e.gsi, []).append(e)
+        if e.type == KVM_IRQ_ROUTING_IRQCHIP:
+            self.chip[(e.irqchip, e.pin)] = e.gsi
+
+    def chip_pin(self, irqchip: int, pin: int) -> int:
+        """kvm_irq_map_chip_pin: the GSI of an irqchip pin, or -1."""
+        return self.chip.get((irqchip, pin), -1)
 
     def entries(self, gsi: int) -> list[RoutingEntry]:
         return self.map.get(gsi, [])
@@ -81,6 +96,11 @@ class RoutingTable:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.map.values())
+
+
+def kvm_msi_route_invalid(vm: "Vm", e: RoutingEntry) -> bool:
+    """With the x2APIC API's 32-bit IDs, address_hi bits 7:0 must be 0 (checked at routing and at kvm_set_msi)."""
+    return vm.x2apic_32bit_ids and bool(e.address_hi & 0xFF)
 
 
 def validate_routing(vm: "Vm", entries: list[RoutingEntry], flags: int) -> RoutingTable:
@@ -100,7 +120,7 @@ def validate_routing(vm: "Vm", entries: list[RoutingEntry], flags: int) -> Routi
         if e.type == KVM_IRQ_ROUTING_MSI:
             if e.flags & ~KVM_MSI_VALID_DEVID:
                 raise KernelError(errno.EINVAL, f"{e}: MSI entry flags other than KVM_MSI_VALID_DEVID")
-            if vm.x2apic_32bit_ids and e.address_hi & 0xFF:
+            if kvm_msi_route_invalid(vm, e):
                 raise KernelError(errno.EINVAL, f"{e}: address_hi bits 7:0 must be 0 with 32-bit x2APIC IDs")
         elif e.type == KVM_IRQ_ROUTING_IRQCHIP:
             if e.flags:
@@ -115,15 +135,17 @@ def validate_routing(vm: "Vm", entries: list[RoutingEntry], flags: int) -> Routi
                     raise KernelError(errno.EINVAL, f"{e}: IOAPIC pin must be < 24")
             else:
                 raise KernelError(errno.EINVAL, f"{e}: irqchip must be 0, 1 or 2")
-        elif e.type == KVM_IRQ_ROUTING_HV_SINT:  # valid with CONFIG_KVM_HYPERV: refusing it would be a false EINVAL
-            raise NotImplementedError(f"gsi {e.gsi}: KVM_IRQ_ROUTING_HV_SINT (Hyper-V SynIC) routes are not modelled")
+        elif e.type in (KVM_IRQ_ROUTING_HV_SINT, KVM_IRQ_ROUTING_XEN_EVTCHN):
+            # valid with CONFIG_KVM_HYPERV / CONFIG_KVM_XEN: refusing them would be a false EINVAL
+            kind = "HV_SINT (Hyper-V SynIC)" if e.type == KVM_IRQ_ROUTING_HV_SINT else "XEN_EVTCHN (Xen event channel)"
+            raise NotImplementedError(f"gsi {e.gsi}: KVM_IRQ_ROUTING_{kind} routes are not modelled")
         else:
             raise KernelError(errno.EINVAL, f"gsi {e.gsi}: routing type {e.type} is not valid on x86")
         for ei in table.entries(e.gsi):  # setup_routing_entry
             if ei.type != KVM_IRQ_ROUTING_IRQCHIP or e.type != KVM_IRQ_ROUTING_IRQCHIP or ei.irqchip == e.irqchip:
                 raise KernelError(errno.EINVAL, f"{e}: GSI {e.gsi} already has {ei} (an MSI entry must be alone; "
                                   "one entry per irqchip)")
-        table.map.setdefault(e.gsi, []).append(e)
+        table.add(e)
     return table
 
 
@@ -140,6 +162,9 @@ class RedirEntry:
     remote_irr: bool = False
 
 
+IOAPIC_SUCCESSIVE_IRQ_MAX_COUNT = 10000  # ioapic.c: EOIs in a row that re-inject a still-asserted pin
+
+
 class KvmIoapic:
     """The in-kernel IOAPIC (full irqchip): 24 pins, per-source line state, remote IRR for level pins."""
 
@@ -148,11 +173,15 @@ class KvmIoapic:
         self.redirtbl = [RedirEntry() for _ in range(KVM_IOAPIC_NUM_PINS)]
         self.irr = 0
         self.irq_states: list[int] = [0] * KVM_IOAPIC_NUM_PINS  # bit per irq_source_id
+        self.irq_eoi: list[int] = [0] * KVM_IOAPIC_NUM_PINS     # successive EOIs that re-injected the pin
         self.coalesced = 0
+        self.eoi_inject = WorkStruct(self.kvm_ioapic_eoi_inject_work, name="kvm_ioapic_eoi_inject_work")
 
     def write_redirtbl(self, pin: int, *, vector: int, dest_id: int = 0, trigger_level: bool = True,
                        masked: bool = False, dest_mode_logical: bool = False, delivery_mode: int = 0) -> None:
-        """The guest programs a pin (what Linux's IO-APIC driver writes through IOREGSEL/IOWIN)."""
+        """ioapic_write_indirect: the guest programs a pin (Linux's IO-APIC driver, through IOREGSEL/IOWIN).
+        Writing an edge entry clears remote IRR; an unmasked, idle level pin still asserted is resampled
+        through the irqfd resampler if the pin has one, else serviced (an edge that came while masked is lost)."""
         if not 0 <= pin < KVM_IOAPIC_NUM_PINS:
             raise ValueError("pin must be 0..23")
         if not 16 <= vector <= 255:
@@ -160,8 +189,14 @@ class KvmIoapic:
         e = self.redirtbl[pin]
         e.vector, e.dest_id, e.trigger_level, e.masked = vector, dest_id, trigger_level, masked
         e.dest_mode_logical, e.delivery_mode = dest_mode_logical, delivery_mode
-        if not masked and self.irr & (1 << pin):
-            self.ioapic_service(pin, None)
+        if not trigger_level:  # "Some OSes (Linux, Xen) assume that Remote IRR bit will be cleared ..."
+            e.remote_irr = False
+        if trigger_level and self.irr & (1 << pin) and not masked and not e.remote_irr:
+            # "Pending status in irr may be outdated": let the resampler ask the device, else inject
+            if self.vm.kvm_notify_irqfd_resampler(KVM_IRQCHIP_IOAPIC, pin):
+                self.irr &= ~(1 << pin)
+            else:
+                self.ioapic_service(pin, None)
 
     def set_irq(self, pin: int, source: int, level: int, token: Any) -> int:
         """kvm_ioapic_set_irq → ioapic_set_irq: 0 when coalesced, -1 if not delivered, else #CPUs."""
@@ -180,10 +215,14 @@ class KvmIoapic:
             return 1
         old_irr = self.irr
         self.irr |= mask
-        if edge and old_irr == self.irr:  # "a previous edge has not been delivered due to masking"
-            self.coalesced += 1
-            return 0
-        if not edge and entry.remote_irr and not entry.masked:
+        if edge:
+            if old_irr == self.irr:  # the line was already up (held by another source, or not lowered yet)
+                self.coalesced += 1
+                if token is not None:
+                    token.hop("ioapic_set_irq", IOAPIC_C, "kvm", f"edge pin {pin} already asserted: coalesced")
+                    token.settle(Outcome.COALESCED_IOAPIC)
+                return 0
+        elif entry.remote_irr and not entry.masked:
             # waiting for the guest's EOI: ioapic_service refuses (-1, since "Remove redundant check for
             # Remote IRR in ioapic_set_irq"); the assertion stays in irr and is serviced again at the EOI
             self.coalesced += 1
@@ -204,40 +243,75 @@ class KvmIoapic:
         msg = _msi.encode(dest_id=entry.dest_id, vector=entry.vector, delivery_mode=entry.delivery_mode,
                           dest_mode_logical=entry.dest_mode_logical, trigger_level=entry.trigger_level)
         ret = self.vm.kvm_irq_delivery_to_apic(msg, token)
-        if not entry.trigger_level:
-            self.irr &= ~(1 << pin)
-        if ret > 0 and entry.trigger_level:
+        if ret and entry.trigger_level:  # -1 (nobody matched) sets it too: "if (ret && ...)"
             entry.remote_irr = True
         return ret
 
     def pins_for_vector(self, vector: int) -> list[int]:
+        """The unmasked pins that deliver ``vector`` (what a guest handler of that vector may be serving)."""
         return [p for p, e in enumerate(self.redirtbl) if e.vector == vector and not e.masked]
 
     def kvm_ioapic_update_eoi(self, vector: int) -> None:
-        """Guest EOI of a vector routed by the IOAPIC: ack notifiers first, then clear remote IRR."""
-        for pin in self.pins_for_vector(vector):
-            entry = self.redirtbl[pin]
-            self.vm.kvm_notify_acked_irq(KVM_IRQCHIP_IOAPIC, pin)
+        """Guest EOI of a level vector: every pin with that vector, masked or not, runs its ack notifiers,
+        then clears remote IRR and, if still asserted and unmasked, is serviced again; the 10,000th
+        re-injection in a row waits HZ/100 instead ("lets a buggy guest make slow progress")."""
+        for pin, entry in enumerate(self.redirtbl):
+            if entry.vector != vector:
+                continue
+            self.vm.kvm_notify_acked_irq(KVM_IRQCHIP_IOAPIC, pin)  # kvm_ioapic_update_eoi_one
             if not entry.trigger_level:
                 continue
             entry.remote_irr = False
             if not entry.masked and self.irr & (1 << pin):
+                self.irq_eoi[pin] += 1
+                if self.irq_eoi[pin] == IOAPIC_SUCCESSIVE_IRQ_MAX_COUNT:
+                    self.vm.host.sched.schedule_work(self.eoi_inject, HZ // 100 * NSEC_PER_JIFFY)
+                    self.irq_eoi[pin] = 0
+                else:
+                    self.ioapic_service(pin, None)
+            else:
+                self.irq_eoi[pin] = 0
+
+    def kvm_ioapic_eoi_inject_work(self, work: WorkStruct) -> None:
+        """The delayed re-injection: every level pin still asserted and not waiting for an EOI."""
+        for pin, entry in enumerate(self.redirtbl):
+            if entry.trigger_level and self.irr & (1 << pin) and not entry.remote_irr:
                 self.ioapic_service(pin, None)
 
 
 class KvmPic:
-    """The two 8259s: pin state per source and edge detection; no delivery (the guest is in APIC mode)."""
+    """The two 8259s (arch/x86/kvm/i8259.c, pic_set_irq1): per-source line state, IRR and edge detection
+    behind the IMR; no delivery. Simplification: the guest runs in APIC mode and has masked every input
+    (IMR 0xFF on both chips), so every assertion returns -1 and adds nothing to kvm_set_irq's result."""
 
     def __init__(self) -> None:
         self.irq_states = [0] * 16
-        self.last_level = [0] * 16
+        self.irr = 0        # bit per input, master 0-7 and slave 8-15
+        self.last_irr = 0   # the line level last seen (edge detection)
+        self.elcr = 0       # edge-triggered inputs (ELCR 0)
+        self.imr = 0xFFFF   # every input masked
 
     def set_irq(self, pin: int, source: int, level: int) -> int:
+        """kvm_pic_set_irq → pic_set_irq1: 1, or 0 for an edge already pending in IRR; -1 if masked."""
         if level:
             self.irq_states[pin] |= 1 << source
         else:
             self.irq_states[pin] &= ~(1 << source)
-        new = int(bool(self.irq_states[pin]))
-        edge = new and not self.last_level[pin]
-        self.last_level[pin] = new
-        return 1 if edge else 0
+        level = bool(self.irq_states[pin])
+        mask, ret = 1 << pin, 1
+        if self.elcr & mask:
+            if level:
+                ret = int(not self.irr & mask)
+                self.irr |= mask
+                self.last_irr |= mask
+            else:
+                self.irr &= ~mask
+                self.last_irr &= ~mask
+        elif level:
+            if not self.last_irr & mask:
+                ret = int(not self.irr & mask)
+                self.irr |= mask
+            self.last_irr |= mask
+        else:
+            self.last_irr &= ~mask
+        return -1 if self.imr & mask else ret

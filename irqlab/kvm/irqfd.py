@@ -1,7 +1,7 @@
 """KVM irqfd: an eventfd subscriber that injects a GSI, with the resampler for level-triggered INTx.
 
 Models virt/kvm/eventfd.c (``kvm_irqfd_assign``, ``kvm_irqfd_deassign``, ``irqfd_wakeup``, ``irqfd_inject``,
-``irqfd_update``, ``irqfd_resampler_ack``) and x86's ``kvm_arch_set_irq_inatomic`` (arch/x86/kvm/irq.c).
+``irqfd_update``, ``irqfd_resampler_ack``, ``irqfd_resampler_notify``) and x86's ``kvm_arch_set_irq_inatomic`` (arch/x86/kvm/irq.c).
 Simplification: the SRCU/seqcount protection of the cached route is implicit (the model is single-threaded)
 and deassign runs the shutdown work at once.
 """
@@ -33,8 +33,13 @@ class IrqfdResampler:
         self.acks = 0
 
     def irqfd_resampler_ack(self) -> None:
+        """The guest EOId the GSI's pin: de-assert it for the resample source, then notify."""
         self.acks += 1
         self.vm.kvm_set_irq(KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID, self.gsi, 0, None)
+        self.irqfd_resampler_notify()
+
+    def irqfd_resampler_notify(self) -> None:
+        """Signal every resamplefd: the VMM (vfio) unmasks and re-checks its device."""
         for irqfd in list(self.irqfds):
             irqfd.resamplefd.signal()
 
@@ -78,7 +83,7 @@ class Irqfd:
             if token is not None:
                 token.change(f"{efd.name} count", before, efd.count)
             r = -errno.EWOULDBLOCK
-            if e is not None and e.type == KVM_IRQ_ROUTING_MSI and not self.resamplefd:
+            if e is not None and e.type == KVM_IRQ_ROUTING_MSI:  # resampling or not, as 6.18 does
                 r = self.vm.kvm_arch_set_irq_inatomic(e, token)
             if r == -errno.EWOULDBLOCK:
                 if self.vm.host.sched.schedule_work(self.inject, self.vm.host.timing.irqfd_work_ns):

@@ -75,7 +75,7 @@ class MsiMessage:
             ("destination ID", "19:12", (self.address_lo >> 12) & 0xFF, "APIC ID (physical) or MDA (logical)"),
             ("virt_destid_8_14", "11:5", self.virt_destid_8_14, "Linux extended destination ID"),
             ("RH", "3", int(self.redirection_hint), "redirection hint: 1 = lowest priority"),
-            ("DM", "2", int(self.dest_mode_logical), "0 physical / 1 logical (ignored if RH=0)"),
+            ("DM", "2", int(self.dest_mode_logical), "0 physical / 1 logical (KVM honours it even if RH=0)"),
             ("vector", "7:0", self.vector, f"0x{self.vector:02x}"),
             ("delivery mode", "10:8", self.delivery_mode, self.delivery_mode_name),
             ("level", "14", int(self.level_assert), "assert (KVM ignores it: level = 1)"),
@@ -124,6 +124,10 @@ class ApicIdentity:
 
 
 def _ldr(a: ApicIdentity) -> int:
+    """The LDR: an x2APIC's is read-only, derived from its ID (kvm_apic_calc_x2apic_ldr); an xAPIC's is what
+    the guest wrote, by default what Linux writes in flat mode (bit ``apic_id`` for IDs below 8)."""
+    if a.x2apic:
+        return ((a.apic_id >> 4) << 16) | (1 << (a.apic_id & 0xF))
     return a.ldr if a.ldr is not None else (1 << a.apic_id if a.apic_id < 8 else 0)
 
 
@@ -149,8 +153,9 @@ def _vector_to_index(vector: int, bits: list[int]) -> int:
 def match_destinations(msg: MsiMessage, apics: list[ApicIdentity], *, vector_hashing: bool = True) -> list[int]:
     """kvm_irq_delivery_to_apic's loop over every vCPU (the slow path): the indexes of the vCPUs that accept.
     A physical broadcast with lowest priority is downgraded to Fixed; other lowest-priority interrupts go
-    to one matching vCPU, picked by vector hashing over the matching vCPUs (or the first, without hashing,
-    since every arbitration priority is equal here)."""
+    to one matching vCPU, picked by vector hashing over the matching vCPUs. Without hashing (the kvm module's
+    vector_hashing=0) KVM picks the lowest apic_arb_prio, which each lowest-priority accept raises; this
+    function keeps no history and returns the first, as on a freshly reset VM."""
     dests = [i for i, a in enumerate(apics) if kvm_apic_match_dest(msg, a)]
     if not dests or not msg.lowest_priority:
         return dests

@@ -23,7 +23,9 @@ from ..uapi import (
     POSTED_INTR_WAKEUP_VECTOR,
 )
 from . import msi as _msi
-from .irqchip import KvmIoapic, KvmPic, RoutingEntry, RoutingTable, irqchip_route, validate_routing
+from .irqchip import (
+    KvmIoapic, KvmPic, RoutingEntry, RoutingTable, irqchip_route, kvm_msi_route_invalid, validate_routing,
+)
 from .irqfd import Irqfd, IrqfdResampler
 from .lapic import KvmLapic
 from .posted import PiDesc
@@ -100,9 +102,9 @@ class Vcpu:
         """__apic_accept_irq for Fixed/Lowest: TMR first, then vmx_deliver_interrupt (APICv posts; otherwise
         set IRR and kick). An illegal vector (0-15) is dropped as the SDM says, with or without APICv."""
         if self.lapic.illegal(vector):
-            if token is not None:
-                token.hop("__apic_accept_irq", LAPIC_C, "lapic", f"vcpu{self.id}: illegal vector {vector}: "
-                          "not delivered (ESR: Receive Illegal Vector)")
+            if token is not None:  # the SDM's rule, which KVM's __apic_accept_irq does not check
+                token.hop("illegal vector", HARDWARE, "lapic", f"vcpu{self.id}: vector {vector} < 16 is not "
+                          "delivered (SDM: ESR Receive Illegal Vector; KVM itself does not check)")
                 token.settle(Outcome.NO_ROUTE)
             return 0
         if token is not None:
@@ -399,6 +401,8 @@ class Vm:
         return ret
 
     def kvm_set_msi(self, e: RoutingEntry, level: int, token: Any) -> int:
+        if kvm_msi_route_invalid(self, e):
+            return -errno.EINVAL
         if not level:
             return -1
         msg = _msi.decode(e.address_lo, e.data, e.address_hi, x2apic_32bit_ids=self.x2apic_32bit_ids)
@@ -457,25 +461,33 @@ class Vm:
     def kvm_signal_msi(self, address_lo: int, address_hi: int, data: int, flags: int = 0, devid: int = 0) -> int:
         """KVM_SIGNAL_MSI: > 0 on delivery, 0 if dropped (e.g. a physical ID no vCPU has: the fast path reports
         0); -1 (EPERM) only when the loop over every vCPU (a broadcast, no APIC map) finds no destination."""
+        if not self.irqchip_in_kernel:
+            raise KernelError(errno.EINVAL, "KVM_SIGNAL_MSI: no in-kernel irqchip (KVM_CREATE_IRQCHIP first)")
         if flags & ~KVM_MSI_VALID_DEVID:
             raise KernelError(errno.EINVAL, "KVM_SIGNAL_MSI: flags other than KVM_MSI_VALID_DEVID")
-        if not self.irqchip_in_kernel:
-            raise KernelError(errno.ENXIO, "KVM_SIGNAL_MSI: no in-kernel irqchip")
         self.signal_msi_calls += 1
         e = RoutingEntry(0, KVM_IRQ_ROUTING_MSI, flags, address_lo=address_lo, address_hi=address_hi, data=data,
                          devid=devid)
         r = self.kvm_set_msi(e, 1, None)
+        if r == -errno.EINVAL:
+            raise KernelError(errno.EINVAL, "KVM_SIGNAL_MSI: address_hi bits 7:0 must be 0 with 32-bit x2APIC IDs")
         if r < 0:
             raise KernelError(errno.EPERM, "KVM_SIGNAL_MSI: no destination vCPU (the ioctl returns -1)")
         return r
 
     def kvm_notify_acked_irq(self, irqchip: int, pin: int) -> None:
-        """Ack notifiers: the resampler of every GSI routed to this IOAPIC pin."""
-        for gsi, entries in self.routing.map.items():
-            if any(e.type == KVM_IRQ_ROUTING_IRQCHIP and e.irqchip == irqchip and e.pin == pin for e in entries):
-                res = self.resamplers.get(gsi)
-                if res is not None:
-                    res.irqfd_resampler_ack()
+        """Ack notifiers of the pin's GSI (kvm_irq_map_chip_pin: the GSI routed to it last): its resampler."""
+        res = self.resamplers.get(self.routing.chip_pin(irqchip, pin))
+        if res is not None:
+            res.irqfd_resampler_ack()
+
+    def kvm_notify_irqfd_resampler(self, irqchip: int, pin: int) -> bool:
+        """virt/kvm/eventfd.c: signal the resamplefds of the pin's GSI, if it has a resampler (no de-assert)."""
+        res = self.resamplers.get(self.routing.chip_pin(irqchip, pin))
+        if res is None:
+            return False
+        res.irqfd_resampler_notify()
+        return True
 
     def postable_vcpu(self, e: RoutingEntry) -> Vcpu | None:
         """kvm_irq_is_postable + kvm_intr_is_single_vcpu: a Fixed/Lowest MSI with exactly one destination,

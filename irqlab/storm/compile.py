@@ -354,8 +354,12 @@ class _Compiler:
         pin = entries[0].pin
         ioapic = vm.ioapic
         red = ioapic.redirtbl[pin]
-        if red.masked or not red.trigger_level or red.remote_irr or ioapic.irr & (1 << pin) or ioapic.irq_states[pin]:
+        if (red.masked or not red.trigger_level or red.remote_irr or ioapic.irr & (1 << pin) or ioapic.irq_states[pin]
+                or ioapic.irq_eoi[pin] or ioapic.eoi_inject.pending):
             raise Unsupported(f"{what}: IOAPIC pin {pin} must be an unmasked, idle level-triggered pin")
+        if vm.routing.chip_pin(KVM_IRQCHIP_IOAPIC, pin) != f.gsi:
+            raise Unsupported(f"{what}: IOAPIC pin {pin}'s ack notifiers go to GSI "
+                              f"{vm.routing.chip_pin(KVM_IRQCHIP_IOAPIC, pin)}, routed to it after GSI {f.gsi}")
         if red.delivery_mode not in (0, 1) or red.vector < 16:
             raise Unsupported(f"{what}: IOAPIC pin {pin} must deliver Fixed/Lowest to a vector >= 16")
         if ioapic.pins_for_vector(red.vector) != [pin]:

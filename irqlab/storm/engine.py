@@ -21,7 +21,7 @@ from ..host import IrqEvent
 from ..ledger import Outcome
 from ..sched import NSEC_PER_JIFFY, Timer
 from ..spurious import handler_line
-from ..uapi import IRQS_PENDING, IRQS_REPLAY, IRQS_SPURIOUS_DISABLED, IRQS_WAITING
+from ..uapi import IRQS_PENDING, IRQS_REPLAY, IRQS_SPURIOUS_DISABLED, IRQS_WAITING, KVM_USERSPACE_IRQ_SOURCE_ID
 from ..eventfd import ULLONG_MAX
 from .compile import (
     L_INTX, L_MSI_HOST, R_INTX, R_LINE, R_NOHANDLER, R_PBA, R_POSTED, Unsupported,
@@ -640,9 +640,9 @@ class VectorEngine:
             f.inject.runs += wc.runs
             f.inject.coalesced += wc.coalesced
             for pic, pin in wc.fp.delivery.pic:
-                if wc.runs:
-                    pic.irq_states[pin] &= ~1
-                    pic.last_level[pin] = int(bool(pic.irq_states[pin]))
+                if wc.runs:  # one kvm_set_irq pulse leaves the 8259 as any number of them would
+                    pic.set_irq(pin, KVM_USERSPACE_IRQ_SOURCE_ID, 1)
+                    pic.set_irq(pin, KVM_USERSPACE_IRQ_SOURCE_ID, 0)
         for s, sp in enumerate(plan.sources):  # NMI/SMI/INIT/ExtINT on the irqfd fast path
             for a in self.instant[s]:
                 k = int(disp[s])

@@ -75,9 +75,11 @@ def snapshot(host: Any) -> dict:
         if vm.ioapic is not None:
             io = vm.ioapic
             s[("ioapic", vm.id)] = {"irr": io.irr, "irq_states": tuple(io.irq_states), "coalesced": io.coalesced,
-                                    "remote_irr": tuple(e.remote_irr for e in io.redirtbl)}
+                                    "remote_irr": tuple(e.remote_irr for e in io.redirtbl), "irq_eoi": tuple(io.irq_eoi),
+                                    "eoi_inject": io.eoi_inject.pending}
         if vm.pic is not None:
-            s[("pic", vm.id)] = {"irq_states": tuple(vm.pic.irq_states), "last_level": tuple(vm.pic.last_level)}
+            s[("pic", vm.id)] = {"irq_states": tuple(vm.pic.irq_states), "irr": vm.pic.irr,
+                                 "last_irr": vm.pic.last_irr}
         for v in vm.vcpus:
             lap = v.lapic
             s[("vcpu", vm.id, v.id)] = {
