@@ -849,13 +849,14 @@ def run(host: Any, storm: Any, engine: str = "vector", *, chunk_events: int = DE
     log0 = len(host.log)
     t0 = time.perf_counter()
     try:
+        counts = None
         if engine == "reference":
             _validate_sources(host, storm.sources)
             outcome, latency = replay(host, storm, bar)
         else:
             eng = VectorEngine(host, storm)
             eng.run(chunk_events, bar)
-            outcome, latency = eng.sink.outcome, eng.sink.latency
+            outcome, latency, counts = eng.sink.outcome, eng.sink.latency, eng.sink.counts.copy()
     finally:
         if bar is not None:
             bar.close()
@@ -866,7 +867,7 @@ def run(host: Any, storm: Any, engine: str = "vector", *, chunk_events: int = DE
     if lazy:
         empty = np.zeros(0, np.int64)
         return StormResult(engine, empty, empty.astype(np.uint16), storm.sources, outcome, latency, counters,
-                           host.proc_interrupts(), host.now, elapsed, log=log, streamed=True)
+                           host.proc_interrupts(), host.now, elapsed, log=log, streamed=True, counts=counts)
     return StormResult(engine, storm.times, storm.source_ids, storm.sources, outcome, latency, counters,
                        host.proc_interrupts(), host.now, elapsed, log=log)
 

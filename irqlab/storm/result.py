@@ -144,12 +144,15 @@ class StormResult:
     t_end: int
     elapsed_s: float = 0.0
     log: list = field(default_factory=list)
-    streamed: bool = False   # per-event arrays were not kept (a lazy storm): the ledger comes from counters
+    streamed: bool = False   # per-event arrays were not kept (a lazy storm): the ledger is ``counts``
+    counts: Any = None       # a streamed storm's outcome counts (one per Outcome), counted as it ran
 
     # the ledger --------------------------------------------------------------------------------------
     def _counts(self) -> np.ndarray:
+        # not the host ledger's delta (counters[("ledger",)]): that one also moves interrupts held from
+        # before the storm which the storm settled (a poll handling an old pending glitch)
         if self.streamed:
-            return np.asarray(self.counters[("ledger",)]["counts"], dtype=np.int64)
+            return np.asarray(self.counts, dtype=np.int64)
         return np.bincount(self.outcome, minlength=len(Outcome))
 
     @property
