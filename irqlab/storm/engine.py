@@ -12,6 +12,7 @@ chunks run the vCPUs' fast paths on two threads (``_run_all``); the result does 
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from typing import Any
 
@@ -42,25 +43,31 @@ K_CONST, K_ACCEPT, K_WORK, K_HELD, K_INTX = range(5)
 
 
 _POOL: Any = None
+_POOL_LOCK = threading.Lock()
 _PARALLEL_MIN = 1 << 17  # below this many accepts per vCPU, a thread costs more than it saves
 
 
-def _run_all(calls: list) -> None:
-    """Run (fn, args, size) calls; with two or more big ones, on two threads (numpy's searches and gathers
-    release the GIL, and these machines have two cores). Each call writes only its own vCPU's state and
-    its own interrupts' slots in the sink, so the result is the same in any order."""
+def _pool() -> Any:
+    """The two worker threads, created once (under a lock: two engines may start in two threads)."""
     global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="irqlab-storm")
+        return _POOL
+
+
+def _run_all(calls: list) -> list:
+    """Run (fn, args, size) calls and return their results in call order; with two or more big ones, on two
+    threads (numpy's searches and gathers release the GIL, and these machines have two cores). Each call
+    writes only its own vCPU's state and its own interrupts' slots in the sink, and returns what it adds to
+    shared counters instead of adding it, so the result is the same in any order."""
     big = [c for c in calls if c[2] >= _PARALLEL_MIN]
     if len(big) < 2:
-        for fn, args, _ in calls:
-            fn(*args)
-        return
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="irqlab-storm")
-    futs = [_POOL.submit(fn, *args) for fn, args, _ in calls]
-    for f in futs:
-        f.result()
+        return [fn(*args) for fn, args, _ in calls]
+    pool = _pool()
+    futs = [pool.submit(fn, *args) for fn, args, _ in calls]
+    return [f.result() for f in futs]
 
 
 class Sink:
@@ -457,7 +464,10 @@ class VectorEngine:
                 self._merge_process(vw, T, g, sel + off, vl, cost, io, t_next)
             else:
                 vw.process(T, False, g, T, vl, cost, io, sel + off)
-        _run_all(fast)
+        counts = self.sink.counts
+        for inc in _run_all(fast):  # the ledger is shared: added here, in this thread
+            for o, k in inc:
+                counts[o] += k
 
     def _merge_process(self, vw: VcpuWindows, T, g, order, vl, cost, io, t_next) -> None:
         """Raised accepts merged with inject accepts (timers run before raised interrupts at an instant)."""

@@ -11,14 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import threading
-
 import numpy as np
 
 from ..ledger import Outcome
 from .windows import chain_starts
-
-_COUNTS_LOCK = threading.Lock()
 
 __all__ = ["VcpuWindows", "WorkChain"]
 
@@ -59,14 +55,16 @@ class VcpuWindows:
             self.coalesced = np.append(self.coalesced, 0)
         return int(self.vloc[x])
 
-    def process_fast(self, T: np.ndarray, sel: np.ndarray, vl: Any, cost: int, iommu: bool) -> None:
+    def process_fast(self, T: np.ndarray, sel: np.ndarray, vl: Any, cost: int, iommu: bool) -> tuple:
         """The common case: accepts at raise time (irqfd fast path or VT-d posting), each carrying its own
         interrupt, with one cost and one path. Writes outcome and latency at ``sel`` in the current chunk.
         ``vl``: each accept's vector (local index, int8), or one int when the vCPU has one vector.
-        Only the first accept of each vector in each window is delivered, at the window's end."""
+        Only the first accept of each vector in each window is delivered, at the window's end.
+        Returns the ledger's increments, ((outcome, count), ...): this may run in a worker thread
+        (engine._run_all), and the caller adds them to the shared ``sink.counts``."""
         m = T.shape[0]
         if not m:
-            return
+            return ()
         d = self.delta
         dc = d + cost
         c = int(np.searchsorted(T, self.carry_key, side="left")) if self.carry_key is not None else 0
@@ -100,9 +98,6 @@ class VcpuWindows:
             sink.out_view[sx] = deliv
             sink.lat_view[sx] = xlat
         nd = nw + extra.size
-        with _COUNTS_LOCK:  # vCPUs may run in two threads (engine._accepts); the ledger is shared
-            sink.counts[self.coal] += m - nd
-            sink.counts[deliv] += nd
         # counters
         if one:
             dv = np.array([nd])
@@ -124,6 +119,7 @@ class VcpuWindows:
             self.carry_vecs = {self.vectors[int(vl)]} if one else {self.vectors[j] for j in set(vl[lw:].tolist())}
         else:
             self.carry_vecs |= {self.vectors[int(vl)]} if one else {self.vectors[j] for j in np.flatnonzero(counts)}
+        return ((self.coal, m - nd), (deliv, nd))
 
     def _carried(self, nv: int) -> np.ndarray:
         return np.array([self.vectors[j] in self.carry_vecs for j in range(nv)], dtype=bool)
