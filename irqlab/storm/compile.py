@@ -89,10 +89,6 @@ class Delivery:
     accepts: list[Accept]
     pic: list[tuple[Any, int]] = field(default_factory=list)  # (KvmPic, pin) a kvm_set_irq pulse touches
 
-    @property
-    def outcome_if_none(self) -> int:
-        return int(Outcome.NO_ROUTE)
-
 
 @dataclass(eq=False)
 class IrqfdPlan:
@@ -106,7 +102,6 @@ class IrqfdPlan:
 class EfdPlan:
     efd: Any
     irqfd: IrqfdPlan | None
-    index: int = 0
 
 
 @dataclass(eq=False)
@@ -130,11 +125,8 @@ class IntxVfioPlan:
     resampler: Any
     resamplefd: Any
     virqfd: Any
-    ioapic: Any
-    pin: int
     vector: int
     vcpu: VcpuPlan
-    level_kept: bool          # the vCPU keeps the level (TMR) so the guest EOIs it
 
 
 @dataclass(eq=False)
@@ -164,14 +156,10 @@ class SourcePlan:
 
 @dataclass(eq=False)
 class Plan:
-    host: Any
-    timing: Any
     sources: list[SourcePlan]
     lines: list[LinePlan]
-    efds: list[EfdPlan]
     irqfds: list[IrqfdPlan]
     vcpus: list[VcpuPlan]
-    intx_vfio: list[IntxVfioPlan]
     noirqdebug: bool
     poll_next: int | None     # when the spurious poller fires next (None: not armed)
 
@@ -185,7 +173,6 @@ class _Compiler:
         self.irqfds: dict[int, IrqfdPlan] = {}
         self.vcpus: dict[int, VcpuPlan] = {}
         self.devs: dict[str, DevPlan] = {}
-        self.intx_vfio: list[IntxVfioPlan] = []
         self._check_host()
         self.sources = [self._source(s) for s in sources]
         self._check_vcpus()
@@ -207,14 +194,13 @@ class _Compiler:
                                   f"{MAX_DELAY_NS:,} ns (0 interleaves work between simultaneous interrupts)")
         if not 1 <= t.kick_ns < MAX_DELAY_NS:
             raise Unsupported(f"Timing.kick_ns={t.kick_ns} out of range")
-        from ..ledger import Outcome as _O
         for dev in h.devices.values():
             ev = dev.intx_status_event
             if ev is not None and ev.outcome is None:
                 raise Unsupported(f"{dev.bdf} is asserting INTx with an interrupt in flight")
         for desc in gi.descs.values():
             ev = desc.pending_event
-            if ev is not None and ev.outcome != _O.PENDING:
+            if ev is not None and ev.outcome != Outcome.PENDING:
                 raise Unsupported(f"irq {desc.irq} holds an interrupt that is not pending")
         for vm in h.vms:
             for v in vm.vcpus:
@@ -285,14 +271,11 @@ class _Compiler:
         if kind == L_MSI_VFIO:
             lp.efd = self._efd(acts[0][0].dev_id)
         if kind == L_INTX:
-            for a, k in acts:
-                if k == "host_intx":
-                    self._dev(a.dev_id.dev, lp, action=a)
-                else:
-                    self._dev(a.dev_id.dev, lp, action=a)
+            for a, _ in acts:
+                self._dev(a.dev_id.dev, lp)
         return lp
 
-    def _dev(self, dev: Any, line: LinePlan, action: Any = None) -> DevPlan:
+    def _dev(self, dev: Any, line: LinePlan) -> DevPlan:
         dp = self.devs.get(dev.bdf)
         if dp is not None:
             return dp
@@ -302,7 +285,7 @@ class _Compiler:
         drv = dev.driver
         act = None
         for a, k in line.actions:
-            if (k == "host_intx" and a.dev_id is drv) or (k == "vfio_intx" and a.dev_id is drv):
+            if k in ("host_intx", "vfio_intx") and a.dev_id is drv:
                 act = a
         if act is None:
             dp = DevPlan(dev, "orphan", order)
@@ -372,9 +355,7 @@ class _Compiler:
         if vp.vcpu.lapic.tpr & 0xF0 >= red.vector & 0xF0:
             raise Unsupported(f"{what}: the vCPU's TPR blocks vector 0x{red.vector:02x}")
         # __apic_accept_irq sets the TMR before it posts, so the guest EOIs the level vector in every mode
-        p = IntxVfioPlan(vdev, trig, f, res, rfd, vq, ioapic, pin, red.vector, vp, True)
-        self.intx_vfio.append(p)
-        return p
+        return IntxVfioPlan(vdev, trig, f, res, rfd, vq, red.vector, vp)
 
     # ------------------------------------------------------------------ eventfds and irqfds
     def _efd(self, efd: Any) -> EfdPlan:
@@ -390,7 +371,6 @@ class _Compiler:
             raise Unsupported(f"eventfd {efd.name} has subscribers other than one irqfd")
         if efd.semaphore and ep.irqfd is not None and efd.count:
             raise Unsupported(f"eventfd {efd.name}: EFD_SEMAPHORE with a count already pending")
-        ep.index = len(self.efds)
         self.efds[id(efd)] = ep
         return ep
 
@@ -488,9 +468,8 @@ class _Compiler:
         for lp in self.lines.values():
             if lp.spurious_disabled and lp.polled and poll is None:
                 raise Unsupported(f"irq {lp.desc.irq} is spurious-disabled but the poller is not armed")
-        return Plan(self.host, self.t, self.sources, sorted(self.lines.values(), key=lambda l: l.desc.irq),
-                    list(self.efds.values()), list(self.irqfds.values()), list(self.vcpus.values()),
-                    self.intx_vfio, gi.noirqdebug, poll)
+        return Plan(self.sources, sorted(self.lines.values(), key=lambda l: l.desc.irq),
+                    list(self.irqfds.values()), list(self.vcpus.values()), gi.noirqdebug, poll)
 
 
 def compile_host(host: Any, sources: list) -> Plan:

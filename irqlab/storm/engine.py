@@ -29,7 +29,7 @@ from .compile import (
     compile_host,
 )
 from .generate import LazyStorm, Storm
-from .lines import INF, IntxLine, MsiLine, PollSchedule, spurious_scan
+from .lines import HELD, INF, IntxLine, MsiLine, PollSchedule, spurious_scan
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
 from .vcpu import VcpuWindows, WorkChain
@@ -91,20 +91,11 @@ class Sink:
         return self.ext[-2 - g] if g <= -2 else None
 
     def chunk(self, off: int, m: int) -> None:
-        """The interrupts off..off+m are the current chunk: settle_chunk writes there by local index."""
+        """The interrupts off..off+m are the current chunk: ``out_view`` and ``lat_view`` are its slots, by
+        local index (the vCPU fast path writes there)."""
         self.off = off
         if self.keep:
             self.out_view, self.lat_view = self.outcome[off:off + m], self.latency[off:off + m]
-
-    def settle_windows(self, sel: np.ndarray, o_rest: int, first: np.ndarray, o_first: int, lat: np.ndarray) -> None:
-        """The chunk's interrupts at ``sel`` end as ``o_rest``, except ``first`` (a subset): ``o_first`` with
-        latency ``lat`` (the others keep latency -1)."""
-        if self.keep:
-            self.out_view[sel] = o_rest
-            self.out_view[first] = o_first
-            self.lat_view[first] = lat
-        self.counts[o_rest] += sel.size - first.size
-        self.counts[o_first] += first.size
 
     def settle(self, g: np.ndarray, o: Any, lat: Any = None) -> None:
         if not np.size(g):
@@ -313,11 +304,8 @@ class VectorEngine:
             e = None if evk is None else np.flatnonzero(evk == K_ACCEPT)
             self._accepts(t, sid, off, e, t_next)
         if K_INTX in kinds:
-            e = sel_kind(K_INTX)
-            if e.size:
-                self._intx(t[e], sid[e], off + e, t_next)
-            else:
-                self._intx(t[:0], sid[:0], e, t_next)
+            e = sel_kind(K_INTX)  # not empty: kinds holds what this chunk's events are
+            self._intx(t[e], sid[e], off + e, t_next)
         elif self.intx_lines:
             self._intx(t[:0], sid[:0], np.zeros(0, np.int64), t_next)
         self._flush_injects(t_next)
@@ -525,7 +513,6 @@ class VectorEngine:
         self._poll_from = b
         for il in lines:
             il.feed_down(polls, b)
-        self.polls.fired += polls.size
 
     # ------------------------------------------------------------------ the spurious disable
     def disable(self, desc: Any, t: int, gidx: int, handled: bool) -> None:
@@ -558,7 +545,6 @@ class VectorEngine:
             for P in polls.tolist():
                 for il in lines:
                     il.drain_polls(np.array([P], np.int64))
-            self.polls.fired += polls.size
             start = int(polls[-1]) + 1
         for il in lines:
             il.finish()
@@ -707,14 +693,8 @@ class VectorEngine:
         vdev, dev = p.vdev, p.vdev.dev
         vdev.handled["intx"] += v.via_handler
         vdev.handled["intx_none"] += il.vfio_intx_none
-        from .lines import HELD, STUCK
-        st = v.state
-        if st == HELD:
+        if v.state == HELD:
             dev.intx_status_event = self._held_event(v.tok[0], v.tok[1], dev)
-        elif st == STUCK:
-            dev.intx_status_event = self._held_event(v.tok[0], v.tok[1], dev, outcome=O.INJECTED)
-            dev.disintx = True
-            vdev.intx_masked = True
         else:
             dev.intx_status_event = None
         # the trigger, the irqfd, the resampler and the unmask eventfd
@@ -730,12 +710,6 @@ class VectorEngine:
         if v.acks:
             p.resamplefd.count = 0
         p.virqfd.inject.runs += v.resends
-        # the IOAPIC pin
-        io, pin = p.ioapic, p.pin
-        if st == STUCK:
-            io.irq_states[pin] |= 2
-            io.irr |= 1 << pin
-            io.redirtbl[pin].remote_irr = True
         # the dedicated vCPU
         vp = p.vcpu
         vc, lap = vp.vcpu, vp.vcpu.lapic
@@ -752,18 +726,12 @@ class VectorEngine:
             vc.exits["HLT"] += n
         elif not vp.apicv:
             vc.exits["EXTERNAL_INTERRUPT"] += n
-        if p.level_kept:
-            lap.tmr.add(p.vector)
-            lap.eois += v.eois
-            if v.eois:
-                lap.last_eoi_level = True
-                vc.exits["EOI"] += v.eois
-        else:
-            lap.tmr.discard(p.vector)
-            lap.eois += n
-            lap.last_eoi_level = False
-            if not vp.apicv:
-                vc.exits["EOI"] += n
+        # the vCPU keeps the level (TMR) and the guest EOIs it: an EOI exit in every mode
+        lap.tmr.add(p.vector)
+        lap.eois += v.eois
+        if v.eois:
+            lap.last_eoi_level = True
+            vc.exits["EOI"] += v.eois
 
     def _vcpu_back(self, vw: VcpuWindows) -> None:
         vp = vw.vp

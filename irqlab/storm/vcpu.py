@@ -19,7 +19,6 @@ from .windows import chain_starts
 __all__ = ["VcpuWindows", "WorkChain"]
 
 O = Outcome
-_MIN = np.iinfo(np.int64).min // 4
 
 
 class VcpuWindows:

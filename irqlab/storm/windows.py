@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["chain_starts", "greedy_window_starts", "chain_starts_naive", "greedy_window_starts_naive"]
+__all__ = ["chain_starts", "greedy_window_starts", "chain_starts_naive"]
 
 _SMALL = 48  # below this many active chains, follow them with a plain Python loop
 _LONG = 256  # runs up to this long are scanned position by position; longer ones get sync points
@@ -65,12 +65,12 @@ def _next(keys: np.ndarray, i: np.ndarray, e: np.ndarray, probe: bool) -> np.nda
     return j
 
 
-def chain_starts(keys: np.ndarray, ends, cell: int | None = None) -> np.ndarray:
+def chain_starts(keys: np.ndarray, ends) -> np.ndarray:
     """Window starts of the greedy chain over sorted ``keys``.
 
     A window opened by event ``i`` closes at ``ends[i]`` (an int64 array, non-decreasing, ``> keys[i]``, or
-    one int ``d`` for ``keys[i] + d``); the first event whose key is ``>= ends[i]`` opens the next. ``cell``
-    is the width of the time cells used as sync points (default: the shortest window).
+    one int ``d`` for ``keys[i] + d``); the first event whose key is ``>= ends[i]`` opens the next. The time
+    cells of the sync points are as wide as the shortest window.
     """
     keys = np.asarray(keys, dtype=np.int64)
     n = keys.shape[0]
@@ -108,9 +108,7 @@ def chain_starts(keys: np.ndarray, ends, cell: int | None = None) -> np.ndarray:
     longr = np.flatnonzero(lens > _LONG)
     if not longr.size:
         return start
-    if cell is None:
-        cell = d if scalar else int((ends - keys).min())
-    cell = max(int(cell), 1)
+    cell = max(d if scalar else int((ends - keys).min()), 1)
     dheads, dlens = heads[longr], lens[longr]
     extra = []
     if longr.size <= 256:  # few long runs: slices
@@ -228,7 +226,3 @@ def chain_starts_naive(keys, ends) -> np.ndarray:
             out[i] = True
             end = int(e[i])
     return out
-
-
-def greedy_window_starts_naive(t, delta: int) -> np.ndarray:
-    return chain_starts_naive(t, int(delta))
