@@ -154,6 +154,39 @@ def test_a_streamed_storm_ledger_counts_its_own_interrupts_only():
     assert a.counters[("ledger",)]["counts"] != tuple(a._counts().tolist())
     assert h1.ledger.as_dict() == h3.ledger.as_dict()
 
+
+def _stale_vectors_host():
+    """shared_intx plus a NIC on a host driver whose two MSI-X vectors lost their vector_irq entries: its
+    messages reach common_interrupt's "No irq handler for vector"."""
+    h = scenarios.shared_intx(trace=False)
+    h.add_pci_device("0000:03:00.0", name="stale", msix=2)
+    h.bind_host_driver("0000:03:00.0", "stale", queue_fmt="{name}-{i}")
+    for v in h.devices["0000:03:00.0"].vectors:
+        h.genirq.vector_irq[v.desc.cpu].pop(v.desc.vector)
+    return h
+
+
+@pytest.mark.parametrize("chunk", [4_096, 1 << 21])
+def test_no_handler_log_lines_interleave_with_a_disable_as_in_the_model(chunk):
+    """One "No irq handler" line per stray message, in time order with the "nobody cared" lines of a spurious
+    disable, ties at the disabling instant included (the kernel log is compared line by line)."""
+    rng = np.random.default_rng(5)
+    gt = np.arange(100_050, dtype=np.int64) * 500
+    st_ = np.sort(rng.choice(gt, 3_000, replace=False))
+    st_ = np.r_[st_, gt[99_999], gt[99_999]]           # two at the disabling glitch's instant
+    t = np.r_[st_, gt]                                   # at a tie, the stray message comes first
+    ids = np.r_[rng.integers(1, 3, st_.size).astype(np.uint16), np.zeros(gt.size, np.uint16)]
+    ids[st_.size - 2:st_.size] = [2, 1]
+    order = np.argsort(t, kind="stable")
+    srcs = [GLITCH, Source("msi", "0000:03:00.0", 0), Source("msi", "0000:03:00.0", 1)]
+    s = storm.from_arrays(t[order], ids[order], srcs)
+    a = storm.run(_stale_vectors_host(), s, "vector", chunk_events=chunk, progress=False)
+    b = storm.run(_stale_vectors_host(), s, "reference", progress=False)
+    assert a.equals(b), a.diff(b)
+    assert a.ledger["no_handler"] == st_.size and sum(1 for x in a.log if "No irq handler" in x[2]) == st_.size
+    i = next(i for i, x in enumerate(a.log) if "nobody cared" in x[2])
+    assert "No irq handler" in a.log[i - 1][2] and a.log[i - 1][0] == a.log[i][0]   # the tie before it
+
 def _custom_handler_host():
     h = irqlab.Host(ncpus=1, trace=False)
     h.alloc_irq(16, level=True)
