@@ -145,7 +145,8 @@ class VectorEngine:
         self.sink = Sink(len(storm), self.keep)
         P = len(plan.sources)
         self.P = P
-        self.log: list[tuple] = []              # (t, gidx, level, text)
+        self.log: list[tuple] = []              # (t, gidx, level, text): the few lines of spurious disables
+        self.nh_log: list[tuple] = []           # per chunk, NO_HANDLER lines: (t, gidx, message index) arrays
         self.polls = PollSchedule(plan.poll_next)
         self.disabled: list[tuple] = []         # (t, irq)
         self.t_last = host.now
@@ -207,6 +208,14 @@ class VectorEngine:
                 self._msi_source(s, sp, ml)
         self.kinds_present = set(self.kind.tolist())
         self.instant_srcs = [s for s in range(P) if self.instant[s]]
+        # common_interrupt's "No irq handler for vector" line, per NO_HANDLER source (-1: the others)
+        self.nh_msgs: list[str] = []
+        self.nh_msg = np.full(P, -1, dtype=np.int16)
+        for s, sp in enumerate(plan.sources):
+            if sp.route == R_NOHANDLER:
+                d = sp.vector.desc
+                self.nh_msg[s] = len(self.nh_msgs)
+                self.nh_msgs.append(f"common_interrupt: {d.cpu}.{d.vector} No irq handler for vector")
         self._vcpu_info()
 
     def _msi_source(self, s: int, sp: Any, ml: MsiLine) -> None:
@@ -286,7 +295,8 @@ class VectorEngine:
             if e.size:
                 s = sid[e]
                 self.sink.settle(off + e, self.const_out[s], self.const_lat[s])
-                self._nohandler_log(t, sid, off, e)
+                if self.nh_msgs:
+                    self._nohandler_log(t, s, off, e)
                 for src in self.instant_srcs:
                     ee = e[s == src]
                     if ee.size:
@@ -351,14 +361,13 @@ class VectorEngine:
             m = np.isin(s, ls) if len(ls) > 1 else s == ls[0]
             ml.hold(t[m], g[m])
 
-    def _nohandler_log(self, t, sid, off, e) -> None:
-        for src, sp in enumerate(self.plan.sources):
-            if sp.route != R_NOHANDLER:
-                continue
-            ee = e[sid[e] == src]
-            desc = sp.vector.desc
-            msg = f"common_interrupt: {desc.cpu}.{desc.vector} No irq handler for vector"
-            self.log.extend((int(tt), off + int(i), "emerg", msg) for tt, i in zip(t[ee].tolist(), ee.tolist()))
+    def _nohandler_log(self, t, s, off, e) -> None:
+        """The chunk's NO_HANDLER interrupts (positions e, sources s), kept as arrays for _write_log."""
+        m = self.nh_msg[s]
+        k = np.flatnonzero(m >= 0)
+        if k.size:
+            ek = e[k]
+            self.nh_log.append((t[ek], off + ek, m[k]))
 
     def _work(self, t: np.ndarray, s: np.ndarray, g: np.ndarray) -> None:
         chains: dict[int, list] = {}
@@ -396,7 +405,8 @@ class VectorEngine:
             tokall = bool(self.acc_tok[v, srcs].all()) if srcs.size else True
             fast = tokall and len(costs) <= 1 and len(ios) <= 1 and not vw.mixed
             vtab = np.where(col >= 0, col, 0).astype(np.int8)
-            self.vinfo.append(dict(srcs=srcs, vecs=vecs, fast=fast, vtab=vtab,
+            self.vinfo.append(dict(srcs=srcs, vecs=vecs, fast=fast, vtab=vtab, tokall=tokall,
+                                   one_cost=len(costs) <= 1, one_io=len(ios) <= 1,
                                    cost=int(next(iter(costs))) if len(costs) == 1 else 0,
                                    iommu=bool(next(iter(ios))) if len(ios) == 1 else False))
         ok = (self.acc_vec >= 0).sum(axis=0)
@@ -443,10 +453,10 @@ class VectorEngine:
             s = sid[sel]
             col = self.acc_vec[v]
             vl = col[s].astype(np.int64) if len(info["vecs"]) > 1 else (info["vecs"][0] if info["vecs"] else 0)
-            cost = info["cost"] if len(set(self.cost[info["srcs"]].tolist())) <= 1 else self.cost[s]
-            io = info["iommu"] if len(set(self.iommu[info["srcs"]].tolist())) <= 1 else self.iommu[s]
+            cost = info["cost"] if info["one_cost"] else self.cost[s]
+            io = info["iommu"] if info["one_io"] else self.iommu[s]
             g = sel + off
-            if not bool(self.acc_tok[v, info["srcs"]].all()):
+            if not info["tokall"]:
                 g = np.where(self.acc_tok[v, s], g, -1)
             if vw.buf:
                 self._merge_process(vw, T, g, sel + off, vl, cost, io, t_next)
@@ -646,9 +656,7 @@ class VectorEngine:
         for (a, k) in self.instant_counts.values():
             lap = a.vcpu.vcpu.lapic
             setattr(lap, f"{a.mode}_count", getattr(lap, f"{a.mode}_count") + k)
-        # the kernel log, in the order it was written
-        for tt, _, lvl, txt in sorted(self.log, key=lambda x: (x[0], x[1])):
-            h.log.append((tt, lvl, txt))
+        self._write_log(h.log)
         # the clock and the poller
         h.sched.now = max(h.sched.now, self.F)
         nxt = self.polls.next_after(self.F)
@@ -659,6 +667,28 @@ class VectorEngine:
             if gi.poll_timer is None:
                 gi.poll_timer = Timer(lambda: poll_spurious_irqs(h), name="poll_spurious_irqs", periodic=True)
             h.sched.mod_timer(gi.poll_timer, nxt)
+
+    def _write_log(self, out: list) -> None:
+        """The kernel log in the order it was written, by (time, interrupt): the NO_HANDLER lines, expanded
+        only here, with the few lines of the spurious disables merged in. The storm's times are sorted, so
+        the NO_HANDLER lines are in that order already (by interrupt index) and a disable's lines go before
+        the first NO_HANDLER line of a later interrupt."""
+        few = sorted(self.log, key=lambda x: (x[0], x[1]))
+        if not self.nh_log:
+            out.extend((tt, lvl, txt) for tt, _, lvl, txt in few)
+            return
+        T = np.concatenate([x[0] for x in self.nh_log]).tolist()
+        G = np.concatenate([x[1] for x in self.nh_log])
+        M = np.array(self.nh_msgs, dtype=object)[np.concatenate([x[2] for x in self.nh_log])].tolist()
+        self.nh_log = []
+        lvl = itertools.repeat("emerg")
+        pos = np.searchsorted(G, np.array([x[1] for x in few], dtype=np.int64)).tolist()
+        prev = 0
+        for p, (tt, _, lv, txt) in zip(pos, few):
+            out.extend(zip(T[prev:p], lvl, M[prev:p]))
+            out.append((tt, lv, txt))
+            prev = p
+        out.extend(zip(T[prev:], lvl, M[prev:]))
 
     def _signal(self, ep: Any, k: int) -> None:
         """k eventfd_signal()s of a vfio trigger, each consumed by the irqfd if there is one."""

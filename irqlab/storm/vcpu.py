@@ -115,7 +115,7 @@ class VcpuWindows:
             lw = int(sidx[-1])
             self.last_end = int(T[lw]) + d
             self.carry_key = self.carry_end = self.last_end
-            self.carry_vecs = {self.vectors[int(vl)]} if one else {self.vectors[j] for j in set(vl[lw:].tolist())}
+            self.carry_vecs = {self.vectors[int(vl)]} if one else {self.vectors[j] for j in np.unique(vl[lw:]).tolist()}
         else:
             self.carry_vecs |= {self.vectors[int(vl)]} if one else {self.vectors[j] for j in np.flatnonzero(counts)}
         return ((self.coal, m - nd), (deliv, nd))
