@@ -24,7 +24,7 @@ from ..uapi import (
 from ..uapi import __IRQF_TIMER as _IRQF_TIMER_BIT
 from ..vfio import VfioPciDevice
 
-__all__ = ["Unsupported", "compile_host", "Plan", "POLL_NS",
+__all__ = ["Unsupported", "compile_host", "source_target", "Plan", "POLL_NS",
            "R_LINE", "R_POSTED", "R_PBA", "R_NOHANDLER", "R_INTX"]
 
 POLL_NS = POLL_SPURIOUS_IRQ_INTERVAL * NSEC_PER_JIFFY
@@ -54,6 +54,15 @@ def _handler_kind(action: Any) -> str:
         return "vfio_intx"
     raise Unsupported(f"irq action {action.name!r} has a custom handler: the vector engine knows host drivers and "
                       "vfio-pci's handlers only")
+
+
+def _ioapic_message(vm: Any, red: Any) -> tuple[Any, list[int]]:
+    """ioapic_service: an IOAPIC redirection entry as the message it sends (its trigger mode included), and
+    the vCPUs that message reaches."""
+    msg = _msi.encode(dest_id=red.dest_id, vector=red.vector, delivery_mode=red.delivery_mode,
+                      dest_mode_logical=red.dest_mode_logical, trigger_level=red.trigger_level)
+    dests, _ = _msi.delivery_destinations(msg, vm.apic_identities())
+    return msg, dests
 
 
 @dataclass(eq=False)
@@ -164,6 +173,27 @@ class Plan:
     poll_next: int | None     # when the spurious poller fires next (None: not armed)
 
 
+def source_target(host: Any, s: Any) -> Any:
+    """What a storm source raises on ``host``: the irq_desc of a glitch, the device of an INTx assertion, the
+    MsiVector of a message; ValueError if the host has no such thing (both engines check this)."""
+    if s.kind == "spurious":
+        desc = host.genirq.descs.get(s.irq)
+        if desc is None:
+            raise ValueError(f"{s.label}: the host has no irq {s.irq}")
+        return desc
+    dev = host.devices.get(s.bdf)
+    if dev is None:
+        raise ValueError(f"{s.label}: no device {s.bdf} on this host")
+    if s.kind == "intx":
+        if not dev.intx_pin or dev.gsi is None:
+            raise ValueError(f"{s.label}: the device has no INTx pin (Interrupt Pin register is 0)")
+        return dev
+    v = dev.vector(s.index)
+    if v is None:
+        raise ValueError(f"{s.label}: {s.bdf} has no enabled MSI/MSI-X vector {s.index}")
+    return v
+
+
 class _Compiler:
     def __init__(self, host: Any, sources: list):
         self.host = host
@@ -210,22 +240,13 @@ class _Compiler:
     # ------------------------------------------------------------------ sources
     def _source(self, s: Any) -> SourcePlan:
         h = self.host
+        x = source_target(h, s)
         if s.kind == "spurious":
-            desc = h.genirq.descs.get(s.irq)
-            if desc is None:
-                raise ValueError(f"{s.label}: the host has no irq {s.irq}")
-            return SourcePlan(s, R_LINE, line=self._line(desc))
-        dev = h.devices.get(s.bdf)
-        if dev is None:
-            raise ValueError(f"{s.label}: no device {s.bdf} on this host")
+            return SourcePlan(s, R_LINE, line=self._line(x))
         if s.kind == "intx":
-            if not dev.intx_pin or dev.gsi is None:
-                raise ValueError(f"{s.label}: the device has no INTx pin (Interrupt Pin register is 0)")
-            line = self._line(h.genirq.descs[dev.gsi])
-            return SourcePlan(s, R_INTX, line=line, device=self._dev(dev, line))
-        v = dev.vector(s.index)
-        if v is None:
-            raise ValueError(f"{s.label}: {s.bdf} has no enabled MSI/MSI-X vector {s.index}")
+            line = self._line(h.genirq.descs[x.gsi])
+            return SourcePlan(s, R_INTX, line=line, device=self._dev(x, line))
+        v = x
         if v.masked:
             return SourcePlan(s, R_PBA, vector=v)
         irte = h.irqbypass.posted_irte(v.irq)
@@ -343,9 +364,7 @@ class _Compiler:
             raise Unsupported(f"{what}: IOAPIC pin {pin} must deliver Fixed/Lowest to a vector >= 16")
         if ioapic.pins_for_vector(red.vector) != [pin]:
             raise Unsupported(f"{what}: vector 0x{red.vector:02x} is on several IOAPIC pins")
-        msg = _msi.encode(dest_id=red.dest_id, vector=red.vector, delivery_mode=red.delivery_mode,
-                          dest_mode_logical=red.dest_mode_logical, trigger_level=True)
-        dests, _ = _msi.delivery_destinations(msg, vm.apic_identities())
+        _, dests = _ioapic_message(vm, red)
         if len(dests) != 1:
             raise Unsupported(f"{what}: IOAPIC pin {pin} must target exactly one vCPU")
         vp = self._vcpu(vm.vcpus[dests[0]])
@@ -404,9 +423,7 @@ class _Compiler:
                         raise Unsupported(f"IOAPIC pin {ent.pin} is asserted already")
                     if red.masked:
                         continue
-                    msg = _msi.encode(dest_id=red.dest_id, vector=red.vector, delivery_mode=red.delivery_mode,
-                                      dest_mode_logical=red.dest_mode_logical, trigger_level=False)
-                    dests, _ = _msi.delivery_destinations(msg, vm.apic_identities())
+                    msg, dests = _ioapic_message(vm, red)
                     acc += self._msi_delivery(vm, msg, dests, f"IOAPIC pin {ent.pin}").accepts
                 elif ent.irqchip in (KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE):
                     pic.append((vm.pic, ent.pin + (8 if ent.irqchip == KVM_IRQCHIP_PIC_SLAVE else 0)))

@@ -26,7 +26,7 @@ from ..uapi import IRQS_PENDING, IRQS_REPLAY, IRQS_SPURIOUS_DISABLED, IRQS_WAITI
 from ..eventfd import ULLONG_MAX
 from .compile import (
     L_INTX, L_MSI_HOST, R_INTX, R_LINE, R_NOHANDLER, R_PBA, R_POSTED, Unsupported,
-    compile_host,
+    compile_host, source_target,
 )
 from .generate import LazyStorm, Storm
 from .lines import HELD, INF, IntxLine, MsiLine, PollSchedule, spurious_scan
@@ -68,6 +68,17 @@ def _run_all(calls: list) -> list:
     pool = _pool()
     futs = [pool.submit(fn, *args) for fn, args, _ in calls]
     return [f.result() for f in futs]
+
+
+def _entry_exits(vp: Any, n: int) -> None:
+    """n entries that delivered an interrupt: a halted vCPU was woken (its HLT exit ends), a running one
+    without APICv took an external-interrupt exit (with APICv it takes the interrupt without exiting)."""
+    vc = vp.vcpu
+    if vp.halted:
+        vc.wakeups += n
+        vc.exits["HLT"] += n
+    elif not vp.apicv:
+        vc.exits["EXTERNAL_INTERRUPT"] += n
 
 
 class Sink:
@@ -207,6 +218,9 @@ class VectorEngine:
                 self.src_line[s] = ml
                 self._msi_source(s, sp, ml)
         self.kinds_present = set(self.kind.tolist())
+        # each line's sources, by irq
+        self.line_srcs = {irq: [s for s in range(P) if self.src_line[s] is ln]
+                          for irq, ln in (*self.msi_lines.items(), *self.intx_lines.items())}
         self.instant_srcs = [s for s in range(P) if self.instant[s]]
         # common_interrupt's "No irq handler for vector" line, per NO_HANDLER source (-1: the others)
         self.nh_msgs: list[str] = []
@@ -323,7 +337,7 @@ class VectorEngine:
     # ------------------------------------------------------------------ stages
     def _msi_scan(self, ml: MsiLine, t, sid, off, cnt, evk) -> None:
         """note_interrupt on an MSI line that carries unhandled interrupts from before the storm."""
-        srcs = [s for s in range(self.P) if self.src_line[s] is ml]
+        srcs = self.line_srcs[ml.desc.irq]
         if not cnt[srcs].any():
             return
         e = np.flatnonzero(np.isin(sid, srcs))
@@ -512,8 +526,7 @@ class VectorEngine:
         if t.size:
             kind = self.src_intx_kind[sid]
             for il in lines:
-                srcs = [s for s in range(self.P) if self.src_line[s] is il]
-                m = np.isin(sid, srcs)
+                m = np.isin(sid, self.line_srcs[il.desc.irq])
                 il.feed(t[m], g[m], kind[m])
         else:
             for il in lines:
@@ -541,7 +554,7 @@ class VectorEngine:
         self._flush_injects(INF)
         F = self.t_last
         for vw in self.vcpus:
-            F = max(F, vw.last_end)
+            F = max(F, vw.carry_end)
         for wc in self.work.values():
             F = max(F, wc.last)
         lines = list(self.intx_lines.values())
@@ -599,7 +612,7 @@ class VectorEngine:
         disp = cnt - self.held_cnt
         for ml in self.msi_lines.values():
             d = ml.desc
-            srcs = [s for s in range(self.P) if self.src_line[s] is ml]
+            srcs = self.line_srcs[d.irq]
             nd = int(disp[srcs].sum()) if srcs else 0
             if nd:  # dispatched: the flow handler, the action, note_interrupt
                 d.kstat[d.cpu] += nd
@@ -751,11 +764,7 @@ class VectorEngine:
         lap.accepted += n
         lap.acked += n
         lap.last_accept_coalesced = False
-        if vp.halted:
-            vc.wakeups += n
-            vc.exits["HLT"] += n
-        elif not vp.apicv:
-            vc.exits["EXTERNAL_INTERRUPT"] += n
+        _entry_exits(vp, n)
         # the vCPU keeps the level (TMR) and the guest EOIs it: an EOI exit in every mode
         lap.tmr.add(p.vector)
         lap.eois += v.eois
@@ -790,11 +799,7 @@ class VectorEngine:
             lap.tmr.discard(x)
         if not vp.pir:
             lap.coalesced += nc
-        if vp.halted:
-            vc.wakeups += nw
-            vc.exits["HLT"] += nw
-        elif not vp.apicv:
-            vc.exits["EXTERNAL_INTERRUPT"] += nw
+        _entry_exits(vp, nw)
         if not vp.apicv:
             vc.exits["EOI"] += nd
         if vw.piw:
@@ -859,7 +864,8 @@ def run(host: Any, storm: Any, engine: str = "vector", *, chunk_events: int = DE
     try:
         counts = None
         if engine == "reference":
-            _validate_sources(host, storm.sources)
+            for s in storm.sources:  # the same ValueErrors as the vector engine's compile
+                source_target(host, s)
             outcome, latency = replay(host, storm, bar)
         else:
             eng = VectorEngine(host, storm)
@@ -879,18 +885,3 @@ def run(host: Any, storm: Any, engine: str = "vector", *, chunk_events: int = DE
     return StormResult(engine, storm.times, storm.source_ids, storm.sources, outcome, latency, counters,
                        host.proc_interrupts(), host.now, elapsed, log=log)
 
-
-def _validate_sources(host: Any, sources: Any) -> None:
-    """The storm's sources must exist on the host (the same ValueErrors as the vector engine's compile)."""
-    for s in sources:
-        if s.kind == "spurious":
-            if s.irq not in host.genirq.descs:
-                raise ValueError(f"{s.label}: the host has no irq {s.irq}")
-            continue
-        dev = host.devices.get(s.bdf)
-        if dev is None:
-            raise ValueError(f"{s.label}: no device {s.bdf} on this host")
-        if s.kind == "msi" and dev.vector(s.index) is None:
-            raise ValueError(f"{s.label}: {s.bdf} has no enabled MSI/MSI-X vector {s.index}")
-        if s.kind == "intx" and (not dev.intx_pin or dev.gsi is None):
-            raise ValueError(f"{s.label}: the device has no INTx pin (Interrupt Pin register is 0)")

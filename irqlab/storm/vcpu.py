@@ -32,8 +32,8 @@ class VcpuWindows:
         self.coal = int(O.COALESCED_PIR if vp.pir else O.COALESCED_IRR)
         self.vectors: list[int] = []
         self.vloc = np.full(256, -1, dtype=np.int64)
-        self.carry_key = None       # the last window: its end key, end time, and vectors in it
-        self.carry_end = 0
+        self.carry_key = None       # the last window: its end key, end time (the vCPU's last entry), and
+        self.carry_end = 0          # the vectors in it
         self.carry_vecs: set[int] = set()
         self.buf: list[tuple] = []  # inject accepts due at or after the chunk's end
         # counters
@@ -43,7 +43,6 @@ class VcpuWindows:
         self.coalesced = np.zeros(0, dtype=np.int64)
         self.last_coalesced = None
         self.last_key = None        # (time, timer first, order) of the last LAPIC accept, and if it coalesced
-        self.last_end = 0
         self.inject_after_w = eng.timing.irqfd_work_ns > vp.delta
 
     def vector(self, x: int) -> int:
@@ -113,8 +112,7 @@ class VcpuWindows:
         self.accepted_at((int(T[-1]), 1, int(sel[-1]) + self.eng.off), not last_first)
         if nw:
             lw = int(sidx[-1])
-            self.last_end = int(T[lw]) + d
-            self.carry_key = self.carry_end = self.last_end
+            self.carry_key = self.carry_end = int(T[lw]) + d
             self.carry_vecs = {self.vectors[int(vl)]} if one else {self.vectors[j] for j in np.unique(vl[lw:]).tolist()}
         else:
             self.carry_vecs |= {self.vectors[int(vl)]} if one else {self.vectors[j] for j in np.flatnonzero(counts)}
@@ -270,8 +268,6 @@ class VcpuWindows:
             self.piw += int(np.count_nonzero(iommu[c:][sidx]))
         last = (int(T[-1]), 0 if (np.ndim(inj) and inj[-1]) else 1, int((g if order is None else order)[-1]))
         self.accepted_at(last, not bool(first[-1]))
-        if nw:
-            self.last_end = int(wend[-1])
         # the last window stays open for what comes next
         if nw:
             lw = c + int(sidx[-1])
