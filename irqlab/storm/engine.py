@@ -6,7 +6,8 @@ kernel/irq/spurious.c (note_interrupt's window, the poller), vfio-pci's handlers
 virt/kvm/eventfd.c (the irqfd fast path, and the inject work that coalesces while pending),
 arch/x86/kvm/lapic.c and vmx (IRR/PIR coalescing in each vCPU's entry window, exits, posting).
 Simplification: the compile step refuses (NotImplementedError) what it does not cover; everything else is
-exact, with Python loops over chunks, vCPUs, lines, round trips and polls — never over interrupts. Big
+exact, with Python loops over chunks, vCPUs, lines, round trips and polls — never over interrupts (the
+kernel log's one line per NO_HANDLER interrupt is built once, at the end, with no Python step each). Big
 chunks run the vCPUs' fast paths on two threads (``_run_all``); the result does not depend on it.
 """
 from __future__ import annotations

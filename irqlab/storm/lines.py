@@ -129,7 +129,8 @@ class VfioIntx:
         self.delta = p.vcpu.delta
         self.host_cost = t.host_irq_ns
         self.state = IDLE
-        self.tok: tuple | None = None   # [gidx, t, via_host] of the interrupt the status bit holds
+        self.tok: list | None = None    # [gidx, t, via_host] of the interrupt the status bit holds (via_host
+        #                                 is set later if the first interrupt at a disabled line is this one)
         self.c = self.u = INF           # guest EOI (status cleared) and resample (unmask) of the round trip
         self.cycles = 0                 # trigger signals: irqfd wake-ups and inject work items
         self.via_handler = 0            # round trips vfio_intx_handler started (host interrupt or poll)

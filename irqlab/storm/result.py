@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..ledger import OUTCOME_TEXT, Outcome
+from ..uapi import IRQS_SPURIOUS_DISABLED
 
 __all__ = ["StormResult", "snapshot", "diff_snapshots"]
 
@@ -252,7 +253,7 @@ class StormResult:
         lines.append(f"VM exits: {sum(ex.values()):,}" + (f" ({', '.join(f'{k} {n:,}' for k, n in sorted(ex.items()))})"
                                                           if ex else ""))
         dis = {irq: t for irq, t in self.disabled_at().items() if t >= 0 and
-               self.counters[("irq", irq)]["istate"] & 0x2}
+               self.counters[("irq", irq)]["istate"] & IRQS_SPURIOUS_DISABLED}
         for irq, t in sorted(dis.items()):
             lines.append(f"irq {irq} disabled by spurious detection at {t:,} ns")
         return "\n".join(lines)
