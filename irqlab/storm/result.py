@@ -211,8 +211,17 @@ class StormResult:
     def delivered(self) -> np.ndarray:
         return self.latency_ns >= 0
 
+    def _per_event(self, what: str) -> None:
+        """Refuse a view that needs each interrupt's time, source, outcome or latency on a streamed result."""
+        if self.streamed:
+            raise ValueError(f"{what} needs each interrupt's time, source, outcome and latency, which a streamed "
+                             "storm (lazy=True) does not keep: run the materialized storm (storm.materialize(), "
+                             "or generate it with lazy=False). The ledger, counters and kernel log are complete "
+                             "here.")
+
     def latency_percentiles(self, qs=(50, 90, 99, 99.9)) -> dict[float, int]:
         """Latency (ns) percentiles of the interrupts delivered to the guest (-1 if none was)."""
+        self._per_event("latency_percentiles()")
         lat = self.latency_ns[self.latency_ns >= 0]
         if not lat.size:
             return {q: -1 for q in qs}
@@ -220,6 +229,7 @@ class StormResult:
 
     def rate(self, bin_ns: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Events per outcome in bins of ``bin_ns``: (bin start times, {outcome label: counts})."""
+        self._per_event("rate()")
         if isinstance(bin_ns, bool) or not isinstance(bin_ns, (int, np.integer)) or bin_ns <= 0:
             raise ValueError("bin_ns must be a positive int (ns)")
         if not self.times.size:
@@ -233,6 +243,8 @@ class StormResult:
         return t0 + np.arange(nb, dtype=np.int64) * bin_ns, out
 
     def per_source(self) -> dict[str, dict[str, int]]:
+        """Source label → its interrupts' outcome counts."""
+        self._per_event("per_source()")
         out = {}
         for i, s in enumerate(self.sources):
             m = self.source_ids == i
