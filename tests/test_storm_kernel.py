@@ -155,6 +155,21 @@ def test_a_streamed_storm_ledger_counts_its_own_interrupts_only():
     assert h1.ledger.as_dict() == h3.ledger.as_dict()
 
 
+def test_a_poll_timer_between_two_jiffies_is_refused():
+    """poll_spurious_irqs re-arms at jiffies + HZ/10, so from an expiry between two jiffies the polls are not
+    HZ/10 apart: the vector engine refuses such a timer by name; the reference runs it."""
+    def make():
+        h = _disabled_with_one_pending()
+        pt = h.genirq.poll_timer
+        h.sched.mod_timer(pt, pt.expires_ns + 1_000)
+        return h
+    h = make()
+    s = storm.from_arrays(h.now + 1 + np.arange(10, dtype=np.int64) * 50_000_000, np.zeros(10, np.uint16), [ETH0])
+    with pytest.raises(storm.Unsupported, match="jiffy boundary"):
+        storm.run(h, s, "vector", progress=False)
+    r = storm.run(make(), s, "reference", progress=False)
+    assert sum(r.ledger.values()) == len(s) and r.counters[("host",)]["poll_timer"] % 4_000_000 == 0
+
 def _stale_vectors_host():
     """shared_intx plus a NIC on a host driver whose two MSI-X vectors lost their vector_irq entries: its
     messages reach common_interrupt's "No irq handler for vector"."""

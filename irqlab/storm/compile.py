@@ -482,6 +482,11 @@ class _Compiler:
     def plan(self) -> Plan:
         gi = self.host.genirq
         poll = gi.poll_timer.expires_ns if gi.poll_timer is not None and gi.poll_timer.pending else None
+        if poll is not None and poll % NSEC_PER_JIFFY:
+            # poll_spurious_irqs re-arms at jiffies + HZ/10: from a time between two jiffies, the next poll is
+            # not HZ/10 later, and the engine's PollSchedule counts in steps of HZ/10
+            raise Unsupported(f"the spurious poller is armed at {poll:,} ns, not on a jiffy boundary "
+                              f"({NSEC_PER_JIFFY:,} ns): its next expiries are not every HZ/10 from there")
         for lp in self.lines.values():
             if lp.spurious_disabled and lp.polled and poll is None:
                 raise Unsupported(f"irq {lp.desc.irq} is spurious-disabled but the poller is not armed")

@@ -160,6 +160,7 @@ class VectorEngine:
         self.log: list[tuple] = []              # (t, gidx, level, text): the few lines of spurious disables
         self.nh_log: list[tuple] = []           # per chunk, NO_HANDLER lines: (t, gidx, message index) arrays
         self.polls = PollSchedule(plan.poll_next)
+        self._poll_from = -1                    # the polls before this instant have run
         self.disabled: list[tuple] = []         # (t, irq)
         self.t_last = host.now
         # per line state
@@ -533,7 +534,7 @@ class VectorEngine:
             for il in lines:
                 il.feed(t, np.zeros(0, np.int64), np.zeros(0, np.int64))
         b = t_next if t_next < INF else self.t_last + 1   # the last chunk: the drain does the rest
-        polls = self.polls.polls(getattr(self, "_poll_from", -1), b)
+        polls = self.polls.polls(self._poll_from, b)
         self._poll_from = b
         for il in lines:
             il.feed_down(polls, b)
@@ -559,7 +560,7 @@ class VectorEngine:
         for wc in self.work.values():
             F = max(F, wc.last)
         lines = list(self.intx_lines.values())
-        start = getattr(self, "_poll_from", -1)
+        start = self._poll_from
         while True:
             for il in lines:
                 F = max(F, il.busy_until())
