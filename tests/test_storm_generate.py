@@ -88,7 +88,7 @@ def test_per_event_views_of_a_streamed_storm_say_to_materialize_it():
         with pytest.raises(ValueError, match=r"streamed storm \(lazy=True\).*materialize"):
             call()
     m = storm.run(scenarios.posted_nic(2, trace=False), lz.materialize(), progress=False)
-    bins, per = m.rate(1_000_000)
+    _, per = m.rate(1_000_000)
     assert sum(int(c.sum()) for c in per.values()) == len(lz) == sum(sum(v.values()) for v in m.per_source().values())
     assert m.latency_percentiles()[50] > 0
 
