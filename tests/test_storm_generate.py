@@ -77,6 +77,21 @@ def test_run_rejects_bad_arguments():
         storm.run(h, s)
 
 
+def test_per_event_views_of_a_streamed_storm_say_to_materialize_it():
+    """A streamed result keeps no per-event arrays: rate(), per_source() and latency_percentiles() refuse
+    (rather than answer empty) and say what to do; the materialized storm answers."""
+    lz = storm.poisson(scenarios.posted_nic(2, trace=False), rate_hz=300_000, duration_ns=3_000_000, seed=4,
+                       lazy=True)
+    r = storm.run(scenarios.posted_nic(2, trace=False), lz, progress=False)
+    assert r.streamed and sum(r.ledger.values()) == len(lz) and "latency" not in r.summary()
+    for call in (lambda: r.rate(1_000_000), r.per_source, r.latency_percentiles):
+        with pytest.raises(ValueError, match=r"streamed storm \(lazy=True\).*materialize"):
+            call()
+    m = storm.run(scenarios.posted_nic(2, trace=False), lz.materialize(), progress=False)
+    _, per = m.rate(1_000_000)
+    assert sum(int(c.sum()) for c in per.values()) == len(lz) == sum(sum(v.values()) for v in m.per_source().values())
+    assert m.latency_percentiles()[50] > 0
+
 def test_a_lazy_storm_is_the_same_however_it_is_consumed():
     h = scenarios.posted_nic(2, trace=False)
     lz = storm.poisson(h, rate_hz=300_000, duration_ns=30_000_000, seed=4, lazy=True, slice_ns=3_000_000)

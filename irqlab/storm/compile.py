@@ -24,7 +24,7 @@ from ..uapi import (
 from ..uapi import __IRQF_TIMER as _IRQF_TIMER_BIT
 from ..vfio import VfioPciDevice
 
-__all__ = ["Unsupported", "compile_host", "Plan", "POLL_NS",
+__all__ = ["Unsupported", "compile_host", "source_target", "Plan", "POLL_NS",
            "R_LINE", "R_POSTED", "R_PBA", "R_NOHANDLER", "R_INTX"]
 
 POLL_NS = POLL_SPURIOUS_IRQ_INTERVAL * NSEC_PER_JIFFY
@@ -54,6 +54,15 @@ def _handler_kind(action: Any) -> str:
         return "vfio_intx"
     raise Unsupported(f"irq action {action.name!r} has a custom handler: the vector engine knows host drivers and "
                       "vfio-pci's handlers only")
+
+
+def _ioapic_message(vm: Any, red: Any) -> tuple[Any, list[int]]:
+    """ioapic_service: an IOAPIC redirection entry as the message it sends (its trigger mode included), and
+    the vCPUs that message reaches."""
+    msg = _msi.encode(dest_id=red.dest_id, vector=red.vector, delivery_mode=red.delivery_mode,
+                      dest_mode_logical=red.dest_mode_logical, trigger_level=red.trigger_level)
+    dests, _ = _msi.delivery_destinations(msg, vm.apic_identities())
+    return msg, dests
 
 
 @dataclass(eq=False)
@@ -89,10 +98,6 @@ class Delivery:
     accepts: list[Accept]
     pic: list[tuple[Any, int]] = field(default_factory=list)  # (KvmPic, pin) a kvm_set_irq pulse touches
 
-    @property
-    def outcome_if_none(self) -> int:
-        return int(Outcome.NO_ROUTE)
-
 
 @dataclass(eq=False)
 class IrqfdPlan:
@@ -106,7 +111,6 @@ class IrqfdPlan:
 class EfdPlan:
     efd: Any
     irqfd: IrqfdPlan | None
-    index: int = 0
 
 
 @dataclass(eq=False)
@@ -130,11 +134,8 @@ class IntxVfioPlan:
     resampler: Any
     resamplefd: Any
     virqfd: Any
-    ioapic: Any
-    pin: int
     vector: int
     vcpu: VcpuPlan
-    level_kept: bool          # the vCPU keeps the level (TMR) so the guest EOIs it
 
 
 @dataclass(eq=False)
@@ -164,16 +165,33 @@ class SourcePlan:
 
 @dataclass(eq=False)
 class Plan:
-    host: Any
-    timing: Any
     sources: list[SourcePlan]
     lines: list[LinePlan]
-    efds: list[EfdPlan]
     irqfds: list[IrqfdPlan]
     vcpus: list[VcpuPlan]
-    intx_vfio: list[IntxVfioPlan]
     noirqdebug: bool
     poll_next: int | None     # when the spurious poller fires next (None: not armed)
+
+
+def source_target(host: Any, s: Any) -> Any:
+    """What a storm source raises on ``host``: the irq_desc of a glitch, the device of an INTx assertion, the
+    MsiVector of a message; ValueError if the host has no such thing (both engines check this)."""
+    if s.kind == "spurious":
+        desc = host.genirq.descs.get(s.irq)
+        if desc is None:
+            raise ValueError(f"{s.label}: the host has no irq {s.irq}")
+        return desc
+    dev = host.devices.get(s.bdf)
+    if dev is None:
+        raise ValueError(f"{s.label}: no device {s.bdf} on this host")
+    if s.kind == "intx":
+        if not dev.intx_pin or dev.gsi is None:
+            raise ValueError(f"{s.label}: the device has no INTx pin (Interrupt Pin register is 0)")
+        return dev
+    v = dev.vector(s.index)
+    if v is None:
+        raise ValueError(f"{s.label}: {s.bdf} has no enabled MSI/MSI-X vector {s.index}")
+    return v
 
 
 class _Compiler:
@@ -185,7 +203,6 @@ class _Compiler:
         self.irqfds: dict[int, IrqfdPlan] = {}
         self.vcpus: dict[int, VcpuPlan] = {}
         self.devs: dict[str, DevPlan] = {}
-        self.intx_vfio: list[IntxVfioPlan] = []
         self._check_host()
         self.sources = [self._source(s) for s in sources]
         self._check_vcpus()
@@ -207,14 +224,13 @@ class _Compiler:
                                   f"{MAX_DELAY_NS:,} ns (0 interleaves work between simultaneous interrupts)")
         if not 1 <= t.kick_ns < MAX_DELAY_NS:
             raise Unsupported(f"Timing.kick_ns={t.kick_ns} out of range")
-        from ..ledger import Outcome as _O
         for dev in h.devices.values():
             ev = dev.intx_status_event
             if ev is not None and ev.outcome is None:
                 raise Unsupported(f"{dev.bdf} is asserting INTx with an interrupt in flight")
         for desc in gi.descs.values():
             ev = desc.pending_event
-            if ev is not None and ev.outcome != _O.PENDING:
+            if ev is not None and ev.outcome != Outcome.PENDING:
                 raise Unsupported(f"irq {desc.irq} holds an interrupt that is not pending")
         for vm in h.vms:
             for v in vm.vcpus:
@@ -224,22 +240,13 @@ class _Compiler:
     # ------------------------------------------------------------------ sources
     def _source(self, s: Any) -> SourcePlan:
         h = self.host
+        x = source_target(h, s)
         if s.kind == "spurious":
-            desc = h.genirq.descs.get(s.irq)
-            if desc is None:
-                raise ValueError(f"{s.label}: the host has no irq {s.irq}")
-            return SourcePlan(s, R_LINE, line=self._line(desc))
-        dev = h.devices.get(s.bdf)
-        if dev is None:
-            raise ValueError(f"{s.label}: no device {s.bdf} on this host")
+            return SourcePlan(s, R_LINE, line=self._line(x))
         if s.kind == "intx":
-            if not dev.intx_pin or dev.gsi is None:
-                raise ValueError(f"{s.label}: the device has no INTx pin (Interrupt Pin register is 0)")
-            line = self._line(h.genirq.descs[dev.gsi])
-            return SourcePlan(s, R_INTX, line=line, device=self._dev(dev, line))
-        v = dev.vector(s.index)
-        if v is None:
-            raise ValueError(f"{s.label}: {s.bdf} has no enabled MSI/MSI-X vector {s.index}")
+            line = self._line(h.genirq.descs[x.gsi])
+            return SourcePlan(s, R_INTX, line=line, device=self._dev(x, line))
+        v = x
         if v.masked:
             return SourcePlan(s, R_PBA, vector=v)
         irte = h.irqbypass.posted_irte(v.irq)
@@ -285,14 +292,11 @@ class _Compiler:
         if kind == L_MSI_VFIO:
             lp.efd = self._efd(acts[0][0].dev_id)
         if kind == L_INTX:
-            for a, k in acts:
-                if k == "host_intx":
-                    self._dev(a.dev_id.dev, lp, action=a)
-                else:
-                    self._dev(a.dev_id.dev, lp, action=a)
+            for a, _ in acts:
+                self._dev(a.dev_id.dev, lp)
         return lp
 
-    def _dev(self, dev: Any, line: LinePlan, action: Any = None) -> DevPlan:
+    def _dev(self, dev: Any, line: LinePlan) -> DevPlan:
         dp = self.devs.get(dev.bdf)
         if dp is not None:
             return dp
@@ -302,7 +306,7 @@ class _Compiler:
         drv = dev.driver
         act = None
         for a, k in line.actions:
-            if (k == "host_intx" and a.dev_id is drv) or (k == "vfio_intx" and a.dev_id is drv):
+            if k in ("host_intx", "vfio_intx") and a.dev_id is drv:
                 act = a
         if act is None:
             dp = DevPlan(dev, "orphan", order)
@@ -364,9 +368,7 @@ class _Compiler:
             raise Unsupported(f"{what}: IOAPIC pin {pin} must deliver Fixed/Lowest to a vector >= 16")
         if ioapic.pins_for_vector(red.vector) != [pin]:
             raise Unsupported(f"{what}: vector 0x{red.vector:02x} is on several IOAPIC pins")
-        msg = _msi.encode(dest_id=red.dest_id, vector=red.vector, delivery_mode=red.delivery_mode,
-                          dest_mode_logical=red.dest_mode_logical, trigger_level=True)
-        dests, _ = _msi.delivery_destinations(msg, vm.apic_identities())
+        _, dests = _ioapic_message(vm, red)
         if len(dests) != 1:
             raise Unsupported(f"{what}: IOAPIC pin {pin} must target exactly one vCPU")
         vp = self._vcpu(vm.vcpus[dests[0]])
@@ -376,9 +378,7 @@ class _Compiler:
         if vp.vcpu.lapic.tpr & 0xF0 >= red.vector & 0xF0:
             raise Unsupported(f"{what}: the vCPU's TPR blocks vector 0x{red.vector:02x}")
         # __apic_accept_irq sets the TMR before it posts, so the guest EOIs the level vector in every mode
-        p = IntxVfioPlan(vdev, trig, f, res, rfd, vq, ioapic, pin, red.vector, vp, True)
-        self.intx_vfio.append(p)
-        return p
+        return IntxVfioPlan(vdev, trig, f, res, rfd, vq, red.vector, vp)
 
     # ------------------------------------------------------------------ eventfds and irqfds
     def _efd(self, efd: Any) -> EfdPlan:
@@ -394,7 +394,6 @@ class _Compiler:
             raise Unsupported(f"eventfd {efd.name} has subscribers other than one irqfd")
         if efd.semaphore and ep.irqfd is not None and efd.count:
             raise Unsupported(f"eventfd {efd.name}: EFD_SEMAPHORE with a count already pending")
-        ep.index = len(self.efds)
         self.efds[id(efd)] = ep
         return ep
 
@@ -428,9 +427,7 @@ class _Compiler:
                         raise Unsupported(f"IOAPIC pin {ent.pin} is asserted already")
                     if red.masked:
                         continue
-                    msg = _msi.encode(dest_id=red.dest_id, vector=red.vector, delivery_mode=red.delivery_mode,
-                                      dest_mode_logical=red.dest_mode_logical, trigger_level=False)
-                    dests, _ = _msi.delivery_destinations(msg, vm.apic_identities())
+                    msg, dests = _ioapic_message(vm, red)
                     acc += self._msi_delivery(vm, msg, dests, f"IOAPIC pin {ent.pin}").accepts
                 elif ent.irqchip in (KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE):
                     pic.append((vm.pic, ent.pin + (8 if ent.irqchip == KVM_IRQCHIP_PIC_SLAVE else 0)))
@@ -489,12 +486,16 @@ class _Compiler:
     def plan(self) -> Plan:
         gi = self.host.genirq
         poll = gi.poll_timer.expires_ns if gi.poll_timer is not None and gi.poll_timer.pending else None
+        if poll is not None and poll % NSEC_PER_JIFFY:
+            # poll_spurious_irqs re-arms at jiffies + HZ/10: from a time between two jiffies, the next poll is
+            # not HZ/10 later, and the engine's PollSchedule counts in steps of HZ/10
+            raise Unsupported(f"the spurious poller is armed at {poll:,} ns, not on a jiffy boundary "
+                              f"({NSEC_PER_JIFFY:,} ns): its next expiries are not every HZ/10 from there")
         for lp in self.lines.values():
             if lp.spurious_disabled and lp.polled and poll is None:
                 raise Unsupported(f"irq {lp.desc.irq} is spurious-disabled but the poller is not armed")
-        return Plan(self.host, self.t, self.sources, sorted(self.lines.values(), key=lambda l: l.desc.irq),
-                    list(self.efds.values()), list(self.irqfds.values()), list(self.vcpus.values()),
-                    self.intx_vfio, gi.noirqdebug, poll)
+        return Plan(self.sources, sorted(self.lines.values(), key=lambda l: l.desc.irq),
+                    list(self.irqfds.values()), list(self.vcpus.values()), gi.noirqdebug, poll)
 
 
 def compile_host(host: Any, sources: list) -> Plan:

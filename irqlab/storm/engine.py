@@ -6,12 +6,14 @@ kernel/irq/spurious.c (note_interrupt's window, the poller), vfio-pci's handlers
 virt/kvm/eventfd.c (the irqfd fast path, and the inject work that coalesces while pending),
 arch/x86/kvm/lapic.c and vmx (IRR/PIR coalescing in each vCPU's entry window, exits, posting).
 Simplification: the compile step refuses (NotImplementedError) what it does not cover; everything else is
-exact, with Python loops over chunks, vCPUs, lines, round trips and polls — never over interrupts. Big
+exact, with Python loops over chunks, vCPUs, lines, round trips and polls — never over interrupts (the
+kernel log's one line per NO_HANDLER interrupt is built once, at the end, with no Python step each). Big
 chunks run the vCPUs' fast paths on two threads (``_run_all``); the result does not depend on it.
 """
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from typing import Any
 
@@ -25,10 +27,10 @@ from ..uapi import IRQS_PENDING, IRQS_REPLAY, IRQS_SPURIOUS_DISABLED, IRQS_WAITI
 from ..eventfd import ULLONG_MAX
 from .compile import (
     L_INTX, L_MSI_HOST, R_INTX, R_LINE, R_NOHANDLER, R_PBA, R_POSTED, Unsupported,
-    compile_host,
+    compile_host, source_target,
 )
 from .generate import LazyStorm, Storm
-from .lines import INF, IntxLine, MsiLine, PollSchedule, spurious_scan
+from .lines import HELD, INF, IntxLine, MsiLine, PollSchedule, spurious_scan
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
 from .vcpu import VcpuWindows, WorkChain
@@ -42,25 +44,42 @@ K_CONST, K_ACCEPT, K_WORK, K_HELD, K_INTX = range(5)
 
 
 _POOL: Any = None
+_POOL_LOCK = threading.Lock()
 _PARALLEL_MIN = 1 << 17  # below this many accepts per vCPU, a thread costs more than it saves
 
 
-def _run_all(calls: list) -> None:
-    """Run (fn, args, size) calls; with two or more big ones, on two threads (numpy's searches and gathers
-    release the GIL, and these machines have two cores). Each call writes only its own vCPU's state and
-    its own interrupts' slots in the sink, so the result is the same in any order."""
+def _pool() -> Any:
+    """The two worker threads, created once (under a lock: two engines may start in two threads)."""
     global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="irqlab-storm")
+        return _POOL
+
+
+def _run_all(calls: list) -> list:
+    """Run (fn, args, size) calls and return their results in call order; with two or more big ones, on two
+    threads (numpy's searches and gathers release the GIL, and these machines have two cores). Each call
+    writes only its own vCPU's state and its own interrupts' slots in the sink, and returns what it adds to
+    shared counters instead of adding it, so the result is the same in any order."""
     big = [c for c in calls if c[2] >= _PARALLEL_MIN]
     if len(big) < 2:
-        for fn, args, _ in calls:
-            fn(*args)
-        return
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="irqlab-storm")
-    futs = [_POOL.submit(fn, *args) for fn, args, _ in calls]
-    for f in futs:
-        f.result()
+        return [fn(*args) for fn, args, _ in calls]
+    pool = _pool()
+    futs = [pool.submit(fn, *args) for fn, args, _ in calls]
+    return [f.result() for f in futs]
+
+
+def _entry_exits(vp: Any, n: int) -> None:
+    """n entries that delivered an interrupt: a halted vCPU was woken (its HLT exit ends), a running one
+    without APICv took an external-interrupt exit (with APICv it takes the interrupt without exiting)."""
+    vc = vp.vcpu
+    if vp.halted:
+        vc.wakeups += n
+        vc.exits["HLT"] += n
+    elif not vp.apicv:
+        vc.exits["EXTERNAL_INTERRUPT"] += n
 
 
 class Sink:
@@ -84,20 +103,11 @@ class Sink:
         return self.ext[-2 - g] if g <= -2 else None
 
     def chunk(self, off: int, m: int) -> None:
-        """The interrupts off..off+m are the current chunk: settle_chunk writes there by local index."""
+        """The interrupts off..off+m are the current chunk: ``out_view`` and ``lat_view`` are its slots, by
+        local index (the vCPU fast path writes there)."""
         self.off = off
         if self.keep:
             self.out_view, self.lat_view = self.outcome[off:off + m], self.latency[off:off + m]
-
-    def settle_windows(self, sel: np.ndarray, o_rest: int, first: np.ndarray, o_first: int, lat: np.ndarray) -> None:
-        """The chunk's interrupts at ``sel`` end as ``o_rest``, except ``first`` (a subset): ``o_first`` with
-        latency ``lat`` (the others keep latency -1)."""
-        if self.keep:
-            self.out_view[sel] = o_rest
-            self.out_view[first] = o_first
-            self.lat_view[first] = lat
-        self.counts[o_rest] += sel.size - first.size
-        self.counts[o_first] += first.size
 
     def settle(self, g: np.ndarray, o: Any, lat: Any = None) -> None:
         if not np.size(g):
@@ -147,8 +157,10 @@ class VectorEngine:
         self.sink = Sink(len(storm), self.keep)
         P = len(plan.sources)
         self.P = P
-        self.log: list[tuple] = []              # (t, gidx, level, text)
+        self.log: list[tuple] = []              # (t, gidx, level, text): the few lines of spurious disables
+        self.nh_log: list[tuple] = []           # per chunk, NO_HANDLER lines: (t, gidx, message index) arrays
         self.polls = PollSchedule(plan.poll_next)
+        self._poll_from = -1                    # the polls before this instant have run
         self.disabled: list[tuple] = []         # (t, irq)
         self.t_last = host.now
         # per line state
@@ -208,7 +220,18 @@ class VectorEngine:
                 self.src_line[s] = ml
                 self._msi_source(s, sp, ml)
         self.kinds_present = set(self.kind.tolist())
+        # each line's sources, by irq
+        self.line_srcs = {irq: [s for s in range(P) if self.src_line[s] is ln]
+                          for irq, ln in (*self.msi_lines.items(), *self.intx_lines.items())}
         self.instant_srcs = [s for s in range(P) if self.instant[s]]
+        # common_interrupt's "No irq handler for vector" line, per NO_HANDLER source (-1: the others)
+        self.nh_msgs: list[str] = []
+        self.nh_msg = np.full(P, -1, dtype=np.int16)
+        for s, sp in enumerate(plan.sources):
+            if sp.route == R_NOHANDLER:
+                d = sp.vector.desc
+                self.nh_msg[s] = len(self.nh_msgs)
+                self.nh_msgs.append(f"common_interrupt: {d.cpu}.{d.vector} No irq handler for vector")
         self._vcpu_info()
 
     def _msi_source(self, s: int, sp: Any, ml: MsiLine) -> None:
@@ -288,7 +311,8 @@ class VectorEngine:
             if e.size:
                 s = sid[e]
                 self.sink.settle(off + e, self.const_out[s], self.const_lat[s])
-                self._nohandler_log(t, sid, off, e)
+                if self.nh_msgs:
+                    self._nohandler_log(t, s, off, e)
                 for src in self.instant_srcs:
                     ee = e[s == src]
                     if ee.size:
@@ -306,11 +330,8 @@ class VectorEngine:
             e = None if evk is None else np.flatnonzero(evk == K_ACCEPT)
             self._accepts(t, sid, off, e, t_next)
         if K_INTX in kinds:
-            e = sel_kind(K_INTX)
-            if e.size:
-                self._intx(t[e], sid[e], off + e, t_next)
-            else:
-                self._intx(t[:0], sid[:0], e, t_next)
+            e = sel_kind(K_INTX)  # not empty: kinds holds what this chunk's events are
+            self._intx(t[e], sid[e], off + e, t_next)
         elif self.intx_lines:
             self._intx(t[:0], sid[:0], np.zeros(0, np.int64), t_next)
         self._flush_injects(t_next)
@@ -318,7 +339,7 @@ class VectorEngine:
     # ------------------------------------------------------------------ stages
     def _msi_scan(self, ml: MsiLine, t, sid, off, cnt, evk) -> None:
         """note_interrupt on an MSI line that carries unhandled interrupts from before the storm."""
-        srcs = [s for s in range(self.P) if self.src_line[s] is ml]
+        srcs = self.line_srcs[ml.desc.irq]
         if not cnt[srcs].any():
             return
         e = np.flatnonzero(np.isin(sid, srcs))
@@ -356,14 +377,13 @@ class VectorEngine:
             m = np.isin(s, ls) if len(ls) > 1 else s == ls[0]
             ml.hold(t[m], g[m])
 
-    def _nohandler_log(self, t, sid, off, e) -> None:
-        for src, sp in enumerate(self.plan.sources):
-            if sp.route != R_NOHANDLER:
-                continue
-            ee = e[sid[e] == src]
-            desc = sp.vector.desc
-            msg = f"common_interrupt: {desc.cpu}.{desc.vector} No irq handler for vector"
-            self.log.extend((int(tt), off + int(i), "emerg", msg) for tt, i in zip(t[ee].tolist(), ee.tolist()))
+    def _nohandler_log(self, t, s, off, e) -> None:
+        """The chunk's NO_HANDLER interrupts (positions e, sources s), kept as arrays for _write_log."""
+        m = self.nh_msg[s]
+        k = np.flatnonzero(m >= 0)
+        if k.size:
+            ek = e[k]
+            self.nh_log.append((t[ek], off + ek, m[k]))
 
     def _work(self, t: np.ndarray, s: np.ndarray, g: np.ndarray) -> None:
         chains: dict[int, list] = {}
@@ -401,7 +421,8 @@ class VectorEngine:
             tokall = bool(self.acc_tok[v, srcs].all()) if srcs.size else True
             fast = tokall and len(costs) <= 1 and len(ios) <= 1 and not vw.mixed
             vtab = np.where(col >= 0, col, 0).astype(np.int8)
-            self.vinfo.append(dict(srcs=srcs, vecs=vecs, fast=fast, vtab=vtab,
+            self.vinfo.append(dict(srcs=srcs, vecs=vecs, fast=fast, vtab=vtab, tokall=tokall,
+                                   one_cost=len(costs) <= 1, one_io=len(ios) <= 1,
                                    cost=int(next(iter(costs))) if len(costs) == 1 else 0,
                                    iommu=bool(next(iter(ios))) if len(ios) == 1 else False))
         ok = (self.acc_vec >= 0).sum(axis=0)
@@ -448,16 +469,19 @@ class VectorEngine:
             s = sid[sel]
             col = self.acc_vec[v]
             vl = col[s].astype(np.int64) if len(info["vecs"]) > 1 else (info["vecs"][0] if info["vecs"] else 0)
-            cost = info["cost"] if len(set(self.cost[info["srcs"]].tolist())) <= 1 else self.cost[s]
-            io = info["iommu"] if len(set(self.iommu[info["srcs"]].tolist())) <= 1 else self.iommu[s]
+            cost = info["cost"] if info["one_cost"] else self.cost[s]
+            io = info["iommu"] if info["one_io"] else self.iommu[s]
             g = sel + off
-            if not bool(self.acc_tok[v, info["srcs"]].all()):
+            if not info["tokall"]:
                 g = np.where(self.acc_tok[v, s], g, -1)
             if vw.buf:
                 self._merge_process(vw, T, g, sel + off, vl, cost, io, t_next)
             else:
                 vw.process(T, False, g, T, vl, cost, io, sel + off)
-        _run_all(fast)
+        counts = self.sink.counts
+        for inc in _run_all(fast):  # the ledger is shared: added here, in this thread
+            for o, k in inc:
+                counts[o] += k
 
     def _merge_process(self, vw: VcpuWindows, T, g, order, vl, cost, io, t_next) -> None:
         """Raised accepts merged with inject accepts (timers run before raised interrupts at an instant)."""
@@ -504,18 +528,16 @@ class VectorEngine:
         if t.size:
             kind = self.src_intx_kind[sid]
             for il in lines:
-                srcs = [s for s in range(self.P) if self.src_line[s] is il]
-                m = np.isin(sid, srcs)
+                m = np.isin(sid, self.line_srcs[il.desc.irq])
                 il.feed(t[m], g[m], kind[m])
         else:
             for il in lines:
                 il.feed(t, np.zeros(0, np.int64), np.zeros(0, np.int64))
         b = t_next if t_next < INF else self.t_last + 1   # the last chunk: the drain does the rest
-        polls = self.polls.polls(getattr(self, "_poll_from", -1), b)
+        polls = self.polls.polls(self._poll_from, b)
         self._poll_from = b
         for il in lines:
             il.feed_down(polls, b)
-        self.polls.fired += polls.size
 
     # ------------------------------------------------------------------ the spurious disable
     def disable(self, desc: Any, t: int, gidx: int, handled: bool) -> None:
@@ -534,11 +556,11 @@ class VectorEngine:
         self._flush_injects(INF)
         F = self.t_last
         for vw in self.vcpus:
-            F = max(F, vw.last_end)
+            F = max(F, vw.carry_end)
         for wc in self.work.values():
             F = max(F, wc.last)
         lines = list(self.intx_lines.values())
-        start = getattr(self, "_poll_from", -1)
+        start = self._poll_from
         while True:
             for il in lines:
                 F = max(F, il.busy_until())
@@ -548,7 +570,6 @@ class VectorEngine:
             for P in polls.tolist():
                 for il in lines:
                     il.drain_polls(np.array([P], np.int64))
-            self.polls.fired += polls.size
             start = int(polls[-1]) + 1
         for il in lines:
             il.finish()
@@ -593,7 +614,7 @@ class VectorEngine:
         disp = cnt - self.held_cnt
         for ml in self.msi_lines.values():
             d = ml.desc
-            srcs = [s for s in range(self.P) if self.src_line[s] is ml]
+            srcs = self.line_srcs[d.irq]
             nd = int(disp[srcs].sum()) if srcs else 0
             if nd:  # dispatched: the flow handler, the action, note_interrupt
                 d.kstat[d.cpu] += nd
@@ -650,9 +671,7 @@ class VectorEngine:
         for (a, k) in self.instant_counts.values():
             lap = a.vcpu.vcpu.lapic
             setattr(lap, f"{a.mode}_count", getattr(lap, f"{a.mode}_count") + k)
-        # the kernel log, in the order it was written
-        for tt, _, lvl, txt in sorted(self.log, key=lambda x: (x[0], x[1])):
-            h.log.append((tt, lvl, txt))
+        self._write_log(h.log)
         # the clock and the poller
         h.sched.now = max(h.sched.now, self.F)
         nxt = self.polls.next_after(self.F)
@@ -663,6 +682,28 @@ class VectorEngine:
             if gi.poll_timer is None:
                 gi.poll_timer = Timer(lambda: poll_spurious_irqs(h), name="poll_spurious_irqs", periodic=True)
             h.sched.mod_timer(gi.poll_timer, nxt)
+
+    def _write_log(self, out: list) -> None:
+        """The kernel log in the order it was written, by (time, interrupt): the NO_HANDLER lines, expanded
+        only here, with the few lines of the spurious disables merged in. The storm's times are sorted, so
+        the NO_HANDLER lines are in that order already (by interrupt index) and a disable's lines go before
+        the first NO_HANDLER line of a later interrupt."""
+        few = sorted(self.log, key=lambda x: (x[0], x[1]))
+        if not self.nh_log:
+            out.extend((tt, lvl, txt) for tt, _, lvl, txt in few)
+            return
+        T = np.concatenate([x[0] for x in self.nh_log]).tolist()
+        G = np.concatenate([x[1] for x in self.nh_log])
+        M = np.array(self.nh_msgs, dtype=object)[np.concatenate([x[2] for x in self.nh_log])].tolist()
+        self.nh_log = []
+        lvl = itertools.repeat("emerg")
+        pos = np.searchsorted(G, np.array([x[1] for x in few], dtype=np.int64)).tolist()
+        prev = 0
+        for p, (tt, _, lv, txt) in zip(pos, few):
+            out.extend(zip(T[prev:p], lvl, M[prev:p]))
+            out.append((tt, lv, txt))
+            prev = p
+        out.extend(zip(T[prev:], lvl, M[prev:]))
 
     def _signal(self, ep: Any, k: int) -> None:
         """k eventfd_signal()s of a vfio trigger, each consumed by the irqfd if there is one."""
@@ -697,14 +738,8 @@ class VectorEngine:
         vdev, dev = p.vdev, p.vdev.dev
         vdev.handled["intx"] += v.via_handler
         vdev.handled["intx_none"] += il.vfio_intx_none
-        from .lines import HELD, STUCK
-        st = v.state
-        if st == HELD:
+        if v.state == HELD:
             dev.intx_status_event = self._held_event(v.tok[0], v.tok[1], dev)
-        elif st == STUCK:
-            dev.intx_status_event = self._held_event(v.tok[0], v.tok[1], dev, outcome=O.INJECTED)
-            dev.disintx = True
-            vdev.intx_masked = True
         else:
             dev.intx_status_event = None
         # the trigger, the irqfd, the resampler and the unmask eventfd
@@ -720,12 +755,6 @@ class VectorEngine:
         if v.acks:
             p.resamplefd.count = 0
         p.virqfd.inject.runs += v.resends
-        # the IOAPIC pin
-        io, pin = p.ioapic, p.pin
-        if st == STUCK:
-            io.irq_states[pin] |= 2
-            io.irr |= 1 << pin
-            io.redirtbl[pin].remote_irr = True
         # the dedicated vCPU
         vp = p.vcpu
         vc, lap = vp.vcpu, vp.vcpu.lapic
@@ -737,23 +766,13 @@ class VectorEngine:
         lap.accepted += n
         lap.acked += n
         lap.last_accept_coalesced = False
-        if vp.halted:
-            vc.wakeups += n
-            vc.exits["HLT"] += n
-        elif not vp.apicv:
-            vc.exits["EXTERNAL_INTERRUPT"] += n
-        if p.level_kept:
-            lap.tmr.add(p.vector)
-            lap.eois += v.eois
-            if v.eois:
-                lap.last_eoi_level = True
-                vc.exits["EOI"] += v.eois
-        else:
-            lap.tmr.discard(p.vector)
-            lap.eois += n
-            lap.last_eoi_level = False
-            if not vp.apicv:
-                vc.exits["EOI"] += n
+        _entry_exits(vp, n)
+        # the vCPU keeps the level (TMR) and the guest EOIs it: an EOI exit in every mode
+        lap.tmr.add(p.vector)
+        lap.eois += v.eois
+        if v.eois:
+            lap.last_eoi_level = True
+            vc.exits["EOI"] += v.eois
 
     def _vcpu_back(self, vw: VcpuWindows) -> None:
         vp = vw.vp
@@ -782,11 +801,7 @@ class VectorEngine:
             lap.tmr.discard(x)
         if not vp.pir:
             lap.coalesced += nc
-        if vp.halted:
-            vc.wakeups += nw
-            vc.exits["HLT"] += nw
-        elif not vp.apicv:
-            vc.exits["EXTERNAL_INTERRUPT"] += nw
+        _entry_exits(vp, nw)
         if not vp.apicv:
             vc.exits["EOI"] += nd
         if vw.piw:
@@ -849,13 +864,15 @@ def run(host: Any, storm: Any, engine: str = "vector", *, chunk_events: int = DE
     log0 = len(host.log)
     t0 = time.perf_counter()
     try:
+        counts = None
         if engine == "reference":
-            _validate_sources(host, storm.sources)
+            for s in storm.sources:  # the same ValueErrors as the vector engine's compile
+                source_target(host, s)
             outcome, latency = replay(host, storm, bar)
         else:
             eng = VectorEngine(host, storm)
             eng.run(chunk_events, bar)
-            outcome, latency = eng.sink.outcome, eng.sink.latency
+            outcome, latency, counts = eng.sink.outcome, eng.sink.latency, eng.sink.counts.copy()
     finally:
         if bar is not None:
             bar.close()
@@ -866,22 +883,7 @@ def run(host: Any, storm: Any, engine: str = "vector", *, chunk_events: int = DE
     if lazy:
         empty = np.zeros(0, np.int64)
         return StormResult(engine, empty, empty.astype(np.uint16), storm.sources, outcome, latency, counters,
-                           host.proc_interrupts(), host.now, elapsed, log=log, streamed=True)
+                           host.proc_interrupts(), host.now, elapsed, log=log, streamed=True, counts=counts)
     return StormResult(engine, storm.times, storm.source_ids, storm.sources, outcome, latency, counters,
                        host.proc_interrupts(), host.now, elapsed, log=log)
 
-
-def _validate_sources(host: Any, sources: Any) -> None:
-    """The storm's sources must exist on the host (the same ValueErrors as the vector engine's compile)."""
-    for s in sources:
-        if s.kind == "spurious":
-            if s.irq not in host.genirq.descs:
-                raise ValueError(f"{s.label}: the host has no irq {s.irq}")
-            continue
-        dev = host.devices.get(s.bdf)
-        if dev is None:
-            raise ValueError(f"{s.label}: no device {s.bdf} on this host")
-        if s.kind == "msi" and dev.vector(s.index) is None:
-            raise ValueError(f"{s.label}: {s.bdf} has no enabled MSI/MSI-X vector {s.index}")
-        if s.kind == "intx" and (not dev.intx_pin or dev.gsi is None):
-            raise ValueError(f"{s.label}: the device has no INTx pin (Interrupt Pin register is 0)")

@@ -79,7 +79,6 @@ class PollSchedule:
     def __init__(self, first: int | None):
         self.arms: list[tuple[int, int]] = []   # (time armed, first expiry)
         self.first = first
-        self.fired = 0
 
     def arm(self, t: int) -> None:
         self.arms.append((t, (t // NSEC_PER_JIFFY + POLL_SPURIOUS_IRQ_INTERVAL) * NSEC_PER_JIFFY))
@@ -111,7 +110,7 @@ class PollSchedule:
 
 
 # a vfio device's INTx state
-IDLE, HELD, BUSY, CLEARED, RESEND, WAIT, STUCK = range(7)
+IDLE, HELD, BUSY, CLEARED, RESEND, WAIT = range(6)
 
 
 class VfioIntx:
@@ -122,15 +121,16 @@ class VfioIntx:
     and virqfd unmasks — or, if the device asserted again meanwhile, stays masked and re-sends the trigger
     irqfd_work_ns later, without a host interrupt."""
 
-    def __init__(self, eng: Any, line: "IntxLine", dp: Any, j: int):
-        self.eng, self.line, self.dp, self.j = eng, line, dp, j
+    def __init__(self, eng: Any, dp: Any, j: int):
+        self.eng, self.j = eng, j
         self.p = p = dp.vfio
         t = eng.timing
         self.W, self.G, self.R = t.irqfd_work_ns, t.guest_handler_ns, t.resample_ns
         self.delta = p.vcpu.delta
         self.host_cost = t.host_irq_ns
         self.state = IDLE
-        self.tok: tuple | None = None   # [gidx, t, via_host] of the interrupt the status bit holds
+        self.tok: list | None = None    # [gidx, t, via_host] of the interrupt the status bit holds (via_host
+        #                                 is set later if the first interrupt at a disabled line is this one)
         self.c = self.u = INF           # guest EOI (status cleared) and resample (unmask) of the round trip
         self.cycles = 0                 # trigger signals: irqfd wake-ups and inject work items
         self.via_handler = 0            # round trips vfio_intx_handler started (host interrupt or poll)
@@ -160,10 +160,7 @@ class VfioIntx:
             gidx, t, via_host = tok
             self.eng.sink.settle1(gidx, O.INJECTED, entry - t + (self.host_cost if via_host else 0), t_ack=entry)
         self.tok = tok
-        if self.p.level_kept:
-            self.state, self.c, self.u = BUSY, entry + self.G, entry + self.G + self.R
-        else:  # the PIR sync loses the level: no guest EOI, no resample, the device stays masked
-            self.state, self.c, self.u = STUCK, INF, INF
+        self.state, self.c, self.u = BUSY, entry + self.G, entry + self.G + self.R
         self.last = max(self.last, entry)
 
     def due(self) -> int:
@@ -219,7 +216,7 @@ class VfioIntx:
                 if not self.dry:
                     sink.carry(int(gv[i]))
                 i += 1
-            else:  # BUSY, RESEND, WAIT, STUCK: status and INTx Disable both set: merged, masked
+            else:  # BUSY, RESEND, WAIT: status and INTx Disable both set: merged, masked
                 due = self.due()
                 j = hi if due >= INF else int(np.searchsorted(tv, due, side="left"))
                 j = min(max(j, i + 1), hi)
@@ -264,7 +261,7 @@ class IntxLine:
         self.vfio_act = -1
         for j, dp in enumerate(lp.devices):
             if dp.kind == "vfio":
-                self.vfio = VfioIntx(eng, self, dp, j)
+                self.vfio = VfioIntx(eng, dp, j)
                 self.vfio_act = self._act(dp.action)
             elif dp.kind == "host":
                 self.host_devs.append((j, self._act(dp.action)))
@@ -275,7 +272,6 @@ class IntxLine:
                 self.dstate.append(["pending", eng.sink.external(ev), ev.t])
             else:
                 self.dstate.append(["settled", eng.sink.external(ev), ev.t, ev.outcome])
-        self.polls = 0
         self.t = self.g = self.kind = None
         self.lo = 0
 
@@ -443,7 +439,6 @@ class IntxLine:
         device's) through every action; no kstat and no note_interrupt (IRQS_POLL_INPROGRESS)."""
         sink = self.eng.sink
         v = self.vfio
-        self.polls += 1
         if v is not None:
             v.timers(P, False)
         ev = None

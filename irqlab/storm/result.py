@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..ledger import OUTCOME_TEXT, Outcome
+from ..uapi import IRQS_SPURIOUS_DISABLED
 
 __all__ = ["StormResult", "snapshot", "diff_snapshots"]
 
@@ -146,12 +147,15 @@ class StormResult:
     t_end: int
     elapsed_s: float = 0.0
     log: list = field(default_factory=list)
-    streamed: bool = False   # per-event arrays were not kept (a lazy storm): the ledger comes from counters
+    streamed: bool = False   # per-event arrays were not kept (a lazy storm): the ledger is ``counts``
+    counts: Any = None       # a streamed storm's outcome counts (one per Outcome), counted as it ran
 
     # the ledger --------------------------------------------------------------------------------------
     def _counts(self) -> np.ndarray:
+        # not the host ledger's delta (counters[("ledger",)]): that one also moves interrupts held from
+        # before the storm which the storm settled (a poll handling an old pending glitch)
         if self.streamed:
-            return np.asarray(self.counters[("ledger",)]["counts"], dtype=np.int64)
+            return np.asarray(self.counts, dtype=np.int64)
         return np.bincount(self.outcome, minlength=len(Outcome))
 
     @property
@@ -209,8 +213,17 @@ class StormResult:
     def delivered(self) -> np.ndarray:
         return self.latency_ns >= 0
 
+    def _per_event(self, what: str) -> None:
+        """Refuse a view that needs each interrupt's time, source, outcome or latency on a streamed result."""
+        if self.streamed:
+            raise ValueError(f"{what} needs each interrupt's time, source, outcome and latency, which a streamed "
+                             "storm (lazy=True) does not keep: run the materialized storm (storm.materialize(), "
+                             "or generate it with lazy=False). The ledger, counters and kernel log are complete "
+                             "here.")
+
     def latency_percentiles(self, qs=(50, 90, 99, 99.9)) -> dict[float, int]:
         """Latency (ns) percentiles of the interrupts delivered to the guest (-1 if none was)."""
+        self._per_event("latency_percentiles()")
         lat = self.latency_ns[self.latency_ns >= 0]
         if not lat.size:
             return {q: -1 for q in qs}
@@ -218,6 +231,7 @@ class StormResult:
 
     def rate(self, bin_ns: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Events per outcome in bins of ``bin_ns``: (bin start times, {outcome label: counts})."""
+        self._per_event("rate()")
         if isinstance(bin_ns, bool) or not isinstance(bin_ns, (int, np.integer)) or bin_ns <= 0:
             raise ValueError("bin_ns must be a positive int (ns)")
         if not self.times.size:
@@ -231,6 +245,8 @@ class StormResult:
         return t0 + np.arange(nb, dtype=np.int64) * bin_ns, out
 
     def per_source(self) -> dict[str, dict[str, int]]:
+        """Source label → its interrupts' outcome counts."""
+        self._per_event("per_source()")
         out = {}
         for i, s in enumerate(self.sources):
             m = self.source_ids == i
@@ -251,7 +267,7 @@ class StormResult:
         lines.append(f"VM exits: {sum(ex.values()):,}" + (f" ({', '.join(f'{k} {n:,}' for k, n in sorted(ex.items()))})"
                                                           if ex else ""))
         dis = {irq: t for irq, t in self.disabled_at().items() if t >= 0 and
-               self.counters[("irq", irq)]["istate"] & 0x2}
+               self.counters[("irq", irq)]["istate"] & IRQS_SPURIOUS_DISABLED}
         for irq, t in sorted(dis.items()):
             lines.append(f"irq {irq} disabled by spurious detection at {t:,} ns")
         return "\n".join(lines)

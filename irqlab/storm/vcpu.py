@@ -11,19 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import threading
-
 import numpy as np
 
 from ..ledger import Outcome
 from .windows import chain_starts
 
-_COUNTS_LOCK = threading.Lock()
-
 __all__ = ["VcpuWindows", "WorkChain"]
 
 O = Outcome
-_MIN = np.iinfo(np.int64).min // 4
 
 
 class VcpuWindows:
@@ -37,8 +32,8 @@ class VcpuWindows:
         self.coal = int(O.COALESCED_PIR if vp.pir else O.COALESCED_IRR)
         self.vectors: list[int] = []
         self.vloc = np.full(256, -1, dtype=np.int64)
-        self.carry_key = None       # the last window: its end key, end time, and vectors in it
-        self.carry_end = 0
+        self.carry_key = None       # the last window: its end key, end time (the vCPU's last entry), and
+        self.carry_end = 0          # the vectors in it
         self.carry_vecs: set[int] = set()
         self.buf: list[tuple] = []  # inject accepts due at or after the chunk's end
         # counters
@@ -48,7 +43,6 @@ class VcpuWindows:
         self.coalesced = np.zeros(0, dtype=np.int64)
         self.last_coalesced = None
         self.last_key = None        # (time, timer first, order) of the last LAPIC accept, and if it coalesced
-        self.last_end = 0
         self.inject_after_w = eng.timing.irqfd_work_ns > vp.delta
 
     def vector(self, x: int) -> int:
@@ -59,14 +53,16 @@ class VcpuWindows:
             self.coalesced = np.append(self.coalesced, 0)
         return int(self.vloc[x])
 
-    def process_fast(self, T: np.ndarray, sel: np.ndarray, vl: Any, cost: int, iommu: bool) -> None:
+    def process_fast(self, T: np.ndarray, sel: np.ndarray, vl: Any, cost: int, iommu: bool) -> tuple:
         """The common case: accepts at raise time (irqfd fast path or VT-d posting), each carrying its own
         interrupt, with one cost and one path. Writes outcome and latency at ``sel`` in the current chunk.
         ``vl``: each accept's vector (local index, int8), or one int when the vCPU has one vector.
-        Only the first accept of each vector in each window is delivered, at the window's end."""
+        Only the first accept of each vector in each window is delivered, at the window's end.
+        Returns the ledger's increments, ((outcome, count), ...): this may run in a worker thread
+        (engine._run_all), and the caller adds them to the shared ``sink.counts``."""
         m = T.shape[0]
         if not m:
-            return
+            return ()
         d = self.delta
         dc = d + cost
         c = int(np.searchsorted(T, self.carry_key, side="left")) if self.carry_key is not None else 0
@@ -100,9 +96,6 @@ class VcpuWindows:
             sink.out_view[sx] = deliv
             sink.lat_view[sx] = xlat
         nd = nw + extra.size
-        with _COUNTS_LOCK:  # vCPUs may run in two threads (engine._accepts); the ledger is shared
-            sink.counts[self.coal] += m - nd
-            sink.counts[deliv] += nd
         # counters
         if one:
             dv = np.array([nd])
@@ -119,11 +112,11 @@ class VcpuWindows:
         self.accepted_at((int(T[-1]), 1, int(sel[-1]) + self.eng.off), not last_first)
         if nw:
             lw = int(sidx[-1])
-            self.last_end = int(T[lw]) + d
-            self.carry_key = self.carry_end = self.last_end
-            self.carry_vecs = {self.vectors[int(vl)]} if one else {self.vectors[j] for j in set(vl[lw:].tolist())}
+            self.carry_key = self.carry_end = int(T[lw]) + d
+            self.carry_vecs = {self.vectors[int(vl)]} if one else {self.vectors[j] for j in np.unique(vl[lw:]).tolist()}
         else:
             self.carry_vecs |= {self.vectors[int(vl)]} if one else {self.vectors[j] for j in np.flatnonzero(counts)}
+        return ((self.coal, m - nd), (deliv, nd))
 
     def _carried(self, nv: int) -> np.ndarray:
         return np.array([self.vectors[j] in self.carry_vecs for j in range(nv)], dtype=bool)
@@ -275,8 +268,6 @@ class VcpuWindows:
             self.piw += int(np.count_nonzero(iommu[c:][sidx]))
         last = (int(T[-1]), 0 if (np.ndim(inj) and inj[-1]) else 1, int((g if order is None else order)[-1]))
         self.accepted_at(last, not bool(first[-1]))
-        if nw:
-            self.last_end = int(wend[-1])
         # the last window stays open for what comes next
         if nw:
             lw = c + int(sidx[-1])

@@ -1,22 +1,24 @@
-"""The greedy window chain, vectorized: the primitive behind every coalescing window of the storm engine.
+"""The greedy window chain, vectorized: the primitive behind the coalescing windows of vcpu.py.
 
-Models the shape of kernel/workqueue.c's pending bit, the vCPU's pending kick and the IOAPIC's remote IRR:
-a window opens with the first event, closes at its end, events inside it coalesce, and the first event at
-or after the end opens the next. Simplification: none — the result is exact for any input; only the cost
+Models the shape of kernel/workqueue.c's pending bit (irqfd->inject: ``vcpu.WorkChain``) and of a vCPU's
+entry window (arch/x86/kvm/x86.c: a kick pending until the entry, the IRR/PIR filling meanwhile:
+``vcpu.VcpuWindows``): a window opens with the first event, closes at its end, events inside it coalesce,
+and the first event at or after the end opens the next. (The IOAPIC's remote IRR, one round trip at a
+time, is stepped in ``lines.VfioIntx``, not here.) Simplification: none — the result is exact for any input; only the cost
 depends on the data (it grows with the number of windows, never with a Python step per event).
 
 How: an event after a gap at least as long as a window always starts one (a run head). Inside a dense
 run the chain is followed from *sync points* — the run heads and, in long runs, the first event of every
 window-wide time cell, where any chain that leaves a cell without a start in the next one must land —
-all at once, one search per round, stopping where walks merge. ``ex`` (the next sync point on a node's
-path) comes from pointer doubling; the true chain is the walk from each head through the sync points it
+all at once, one search per round, stopping where walks merge. ``wex`` (per walk, the next sync point on
+its path) comes from pointer doubling; the true chain is the walk from each head through the sync points it
 reaches.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["chain_starts", "greedy_window_starts", "chain_starts_naive", "greedy_window_starts_naive"]
+__all__ = ["chain_starts", "greedy_window_starts", "chain_starts_naive"]
 
 _SMALL = 48  # below this many active chains, follow them with a plain Python loop
 _LONG = 256  # runs up to this long are scanned position by position; longer ones get sync points
@@ -65,12 +67,12 @@ def _next(keys: np.ndarray, i: np.ndarray, e: np.ndarray, probe: bool) -> np.nda
     return j
 
 
-def chain_starts(keys: np.ndarray, ends, cell: int | None = None) -> np.ndarray:
+def chain_starts(keys: np.ndarray, ends) -> np.ndarray:
     """Window starts of the greedy chain over sorted ``keys``.
 
     A window opened by event ``i`` closes at ``ends[i]`` (an int64 array, non-decreasing, ``> keys[i]``, or
-    one int ``d`` for ``keys[i] + d``); the first event whose key is ``>= ends[i]`` opens the next. ``cell``
-    is the width of the time cells used as sync points (default: the shortest window).
+    one int ``d`` for ``keys[i] + d``); the first event whose key is ``>= ends[i]`` opens the next. The time
+    cells of the sync points are as wide as the shortest window.
     """
     keys = np.asarray(keys, dtype=np.int64)
     n = keys.shape[0]
@@ -108,9 +110,7 @@ def chain_starts(keys: np.ndarray, ends, cell: int | None = None) -> np.ndarray:
     longr = np.flatnonzero(lens > _LONG)
     if not longr.size:
         return start
-    if cell is None:
-        cell = d if scalar else int((ends - keys).min())
-    cell = max(int(cell), 1)
+    cell = max(d if scalar else int((ends - keys).min()), 1)
     dheads, dlens = heads[longr], lens[longr]
     extra = []
     if longr.size <= 256:  # few long runs: slices
@@ -172,7 +172,7 @@ def chain_starts(keys: np.ndarray, ends, cell: int | None = None) -> np.ndarray:
     del pars, nodes, walks
     is_sync = np.zeros(nnodes, dtype=bool)
     is_sync[:nsrc] = True
-    # ex of a walk: the next sync point after its source (-1: a head or the end comes first). A walk that
+    # wex of a walk: the next sync point after its source (-1: a head or the end comes first). A walk that
     # stopped on another walk's node takes that walk's answer.
     unk = -2
     stop_sync = (walk_stop < 0) | is_sync[np.maximum(walk_stop, 0)]
@@ -186,7 +186,7 @@ def chain_starts(keys: np.ndarray, ends, cell: int | None = None) -> np.ndarray:
         todo = todo[~done]
         jump[todo] = jump[jump[todo]]
     del jump
-    # the true sync points: from each dense head along ex (sync point -> the next), as far as it goes
+    # the true sync points: from each dense head along wex (sync point -> the next), as far as it goes
     true_sync = [np.arange(nsrc)[start[src]]]  # the dense heads' node ids
     cur = wex[true_sync[0]]
     cur = cur[cur >= 0]
@@ -228,7 +228,3 @@ def chain_starts_naive(keys, ends) -> np.ndarray:
             out[i] = True
             end = int(e[i])
     return out
-
-
-def greedy_window_starts_naive(t, delta: int) -> np.ndarray:
-    return chain_starts_naive(t, int(delta))
