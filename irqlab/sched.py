@@ -17,6 +17,8 @@ __all__ = ["HZ", "NSEC_PER_JIFFY", "Scheduler", "Timer", "WorkStruct", "check_ti
 
 HZ = 250
 NSEC_PER_JIFFY = 1_000_000_000 // HZ
+#: how many callbacks run(until=None) takes before it calls the model endless instead of hanging
+MAX_RUN_TO_QUIET = 5_000_000
 
 
 def check_time(t: Any, what: str = "time") -> int:
@@ -134,7 +136,8 @@ class Scheduler:
         return all(t.periodic for _, tok, t in self._heap if t._token == tok)
 
     def run(self, until: int | None = None) -> int:
-        """Run everything due at or before ``until``; with None, until only periodic timers are left."""
+        """Run everything due at or before ``until``; with None, until only periodic timers are left, or
+        raise RuntimeError after ``MAX_RUN_TO_QUIET`` callbacks: something re-arms itself forever."""
         if until is not None:
             until = check_time(until, "until")
             if until < self.now:
@@ -149,6 +152,11 @@ class Scheduler:
             timer._token = -1
             timer.fn(*timer.args)
             ran += 1
+            if until is None and ran >= MAX_RUN_TO_QUIET:
+                raise RuntimeError(
+                    f"run() ran {ran:,} timers and work items and the model is still busy at {self.now:,} ns: "
+                    "something re-arms itself forever (a level interrupt nobody lowers storms the guest, as it "
+                    "would in the kernel). Use run(until=...) to watch a bounded stretch.")
         if until is not None:
             self.now = max(self.now, until)
         return ran

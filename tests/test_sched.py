@@ -52,3 +52,17 @@ def test_bad_times():
     s.run(until=10)
     with pytest.raises(ValueError):
         s.run(until=5)
+
+
+def test_run_to_quiet_refuses_an_endless_model(monkeypatch):
+    """Something that re-arms itself forever raises with the advice to bound the run, instead of hanging;
+    a bounded run of the same thing is fine."""
+    import irqlab.sched as sched
+    monkeypatch.setattr(sched, "MAX_RUN_TO_QUIET", 1000)
+    s = Scheduler()
+    w = WorkStruct(lambda w: s.queue_work(w, 10), name="again")
+    s.queue_work(w, 10)
+    assert s.run(until=5_000) == 500
+    with pytest.raises(RuntimeError, match="run\\(until=...\\)"):
+        s.run()
+    assert w.runs == 1500
