@@ -83,6 +83,8 @@ def test_logical_flat_cluster_and_x2apic():
     assert match_destinations(m, x2) == [0, 2]
     assert match_destinations(msi.encode(dest_id=0x10002, vector=0x41, dest_mode_logical=True,
                                          x2apic_32bit_ids=True), [ApicIdentity(17, x2apic=True)]) == [0]
+    with pytest.raises(ValueError, match="read-only"):
+        ApicIdentity(17, ldr=0x10002, x2apic=True)
 
 
 def test_lowest_priority_vector_hashing_and_rh():

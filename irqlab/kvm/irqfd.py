@@ -1,7 +1,8 @@
 """KVM irqfd: an eventfd subscriber that injects a GSI, with the resampler for level-triggered INTx.
 
 Models virt/kvm/eventfd.c (``kvm_irqfd_assign``, ``kvm_irqfd_deassign``, ``irqfd_wakeup``, ``irqfd_inject``,
-``irqfd_update``, ``irqfd_resampler_ack``, ``irqfd_resampler_notify``) and x86's ``kvm_arch_set_irq_inatomic`` (arch/x86/kvm/irq.c).
+``irqfd_update``, ``irqfd_resampler_ack``, ``irqfd_resampler_notify``) and x86's
+``kvm_arch_set_irq_inatomic`` (arch/x86/kvm/irq.c).
 Simplification: the SRCU/seqcount protection of the cached route is implicit (the model is single-threaded)
 and deassign runs the shutdown work at once.
 """

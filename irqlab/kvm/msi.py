@@ -122,6 +122,11 @@ class ApicIdentity:
     x2apic: bool = False
     dfr_flat: bool = True
 
+    def __post_init__(self) -> None:
+        if self.x2apic and self.ldr is not None:
+            raise ValueError("an x2APIC's LDR is read-only, derived from its ID (kvm_apic_calc_x2apic_ldr): "
+                             "leave ldr=None")
+
 
 def _ldr(a: ApicIdentity) -> int:
     """The LDR: an x2APIC's is read-only, derived from its ID (kvm_apic_calc_x2apic_ldr); an xAPIC's is what

@@ -50,7 +50,8 @@ def snapshot(host: Any) -> dict:
             efds[id(efd)] = (role, efd)
 
     for bdf, dev in host.devices.items():
-        s[("device", bdf)] = {"raised": dev.raised, "intx_raised": dev.intx_raised, "disintx": dev.disintx, "status": _ev(dev.intx_status_event)}
+        s[("device", bdf)] = {"raised": dev.raised, "intx_raised": dev.intx_raised, "disintx": dev.disintx,
+                              "status": _ev(dev.intx_status_event)}
         for v in dev.vectors:
             s[("vector", bdf, v.index)] = {"sent": v.sent, "pending": _ev(v.pending_event)}
         drv = dev.driver
@@ -76,8 +77,8 @@ def snapshot(host: Any) -> dict:
         if vm.ioapic is not None:
             io = vm.ioapic
             s[("ioapic", vm.id)] = {"irr": io.irr, "irq_states": tuple(io.irq_states), "coalesced": io.coalesced,
-                                    "remote_irr": tuple(e.remote_irr for e in io.redirtbl), "irq_eoi": tuple(io.irq_eoi),
-                                    "eoi_inject": io.eoi_inject.pending}
+                                    "remote_irr": tuple(e.remote_irr for e in io.redirtbl),
+                                    "irq_eoi": tuple(io.irq_eoi), "eoi_inject": io.eoi_inject.pending}
         if vm.pic is not None:
             s[("pic", vm.id)] = {"irq_states": tuple(vm.pic.irq_states), "irr": vm.pic.irr,
                                  "last_irr": vm.pic.last_irr}
