@@ -1,6 +1,7 @@
 """Notebooks are committed clean: valid nbformat v4, no outputs, no execution counts, no widget state,
 and the "python3" kernelspec (so JupyterLab never asks "Select Kernel"; notebook-tooling.md §4)."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -40,3 +41,32 @@ def test_nbstripout_verify():
         pytest.skip("no notebooks in course/ yet")
     r = subprocess.run([exe, "--verify", *map(str, ALL)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, (r.stdout + r.stderr)[-2000:] + "\nrun `make strip`"
+
+
+def _build_module():
+    """course/_build.py, imported by path (course/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_build", COURSE / "_build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_rebuild_from_the_sources_equals_the_commit():
+    """course/*.ipynb, course/solutions/*.ipynb and glossary.md are what course/_build.py makes of course/src/."""
+    pytest.importorskip("jupytext", reason="jupytext reads the notebook sources (the [test] extra installs it)")
+    bad = _build_module().stale()
+    assert not bad, "out of date with course/src/ (run python course/_build.py): " + ", ".join(bad)
+
+
+def test_every_notebook_has_one_source_and_the_sources_are_canonical():
+    """One MyST source per notebook, in the form jupytext writes it (so saving it from JupyterLab changes nothing)."""
+    jupytext = pytest.importorskip("jupytext")
+    srcs = sorted((COURSE / "src").glob("*.md"))
+    assert [p.stem for p in srcs] == [p.stem for p in sorted(COURSE.glob("[0-9][0-9]-*.ipynb"))]
+    version_line = re.compile(r"^\s*(format_version|jupytext_version):.*\n", re.M)
+    for p in srcs:
+        text = p.read_text(encoding="utf-8")
+        again = jupytext.writes(jupytext.read(p, fmt="md:myst"), "md:myst")
+        assert version_line.sub("", again) == version_line.sub("", text), f"{p.name} is not in jupytext's MyST form"
