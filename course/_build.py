@@ -16,7 +16,10 @@ identifier the sources link on elixir, so it follows the model and the prose.
 """
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SRC = HERE / "src"
 SOLUTIONS = HERE / "solutions"
+FIGURES = HERE / "figures"
 ELIXIR_IDENT = "https://elixir.bootlin.com/linux/v6.18/C/ident/"
 KS = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
       "language_info": {"name": "python"}}
@@ -120,6 +124,19 @@ EXTRA = {  # names the notebooks link that no journey hop shows, with their Linu
     "VFIO_DEVICE_SET_IRQS": "include/uapi/linux/vfio.h", "KVM_IRQFD": "include/uapi/linux/kvm.h",
     "KVM_SET_GSI_ROUTING": "include/uapi/linux/kvm.h", "KVM_IRQFD_FLAG_RESAMPLE": "include/uapi/linux/kvm.h",
     "VFIO_DEVICE_GET_IRQ_INFO": "include/uapi/linux/vfio.h", "irq_desc": "include/linux/irqdesc.h",
+    "__irq_wake_thread": "kernel/irq/handle.c", "warn_no_thread": "kernel/irq/handle.c",
+    "irq_default_primary_handler": "kernel/irq/manage.c", "irq_finalize_oneshot": "kernel/irq/manage.c",
+    "irq_thread_fn": "kernel/irq/manage.c", "disable_irq_nosync": "kernel/irq/manage.c",
+    "irq_shutdown": "kernel/irq/chip.c", "irq_chip_ack_parent": "kernel/irq/chip.c",
+    "msi_create_device_irq_domain": "kernel/irq/msi.c", "apic_ack_irq": "arch/x86/kernel/apic/vector.c",
+    "ioapic_ir_chip": "arch/x86/kernel/apic/io_apic.c", "ioapic_ir_ack_level": "arch/x86/kernel/apic/io_apic.c",
+    "eventfd_release": "fs/eventfd.c", "kvm_irqfd_assign": "virt/kvm/eventfd.c",
+    "kvm_notify_acked_irq": "virt/kvm/eventfd.c", "kvm_check_and_inject_events": "arch/x86/kvm/x86.c",
+    "kvm_cpu_get_interrupt": "arch/x86/kvm/irq.c", "kvm_ioapic_scan_entry": "arch/x86/kvm/ioapic.c",
+    "kvm_ioapic_update_eoi_one": "arch/x86/kvm/ioapic.c",
+    "vfio_msi_set_vector_signal": "drivers/vfio/pci/vfio_pci_intrs.c",
+    "vfio_pci_intx_unmask_handler": "drivers/vfio/pci/vfio_pci_intrs.c",
+    "vfio_send_intx_eventfd": "drivers/vfio/pci/vfio_pci_intrs.c", "virqfd_wakeup": "drivers/vfio/virqfd.c",
 }
 
 HANDWRITTEN = """
@@ -130,11 +147,20 @@ HANDWRITTEN = """
 | `struct irq_desc` | one per Linux irq: flow handler, action chain, `depth`, `istate`, per-CPU `kstat`, spurious counters | `include/linux/irqdesc.h` |
 | `struct irqaction` | one handler on a line: `handler`, `dev_id`, `flags`, `name`, `thread_fn` | `include/linux/interrupt.h` |
 | `vector_irq[]` | per-CPU table vector → `irq_desc`, read by `common_interrupt` | `arch/x86/include/asm/hw_irq.h`, `arch/x86/kernel/irq.c` |
-| flow handler | how a line is acknowledged and its actions run: `handle_edge_irq` (MSI, edge pins), `handle_fasteoi_irq` (level IO-APIC pins) | `kernel/irq/chip.c` |
+| flow handler | how a line is acknowledged and its actions run: `handle_edge_irq` (MSI, edge pins: `irq_ack` before the actions), `handle_fasteoi_irq` (level IO-APIC pins: `irq_eoi` after them) | `kernel/irq/chip.c` |
+| `struct irq_chip` | a line's hardware operations (`irq_ack`, `irq_mask`, `irq_unmask`, `irq_eoi`, ...) that the flow handler calls | `include/linux/irq.h` |
+| irq domain, hwirq | a domain maps a source's own interrupt number (its *hwirq*: an IO-APIC pin, an MSI-X index) to a Linux irq; x86 stacks them: a device's MSI domain → interrupt remapping → the vector domain | `kernel/irq/irqdomain.c`, `kernel/irq/msi.c` |
+| `IR-PCI-MSIX-<BDF>` | the chip column of a device's own MSI-X domain under interrupt remapping (`$(PREFIX)$(CHIPNAME)-$(DEVNAME)`); its hwirq is the MSI-X index | `kernel/irq/msi.c` (`msi_create_device_irq_domain`) |
+| threaded handler | `request_threaded_irq`: a primary handler in hard-IRQ context and a `thread_fn` run by the kthread `irq/<n>-<name>` when the primary returns `IRQ_WAKE_THREAD` | `kernel/irq/manage.c`, `kernel/irq/handle.c` |
+| `SPURIOUS_DEFERRED` | `note_interrupt`'s mark for a woken thread: the interrupt is judged at the next one, by whether `threads_handled` moved | `kernel/irq/spurious.c` |
+| execution contexts | *hard IRQ* (interrupts off, no sleeping), *wait-queue callback* (inside the waker, under the wait-queue lock), *kworker* (a work item, may sleep), the *vCPU thread* (KVM_RUN, exits and entries), the *guest* | notebook 1 |
 | `IRQF_SHARED`, `IRQF_ONESHOT`, `IRQF_COND_ONESHOT`, `IRQF_TRIGGER_*` | request flags that decide whether a line can be shared | `include/linux/interrupt.h` |
 | `IRQ_NONE` / `IRQ_HANDLED` | a handler's answer: "not my device" / "mine" | `include/linux/irqreturn.h` |
 | `IRQS_PENDING`, `IRQS_REPLAY`, `IRQS_SPURIOUS_DISABLED` | descriptor state bits: held while disabled, being replayed, disabled by `note_interrupt` | `kernel/irq/internals.h` |
-| *nobody cared* | `note_interrupt`'s verdict on a line whose handlers return `IRQ_NONE`: > 99,900 of 100,000 | `kernel/irq/spurious.c` |
+| *nobody cared* | `note_interrupt`'s verdict on a line whose handlers return `IRQ_NONE`: > 99,900 of 100,000; the line is disabled and from then on only the poller (`poll_spurious_irqs`, every 100 ms) runs its handlers | `kernel/irq/spurious.c` |
+| stuck INTx | a level line a device holds up with no driver claiming it: it fires again after every EOI until `note_interrupt` disables it | `kernel/irq/chip.c`, `kernel/irq/spurious.c` |
+| `genirq:` | the prefix (`pr_fmt`) of every message of kernel/irq/manage.c, e.g. `genirq: Flags mismatch irq 16. ...` | `kernel/irq/manage.c` |
+| `No irq handler for <cpu>.<vector>` | a vector that arrives with no descriptor behind it; printed with `pr_emerg_ratelimited` (at most 10 per 5 s) | `arch/x86/kernel/irq.c` |
 | GSI | Global System Interrupt: the number KVM routes (IOAPIC pins 0–23, MSI routes from 24 up in QEMU) | `virt/kvm/irqchip.c` |
 | INTx | a PCI function's legacy level-triggered interrupt pin (INTA#–INTD#), often shared | `drivers/pci/` |
 | INTx Disable / Status.Interrupt | PCI 2.3 Command bit 10 and Status bit 3: mask one device's INTx, see if it asserts | `include/uapi/linux/pci_regs.h` |
@@ -142,12 +168,15 @@ HANDWRITTEN = """
 | IRTE | interrupt remapping table entry of the IOMMU: remapped (to a host vector) or posted (to a vCPU) | `drivers/iommu/intel/irq_remapping.c` |
 | eventfd | a 64-bit counter with a wait queue; vfio signals it, KVM's irqfd consumes it | `fs/eventfd.c` |
 | irqfd | KVM's subscriber on an eventfd: injects a GSI when signalled (`struct kvm_kernel_irqfd`) | `include/linux/kvm_irqfd.h`, `virt/kvm/eventfd.c` |
-| resamplefd | the eventfd KVM signals when the guest EOIs a level interrupt, so vfio can unmask | `virt/kvm/eventfd.c` |
-| virqfd | vfio's subscriber on the unmask eventfd | `drivers/vfio/virqfd.c` |
+| `EPOLLHUP` (eventfd) | the last close of the file (`eventfd_release`) wakes the waiters with it: an irqfd or virqfd detaches; vfio and KVM keep their own references to the context | `fs/eventfd.c` |
+| resamplefd | the eventfd KVM signals when the guest EOIs a level interrupt (`irqfd_resampler_ack`, in the EOI exit), so vfio can unmask | `virt/kvm/eventfd.c` |
+| virqfd | vfio's subscriber on the unmask eventfd: `virqfd_wakeup` unmasks at once; only a re-send of a still-asserting device goes through its work item | `drivers/vfio/virqfd.c` |
 | GSI routing table | per VM: GSI → PIC/IOAPIC pin(s) or one MSI message, set by `KVM_SET_GSI_ROUTING` | `virt/kvm/irqchip.c` |
 | local APIC: IRR, ISR, TMR, TPR, PPR | requested, in-service and trigger-mode vectors; task and processor priority | `arch/x86/kvm/lapic.c` |
 | remote IRR | an IOAPIC level pin's "delivered, not yet EOI'd" bit | `arch/x86/kvm/ioapic.c` |
 | VM exit / kick | the vCPU leaves guest mode; a kick is the IPI that forces it (`kvm_vcpu_kick`) | `arch/x86/kvm/x86.c` |
+| interrupt window | without APICv KVM injects one interrupt per VM entry (`kvm_check_and_inject_events` → `kvm_cpu_get_interrupt`) and asks for an exit as soon as the guest can take the next | `arch/x86/kvm/x86.c` |
+| EOI-exit bitmap | with APICv, the vectors whose EOI still exits to KVM: those of IOAPIC pins that are level-triggered, have an ack notifier or are the RTC's | `arch/x86/kvm/ioapic.c` (`kvm_ioapic_scan_entry`) |
 | APICv | hardware-virtualized APIC: virtual IRR/ISR, virtual-interrupt delivery, posted interrupts | `arch/x86/kvm/vmx/vmx.c` |
 | posted-interrupt descriptor (PIR, ON, SN, NV, NDST) | per vCPU: pending vectors plus notification control (`struct pi_desc`) | `arch/x86/include/asm/posted_intr.h` |
 | PIN / NPI / PIW | the posted-interrupt notification, nested and wakeup vectors' rows in `/proc/interrupts` | `arch/x86/kernel/irq.c` |
@@ -196,6 +225,27 @@ def glossary() -> str:
             "the model.\n\n## Functions\n\n| function | file |\n|---|---|\n" + rows + "\n" + HANDWRITTEN)
 
 
+# ================================================================================================ figures
+def _figure_stamp(dot_source: str) -> str:
+    return f"<!-- rendered by course/_build.py from sha256:{hashlib.sha256(dot_source.encode()).hexdigest()} -->"
+
+
+def figure(dot: Path) -> str:
+    """The SVG of a figure's DOT source: kept as it is while it matches the source (so a rebuild does not depend
+    on the Graphviz version), rendered again with ``dot`` when the source changed."""
+    src = dot.read_text(encoding="utf-8")
+    stamp = _figure_stamp(src)
+    svg = dot.with_suffix(".svg")
+    if svg.exists() and stamp in svg.read_text(encoding="utf-8"):
+        return svg.read_text(encoding="utf-8")
+    exe = shutil.which("dot")
+    if exe is None:
+        raise SystemExit(f"{dot.relative_to(ROOT)} changed: install Graphviz (apt-get install graphviz) to render it")
+    out = subprocess.run([exe, "-Tsvg", str(dot)], capture_output=True, text=True, check=True).stdout
+    head, sep, rest = out.partition("<svg")
+    return head + stamp + "\n" + sep + rest
+
+
 # ================================================================================================ build
 def _text(nb: nbformat.NotebookNode) -> str:
     s = nbformat.writes(nb)
@@ -209,6 +259,8 @@ def outputs() -> dict[Path, str]:
         files[HERE / f"{stem}.ipynb"] = _text(assemble(stem, "course"))
         files[SOLUTIONS / f"{stem}.ipynb"] = _text(assemble(stem, "solution"))
     files[HERE / "glossary.md"] = glossary()
+    for dot in sorted(FIGURES.glob("*.dot")):
+        files[dot.with_suffix(".svg")] = figure(dot)
     return files
 
 
