@@ -177,7 +177,8 @@ class Host:
             raise ValueError("posted_interrupts (VT-d posting) needs apicv=True: "
                              "enable_device_posted_irqs = enable_apicv && IRQ_POSTING_CAP")
         self.ncpus = ncpus
-        self.nr_irqs = nr_irqs if nr_irqs is not None else 256 + 64 * ncpus
+        from .nr_irqs import boot_nr_irqs  # arch/x86/kernel/apic/vector.c arch_probe_nr_irqs
+        self.nr_irqs = nr_irqs if nr_irqs is not None else boot_nr_irqs(ncpus)
         self.timing = timing or Timing()
         self.trace = trace
         self.enable_apicv = apicv
