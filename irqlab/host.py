@@ -16,7 +16,7 @@ from .genirq import GenIrq, IrqDesc
 from .kernel import ARCH_ROWS, Kernel
 from .kvm.posted import IrqBypass
 from .kvm.vm import Vm
-from .nr_irqs import boot_nr_irqs
+from .x86_vector import boot_nr_irqs
 from .pci import HostDriver, PciDevice
 from .timing import Timing
 from .trace import HARDWARE, Journey

@@ -1,5 +1,5 @@
-"""``nr_irqs`` at boot on x86-64: how many interrupt descriptors Linux 6.18 sizes for, and so how wide the first
-column of /proc/interrupts is.
+"""arch/x86/kernel/apic/vector.c at boot: ``nr_irqs``, how many interrupt descriptors x86-64 Linux 6.18 sizes for,
+and so how wide the first column of /proc/interrupts is.
 
 Models arch/x86/kernel/apic/vector.c ``arch_probe_nr_irqs``, kernel/irq/irqdesc.c ``early_irq_init`` and
 arch/x86/include/asm/irq_vectors.h ``NR_IRQS``. Simplification: the boot value only; with CONFIG_SPARSE_IRQ

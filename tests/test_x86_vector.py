@@ -1,4 +1,4 @@
-"""nr_irqs at boot (arch/x86/kernel/apic/vector.c arch_probe_nr_irqs, kernel/irq/irqdesc.c early_irq_init,
+"""irqlab.x86_vector: nr_irqs at boot (arch/x86/kernel/apic/vector.c arch_probe_nr_irqs, kernel/irq/irqdesc.c early_irq_init,
 arch/x86/include/asm/irq_vectors.h NR_IRQS) and the width of /proc/interrupts' first column it sets
 (kernel/irq/proc.c show_interrupts: prec)."""
 import json
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import irqlab
-from irqlab import nr_irqs as nr
+from irqlab import x86_vector as nr
 from irqlab.procfs import parse_proc_interrupts, proc_prec
 
 CAPTURES = Path(__file__).parent / "data" / "proc_interrupts" / "captures"
