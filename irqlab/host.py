@@ -16,11 +16,11 @@ from .genirq import GenIrq, IrqDesc
 from .kernel import ARCH_ROWS, Kernel
 from .kvm.posted import IrqBypass
 from .kvm.vm import Vm
-from .x86_vector import boot_nr_irqs
 from .pci import HostDriver, PciDevice
 from .timing import Timing
 from .trace import HARDWARE, Journey
 from .vfio import VfioPciDevice
+from .x86_vector import boot_nr_irqs
 
 __all__ = ["Host", "IrqEvent", "NO_EVENT", "ARCH_ROWS"]
 
