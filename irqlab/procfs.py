@@ -210,10 +210,10 @@ def render_sys_kernel_irq(row: IrqRow, *, possible_cpus_counts: list[int], type_
 #
 #   CHIP     "%8s" chip->name or irq_print_chip's text ("None": no chip, "-": a chip without a name); may hold a
 #            space ("PCIe MSI", "SiFive PLIC", "RISC-V INTC"). Absent on ARM kernels of 2.6 before genirq.
-#   HWIRQ    " %*lu" when the irq has a domain (3.x+); blanks when it has none (4.x+).
+#   HWIRQ    " %*lu" when the irq has a domain; blanks when it has none (6.18; older kernels printed nothing).
 #   TRIGGER  " %-8s" "Level"/"Edge" on arches with CONFIG_GENERIC_IRQ_SHOW_LEVEL (ARM, arm64, RISC-V, ...).
 #   FLOW     "-%-8s" desc->name, the flow handler's name ("edge", "fasteoi", Xen's "ioapic-level", "virq", ...).
-#            Before hwirq was printed (2.6.19 - 4.2 on x86) it is glued to the chip: "IO-APIC-edge"; 2.4 and
+#            Before x86 had irq domains (2.6.19 to 4.x) it is glued to the chip: "IO-APIC-edge"; 2.4 and
 #            2.6.<=18 printed a type name of the same shape ("IO-APIC-level", "XT-PIC").
 #
 # Rules where a row alone is ambiguous (each applied in this order, the first that fits wins):
@@ -231,11 +231,12 @@ def render_sys_kernel_irq(row: IrqRow, *, possible_cpus_counts: list[int], type_
 #   in the kernel's fixed columns, none fits rules 2-6, and their text starts in one column while its first words
 #   end in different ones: a chip is right-aligned ("%8s", "%14s"), an action left-aligned.
 
-#: Flow-handler names (desc->name) the kernel has passed to irq_set_chip_and_handler_name/__irq_set_handler:
-#: x86 io_apic.c/lapic "edge", "fasteoi"; handle_level_irq "level"; i8259.c (2.6.19+) "XT"; "simple", "percpu";
-#: drivers/xen and arch/x86/pci/xen.c "ioapic-edge", "ioapic-level", "msi", "msi-x", "event", "ipi", "virq".
-FLOW_NAMES = ("edge", "level", "fasteoi", "simple", "percpu", "XT", "ioapic-edge", "ioapic-level", "msi", "msi-x",
-              "event", "ipi", "virq")
+#: Flow-handler names (desc->name) the kernel sets with irq_set_chip_and_handler_name/__irq_set_handler: in 6.18,
+#: x86 io_apic.c and lapic "edge", "fasteoi", irq-riscv-rpmi-sysmsi.c "simple", drivers/xen/events and
+#: arch/x86/pci/xen.c "ioapic-edge", "ioapic-level", "msi", "msi-x", "event", "ipi", "virq"; earlier, "level" (the
+#: 2.4/2.6 type name "IO-APIC-level") and "XT" (2.6.2x i8259 rows "XT-PIC-XT").
+FLOW_NAMES = ("edge", "level", "fasteoi", "simple", "XT", "ioapic-edge", "ioapic-level", "msi", "msi-x", "event",
+              "ipi", "virq")
 
 
 @dataclass
