@@ -70,3 +70,21 @@ def test_every_notebook_has_one_source_and_the_sources_are_canonical():
         text = p.read_text(encoding="utf-8")
         again = jupytext.writes(jupytext.read(p, fmt="md:myst"), "md:myst")
         assert version_line.sub("", again) == version_line.sub("", text), f"{p.name} is not in jupytext's MyST form"
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: str(p.relative_to(COURSE)))
+def test_every_relative_link_opens_a_file(path):
+    """A link JupyterLab opens must name a file: a folder gives "File Load Error ... is a directory"."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "markdown":
+            continue
+        text = re.sub(r"`[^`]*`", "", "".join(cell["source"]))  # `vfio-msi[0](0000:03:00.0)` is no link
+        for target in LINK.findall(text):
+            if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+                continue
+            file = (path.parent / target.split("#")[0]).resolve()
+            assert file.is_file(), f"{path.name} cell {i}: link {target!r} opens {'a folder' if file.is_dir() else 'nothing'}"
