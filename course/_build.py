@@ -137,6 +137,7 @@ EXTRA = {  # names the notebooks link that no journey hop shows, with their Linu
     "vfio_msi_set_vector_signal": "drivers/vfio/pci/vfio_pci_intrs.c",
     "vfio_pci_intx_unmask_handler": "drivers/vfio/pci/vfio_pci_intrs.c",
     "vfio_send_intx_eventfd": "drivers/vfio/pci/vfio_pci_intrs.c", "virqfd_wakeup": "drivers/vfio/virqfd.c",
+    "try_one_irq": "kernel/irq/spurious.c",
 }
 
 HANDWRITTEN = """

@@ -326,6 +326,17 @@ def _non_pci23_errno() -> int:
 
 # --------------------------------------------------------------------------- 07: storms
 
+def _stuck_intx_kstat() -> int:
+    """A device on line 16 that no driver claims asserts INTx for good: what /proc/interrupts counts on 16."""
+    from . import scenarios
+
+    h = scenarios.shared_intx(trace=False)
+    h.add_pci_device("0000:05:00.0", name="orphan", intx_pin=1, gsi=16)
+    h.raise_intx("0000:05:00.0")
+    h.run(until=1_000_000_000)
+    return sum(h.irq_to_desc(16).kstat)
+
+
 def _glitch_storm_host() -> Any:
     """Notebook 7's glitches-only storm, run: 200 ms of glitches at 1 MHz on line 16 (seed 7)."""
     from . import scenarios, storm
@@ -609,6 +620,10 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in [
         "Without INTx Disable vfio-pci cannot mask just its device: it requests the line without IRQF_SHARED. "
         "What does __setup_irq() say to that on a line eth0 already shares?")),
 
+    Exercise("07-stuck-kstat", _stuck_intx_kstat, "int", (
+        "Each time the flow handler EOIs the pin, the still-asserted line fires again: when does that stop?",
+        "kstat counts every interrupt that passes the flow handler's gate. note_interrupt() disables the line at "
+        "the 100,000th counted one (more than 99,900 unhandled), and the next interrupt finds it disabled.")),
     Exercise("07-disable-index", _glitch_disable_index, "int", (
         "Run the storm, then find the disable time (h.spurious_disabled) in the storm's times with "
         "np.searchsorted.",

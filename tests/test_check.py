@@ -25,7 +25,7 @@ KNOWN = {
     "05-exits-per-interrupt": 2,
     "06-masked-outcome": "masked", "06-masked-ns": 4_000 + 1_167 + 10_000 + 3_000, "06-why-mask": "b",
     "06-non-pci23": errno.EBUSY,
-    "07-disable-index": 99_999, "07-slow-glitches": 0, "07-storm-kstat": 100_000,
+    "07-stuck-kstat": 100_000, "07-disable-index": 99_999, "07-slow-glitches": 0, "07-storm-kstat": 100_000,
     "08-not-postable": "injected", "08-posted-vfio-row": 0, "08-halted-row": "PIW",
     "09-vfio-rows": 3, "09-pin-total": 12, "09-busiest-cpu": "CPU3",
 }
