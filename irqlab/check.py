@@ -167,6 +167,21 @@ def _deaf_line_unhandled(spacing_ns: int) -> int:
     return h.irq_to_desc(17).irqs_unhandled
 
 
+def _thread_verdict() -> int:
+    """Two glitches 1 ms apart on a line whose only action wakes a thread that returns IRQ_NONE."""
+    from . import Host
+    from .uapi import IRQ_NONE, IRQ_WAKE_THREAD, IRQF_ONESHOT, IRQF_SHARED
+
+    h = Host()
+    h.alloc_irq(19, level=True)
+    h.request_threaded_irq(19, lambda i, d: IRQ_WAKE_THREAD, lambda i, d: IRQ_NONE, IRQF_ONESHOT | IRQF_SHARED,
+                           "sensor", 1)
+    for t in (1_000_000, 2_000_000):
+        h.raise_spurious(19, at=t)
+        h.run(until=t + 500_000)
+    return h.irq_to_desc(19).irqs_unhandled
+
+
 def _edge_replays() -> int:
     from . import Host
 
@@ -528,6 +543,12 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in [
     Exercise("03-msix-hwirq", _msix_hwirq, "int", (
         "Find the row of enp2s0-TxRx-3 in host.proc_interrupts(): the hwirq is the number before '-edge'.",
         "A device's MSI-X domain numbers its interrupts by their index in the device's MSI-X table.")),
+    Exercise("03-thread-verdict", _thread_verdict, "int", (
+        "Build it (request_threaded_irq with a primary that returns irqlab.IRQ_WAKE_THREAD), raise the two "
+        "glitches with h.run() after each, and read irqs_unhandled.",
+        "note_interrupt() cannot judge an interrupt whose thread has not run yet: it marks SPURIOUS_DEFERRED and "
+        "judges it at the next interrupt, from whether threads_handled moved. Which interrupts have been judged "
+        "after the second one?")),
     Exercise("03-unhandled-after-three", lambda: _deaf_line_unhandled(1_000), "int", (
         "Build the fresh line as the question says and read h.irq_to_desc(17).irqs_unhandled.",
         "note_interrupt() increments irqs_unhandled for each IRQ_NONE that comes within HZ/10 (100 ms) of the "

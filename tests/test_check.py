@@ -17,7 +17,7 @@ KNOWN = {
     "01-first-kvm-function": "irqfd_wakeup", "01-nic-irq": 27, "01-nic-reaches-kvm": False,
     "02-shared-no-dev-id": errno.EINVAL, "02-oneshot-other-order": 0, "02-irqfd-second-vm": errno.EBUSY,
     "02-msix-rows": 3,
-    "03-msix-hwirq": 3, "03-unhandled-after-three": 3, "03-unhandled-aged": 1, "03-edge-replays": 1,
+    "03-msix-hwirq": 3, "03-thread-verdict": 1, "03-unhandled-after-three": 3, "03-unhandled-aged": 1, "03-edge-replays": 1,
     "03-level-replay": "unmask_irq",
     "04-semaphore-reads": 3, "04-write-past-max": errno.EAGAIN, "04-saturated-poll": 0x9,
     "04-count-after-irqfd": 0, "04-why-drain": "b", "04-why-atomic": "b", "04-work-coalesced": 1,
