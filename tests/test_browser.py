@@ -94,6 +94,26 @@ def test_course_notebook_runs_clean_in_jupyterlab(lab, path):
     assert found["cells"] > 0
 
 
+def test_the_course_maps_links_open_a_notebook_and_the_glossary(lab):
+    """issue 13: the map's "solutions" link opened "File Load Error ... is a directory". Clicking it must open the
+    solutions' copy of the map, and the glossary link the glossary, with no dialog."""
+    opened = {}
+
+    def click_links(page, found):
+        for text, want in (("solutions copy of this map", "00-index.ipynb"), ("glossary", "glossary.md")):
+            before = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab").count()
+            page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownOutput a", has_text=text).first.click()
+            page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab").nth(before).wait_for(timeout=30_000)
+            page.wait_for_timeout(1000)
+            current = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current").inner_text().strip()
+            opened[text] = (current, page.locator(".jp-Dialog").count())
+            assert current == want and opened[text][1] == 0, opened
+
+    found = lab.run_notebook(ROOT / "course" / "00-index.ipynb", ART / "00-index-links.png", click_links)
+    assert set(opened) == {"solutions copy of this map", "glossary"}
+    assert found["errors"] == [], "\n".join(found["errors"])
+
+
 def test_whole_course_in_the_browser(capsys):
     if len(TIMES) < len(NOTEBOOKS):
         pytest.skip("measured only when every notebook ran in this session")
