@@ -1,5 +1,5 @@
 """Open notebooks in a real JupyterLab with Debian's headless Chromium (Playwright), run all cells through the
-UI, collect every error a student would see, and save screenshots (notebook-tooling facts: docs/course.md).
+UI, collect every error a student would see, and save screenshots (the JupyterLab facts it relies on: docs/course.md).
 
 One server and one browser serve many notebooks, to keep the suite fast:
 

@@ -1,5 +1,5 @@
 """Notebooks are committed clean: valid nbformat v4, no outputs, no execution counts, no widget state,
-and the "python3" kernelspec (so JupyterLab never asks "Select Kernel"; notebook-tooling.md §4)."""
+and the "python3" kernelspec (so JupyterLab never asks "Select Kernel"; docs/course.md)."""
 import json
 import re
 import shutil
