@@ -966,7 +966,7 @@ def _reveal(line: str, cell: str) -> None:
         print(_unknown(key))
         return
     if key not in _answered:
-        print(f"⏸ This cell shows the answer to {key}. Make your prediction first: replace the ... in the "
+        print(f"… {key}: this cell shows the answer. Make your prediction first: replace the ... in the "
               f"exercise cell above and run it; then run this cell again.")
         return
     from IPython import get_ipython
