@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from ..errors import KernelError
 from ..ledger import Outcome
 from ..sched import HZ, NSEC_PER_JIFFY, WorkStruct
-from .msi import _u32
+from .msi import _flag, _int, _u32
 from ..uapi import (
     KVM_IOAPIC_NUM_PINS, KVM_IRQ_ROUTING_HV_SINT, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI,
     KVM_IRQ_ROUTING_XEN_EVTCHN, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
@@ -181,11 +181,16 @@ class KvmIoapic:
                        masked: bool = False, dest_mode_logical: bool = False, delivery_mode: int = 0) -> None:
         """ioapic_write_indirect: the guest programs a pin (Linux's IO-APIC driver, through IOREGSEL/IOWIN).
         Writing an edge entry clears remote IRR; an unmasked, idle level pin still asserted is resampled
-        through the irqfd resampler if the pin has one, else serviced (an edge that came while masked is lost)."""
-        if not 0 <= pin < KVM_IOAPIC_NUM_PINS:
-            raise ValueError("pin must be 0..23")
-        if not 16 <= vector <= 255:
-            raise ValueError("vector must be 16..255")
+        through the irqfd resampler if the pin has one, else serviced (an edge that came while masked is lost).
+        The fields are the entry's: an 8-bit destination, a 3-bit delivery mode (ioapic_service hands it to
+        __apic_accept_irq as APIC_DM_*), one bit each for the flags; the vector 16..255 (a Linux guest never
+        programs an illegal one). Bad values raise TypeError/ValueError before the entry changes."""
+        pin = _int(pin, "pin", 0, KVM_IOAPIC_NUM_PINS - 1)
+        vector = _int(vector, "vector", 16, 255)
+        dest_id = _int(dest_id, "dest_id (the entry's 8-bit destination field)", 0, 0xFF)
+        delivery_mode = _int(delivery_mode, "delivery_mode (a 3-bit field)", 0, 7)
+        trigger_level, masked = _flag(trigger_level, "trigger_level"), _flag(masked, "masked")
+        dest_mode_logical = _flag(dest_mode_logical, "dest_mode_logical")
         e = self.redirtbl[pin]
         e.vector, e.dest_id, e.trigger_level, e.masked = vector, dest_id, trigger_level, masked
         e.dest_mode_logical, e.delivery_mode = dest_mode_logical, delivery_mode
@@ -251,15 +256,19 @@ class KvmIoapic:
         """The unmasked pins that deliver ``vector`` (what a guest handler of that vector may be serving)."""
         return [p for p, e in enumerate(self.redirtbl) if e.vector == vector and not e.masked]
 
-    def kvm_ioapic_update_eoi(self, vector: int) -> None:
-        """Guest EOI of a level vector: every pin with that vector, masked or not, runs its ack notifiers,
-        then clears remote IRR and, if still asserted and unmasked, is serviced again; the 10,000th
-        re-injection in a row waits HZ/100 instead ("lets a buggy guest make slow progress")."""
+    def kvm_ioapic_update_eoi(self, vector: int, trigger_level: bool = True) -> None:
+        """A guest EOI that reached the IOAPIC (kvm_ioapic_send_eoi: the vector is in the vCPU's
+        ioapic_handled_vectors). ``trigger_level``: the vector's TMR bit at the EOI, the trigger_mode KVM passes.
+        kvm_ioapic_update_eoi_one, for every pin with that vector, masked or not, edge or level: the pin's ack
+        notifiers run first (kvm_notify_acked_irq: an irqfd resampler), then, only for a level EOI, remote IRR
+        is cleared and a pin still asserted and unmasked is serviced again; the 10,000th re-injection in a row
+        waits HZ/100 instead ("lets a buggy guest make slow progress")."""
+        trigger_level = _flag(trigger_level, "trigger_level")
         for pin, entry in enumerate(self.redirtbl):
             if entry.vector != vector:
                 continue
             self.vm.kvm_notify_acked_irq(KVM_IRQCHIP_IOAPIC, pin)  # kvm_ioapic_update_eoi_one
-            if not entry.trigger_level:
+            if not trigger_level:  # "if (trigger_mode != IOAPIC_LEVEL_TRIG || ...) return;"
                 continue
             entry.remote_irr = False
             if not entry.masked and self.irr & (1 << pin):
