@@ -2,11 +2,15 @@
 
 Models virt/kvm/kvm_main.c and virt/kvm/eventfd.c (``kvm_vm_ioctl`` for KVM_SET_GSI_ROUTING, KVM_IRQFD,
 KVM_SIGNAL_MSI), arch/x86/kvm/lapic.c (``kvm_irq_delivery_to_apic[_fast]``, ``__apic_accept_irq``,
-``kvm_apic_ack_interrupt``, ``apic_set_eoi``), arch/x86/kvm/x86.c (``kvm_vcpu_kick``, ``vcpu_enter_guest``)
-and vmx (``vmx_deliver_interrupt``). Simplification: a vCPU takes interrupts at *entry instants*: the first
-interrupt accepted opens a window (a kick and VM exit, a posted delivery, or a wake-up, by the vCPU's
-mode) and everything deliverable at its end is taken then, in priority order; the guest is a Linux guest
-that EOIs an edge vector as it acknowledges it and a level vector after its handler.
+``kvm_lapic_set_eoi``, ``kvm_ioapic_send_eoi``), arch/x86/kvm/irq.c (``kvm_cpu_get_interrupt``,
+``kvm_scan_ioapic_routes``), arch/x86/kvm/x86.c (``kvm_vcpu_kick``, ``vcpu_enter_guest``,
+``kvm_check_and_inject_events``, ``vcpu_scan_ioapic``) and vmx (``vmx_deliver_interrupt``, ``vmx_inject_irq``,
+the EOI-exit bitmap). Simplification: a vCPU takes interrupts at *entry instants*: the first interrupt accepted
+opens a window (a kick and VM exit, a posted delivery, or a wake-up, by the vCPU's mode) and everything
+deliverable at its end is taken then, in priority order — without APICv KVM injects one vector per entry and
+takes the next after an interrupt-window exit, which the model neither waits for nor counts. The guest is a
+Linux guest that EOIs a level-triggered IOAPIC pin's vector after its handler and any other vector as it
+takes it.
 """
 from __future__ import annotations
 
