@@ -320,13 +320,15 @@ def test_kvm_signal_msi_to_a_physical_id_nobody_has_returns_0(vm):
 
 def test_injection_hops_name_kvm_cpu_get_interrupt():
     """x86.c kvm_check_and_inject_events → irq.c kvm_cpu_get_interrupt (6.18 has no kvm_get_apic_interrupt: it
-    reads kvm_cpu_get_extint, then kvm_apic_has_interrupt and kvm_apic_ack_interrupt) → vmx.c vmx_inject_irq."""
+    reads kvm_cpu_get_extint, then kvm_apic_has_interrupt and kvm_apic_ack_interrupt), then vmx.c vmx_inject_irq
+    writes the vector into VM_ENTRY_INTR_INFO (named in the ack's hop, where the interrupt is injected)."""
     h = irqlab.scenarios.msix_nic(2)
     j = h.raise_msi("0000:01:00.0", 0)
     h.run()
     fns = j.functions()
     i = fns.index("kvm_check_and_inject_events")
-    assert fns[i:i + 3] == ["kvm_check_and_inject_events", "kvm_cpu_get_interrupt", "vmx_inject_irq"]
+    assert fns[i:] == ["kvm_check_and_inject_events", "kvm_cpu_get_interrupt", "kvm_apic_ack_interrupt"]
+    assert "vmx_inject_irq" in j.hops[-1].detail
     assert "kvm_get_apic_interrupt" not in fns and j.outcome == "injected"
 
 
@@ -451,6 +453,14 @@ def test_a_vcpu_mode_is_running_or_halted(host):
     (lambda h, vm: vm.vcpus[0].set_tpr(0x100), ValueError),
     (lambda h, vm: vm.ioapic.write_redirtbl(3, vector=0x41, dest_id=256), ValueError),
     (lambda h, vm: vm.ioapic.write_redirtbl(3, vector=0x41, delivery_mode=9), ValueError),
+    (lambda h, vm: vm.kvm_irqfd(Eventfd(), 2**33, KVM_IRQFD_FLAG_DEASSIGN), ValueError),
+    (lambda h, vm: vm.kvm_irqfd_deassign(Eventfd(), "24"), TypeError),
+    (lambda h, vm: vm.kvm_set_irq(0, 24, 2, None), ValueError),
+    (lambda h, vm: vm.kvm_set_irq(64, 24, 1, None), ValueError),
+    (lambda h, vm: vm.kvm_set_irq(0, 24.0, 1, None), TypeError),
+    (lambda h, vm: vm.ioapic.kvm_ioapic_update_eoi(0x141), ValueError),
+    (lambda h, vm: msi.ApicIdentity(-1), ValueError),
+    (lambda h, vm: msi.ApicIdentity(0, ldr=1.0), TypeError),
 ])
 def test_kvm_entry_points_refuse_bad_input_before_changing_anything(call, exc):
     """Python input that is not what the kernel's structures hold (u32 fields, 8-bit registers, bit fields) is

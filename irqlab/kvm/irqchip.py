@@ -263,7 +263,7 @@ class KvmIoapic:
         notifiers run first (kvm_notify_acked_irq: an irqfd resampler), then, only for a level EOI, remote IRR
         is cleared and a pin still asserted and unmasked is serviced again; the 10,000th re-injection in a row
         waits HZ/100 instead ("lets a buggy guest make slow progress")."""
-        trigger_level = _flag(trigger_level, "trigger_level")
+        vector, trigger_level = _int(vector, "vector", 0, 255), _flag(trigger_level, "trigger_level")
         for pin, entry in enumerate(self.redirtbl):
             if entry.vector != vector:
                 continue

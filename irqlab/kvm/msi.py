@@ -155,6 +155,10 @@ class ApicIdentity:
     dfr_flat: bool = True
 
     def __post_init__(self) -> None:
+        _u32(self.apic_id, "apic_id")
+        if self.ldr is not None:
+            _u32(self.ldr, "ldr")
+        _flag(self.x2apic, "x2apic"), _flag(self.dfr_flat, "dfr_flat")
         if self.x2apic and self.ldr is not None:
             raise ValueError("an x2APIC's LDR is read-only, derived from its ID (kvm_apic_calc_x2apic_ldr): "
                              "leave ldr=None")

@@ -262,9 +262,10 @@ class Vcpu:
                     tok.hop("kvm_check_and_inject_events", X86_C, "kvm", f"vcpu{self.id} entry: an interrupt "
                             "is injectable and the guest takes interrupts")
                     tok.hop("kvm_cpu_get_interrupt", "arch/x86/kvm/irq.c", "lapic",
-                            f"kvm_apic_ack_interrupt: vector 0x{v:02x} IRR → ISR ({kind})")
-                    tok.hop("vmx_inject_irq", "arch/x86/kvm/vmx/vmx.c", "guest",
-                            f"VM_ENTRY_INTR_INFO = vector 0x{v:02x}: injected at the entry")
+                            f"no ExtINT; kvm_apic_has_interrupt: vector 0x{v:02x}, class above PPR")
+                    tok.hop("kvm_apic_ack_interrupt", LAPIC_C, "guest",
+                            f"vector 0x{v:02x} IRR → ISR ({kind}); vmx_inject_irq puts it in VM_ENTRY_INTR_INFO: "
+                            "injected at this entry")
                 tok.settle(Outcome.POSTED if getattr(tok, "via_iommu", False) else Outcome.INJECTED, t_ack=host.now)
             if late:
                 host.sched.call_at(host.now + host.timing.guest_handler_ns, self._guest_eoi, v,
@@ -453,6 +454,7 @@ class Vm:
 
     def kvm_irqfd_deassign(self, fd: Any, gsi: int) -> int:
         """Deactivate every irqfd on (eventfd, gsi); returns 0 even when nothing matched."""
+        gsi = _msi._u32(gsi, "kvm_irqfd gsi")
         if not isinstance(fd, Eventfd):
             raise KernelError(errno.EBADF, f"KVM_IRQFD deassign: {fd!r} is not an eventfd")
         for irqfd in [i for i in self.irqfds if i.eventfd is fd and i.gsi == gsi]:
@@ -475,7 +477,14 @@ class Vm:
 
     # injection --------------------------------------------------------------------------------------
     def kvm_set_irq(self, irq_source_id: int, gsi: int, level: int, token: Any) -> int:
-        """Call every routing entry of the GSI; < 0 ignored, 0 coalesced, > 0 the number of CPUs."""
+        """Call every routing entry of the GSI; < 0 ignored, 0 coalesced, > 0 the number of CPUs. The source is
+        a bit of the pins' irq_states (0..63: BITS_PER_LONG), the GSI a u32, the level 0 or 1 (checked first)."""
+        if type(irq_source_id) is not int or type(gsi) is not int or type(level) is not int or \
+                not (0 <= irq_source_id < 64 and 0 <= gsi <= 0xFFFFFFFF and level in (0, 1)):
+            if not isinstance(level, bool):
+                _msi._int(level, "level", 0, 1)
+            _msi._int(irq_source_id, "irq_source_id", 0, 63), _msi._u32(gsi, "gsi")
+            irq_source_id, gsi, level = int(irq_source_id), int(gsi), int(level)
         entries = self.routing.entries(gsi)
         if token is not None:
             token.hop("kvm_set_irq", "virt/kvm/irqchip.c", "kvm", f"gsi {gsi} level {level}: {len(entries)} route(s)")
