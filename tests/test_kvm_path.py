@@ -461,6 +461,12 @@ def test_a_vcpu_mode_is_running_or_halted(host):
     (lambda h, vm: vm.ioapic.kvm_ioapic_update_eoi(0x141), ValueError),
     (lambda h, vm: msi.ApicIdentity(-1), ValueError),
     (lambda h, vm: msi.ApicIdentity(0, ldr=1.0), TypeError),
+    (lambda h, vm: vm.vcpus[0].apic_accept_irq(0x141, False, None), ValueError),
+    (lambda h, vm: vm.vcpus[0].apic_accept_irq(0x41, False, None, mode="nmi"), ValueError),
+    (lambda h, vm: vm.ioapic.set_irq(24, 0, 1, None), ValueError),
+    (lambda h, vm: vm.pic.set_irq(3, 0, 2), ValueError),
+    (lambda h, vm: msi.match_destinations((0xFEE00000, 0x41), vm.apic_identities()), TypeError),
+    (lambda h, vm: msi.fast_destinations(msi.decode(0xFEE00000, 0x41), [0, 1]), TypeError),
 ])
 def test_kvm_entry_points_refuse_bad_input_before_changing_anything(call, exc):
     """Python input that is not what the kernel's structures hold (u32 fields, 8-bit registers, bit fields) is

@@ -149,6 +149,15 @@ def validate_routing(vm: "Vm", entries: list[RoutingEntry], flags: int) -> Routi
     return table
 
 
+def _pin_source_level(pin: int, source: int, level: int, npins: int) -> None:
+    """A pin of the chip, an irq source id (a bit of irq_states, BITS_PER_LONG) and a level 0/1, or an error."""
+    if type(pin) is int and type(source) is int and level in (0, 1) and 0 <= pin < npins and 0 <= source < 64:
+        return
+    _int(pin, "pin", 0, npins - 1), _int(source, "irq source id", 0, 63)
+    if not isinstance(level, bool):
+        _int(level, "level", 0, 1)
+
+
 @dataclass
 class RedirEntry:
     """One IOAPIC redirection-table entry, as the guest programs it."""
@@ -205,6 +214,7 @@ class KvmIoapic:
 
     def set_irq(self, pin: int, source: int, level: int, token: Any) -> int:
         """kvm_ioapic_set_irq → ioapic_set_irq: 0 when coalesced, -1 if not delivered, else #CPUs."""
+        _pin_source_level(pin, source, level, KVM_IOAPIC_NUM_PINS)
         mask = 1 << pin
         if level:
             self.irq_states[pin] |= 1 << source
@@ -302,6 +312,7 @@ class KvmPic:
 
     def set_irq(self, pin: int, source: int, level: int) -> int:
         """kvm_pic_set_irq → pic_set_irq1: 1, or 0 for an edge already pending in IRR; -1 if masked."""
+        _pin_source_level(pin, source, level, 16)
         if level:
             self.irq_states[pin] |= 1 << source
         else:

@@ -85,6 +85,7 @@ class KvmLapic:
     def kvm_apic_update_irr(self, vector: int) -> bool:
         """Set a vector in the IRR (kvm_lapic_set_irr, or the PIR sync __kvm_apic_update_irr; posted-interrupt
         processing in hardware): True if it was not set yet. The TMR is left alone."""
+        vector = _int(vector, "vector", 0, 255)
         if vector in self.irr:
             self.coalesced += 1
             return False

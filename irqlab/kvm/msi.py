@@ -12,6 +12,7 @@ an x2APIC's logical cluster is read from its LDR rather than from its x2APIC ID.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["MsiMessage", "decode", "encode", "ApicIdentity", "kvm_apic_match_dest", "match_destinations", "fast_destinations",
            "delivery_destinations", "fast_path_ok", "DELIVERY_MODES", "KVM_MODE"]
@@ -172,8 +173,20 @@ def _ldr(a: ApicIdentity) -> int:
     return a.ldr if a.ldr is not None else (1 << a.apic_id if a.apic_id < 8 else 0)
 
 
+def _check(msg: Any, apics: Any = ()) -> None:
+    if not isinstance(msg, MsiMessage):
+        raise TypeError(f"msg must be an MsiMessage (irqlab.msi.decode/encode), not {type(msg).__name__}")
+    if any(not isinstance(a, ApicIdentity) for a in apics):
+        raise TypeError("apics must be a list of irqlab.kvm.msi.ApicIdentity")
+
+
 def kvm_apic_match_dest(msg: MsiMessage, a: ApicIdentity) -> bool:
     """kvm_apic_match_dest for an MSI (no shorthand, no source APIC)."""
+    _check(msg, (a,))
+    return _match_dest(msg, a)
+
+
+def _match_dest(msg: MsiMessage, a: ApicIdentity) -> bool:
     if msg.is_broadcast(a.x2apic):
         return True
     if not msg.dest_mode_logical:
@@ -197,7 +210,8 @@ def match_destinations(msg: MsiMessage, apics: list[ApicIdentity], *, vector_has
     to one matching vCPU, picked by vector hashing over the matching vCPUs. Without hashing (the kvm module's
     vector_hashing=0) KVM picks the lowest apic_arb_prio, which each lowest-priority accept raises; this
     function keeps no history and returns the first, as on a freshly reset VM."""
-    dests = [i for i, a in enumerate(apics) if kvm_apic_match_dest(msg, a)]
+    _check(msg, apics)
+    dests = [i for i, a in enumerate(apics) if _match_dest(msg, a)]
     if not dests or not msg.lowest_priority:
         return dests
     if not msg.dest_mode_logical and msg.dest_id == 0xFF:  # "apic: phys broadcast and lowest prio"
@@ -246,6 +260,7 @@ def fast_destinations(msg: MsiMessage, apics: list[ApicIdentity], *, vector_hash
     when the fast path declines (a broadcast, or a logical map KVM disabled) and the slow path must loop.
     An empty list means the interrupt is dropped and the fast path reports 0: a physical ID nobody has,
     or a lowest-priority pick, hashed over the bits of the destination mask, that lands on an empty slot."""
+    _check(msg, apics)
     if not apics or msg.dest_id == 0xFF:  # kvm_apic_is_broadcast_dest (an MSI has no source APIC)
         return None
     if not msg.dest_mode_logical:

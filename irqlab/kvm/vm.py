@@ -110,6 +110,9 @@ class Vcpu:
         """__apic_accept_irq for Fixed/Lowest (``mode``): Lowest raises apic_arb_prio; the TMR takes the trigger
         mode; then vmx_deliver_interrupt (APICv posts; otherwise set IRR and kick). An illegal vector (0-15) is
         dropped as the SDM says, with or without APICv."""
+        vector, mode, trigger_level = self.lapic.check_accept(vector, mode, trigger_level)
+        if mode not in ("fixed", "lowest"):
+            raise ValueError(f"Vcpu.apic_accept_irq takes Fixed/Lowest interrupts, not {mode!r} (use KvmLapic's)")
         if self.lapic.illegal(vector):
             if token is not None:  # the SDM's rule, which KVM's __apic_accept_irq does not check
                 token.hop("illegal vector", HARDWARE, "lapic", f"vcpu{self.id}: vector {vector} < 16 is not "
@@ -259,7 +262,7 @@ class Vcpu:
                     tok.hop("virtual-interrupt delivery", HARDWARE, "guest",
                             f"vcpu{self.id} takes vector 0x{v:02x}: vIRR → vISR ({kind}), no VM exit")
                 else:
-                    tok.hop("kvm_check_and_inject_events", X86_C, "kvm", f"vcpu{self.id} entry: an interrupt "
+                    tok.hop("kvm_check_and_inject_events", X86_C, "lapic", f"vcpu{self.id} entry: an interrupt "
                             "is injectable and the guest takes interrupts")
                     tok.hop("kvm_cpu_get_interrupt", "arch/x86/kvm/irq.c", "lapic",
                             f"no ExtINT; kvm_apic_has_interrupt: vector 0x{v:02x}, class above PPR")
