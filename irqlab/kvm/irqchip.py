@@ -170,6 +170,13 @@ class RedirEntry:
     masked: bool = True
     remote_irr: bool = False
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in ("vector", "trigger_level"):  # what KvmIoapic.pins_with_vector's cache is made of
+            _REDIR_GEN[0] += 1
+
+
+_REDIR_GEN = [0]  # bumped on every vector or trigger-mode change of any redirection entry
 
 IOAPIC_SUCCESSIVE_IRQ_MAX_COUNT = 10000  # ioapic.c: EOIs in a row that re-inject a still-asserted pin
 
@@ -180,6 +187,8 @@ class KvmIoapic:
     def __init__(self, vm: "Vm"):
         self.vm = vm
         self.redirtbl = [RedirEntry() for _ in range(KVM_IOAPIC_NUM_PINS)]
+        self._by_vector: dict[int, tuple[int, ...]] = {}
+        self._by_vector_gen = -1
         self.irr = 0
         self.irq_states: list[int] = [0] * KVM_IOAPIC_NUM_PINS  # bit per irq_source_id
         self.irq_eoi: list[int] = [0] * KVM_IOAPIC_NUM_PINS     # successive EOIs that re-injected the pin
@@ -261,6 +270,16 @@ class KvmIoapic:
         if ret and entry.trigger_level:  # -1 (nobody matched) sets it too: "if (ret && ...)"
             entry.remote_irr = True
         return ret
+
+    def pins_with_vector(self, vector: int) -> tuple[int, ...]:
+        """Every pin (masked or not) programmed with ``vector`` (cached until an entry's vector or trigger
+        changes: looked up at each delivery and EOI)."""
+        if self._by_vector_gen != _REDIR_GEN[0]:
+            by: dict[int, tuple[int, ...]] = {}
+            for p, e in enumerate(self.redirtbl):
+                by[e.vector] = by.get(e.vector, ()) + (p,)
+            self._by_vector, self._by_vector_gen = by, _REDIR_GEN[0]
+        return self._by_vector.get(vector, ())
 
     def pins_for_vector(self, vector: int) -> list[int]:
         """The unmasked pins that deliver ``vector`` (what a guest handler of that vector may be serving)."""

@@ -28,6 +28,8 @@ _BY_NAME = {"fixed": 0, "lowest": 1, "lowest priority": 1, "smi": 2, "nmi": 4, "
 
 def _int(v, what: str, lo: int, hi: int) -> int:
     """An int argument (numpy ints too, not bool) in lo..hi, or TypeError/ValueError saying what to fix."""
+    if type(v) is int and lo <= v <= hi:  # the common case, first
+        return v
     if isinstance(v, bool) or not hasattr(v, "__index__"):
         raise TypeError(f"{what} must be an int, not {type(v).__name__}")
     v = int(v.__index__())
@@ -44,7 +46,7 @@ def _u32(v, what: str) -> int:
 
 def _flag(v, what: str) -> bool:
     """A one-bit argument: a bool (or the ints 0 and 1)."""
-    if isinstance(v, bool):
+    if v is True or v is False:
         return v
     if hasattr(v, "__index__") and int(v.__index__()) in (0, 1):
         return bool(int(v.__index__()))

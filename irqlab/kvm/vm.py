@@ -310,9 +310,9 @@ class Vcpu:
         """Whether ``vector`` is in ioapic_handled_vectors (see there): only the pins or routes with it count."""
         vm, me = self.vm, None
         if vm.ioapic is not None:
-            for pin, e in enumerate(vm.ioapic.redirtbl):
-                if e.vector != vector or not (e.trigger_level or pin == RTC_GSI
-                                              or vm.kvm_irq_has_notifier(KVM_IRQCHIP_IOAPIC, pin)):
+            for pin in vm.ioapic.pins_with_vector(vector):
+                e = vm.ioapic.redirtbl[pin]
+                if not (e.trigger_level or pin == RTC_GSI or vm.kvm_irq_has_notifier(KVM_IRQCHIP_IOAPIC, pin)):
                     continue
                 me = me or self.identity()
                 m = _msi.encode(dest_id=e.dest_id, vector=e.vector, dest_mode_logical=e.dest_mode_logical)
@@ -624,7 +624,8 @@ class Vm:
         (EOI as it takes it) — whatever the LAPIC's TMR says. With a split irqchip the IOAPIC is the VMM's, and
         its level pins reach KVM as level MSI routes on GSIs 0-23 (what kvm_scan_ioapic_routes reads)."""
         if self.ioapic is not None:
-            return any(e.trigger_level and e.vector == vector for e in self.ioapic.redirtbl)
+            rt = self.ioapic.redirtbl
+            return any(rt[p].trigger_level for p in self.ioapic.pins_with_vector(vector))
         if self.irqchip_split:
             return any(e.type == KVM_IRQ_ROUTING_MSI and e.data & 0xFF == vector and e.data & (1 << 15)
                        for gsi in range(KVM_IOAPIC_NUM_PINS) for e in self.routing.entries(gsi))
