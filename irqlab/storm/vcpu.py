@@ -5,8 +5,10 @@ Models arch/x86/kvm/lapic.c and vmx (``__apic_accept_irq`` setting the IRR, or t
 ``kvm_apic_ack_interrupt`` of every deliverable vector; exits by reason) and virt/kvm/eventfd.c
 (``schedule_work(&irqfd->inject)``: a no-op while the work is pending). Simplification: a vCPU here takes
 vectors the guest handles as edge (EOI at once; level INTx vectors go to a dedicated vCPU, lines.py), so every
-window delivers each of its deliverable vectors once, at its end; a vector the TPR blocks waits in the IRR
-(the first one of the storm, in flight) and every later one merges into it.
+window delivers each of its deliverable vectors once, at its end (as the object model does: without APICv
+KVM would inject one per entry and take the others after interrupt-window exits, docs/model-time.md); a
+vector the TPR blocks waits in the IRR (the first one of the storm, in flight) and every later one merges
+into it.
 """
 from __future__ import annotations
 
