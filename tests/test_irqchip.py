@@ -1,7 +1,7 @@
 """KVM GSI routing and the in-kernel IOAPIC, from virt/kvm/kvm_main.c (KVM_SET_GSI_ROUTING),
 virt/kvm/irqchip.c (kvm_set_irq_routing, setup_routing_entry, kvm_set_irq), arch/x86/kvm/irq.c
 (kvm_set_routing_entry, kvm_msi_route_invalid, kvm_setup_default_irq_routing) and arch/x86/kvm/ioapic.c
-(ioapic_set_irq, ioapic_service, kvm_ioapic_update_eoi_one). kernel-facts §7 and §9."""
+(ioapic_set_irq, ioapic_service, kvm_ioapic_update_eoi_one, ioapic_write_indirect)."""
 import errno
 
 import pytest

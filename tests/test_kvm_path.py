@@ -1,5 +1,6 @@
 """KVM's half after the routing table (that is tests/test_irqchip.py): irqfd, MSI delivery, LAPIC entry
-windows, posting (kernel-facts §6-§10)."""
+windows, posting (virt/kvm/eventfd.c, arch/x86/kvm/irq.c, lapic.c, ioapic.c, x86.c, vmx/vmx.c,
+vmx/posted_intr.c, vmx/common.h, virt/lib/irqbypass.c), and the storms they touch through both engines."""
 import errno
 import os
 
@@ -501,8 +502,10 @@ def nic_host(routes, *, apicv=False, posted=False, modes=("running", "running"),
     keep = [e for e in vm.routing.all() if e.gsi not in pt.gsis]
     rs = []
     for gsi, r in zip(pt.gsis, routes):
+        r = dict(r)
+        base = r.pop("base", 0xFEE)  # address bits 31:20, which KVM never reads
         m = msi.encode(**r)
-        rs.append(msi_route(gsi, m.address_lo, m.data, m.address_hi))
+        rs.append(msi_route(gsi, (m.address_lo & 0xFFFFF) | base << 20, m.data, m.address_hi))
     vm.kvm_set_gsi_routing(keep + rs)
     for v, mode, tpr in zip(vm.vcpus, modes, tprs):
         v.mode = mode
@@ -688,6 +691,7 @@ ROUTE_KINDS = {
     "startup": lambda d, v: dict(dest_id=d, vector=v, delivery_mode=6),
     "nmi": lambda d, v: dict(dest_id=d, vector=2, delivery_mode=4),
     "illegal": lambda d, v: dict(dest_id=d, vector=v & 0xF),
+    "odd_base": lambda d, v: dict(dest_id=d, vector=v, base=0xFED),
 }
 
 
@@ -707,6 +711,7 @@ SCALE = float(os.environ.get("IRQLAB_STORM_EXAMPLES", "1"))
 def test_engines_agree_on_random_kvm_hosts(routes, kind, modes, tprs, level_first, rtc, n, span, chunk, seed,
                                            tpr_after):
     """Random mixes of the rules above (delivery modes, destinations nobody has, broadcasts through irqfd work,
+    addresses outside 0xFEExxxxx,
     TPRs that block some vectors, level MSIs that leave TMR bits before posted ones, the RTC pin's vector, with or
     without APICv and VT-d posting, running or halted vCPUs; the TPR lowered between two storms, delivering what
     waited): the vector engine equals the replay or refuses with Unsupported, in chunks down to one interrupt."""

@@ -1,4 +1,4 @@
-"""The virtual local APIC (arch/x86/kvm/lapic.c and the SDM local APIC chapter; kernel-facts §9)."""
+"""The virtual local APIC (arch/x86/kvm/lapic.c and the SDM local APIC chapter)."""
 import pytest
 from hypothesis import given, strategies as st
 

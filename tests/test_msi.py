@@ -1,5 +1,5 @@
 """x86 MSI address/data (SDM "Message Signalled Interrupts", arch/x86/include/asm/msi.h) and KVM's decode
-and destination matching (arch/x86/kvm/irq.c kvm_msi_to_lapic_irq, lapic.c; kernel-facts §8)."""
+and destination matching (arch/x86/kvm/irq.c kvm_msi_to_lapic_irq, lapic.c)."""
 import pytest
 from hypothesis import given, strategies as st
 
