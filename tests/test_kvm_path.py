@@ -178,6 +178,9 @@ def test_lowest_priority_vector_hashing(vm):
 
 
 def test_entry_window_delivers_everything_accepted_in_it(host, vm):
+    """The model's simplification (docs/model-time.md): one entry takes every deliverable vector. KVM without
+    APICv (x86.c kvm_check_and_inject_events) would inject 0x52 at this entry and 0x41 after the guest's EOI
+    exit and an INTERRUPT_WINDOW exit (vmx.c handle_interrupt_window), which the model does not count."""
     vm.kvm_set_gsi_routing([route(24, vector=0x41), route(25, vector=0x52)])
     a, b = Eventfd(), Eventfd()
     vm.kvm_irqfd(a, 24)
