@@ -416,10 +416,10 @@ def test_closing_the_trigger_mid_round_trip_flushes_the_inject():
 
 
 # ---------------------------------------------------------------------------- the Status bit and the ledger
-def _trip():
+def _trip(**timing):
     from irqlab import scenarios
 
-    h = scenarios.shared_intx()
+    h = scenarios.shared_intx(timing=irqlab.Timing(**timing))
     return h, h.scenario.vdev, h.scenario.guest_bdf
 
 
@@ -448,7 +448,7 @@ def test_unmask_ioctl_while_the_interrupt_is_downstream_resends_no_interrupt():
     vfio_send_intx_eventfd at once: a re-send of the level, not a second interrupt (regression: settled twice)."""
     h, v, bdf = _trip()
     j = h.raise_intx(bdf)
-    h.run(until=h.now + h.timing.irqfd_work_ns)  # injected: the vCPU's IRR holds it
+    h.run(until=1_000)  # in the irqfd's inject work
     v.set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1)
     _one_settle_each(h)
     assert j.outcome == "injected" and h.ledger.as_dict() == {"injected": 1}
@@ -458,8 +458,8 @@ def test_another_pins_eoi_of_the_same_vector_resends_no_interrupt():
     """arch/x86/kvm/ioapic.c kvm_ioapic_update_eoi: an EOI of the vector runs the ack notifiers of every pin that
     has it, so another pin's EOI makes the card's resampler signal and vfio unmask while the card's interrupt is
     still on its way: Status set, the re-send carries no interrupt (regression: it ended coalesced_irqfd while
-    the guest received it, or settled twice)."""
-    h, v, bdf = _trip()
+    the guest received it, or settled twice). A quick virqfd re-send lands while the inject work is pending."""
+    h, v, bdf = _trip(resample_ns=1_000)
     j = h.raise_intx(bdf)
     h.run(until=1_000)
     h.scenario.vm.ioapic.kvm_ioapic_update_eoi(h.scenario.vectors[0])  # another pin's EOI, same vector
