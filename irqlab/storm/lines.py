@@ -19,6 +19,7 @@ from ..sched import NSEC_PER_JIFFY
 from ..spurious import AGEING_JIFFIES, POLL_SPURIOUS_IRQ_INTERVAL, SPURIOUS_THRESHOLD, SPURIOUS_WINDOW
 from ..uapi import IRQS_PENDING
 from .compile import POLL_NS
+from .windows import chain_starts
 
 __all__ = ["spurious_scan", "PollSchedule", "MsiLine", "IntxLine"]
 
@@ -176,6 +177,8 @@ class VfioIntx:
         """This device's assertions tv (all while the line is up, or all while it is down with no poll in
         between). Appends (lo, hi, outcome) ranges to ``out``; returns the positions dispatched (up) or the
         position that went HELD (down)."""
+        if up and self.state != HELD and tv.shape[0] > 1:
+            return self._events_up(tv, gv)
         hits = []
         i, hi = 0, tv.shape[0]
         sink = self.eng.sink
@@ -201,6 +204,40 @@ class VfioIntx:
                 out.append((i, j, O.MASKED))
                 i = j
         return hits
+
+    def _events_up(self, tv: np.ndarray, gv: np.ndarray) -> np.ndarray:
+        """``events`` while the line is up, vectorized: the round trips are a greedy chain of windows
+        [start, start + irqfd_work + delivery + guest handler), each closed by its EOI (which runs before an
+        assertion at that instant); every other assertion merges into the Status bit (masked). Settles them
+        itself (nothing in ``out``) unless dry; returns the window starts."""
+        n = tv.shape[0]
+        k0 = 0
+        ran_c = 0
+        if self.state == BUSY:
+            k0 = int(np.searchsorted(tv, self.c, side="left"))
+            if k0 == n:
+                if not self.dry:
+                    self.eng.sink.settle(gv, O.MASKED)
+                return np.zeros(0, np.int64)
+            ran_c = self.c               # its EOI runs before the assertion at tv[k0]
+            self.eois += 1
+        T = self.W + self.delta + self.G
+        st = k0 + np.flatnonzero(chain_starts(tv[k0:], T))
+        ns = st.size
+        if not self.dry:
+            sink = self.eng.sink
+            m = np.ones(n, dtype=bool)
+            m[st] = False
+            sink.settle(gv[m], O.MASKED)
+            sink.settle(gv[st], O.INJECTED, self.W + self.delta + self.host_cost)
+        self.cycles += ns
+        self.via_handler += ns
+        self.eois += ns - 1              # every window but the last has closed: its EOI ran
+        ls = int(tv[st[-1]])
+        self.last = max(self.last, ran_c, int(tv[st[-2]]) + T if ns > 1 else 0, ls + self.W + self.delta)
+        self.tok = [int(gv[st[-1]]), ls, True]
+        self.state, self.c = BUSY, ls + T
+        return st
 
     def poll(self, P: int) -> bool:
         """try_one_irq runs vfio_intx_handler: a held assertion is masked and signalled (True)."""
