@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import KernelError
+from .event import IrqEvent
 from .uapi import EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE
 
 __all__ = ["Eventfd", "WaitQueueEntry", "EPOLLIN", "EPOLLOUT", "EPOLLERR", "EPOLLHUP", "ULLONG_MAX"]
@@ -167,6 +168,9 @@ class Eventfd:
         reference to the context, so the count goes up and the wake-up reaches whoever is left (nobody, once
         the irqfd and virqfd have detached on EPOLLHUP) — this runs in hard-IRQ context and cannot fail.
         """
+        if token is not None and not isinstance(token, IrqEvent):
+            raise TypeError(f"signal: token is the interrupt being carried (an IrqEvent) or None, "
+                            f"not {type(token).__name__}")
         if token is not None:
             token.hop("eventfd_signal", "include/linux/eventfd.h", "eventfd", f"{self.name}")
             who = "no waiter left (the file is closed)" if self.closed and not self.waiters else \

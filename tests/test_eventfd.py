@@ -201,3 +201,10 @@ def test_bad_python_input_is_refused_before_anything_changes():
     with pytest.raises(TypeError):
         efd.read("8")
     assert efd.count == 0 and not efd.waiters
+
+
+def test_signal_token_must_be_an_interrupt():
+    efd = Eventfd()
+    with pytest.raises(TypeError):
+        efd.signal("irq")
+    assert efd.count == 0 and efd.signals == 0

@@ -661,3 +661,16 @@ def test_non_pci23_unmask_refires_without_a_second_interrupt(host):
     assert j.outcome == "userspace" and host.ledger.as_dict() == {"userspace": 1}
     v.set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 0)
     assert not host.irq_to_desc(18).unlazy
+
+
+def test_swapping_the_trigger_flushes_a_queued_resend_to_the_new_one():
+    """vfio_pci_intrs.c vfio_intx_set_signal: the new trigger is written first, then vfio_virqfd_flush_thread
+    runs a re-send the unmask virqfd had queued — so it signals the new trigger, at once."""
+    h, v, bdf = _trip()
+    v.set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1)
+    j = h.raise_intx(bdf)
+    h.scenario.resamplefd.write(1)  # the unmask finds Status set: a re-send is queued
+    new = Eventfd()
+    v.set_irqs(EFD_TRIG, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [new])
+    assert new.count == 1 and h.scenario.eventfds[0].count == 0 and j.outcome == "userspace"
+    assert not v.intx_unmask.inject.pending and new.vfio_source[0] is v and h.scenario.eventfds[0].vfio_source is None
