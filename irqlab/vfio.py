@@ -407,7 +407,7 @@ class VfioPciDevice:
         if tok is not None:
             tok.passed_on = True
             if via is not None:
-                tok.hop(via, VIRQFD_C, "vfio", f"kworker: the thread vfio_pci_intx_unmask_handler asked for")
+                tok.hop(via, VIRQFD_C, "vfio", "kworker: the thread vfio_pci_intx_unmask_handler asked for")
             tok.hop("vfio_send_intx_eventfd", INTRS, "vfio", f"{self.intx_name}: eventfd_signal(trigger)"
                     if trig is not None else f"{self.intx_name}: no trigger eventfd")
         if trig is None:

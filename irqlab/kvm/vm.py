@@ -246,7 +246,7 @@ class Vcpu:
         resampler (de-assert, signal the resamplefd: vfio's virqfd_wakeup unmasks the device right there)
         before each pin's remote IRR is cleared. ``tok``: the interrupt the guest took; its journey records
         this way back (its outcome and latency stay those of the ack)."""
-        vm, host = self.vm, self.vm.host
+        vm = self.vm
         echo = tok.echo() if tok is not None and getattr(tok, "journey", None) is not None else None
         vm.guest_service(vector, echo)
         isr = sorted(self.lapic.isr)
