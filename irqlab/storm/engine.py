@@ -708,6 +708,8 @@ class VectorEngine:
         """k eventfd_signal()s of a vfio trigger, each consumed by the irqfd if there is one."""
         efd = ep.efd
         efd.signals += k
+        if efd.closed:
+            efd.signals_after_close += k
         src = efd.vfio_source
         if src is not None:
             src[0].handled["msi"] += k
