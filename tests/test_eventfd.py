@@ -208,3 +208,21 @@ def test_signal_token_must_be_an_interrupt():
     with pytest.raises(TypeError):
         efd.signal("irq")
     assert efd.count == 0 and efd.signals == 0
+
+
+def test_ioctls_given_a_closed_eventfd_are_ebadf(host, vm):
+    """Userspace passes the fd again after closing it: eventfd_ctx_fdget fails with EBADF in KVM_IRQFD (assign,
+    and virt/kvm/eventfd.c kvm_irqfd_deassign) and in VFIO_DEVICE_SET_IRQS (vfio_pci_intrs.c)."""
+    from helpers import err
+    from irqlab import KVM_IRQFD_FLAG_DEASSIGN, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD
+
+    efd = Eventfd()
+    vm.kvm_irqfd(efd, 24)
+    efd.close()
+    assert not vm.irqfds  # EPOLLHUP detached it already
+    assert err(vm.kvm_irqfd, efd, 24) == errno.EBADF
+    assert err(vm.kvm_irqfd, efd, 24, KVM_IRQFD_FLAG_DEASSIGN) == errno.EBADF
+    host.add_pci_device("0000:05:00.0", msix=2)
+    vdev = host.vfio_pci_bind("0000:05:00.0")
+    assert err(vdev.set_irqs, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, 2, 0, 1, [efd]) == errno.EBADF
+    assert vdev.irq_type == -1

@@ -391,8 +391,8 @@ class Vm:
 
     def kvm_irqfd_deassign(self, fd: Any, gsi: int) -> int:
         """Deactivate every irqfd on (eventfd, gsi); returns 0 even when nothing matched."""
-        if not isinstance(fd, Eventfd):
-            raise KernelError(errno.EBADF, f"KVM_IRQFD deassign: {fd!r} is not an eventfd")
+        if not isinstance(fd, Eventfd) or fd.closed:  # eventfd_ctx_fdget(args->fd)
+            raise KernelError(errno.EBADF, f"KVM_IRQFD deassign: {fd!r} is not an open eventfd")
         for irqfd in [i for i in self.irqfds if i.eventfd is fd and i.gsi == gsi]:
             self._irqfd_shutdown(irqfd)
         return 0
