@@ -5,8 +5,9 @@ ageing; ``poll_spurious_irqs`` every HZ/10 and ``try_one_irq``), kernel/irq/chip
 the next interrupt and holds one pending), drivers/pci/pci.c (the INTx Status bit), drivers/vfio/pci/
 vfio_pci_intrs.c and virqfd.c (automask; unmask in the guest's EOI exit), and the resampling irqfd's round trip
 through the IOAPIC's remote IRR to a dedicated vCPU (virt/kvm/eventfd.c, arch/x86/kvm/ioapic.c, lapic.c).
-Simplification: one Python step per round trip and per poll, never per interrupt; what falls between two
-such instants is classified with array operations.
+Simplification: one Python step per poll and per round trip of a line that is down, never per interrupt
+(the round trips on an up line are one window chain); what falls between two such instants is classified
+with array operations.
 """
 from __future__ import annotations
 
