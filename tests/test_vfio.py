@@ -695,3 +695,87 @@ def test_storm_engines_agree_on_a_closed_trigger(chunk):
     assert a.ledger["closed_eventfd"] == int((s.source_ids == 1).sum()) and a.ledger["injected"] > 0
     e1, e2 = h1.scenario.eventfds[1], h2.scenario.eventfds[1]
     assert (e1.count, e1.signals_after_close) == (e2.count, e2.signals_after_close) == (a.ledger["closed_eventfd"],) * 2
+
+
+# ---------------------------------------------------------------------------- nothing lost on vfio's paths
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+VFIO_OPS = st.lists(st.one_of(
+    st.tuples(st.sampled_from(["card", "eth0", "glitch", "resample_write", "unmask", "mask", "loopback",
+                               "close_trigger", "close_resample", "new_unmask", "unmask_off", "intx_off", "intx_on",
+                               "trigger_none", "trigger_new", "other_eoi", "halt", "run_guest", "disable_line",
+                               "enable_line"])),
+    st.tuples(st.just("advance"), st.integers(0, 12_000))), max_size=40)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(VFIO_OPS)
+def test_nothing_is_lost_on_vfio_intx_paths(ops):
+    """Principle 3 on the paths this module owns: INTx assertions interleaved with closed eventfds, ioctls
+    mid-flight (mask, unmask, loopback, trigger swaps, INTx off and on), resamplefd writes, another pin's EOI,
+    a disabled host line and a halted vCPU. Only the ioctls may fail (KernelError); interrupts, eventfd
+    signals and time never raise; the ledger adds up after every step; once the host has run dry nothing is
+    in flight, and an interrupt left pending is still held — by its device's Status bit or its line."""
+    from irqlab import scenarios
+
+    h = scenarios.shared_intx()
+    v, bdf, vm = h.scenario.vdev, h.scenario.guest_bdf, h.scenario.vm
+    st_ = {"trig": h.scenario.eventfds[0], "rfd": h.scenario.resamplefd}
+    none_trig = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER
+
+    def new_unmask():
+        st_["rfd"] = Eventfd()
+        v.set_irqs(UNMASK_EFD, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [st_["rfd"]])
+
+    def new_trigger():
+        st_["trig"] = Eventfd()
+        v.set_irqs(EFD_TRIG, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [st_["trig"]])
+        vm.kvm_irqfd(st_["trig"], 16, irqlab.KVM_IRQFD_FLAG_RESAMPLE, resamplefd=st_["rfd"])
+
+    ioctls = {
+        "unmask": lambda: v.set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1),
+        "mask": lambda: v.set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1),
+        "loopback": lambda: v.set_irqs(none_trig, VFIO_PCI_INTX_IRQ_INDEX, 0, 1),
+        "resample_write": lambda: st_["rfd"].write(1),
+        "close_trigger": lambda: st_["trig"].close(),
+        "close_resample": lambda: st_["rfd"].close(),
+        "new_unmask": new_unmask,
+        "unmask_off": lambda: v.set_irqs(UNMASK_EFD, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [-1]),
+        "intx_off": lambda: v.set_irqs(none_trig, VFIO_PCI_INTX_IRQ_INDEX, 0, 0),
+        "intx_on": lambda: v.set_irqs(EFD_TRIG, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [st_["trig"]]),
+        "trigger_none": lambda: v.set_irqs(EFD_TRIG, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [-1]),
+        "trigger_new": new_trigger,
+    }
+    for op in ops:
+        kind = op[0]
+        if kind in ioctls:
+            try:
+                ioctls[kind]()
+            except irqlab.KernelError:
+                pass
+        elif kind == "card":
+            h.raise_intx(bdf)
+        elif kind == "eth0":
+            h.raise_intx("0000:00:19.0")
+        elif kind == "glitch":
+            h.raise_spurious(16)
+        elif kind == "advance":
+            h.run(until=h.now + op[1])
+        elif kind == "other_eoi":  # another pin's EOI of the same vector
+            vm.ioapic.kvm_ioapic_update_eoi(h.scenario.vectors[0])
+        elif kind == "halt":
+            vm.vcpus[0].mode = "halted" if vm.vcpus[0].mode == "running" else "running"
+        elif kind == "run_guest":
+            h.run(until=h.now + 10_000)
+        elif kind == "disable_line":
+            h.disable_irq(16)
+        elif kind == "enable_line":
+            h.enable_irq(16)
+        h.ledger.check()
+    h.run()
+    h.ledger.check()
+    assert not h.events_in_flight()
+    P = irqlab.Outcome.PENDING
+    held = {id(e) for e in [d.intx_status_event for d in h.devices.values()]
+            + [d.pending_event for d in h.genirq.descs.values()] if e is not None and e.outcome == P}
+    assert h.ledger.counts[P] == len(held)  # every pending interrupt is still held somewhere
