@@ -249,14 +249,10 @@ class VfioPciDevice:
             raise KernelError(errno.EINVAL, "VFIO_DEVICE_SET_IRQS: exactly one VFIO_IRQ_SET_DATA_* type is needed")
         items: list[Any] = []
         if dtype != VFIO_IRQ_SET_DATA_NONE:
-            if data is None or isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
-                if data is not None and not isinstance(data, (str, bytes)) and not isinstance(data, Sequence):
-                    raise TypeError(f"set_irqs: data must be a list of {count} entries, not {type(data).__name__}")
-                if count:
-                    raise KernelError(errno.EINVAL, f"VFIO_DEVICE_SET_IRQS: data must hold {count} entries")
-            else:
-                items = list(data)
-            if len(items) < count:
+            if data is not None and (isinstance(data, (str, bytes)) or not isinstance(data, Sequence)):
+                raise TypeError(f"set_irqs: data must be a list of {count} entries, not {type(data).__name__}")
+            items = list(data) if data is not None else []
+            if len(items) < count:  # argsz too small for count entries
                 raise KernelError(errno.EINVAL, f"VFIO_DEVICE_SET_IRQS: data has {len(items)} entries, count is {count}")
             items = items[:count]
             if dtype == VFIO_IRQ_SET_DATA_BOOL:
