@@ -361,8 +361,9 @@ def test_level_pin_remote_irr(host, vm):
 
 
 def test_level_pin_coalesced_at_the_ioapic_in_the_ledger():
-    """Through the whole path: a second INTx round while remote IRR is set ends coalesced_ioapic."""
-    host = irqlab.scenarios.shared_intx()
+    """Through the whole path: a second INTx round while remote IRR is set ends coalesced_ioapic (the guest's
+    handler outlasts the second inject work: remote IRR is cleared at its EOI)."""
+    host = irqlab.scenarios.shared_intx(timing=irqlab.Timing(guest_handler_ns=10_000))
     vm, bdf = host.scenario.vm, host.scenario.guest_bdf
     a = host.raise_intx(bdf)
     host.run(until=host.now + host.timing.irqfd_work_ns)      # injected: remote IRR set, ISR until the EOI

@@ -99,7 +99,9 @@ def test_eventfd_close_shuts_the_irqfd_down(vm):
     assert not vm.irqfds
 
 
-def test_resampler_on_eoi_of_level_pin(host, vm):
+def test_resampler_on_eoi_of_level_pin():
+    host = irqlab.Host(ncpus=4, timing=irqlab.Timing(guest_handler_ns=10_000))  # EOI after the second inject
+    vm = host.create_vm(nvcpus=2, irqchip="full")
     vm.ioapic.write_redirtbl(16, vector=0x32, trigger_level=True)
     trig, res = Eventfd(), Eventfd()
     vm.kvm_irqfd(trig, 16, KVM_IRQFD_FLAG_RESAMPLE, resamplefd=res)

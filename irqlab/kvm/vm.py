@@ -24,7 +24,7 @@ from ..ledger import Outcome
 from ..uapi import (
     KVM_IOAPIC_NUM_PINS, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
     KVM_IRQCHIP_PIC_SLAVE, KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, KVM_MSI_VALID_DEVID,
-    POSTED_INTR_VECTOR, POSTED_INTR_WAKEUP_VECTOR,
+    POSTED_INTR_VECTOR, POSTED_INTR_WAKEUP_VECTOR, VFIO_PCI_INTX_IRQ_INDEX,
 )
 from . import msi as _msi
 from .irqchip import (
@@ -271,7 +271,7 @@ class Vcpu:
                             "injected at this entry")
                 tok.settle(Outcome.POSTED if getattr(tok, "via_iommu", False) else Outcome.INJECTED, t_ack=host.now)
             if late:
-                host.sched.call_at(host.now + host.timing.guest_handler_ns, self._guest_eoi, v,
+                host.sched.call_at(host.now + host.timing.guest_handler_ns, self._guest_eoi, v, tok,
                                    name=f"vcpu{self.id} EOI 0x{v:02x}")
             else:
                 self.kvm_lapic_set_eoi()
@@ -329,15 +329,53 @@ class Vcpu:
                         return True
         return False
 
-    def _guest_eoi(self, vector: int) -> None:
-        """The guest's level handler is done: it services the device, then writes EOI (an EOI exit)."""
-        vm, host = self.vm, self.vm.host
-        vm.guest_service(vector)
-        self.lapic.apic_set_eoi()
-        self.exits["EOI"] += 1
-        if vm.ioapic is not None:
-            host.sched.call_at(host.now + host.timing.resample_ns, vm.ioapic.kvm_ioapic_update_eoi, vector,
-                               name=f"kvm_ioapic_update_eoi 0x{vector:02x}")
+    def _guest_eoi(self, vector: int, tok: Any = None) -> None:
+        """The guest's level handler is done: it services the device, then writes EOI — an EOI exit (the
+        vector's TMR bit is set; with APICv it is in the EOI-exit bitmap). KVM finishes in that exit, at this
+        instant: apic_set_eoi → kvm_ioapic_send_eoi → kvm_ioapic_update_eoi, whose ack notifiers run the
+        resampler (de-assert, signal the resamplefd: vfio's virqfd_wakeup unmasks the device right there)
+        before each pin's remote IRR is cleared. ``tok``: the interrupt the guest took; its journey records
+        this way back (its outcome and latency stay those of the ack)."""
+        vm = self.vm
+        echo = tok.echo() if tok is not None and getattr(tok, "journey", None) is not None else None
+        vm.guest_service(vector, echo)
+        isr = sorted(self.lapic.isr)
+        v = self.lapic.apic_set_eoi()
+        handled = v >= 0 and self.kvm_ioapic_handles_vector(v)  # as kvm_lapic_set_eoi counts and forwards it
+        if handled or not vm.apicv:
+            self.exits["EOI"] += 1
+        if echo is not None:
+            if vm.apicv:
+                echo.hop("handle_apic_eoi_induced", "arch/x86/kvm/vmx/vmx.c", "kvm", f"vcpu{self.id}: EOI-induced "
+                         f"exit: vector 0x{v:02x} is in the EOI-exit bitmap (the CPU cleared vISR)")
+                echo.hop("kvm_apic_set_eoi_accelerated", LAPIC_C, "lapic", f"vcpu{self.id}: vector 0x{v:02x}")
+            else:
+                echo.hop("kvm_lapic_reg_write", LAPIC_C, "kvm", f"vcpu{self.id}: the guest's write to APIC_EOI "
+                         "traps: EOI exit")
+                echo.hop("apic_set_eoi", LAPIC_C, "lapic", f"vcpu{self.id}: ISR[0x{v:02x}] cleared")
+            echo.change(f"vcpu{self.id} ISR", " ".join(f"0x{x:02x}" for x in isr),
+                        " ".join(f"0x{x:02x}" for x in sorted(self.lapic.isr)))
+            if vm.ioapic is not None:
+                echo.hop("kvm_ioapic_send_eoi", LAPIC_C, "lapic", f"TMR[0x{v:02x}] set: level, "
+                         "kvm_ioapic_update_eoi")
+        if vm.ioapic is not None and handled:
+            io = vm.ioapic
+            pins = [p for p, e in enumerate(io.redirtbl) if e.vector == vector]
+            was = {p: io.redirtbl[p].remote_irr for p in pins}
+            if echo is not None:
+                echo.hop("kvm_ioapic_update_eoi", "arch/x86/kvm/ioapic.c", "kvm",
+                         f"vector 0x{vector:02x}: IOAPIC pin(s) {', '.join(map(str, pins)) or 'none'}")
+            vm.eoi_echo = echo
+            try:
+                io.kvm_ioapic_update_eoi(vector, self.lapic.last_eoi_level)
+            finally:
+                vm.eoi_echo = None
+            if echo is not None:
+                for p in pins:
+                    if was[p] and not io.redirtbl[p].remote_irr:
+                        echo.hop("kvm_ioapic_update_eoi_one", "arch/x86/kvm/ioapic.c", "kvm",
+                                 f"pin {p}: after its ack notifiers, remote IRR cleared")
+                        echo.change(f"IOAPIC pin {p} remote IRR", 1, 0)
         self._deliver_pending()  # a lower vector blocked by this one's PPR is taken now
 
     def set_tpr(self, tpr: int) -> None:
@@ -381,6 +419,7 @@ class Vm:
         self.irqfds: list[Irqfd] = []
         self.resamplers: dict[int, IrqfdResampler] = {}
         self.signal_msi_calls = 0
+        self.eoi_echo: Any = None  # the way back of the interrupt whose EOI exit is running (traced), if any
 
     def __repr__(self) -> str:
         return f"<Vm {self.id}: {len(self.vcpus)} vCPUs, irqchip={self.irqchip}, {len(self.irqfds)} irqfds>"
@@ -458,8 +497,8 @@ class Vm:
     def kvm_irqfd_deassign(self, fd: Any, gsi: int) -> int:
         """Deactivate every irqfd on (eventfd, gsi); returns 0 even when nothing matched."""
         gsi = _msi._u32(gsi, "kvm_irqfd gsi")
-        if not isinstance(fd, Eventfd):
-            raise KernelError(errno.EBADF, f"KVM_IRQFD deassign: {fd!r} is not an eventfd")
+        if not isinstance(fd, Eventfd) or fd.closed:  # eventfd_ctx_fdget(args->fd)
+            raise KernelError(errno.EBADF, f"KVM_IRQFD deassign: {fd!r} is not an open eventfd")
         for irqfd in [i for i in self.irqfds if i.eventfd is fd and i.gsi == gsi]:
             self._irqfd_shutdown(irqfd)
         return 0
@@ -592,9 +631,16 @@ class Vm:
 
     def kvm_notify_acked_irq(self, irqchip: int, pin: int) -> None:
         """Ack notifiers of the pin's GSI (kvm_irq_map_chip_pin: the GSI routed to it last): its resampler."""
-        res = self.resamplers.get(self.routing.chip_pin(irqchip, pin))
+        gsi = self.routing.chip_pin(irqchip, pin)
+        res = self.resamplers.get(gsi)
+        echo = self.eoi_echo
+        if echo is not None:
+            echo.hop("kvm_ioapic_update_eoi_one", "arch/x86/kvm/ioapic.c", "kvm", f"pin {pin}: ack notifiers "
+                     "first (remote IRR is cleared after them)")
+            echo.hop("kvm_notify_acked_irq", "virt/kvm/eventfd.c", "kvm", f"chip {irqchip} pin {pin} → GSI {gsi}: "
+                     + ("its resampler" if res is not None else "no ack notifier"))
         if res is not None:
-            res.irqfd_resampler_ack()
+            res.irqfd_resampler_ack(echo)
 
     def kvm_notify_irqfd_resampler(self, irqchip: int, pin: int) -> bool:
         """virt/kvm/eventfd.c: signal the resamplefds of the pin's GSI, if it has a resampler (no de-assert)."""
@@ -631,8 +677,12 @@ class Vm:
                        for gsi in range(KVM_IOAPIC_NUM_PINS) for e in self.routing.entries(gsi))
         return False
 
-    def guest_service(self, vector: int) -> None:
-        """The guest driver behind a level vector reads and clears its passed-through device's status."""
+    def guest_service(self, vector: int, token: Any = None) -> None:
+        """The guest driver behind a level vector reads and clears its passed-through device's Status bit (MMIO
+        through the BAR, no exit). An interrupt that bit held and that was never sent to the guest — held
+        behind INTx Disable, or pending at a disabled host line — ends here: the guest serviced it with the
+        one it is handling (``masked``: INTx Disable held it), or it went with the disabled line
+        (``disabled``). ``token``: the way back of the interrupt the guest took (traced), or None."""
         if self.ioapic is None:
             return
         pins = set(self.ioapic.pins_for_vector(vector))
@@ -642,6 +692,18 @@ class Vm:
             if not any(e.type == KVM_IRQ_ROUTING_IRQCHIP and e.irqchip == KVM_IRQCHIP_IOAPIC and e.pin in pins
                        for e in self.routing.entries(irqfd.gsi)):
                 continue
-            src = getattr(irqfd.eventfd, "vfio_source", None)
-            if src is not None:
-                src[0].dev.take_intx()
+            src = irqfd.eventfd.vfio_source
+            if src is None or src[1] != VFIO_PCI_INTX_IRQ_INDEX:
+                continue
+            dev = src[0].dev
+            ev = dev.take_intx()
+            if ev is None:
+                continue
+            if token is not None:
+                token.hop("guest driver services the device", HARDWARE, "guest", f"{dev.bdf}: reads and clears "
+                          "Status.Interrupt (MMIO through the BAR, no exit)")
+                token.change(f"{dev.bdf} Status.Interrupt", 1, 0)
+            if ev.live and not ev.passed_on:
+                ev.hop("guest driver services the device", HARDWARE, "guest", f"{dev.bdf}: Status cleared before "
+                       "this interrupt was sent: serviced with the one the guest is handling")
+                ev.settle(Outcome.MASKED if dev.disintx else Outcome.DISABLED)

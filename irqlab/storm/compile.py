@@ -229,8 +229,7 @@ class _Compiler:
         pending = [tm for _, tok, tm in h.sched._heap if tm._token == tok and tm is not gi.poll_timer]
         if pending:
             raise Unsupported(f"the host has a timer or work pending ({pending[0].name}): host.run() before a storm")
-        for name in ("irqfd_work_ns", "vmexit_ns", "guest_handler_ns", "resample_ns", "vcpu_wakeup_ns",
-                     "posted_delivery_ns"):
+        for name in ("irqfd_work_ns", "vmexit_ns", "guest_handler_ns", "vcpu_wakeup_ns", "posted_delivery_ns"):
             v = getattr(t, name)
             if not 1 <= v < MAX_DELAY_NS:
                 raise Unsupported(f"Timing.{name}={v}: the vector engine needs every delay between 1 ns and "

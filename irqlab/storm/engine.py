@@ -248,8 +248,8 @@ class VectorEngine:
             self.const_out[s] = O.HANDLED_HOST
             return
         ep = lp.efd
-        if ep.irqfd is None:
-            self.const_out[s] = O.USERSPACE
+        if ep.irqfd is None:  # nobody in the kernel takes it: userspace's, or nobody's once it closed the fd
+            self.const_out[s] = O.CLOSED_EVENTFD if ep.efd.closed else O.USERSPACE
             return
         fp = ep.irqfd
         if not fp.fast:
@@ -733,6 +733,8 @@ class VectorEngine:
         """k eventfd_signal()s of a vfio trigger, each consumed by the irqfd if there is one."""
         efd = ep.efd
         efd.signals += k
+        if efd.closed:
+            efd.signals_after_close += k
         src = efd.vfio_source
         if src is not None:
             src[0].handled["msi"] += k
@@ -774,11 +776,10 @@ class VectorEngine:
         f.wakeups += v.cycles
         f.work_path += v.cycles
         f.inject.runs += v.cycles
-        p.resampler.acks += v.acks
-        p.resamplefd.signals += v.acks
-        if v.acks:
+        p.resampler.acks += v.eois      # each EOI: one resampler ack, one resamplefd signal that virqfd reads
+        p.resamplefd.signals += v.eois
+        if v.eois:
             p.resamplefd.count = 0
-        p.virqfd.inject.runs += v.resends
         # the dedicated vCPU
         vp = p.vcpu
         vc, lap = vp.vcpu, vp.vcpu.lapic
@@ -873,9 +874,9 @@ def run(host: Any, storm: Any, engine: str = "vector", *, chunk_events: int = DE
     """Push ``storm`` through ``host``: ``engine="vector"`` (numpy) or ``"reference"`` (the object model, one
     interrupt at a time). Both leave the host in the same state and return identical results. The run
     settles like ``host.run()``: after the last interrupt, timers and work go on until only the periodic
-    spurious poller is left — the settle horizon, the same for both engines: at most two INTx round trips
-    (2 × (irqfd_work + delivery + guest handler + resample)) after the last interrupt or after the last poll
-    that serviced one; the poller fires meanwhile and is left armed. ``chunk_events``: interrupts per chunk
+    spurious poller is left — the settle horizon, the same for both engines: at most one INTx round trip
+    (irqfd_work + delivery + guest handler, to the EOI that unmasks) after the last interrupt or after the last
+    poll that serviced one; the poller fires meanwhile and is left armed. ``chunk_events``: interrupts per chunk
     (state carries across chunks; a lazy storm is generated chunk by chunk). ``progress``: a tqdm.auto bar;
     None shows it (on a terminal or in a notebook) for storms of more than one chunk."""
     if engine not in ("vector", "reference"):
