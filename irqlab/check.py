@@ -27,6 +27,7 @@ import ast
 import errno as _errno
 import io
 import re
+import textwrap
 import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -723,6 +724,19 @@ def reset(key: str | None = None) -> None:
         _answered.discard(key)
 
 
+WIDTH = 100  # JupyterLab breaks longer output lines anywhere, even mid-word
+
+
+def _say(text: str) -> None:
+    """Print ``text``, each of its lines wrapped at WIDTH on spaces, continuation lines indented."""
+    out = []
+    for line in text.split("\n"):
+        indent = line[:len(line) - len(line.lstrip(" "))]
+        out.append(textwrap.fill(line, WIDTH, subsequent_indent=indent + "   ", break_long_words=False,
+                                 break_on_hyphens=False) if line.strip() else line)
+    print("\n".join(out))
+
+
 def _unknown(key: str) -> str:
     return f"✗ there is no exercise {key!r} (known: {', '.join(EXERCISES)})"
 
@@ -730,13 +744,13 @@ def _unknown(key: str) -> str:
 def hint(key: str) -> str:
     """Show the next hint of ``key`` (the one after those already shown) and return it."""
     if key not in EXERCISES:
-        print(_unknown(key))
+        _say(_unknown(key))
         return ""
     e = EXERCISES[key]
     level = min(_level.get(key, 0) + 1, len(e.hints))
     _level[key] = level
     text = e.hints[level - 1]
-    print(f"Hint {level}/{len(e.hints)} for {key}: {text}")
+    _say(f"Hint {level}/{len(e.hints)} for {key}: {text}")
     return text
 
 
@@ -919,38 +933,38 @@ def _hint_line(key: str, e: Exercise, escalate: bool) -> str:
 def ex(key: str, answer: Any) -> bool:
     """Check the answer to exercise ``key``: prints ✓ (and why), or ✗ with the next hint; returns True/False."""
     if key not in EXERCISES:
-        print(_unknown(key))
+        _say(_unknown(key))
         return False
     e = EXERCISES[key]
     if answer is ...:
-        print(f"… {key}: replace the ... with your answer: {_kind_text(e)}.")
+        _say(f"… {key}: replace the ... with your answer: {_kind_text(e)}.")
         return False
     typed = _echo(answer, e)
     try:
         want = expected(key)
     except Exception as err:  # a model bug must not stop the notebook; the tests catch it
-        print(f"✗ {key}: the model could not compute the expected answer ({type(err).__name__}: {err}); "
+        _say(f"✗ {key}: the model could not compute the expected answer ({type(err).__name__}: {err}); "
               "please report it")
         return False
     norm = _NORMALIZE[e.kind]
     try:
         given = norm(answer)
     except _WrongKind as why:
-        print(f"✗ {key}: {typed}: {why}. This exercise wants {_kind_text(e)}.")
+        _say(f"✗ {key}: {typed}: {why}. This exercise wants {_kind_text(e)}.")
         return False
     if e.kind == "choice" and e.choices and given not in e.choices:
-        print(f"✗ {key}: {typed}: there is no choice '{given}'. This exercise wants {_kind_text(e)}.")
+        _say(f"✗ {key}: {typed}: there is no choice '{given}'. This exercise wants {_kind_text(e)}.")
         return False
     _answered.add(key)
     if given == norm(want):
-        print(f"✓ {key}: right — {typed}." + (f"\n   {e.explain}" if e.explain else ""))
+        _say(f"✓ {key}: right — {typed}." + (f"\n   {e.explain}" if e.explain else ""))
         return True
     seen = _wrong.setdefault(key, [])
     if given in seen:
-        print(f"✗ {key}: {typed} again — still not it.\n{_hint_line(key, e, escalate=False)}")
+        _say(f"✗ {key}: {typed} again — still not it.\n{_hint_line(key, e, escalate=False)}")
         return False
     seen.append(given)
-    print(f"✗ {key}: {typed} is not it (attempt {len(seen)}).\n{_hint_line(key, e, escalate=True)}")
+    _say(f"✗ {key}: {typed} is not it (attempt {len(seen)}).\n{_hint_line(key, e, escalate=True)}")
     return False
 
 
@@ -963,10 +977,10 @@ def _reveal(line: str, cell: str) -> None:
     """``%%reveal KEY``: run the cell only once an answer to KEY was given; otherwise say so."""
     key = line.strip()
     if key not in EXERCISES:
-        print(_unknown(key))
+        _say(_unknown(key))
         return
     if key not in _answered:
-        print(f"… {key}: this cell shows the answer. Make your prediction first: replace the ... in the "
+        _say(f"… {key}: this cell shows the answer. Make your prediction first: replace the ... in the "
               f"exercise cell above and run it; then run this cell again.")
         return
     from IPython import get_ipython

@@ -32,6 +32,11 @@ KNOWN = {
 }
 
 
+def _flat(text):
+    """Output as one line: the checks wrap long lines for JupyterLab."""
+    return " ".join(text.split())
+
+
 @pytest.fixture(autouse=True)
 def fresh_attempts():
     check.reset()
@@ -80,9 +85,9 @@ def test_no_hint_gives_the_answer_away(key):
 @pytest.mark.parametrize("key", list(KNOWN))
 def test_before_an_attempt_only_the_kind_of_answer_is_named(key, capsys):
     assert check.ex(key, ...) is False
-    out = capsys.readouterr().out
+    out = _flat(capsys.readouterr().out)
     assert "replace the ..." in out
-    assert "Hint" not in out and not any(h in out for h in check.EXERCISES[key].hints)
+    assert "Hint" not in out and not any(_flat(h) in out for h in check.EXERCISES[key].hints)
     assert not check.answered(key)
 
 
@@ -91,30 +96,30 @@ def test_right_passes_and_wrong_answers_escalate_the_hints(key, capsys):
     e = check.EXERCISES[key]
     want = check.expected(key)
     assert check.ex(key, _wrong(want, 1)) is False
-    out = capsys.readouterr().out
-    assert "✗" in out and f"Hint 1/{len(e.hints)}" in out and e.hints[0] in out
+    out = _flat(capsys.readouterr().out)
+    assert "✗" in out and f"Hint 1/{len(e.hints)}" in out and _flat(e.hints[0]) in out
     assert check.answered(key), "a wrong answer is still an answer: the reveal may run"
     assert check.ex(key, _wrong(want, 1)) is False  # the same wrong answer: the same hint, not the next
-    out = capsys.readouterr().out
-    assert "again" in out and e.hints[0] in out and "Hint 2/" not in out
+    out = _flat(capsys.readouterr().out)
+    assert "again" in out and _flat(e.hints[0]) in out and "Hint 2/" not in out
     if isinstance(want, bool):  # only one wrong answer exists: ask for the next hint instead
         check.hint(key)
         check.ex(key, _wrong(want, 1))
-        assert e.hints[1] in capsys.readouterr().out
+        assert _flat(e.hints[1]) in _flat(capsys.readouterr().out)
     else:
         assert check.ex(key, _wrong(want, 2)) is False
-        out = capsys.readouterr().out
-        assert f"Hint 2/{len(e.hints)}" in out and e.hints[1] in out
+        out = _flat(capsys.readouterr().out)
+        assert f"Hint 2/{len(e.hints)}" in out and _flat(e.hints[1]) in out
         for n in range(3, len(e.hints) + 2):
             check.ex(key, _wrong(want, n))
-        out = capsys.readouterr().out
+        out = _flat(capsys.readouterr().out)
         assert "No more hints" in out and f"solutions/{e.notebook}" in out
     assert (COURSE / "solutions" / e.notebook).exists()
     assert check.ex(key, want) is True
-    out = capsys.readouterr().out
+    out = _flat(capsys.readouterr().out)
     assert out.startswith(f"✓ {key}: right")
     if e.explain:
-        assert e.explain in out
+        assert _flat(e.explain) in out
 
 
 def test_hint_on_request_shows_the_next_one_and_stops_at_the_last(capsys):
@@ -123,7 +128,7 @@ def test_hint_on_request_shows_the_next_one_and_stops_at_the_last(capsys):
     assert check.hint("05-ppr") == e.hints[1]
     assert check.hint("05-ppr") == e.hints[1]
     check.ex("05-ppr", 1)  # a wrong answer after every hint was shown points to the solution
-    assert "No more hints" in capsys.readouterr().out.split("Hint 2/2")[-1]
+    assert "No more hints" in _flat(capsys.readouterr().out).split("Hint 2/2")[-1]
 
 
 def test_answers_are_echoed_as_typed_or_in_the_exercises_base(capsys):
@@ -160,7 +165,7 @@ def test_accepted_forms():
 
 def test_wrong_kind_says_what_kind_is_wanted_and_is_not_an_attempt(capsys):
     assert not check.ex("02-irqfd-second-vm", "busy")
-    out = capsys.readouterr().out
+    out = _flat(capsys.readouterr().out)
     assert "errno" in out and "✗" in out and "Hint" not in out
     assert not check.answered("02-irqfd-second-vm")
     assert not check.ex("05-ppr", "eighty")
@@ -212,7 +217,7 @@ def test_in_ipython_a_hex_answer_is_echoed_as_typed(ipython, capsys):
 
 def test_reveal_runs_only_after_an_answer_and_never_raises(ipython, capsys):
     r = ipython.run_cell("%%reveal 04-count-after-irqfd\nshown = 'revealed: 0'\nprint(shown)", store_history=True)
-    out = capsys.readouterr().out
+    out = _flat(capsys.readouterr().out)
     assert r.error_in_exec is None and r.error_before_exec is None
     assert "shows the answer" in out and "04-count-after-irqfd" in out and "revealed: 0" not in out
     assert "shown" not in ipython.user_ns
@@ -336,3 +341,17 @@ def test_every_prediction_is_revealed_only_by_a_reveal_cell():
             assert f"check.ex({key!r}, answer)" in cells[i + 1][0].replace('"', "'"), f"{nb.name}: {key}"
             nxt = cells[i + 2][0]
             assert nxt.startswith(f"%%reveal {key}\n"), f"{nb.name}: the cell after {key} does not wait for it"
+
+
+def test_no_output_line_is_wider_than_jupyterlab_shows_it(capsys):
+    """JupyterLab breaks an output line wider than the cell anywhere, even mid-word: the checks wrap at 100."""
+    for key, e in check.EXERCISES.items():
+        check.ex(key, ...)
+        for n in range(1, len(e.hints) + 2):
+            check.ex(key, _wrong(check.expected(key), n))
+        check.ex(key, check.expected(key))
+        check.hint(key)
+    check.reset("07-stuck-kstat")
+    check._reveal("07-stuck-kstat", "x = 1")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and max(map(len, lines)) <= 100, max(lines, key=len)  # ~110 monospace columns at 1400 px
