@@ -8,15 +8,78 @@ carries on.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .ledger import Outcome
-from .trace import Hop, Journey
+from .trace import Hop, Journey, diff_states, observe
 
 if TYPE_CHECKING:
     from .kernel import Kernel
 
-__all__ = ["IrqEvent", "NO_EVENT"]
+__all__ = ["IrqEvent", "NO_EVENT", "StateRecorder"]
+
+
+class StateRecorder:
+    """While journeys are traced, what each hop changed and the state after it (``Hop.changes``/``.state``).
+
+    Every hop recorded takes a snapshot of the observable state (``irqlab.trace.observe``); the difference
+    from the snapshot taken when the previous hop was recorded is what that previous hop changed. A hop's
+    changes end when the next hop is recorded (any interrupt's), or when the model hands control on: an
+    interrupt is raised (``begin``), a timer or work item starts (the scheduler's ``before_callback``), or
+    a raise or ``run()`` returns (``end``). Changes a raise or a callback makes before its first hop belong
+    to that first hop. Nothing is observed while ``kernel.trace`` is off (storms, the reference replay).
+    """
+
+    __slots__ = ("kernel", "open", "base")
+
+    def __init__(self, kernel: "Kernel"):
+        self.kernel = kernel
+        self.open: tuple[Journey, int, dict] | None = None   # the hop collecting changes, and its snapshot
+        self.base: dict | None = None   # the state when the model took control (for a first hop's changes)
+
+    def _close(self, now: dict | None = None) -> dict:
+        now = observe(self.kernel) if now is None else now
+        if self.open is not None:
+            j, i, before = self.open
+            h = j.hops[i]
+            j.hops[i] = replace(h, changes=h.changes + diff_states(before, now), state=now)
+            self.open = None
+        return now
+
+    def begin(self) -> None:
+        """The model takes control (a raise, a timer, a work item): close the open hop, remember the state."""
+        k = self.kernel
+        if not k.trace:
+            if k.sched.before_callback == self.begin:
+                k.sched.before_callback = None
+            self.open = self.base = None
+            return
+        k.sched.before_callback = self.begin
+        self.base = self._close()
+
+    def end(self) -> None:
+        """Control goes back to the caller: the open hop's changes end here."""
+        if self.open is not None:
+            self._close()
+        self.base = None
+
+    def record(self, journey: Journey, hop: Hop, after: bool = False) -> None:
+        """Append ``hop``; with ``after`` the model did the hop's work before recording it, so what changed
+        since the previous hop was recorded is this hop's, not the previous one's."""
+        now = observe(self.kernel)
+        pre: tuple = ()
+        if self.open is not None:
+            if after:
+                pre = diff_states(self.open[2], now)
+                self._close(self.open[2])
+            else:
+                self._close(now)
+        elif self.base is not None:
+            pre = diff_states(self.base, now)
+        journey.hops.append(replace(hop, changes=pre) if pre else hop)
+        self.open = (journey, len(journey.hops) - 1, now)
+        self.base = None
 
 
 class IrqEvent:
@@ -37,21 +100,27 @@ class IrqEvent:
         self.device: Any = None   # the PCI device that raised it (INTx status holder), if any
         self.t_ack: int | None = None
         self.journey = Journey(eid, source, t) if trace else None
+        if trace:
+            host.recorder.begin()
 
     def __repr__(self) -> str:
         return f"<IrqEvent #{self.id} {self.source} {self.outcome.label if self.outcome else 'in flight'}>"
 
     # tracing ---------------------------------------------------------------------------------------
-    def hop(self, function: str, file: str, actor: str, detail: str = "") -> None:
-        if self.journey is not None:
-            self.journey.hops.append(Hop(self.host.now, function, file, actor, detail))
+    def hop(self, function: str, file: str, actor: str, detail: str = "", *, after: bool = False) -> None:
+        """Record a hop; what it changes is observed (StateRecorder), never passed in. ``after=True`` when the
+        caller has already made the hop's change (what changed since the previous hop is this hop's)."""
+        j = self.journey
+        if j is not None:
+            if j.device is None and self.device is not None:
+                j.device = self.device.bdf
+            if j.irq is None and self.irq is not None:
+                j.irq = self.irq
+            self.host.recorder.record(j, Hop(self.host.now, function, file, actor, detail), after)
 
     def change(self, what: str, before: Any, after: Any) -> None:
-        """Record a state change on the hop that made it (the last one recorded)."""
-        j = self.journey
-        if j is not None and j.hops:
-            h = j.hops[-1]
-            j.hops[-1] = Hop(h.t_ns, h.function, h.file, h.actor, h.detail, h.changes + ((what, before, after),))
+        """Kept for callers written before state was observed: ``Hop.changes`` now comes from snapshots of
+        the whole observable state (StateRecorder), which see this change too, so nothing is added here."""
 
     # outcome ---------------------------------------------------------------------------------------
     @property

@@ -66,6 +66,7 @@ class Scheduler:
         self.now = 0
         self._heap: list[tuple[int, int, Timer]] = []
         self._seq = itertools.count()
+        self.before_callback: Callable[[], Any] | None = None  # set while journeys are traced (StateRecorder)
 
     @property
     def jiffies(self) -> int:
@@ -150,6 +151,8 @@ class Scheduler:
             when, token, timer = heapq.heappop(self._heap)
             self.now = max(self.now, when)
             timer._token = -1
+            if self.before_callback is not None:
+                self.before_callback()
             timer.fn(*timer.args)
             ran += 1
             if until is None and ran >= MAX_RUN_TO_QUIET:
