@@ -25,6 +25,10 @@ INSTALL_HINT = ("Graphviz's `dot` is not installed, so here is the diagram as te
                 "python-graphviz` or `brew install graphviz`; `python -m irqlab doctor` checks the setup.")
 LIT, DIM, HOT = "#d62728", "#9a9a9a", "#fff1e6"
 NODE_PT = EDGE_PT = 11   # every text in points: 14.7 px unscaled, still 11 px when a widget shrinks it to 75 %
+#: widest drawing, in inches: JupyterLab shows an SVG image at its natural width and never shrinks it, and its
+#: output area is 964 px wide at 1400x1000 (720 pt = 960 px). Wider graphs are scaled down by dot; the layouts
+#: keep them narrow enough that the scale stays >= 0.75 (tests/test_viz.py and the browser test measure it).
+MAX_IN = 10
 CLUSTERS = [("hw", "hardware: PCI functions", "#f4f4f4"), ("genirq", "host kernel: genirq (the operator)", "#eaf2ff"),
             ("vfio", "vfio-pci (the visitors' extension)", "#eaf8ee"), ("kvm", "KVM (the subscriber)", "#fff6e0"),
             ("guest", "guest: vCPUs and their local APICs", "#f3ecff")]
@@ -233,7 +237,7 @@ def _build(host: Any, st: dict, counts: bool) -> _Graph:
     for (a, b), irtes in posted.items():
         n = sum(get(Target("irte", i.irq, "posted"), 0) for i in irtes)
         vecs = ", ".join(f"0x{i.vector:02x}" for i in irtes)
-        g.edge(a, b, f"VT-d posted {vecs} ×{_n(n)}" if counts else f"VT-d posted {vecs}", "dashed")
+        g.edge(a, b, f"VT-d posted {vecs} ×{_n(n)}" if counts else f"VT-d posted {vecs}", "dashed|free")
     return g
 
 
@@ -444,7 +448,7 @@ def _render(g: _Graph, lit_path: list[tuple[int, str]], title: str) -> tuple[str
 
     lines = ["digraph irqlab {",
              f'  graph [rankdir=TB, fontname="Helvetica", fontsize={NODE_PT + 1}, nodesep=0.25, ranksep=0.3, '
-             f'label={_q(title)}, labelloc=t, labeljust=l, ordering=out, forcelabels=true];',
+             f'label={_q(title)}, labelloc=t, labeljust=l, ordering=out, forcelabels=true, size="{MAX_IN},100"];',
              f'  node [fontname="Helvetica", fontsize={NODE_PT}, style=filled, fillcolor=white, margin="0.1,0.04"];',
              f'  edge [fontname="Helvetica", fontsize={EDGE_PT}, arrowsize=0.7];']
     for cid, clabel, color in CLUSTERS:
@@ -496,8 +500,8 @@ def _render(g: _Graph, lit_path: list[tuple[int, str]], title: str) -> tuple[str
 
 
 def _pairs(g: _Graph, cid: str) -> list[list[str]]:
-    """Side by side to keep a one-device picture short: the only vfio device with its (at most two)
-    eventfds, and an irqfd with its route when there are at most two irqfds (more would only get wider)."""
+    """Side by side to keep a one-device picture short: the only vfio device with its only eventfd, and
+    the only irqfd with its route (with more, side by side would only get wider)."""
     out = []
     if cid == "vfio":
         vfio = [n for n in g.nodes if n.startswith("vfio:")]
@@ -509,7 +513,7 @@ def _pairs(g: _Graph, cid: str) -> list[list[str]]:
                 out.append([n, *dict.fromkeys(efds)])
     elif cid == "kvm":
         irqfds = [n for n in g.nodes if n.startswith("irqfd:")]
-        if len(irqfds) <= 2:
+        if len(irqfds) == 1:
             for n in irqfds:
                 routes = [b for a, b, _, _ in g.edges if a == n and b.startswith("route:")]
                 if routes:  # the route on the irqfd's left: the chain zigzags instead of drifting right

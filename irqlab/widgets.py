@@ -21,10 +21,12 @@ from .trace import Change, Hop, Journey, format_value
 
 __all__ = ["Step", "journey_steps", "interrupt_sources", "default_source", "journey_stepper", "BoardResult",
            "board_apply", "BOARD_ACTIONS", "registration_board", "StormReport", "storm_report", "storm_explorer",
-           "EXPLORER_SCENARIOS", "explorer_controls", "svg_html"]
+           "EXPLORER_SCENARIOS", "explorer_controls", "svg_html", "tail_text"]
 
-#: what fits beside or under a widget's controls in one JupyterLab screen at 1400x1000 (CSS px)
-STEPPER_DIAGRAM_PX = 640
+#: what fits beside or under a widget's controls in one JupyterLab screen at 1400x1000 (CSS px): the notebook
+#: shows about 880 px of height and 964 px of output width
+STEPPER_DIAGRAM_PX, STEPPER_DIAGRAM_H = 640, 760
+BOARD_DIAGRAM_H = 680
 MIN_SCALE = 0.75  # viz's 11 pt text stays >= 11 px down to this scale
 
 
@@ -52,9 +54,10 @@ def _guard(show: Callable[[str], None]) -> Callable[[Callable[..., Any]], Callab
     return wrap
 
 
-def svg_html(d: viz.Diagram, max_width_px: int | None = None) -> str:
-    """The diagram as inline SVG at its natural size (1 pt = 4/3 px), shrunk to fit its box but never
-    below MIN_SCALE (so its 11 pt text stays >= 11 px) and never stretched; text form without ``dot``."""
+def svg_html(d: viz.Diagram, max_width_px: int | None = None, max_height_px: int | None = None) -> str:
+    """The diagram as inline SVG at its natural size (1 pt = 4/3 px), shrunk to fit ``max_width_px`` x
+    ``max_height_px`` (and its box) but never below MIN_SCALE, so its 11 pt text stays >= 11 px (a diagram
+    too big for that scrolls in its box instead); never stretched. The text form when ``dot`` is missing."""
     b = d._repr_mimebundle_()
     if "image/svg+xml" not in b:
         return b["text/html"]
@@ -64,10 +67,11 @@ def svg_html(d: viz.Diagram, max_width_px: int | None = None) -> str:
     if not m:
         return f"<div>{svg}</div>"
     w, h = float(m.group(1)) * 4 / 3, float(m.group(2)) * 4 / 3
-    cap = f"max-width:{max_width_px}px;" if max_width_px else ""
-    svg = svg.replace(m.group(0), f'<svg width="{w:.0f}" height="{h:.0f}" '
+    scale = min(1.0, (max_width_px or w) / w, (max_height_px or h) / h)
+    scale = max(scale, MIN_SCALE)
+    svg = svg.replace(m.group(0), f'<svg width="{w * scale:.0f}" height="{h * scale:.0f}" '
                       f'style="max-width:100%;height:auto;min-width:{w * MIN_SCALE:.0f}px;display:block"', 1)
-    return f"<div style='{cap}overflow-x:auto'>{svg}</div>"
+    return f"<div style='overflow:auto'>{svg}</div>"
 
 
 # ------------------------------------------------------------------------------------------- the stepper
@@ -211,7 +215,7 @@ def journey_stepper(host: Any = None, scenario: str = "switchboard", source: tup
         s = box.steps[max(0, min(step.value, len(box.steps) - 1))]
         hop_html.value = s.html()
         state_html.value = s.state_html()
-        diagram.value = svg_html(s.diagram)
+        diagram.value = svg_html(s.diagram, STEPPER_DIAGRAM_PX, STEPPER_DIAGRAM_H)
 
     @_guard(say)
     def load(*_: Any) -> None:
@@ -389,11 +393,12 @@ def registration_board(host: Any = None) -> Any:
 
     host = host if host is not None else _scenarios.switchboard()
     lw = {"description_width": "initial"}
-    action = w.Dropdown(options=BOARD_ACTIONS, value="request_irq", description="call", style=lw)
+    action = w.Dropdown(options=BOARD_ACTIONS, value="request_irq", description="call", style=lw,
+                        layout=w.Layout(width="230px"))
     irq = w.Text(value="16", description="irq", style=lw, layout=w.Layout(width="120px"))
     name = w.Text(value="toy", description="name", style=lw, layout=w.Layout(width="200px"))
-    shared = w.Checkbox(value=True, description="IRQF_SHARED", indent=False)
-    bdf = w.Dropdown(options=list(host.devices), description="device", style=lw)
+    shared = w.Checkbox(value=True, description="IRQF_SHARED", indent=False, layout=w.Layout(width="140px"))
+    bdf = w.Dropdown(options=list(host.devices), description="device", style=lw, layout=w.Layout(width="250px"))
     count = w.Text(value="1", description="count / vector index", style=lw, layout=w.Layout(width="200px"))
     vm = w.Text(value="1", description="vm", style=lw, layout=w.Layout(width="90px"))
     gsi = w.Text(value="25", description="gsi", style=lw, layout=w.Layout(width="110px"))
@@ -404,8 +409,8 @@ def registration_board(host: Any = None) -> Any:
     tabs = w.Tab(children=[diagram, proc, dmesg])
     for i, t in enumerate(("diagram", "/proc/interrupts", "kernel log")):
         tabs.set_title(i, t)
-    box = w.VBox([w.HBox([action, apply]), w.HBox([irq, name, shared]), w.HBox([bdf, count]),
-                  w.HBox([vm, gsi, vector, dest]), message, tabs])
+    row = lambda *c: w.HBox(list(c), layout=w.Layout(flex_flow="row wrap", align_items="center"))  # noqa: E731
+    box = w.VBox([row(action, bdf, apply), row(irq, name, shared, count), row(vm, gsi, vector, dest), message, tabs])
     box.action, box.apply_button, box.message, box.proc, box.diagram, box.dmesg = (action, apply, message, proc,
                                                                                    diagram, dmesg)
     box.tabs = tabs
@@ -427,7 +432,7 @@ def registration_board(host: Any = None) -> Any:
             bdf.options = devs
         proc.value = f"<pre>{html.escape(host.proc_interrupts())}</pre>"
         dmesg.value = f"<pre>{html.escape(host.dmesg() or '(empty)')}</pre>"
-        diagram.value = svg_html(viz.host_diagram(host, title="the host's registrations"))
+        diagram.value = svg_html(viz.host_diagram(host, title="the host's registrations"), None, BOARD_DIAGRAM_H)
 
     @_guard(say)
     def on_apply(_: Any) -> None:
@@ -482,10 +487,25 @@ class StormReport:
         return buf.getvalue()
 
 
-MODEL_NOTE = ("The model gives every step a fixed cost (no jitter, no cache misses, no other load on the host "
-              "CPU, one interrupt handled at a time per CPU at no queueing cost), so a delivered interrupt's "
-              "latency varies only when it waits behind another: inside a vCPU's open injection window, or "
-              "behind the INTx round trip (mask, inject, guest EOI, resample, unmask). Real tails are longer.")
+MODEL_NOTE = ("What the model leaves out: every step has a fixed cost — no jitter, no cache misses, no other work "
+              "on the host CPUs, no time queued behind another interrupt's handler. So a delivered interrupt's "
+              "latency varies only where the model makes it wait: inside a vCPU's injection window that an earlier "
+              "interrupt opened (it waits less than the one that opened it), or behind the INTx round trip (mask, "
+              "inject, guest EOI, resample, unmask). Real hosts have longer tails.")
+
+
+def tail_text(r: Any, pct: dict) -> str:
+    """The latency tail in words: the percentiles, the range, and why they are what they are here."""
+    lat = r.latency_ns[r.latency_ns >= 0]
+    if not lat.size:
+        return "no interrupt reached the guest"
+    out = " · ".join(f"p{q:g} {v:,} ns" for q, v in pct.items() if q != 100)
+    out += f" · min {int(lat.min()):,} ns · max {int(lat.max()):,} ns"
+    top = float((lat == lat.max()).mean())
+    if pct[50] == int(lat.max()):
+        out += (f". {top:.0%} of them took the longest path ({int(lat.max()):,} ns: they opened a vCPU's injection "
+                f"window); the others arrived while a window was open and waited less")
+    return out
 
 
 def storm_report(scenario: str = "msix_nic", *, rate_hz: float = 200_000, duration_ns: int = 50_000_000,
@@ -639,13 +659,10 @@ def storm_explorer(scenario: str = "msix_nic") -> Any:
                                vcpu_mode="halted" if ctl["halted"].value else "running", **timing)
             box.report = rep
             r = rep.result
-            p = rep.percentiles
-            tail = ("no interrupt reached the guest" if p[50] < 0 else
-                    " · ".join(f"p{q:g} {v:,} ns" for q, v in p.items() if q != 100) + f" · max {p[100]:,} ns")
-            flat = p[50] >= 0 and p[50] == p[100]
-            ledger.value = (f"<pre>{html.escape(r.summary())}</pre><b>latency to the guest</b>: {html.escape(tail)}"
-                            + (" — every delivered interrupt took the same time here" if flat else "")
-                            + f"<br><span style='color:#555'>{html.escape(rep.note)}</span>")
+            summary = "\n".join(x for x in r.summary().splitlines() if not x.startswith("latency to the guest"))
+            ledger.value = (f"<pre>{html.escape(summary)}</pre><b>latency to the guest</b>: "
+                            f"{html.escape(tail_text(r, rep.percentiles))}"
+                            f"<br><span style='color:#555'>{html.escape(rep.note)}</span>")
             proc.value = f"<b>/proc/interrupts after the storm</b><pre>{html.escape(rep.proc_text)}</pre>"
             plot.value = rep.png()
             status.value = f"done in {time.perf_counter() - t0:.2f} s"
