@@ -27,7 +27,7 @@ __all__ = ["Step", "journey_steps", "interrupt_sources", "default_source", "jour
 #: shows about 880 px of height and 964 px of output width
 STEPPER_DIAGRAM_PX, STEPPER_DIAGRAM_H = 640, 760
 BOARD_DIAGRAM_H = 680
-MIN_SCALE = 0.75  # viz's 11 pt text stays >= 11 px down to this scale
+MIN_SCALE = 0.77  # viz's 11 pt text stays >= 11 px (11.3) down to this scale, with a margin for rounding
 
 
 def _error_text(e: BaseException) -> str:
@@ -75,6 +75,9 @@ def svg_html(d: viz.Diagram, max_width_px: int | None = None, max_height_px: int
 
 
 # ------------------------------------------------------------------------------------------- the stepper
+NO_CHANGE = "no state changed here: this hop looks something up or passes the interrupt on"
+
+
 @dataclass
 class Step:
     """One hop of a journey, with the host copy it ran on (to draw it as it was after this hop)."""
@@ -109,7 +112,7 @@ class Step:
         h = self.hop
         lines = [f"hop {self.index + 1} of {len(self.journey.hops)} · {h.t_ns:,} ns · {h.actor}: {h.function}"
                  + ("" if h.hardware else f" ({h.file})"), f"  {h.detail}"]
-        lines += [f"  changes {c}" for c in self.changes] or ["  changes no kernel state (it looks up or calls on)"]
+        lines += [f"  changes {c}" for c in self.changes] or [f"  changes {NO_CHANGE}"]
         return "\n".join(lines)
 
     def html(self) -> str:
@@ -123,8 +126,7 @@ class Step:
     def state_html(self) -> str:
         rows = [f"<code>{html.escape(str(c.target))}</code>: {html.escape(format_value(c.before))} → "
                 f"<b>{html.escape(format_value(c.after))}</b>" for c in self.changes]
-        out = "<b>what this hop changed</b><br>" + ("<br>".join(rows) if rows else
-                                                     "<i>no kernel state: it looks up or calls on</i>")
+        out = "<b>what this hop changed</b><br>" + ("<br>".join(rows) if rows else f"<i>{NO_CHANGE}</i>")
         if self.counters:
             out += ("<br><span style='color:#666'>counts: " + "; ".join(
                 f"{html.escape(str(c.target))} {html.escape(format_value(c.before))} → "
@@ -432,7 +434,7 @@ def registration_board(host: Any = None) -> Any:
             bdf.options = devs
         proc.value = f"<pre>{html.escape(host.proc_interrupts())}</pre>"
         dmesg.value = f"<pre>{html.escape(host.dmesg() or '(empty)')}</pre>"
-        diagram.value = svg_html(viz.host_diagram(host, title="the host's registrations"), None, BOARD_DIAGRAM_H)
+        diagram.value = svg_html(viz.host_diagram(host, title=""), None, BOARD_DIAGRAM_H)  # the tab names it
 
     @_guard(say)
     def on_apply(_: Any) -> None:
