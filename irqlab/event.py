@@ -27,8 +27,10 @@ class StateRecorder:
     from the snapshot taken when the previous hop was recorded is what that previous hop changed. A hop's
     changes end when the next hop is recorded (any interrupt's), or when the model hands control on: an
     interrupt is raised (``begin``), a timer or work item starts (the scheduler's ``before_callback``), or
-    a raise or ``run()`` returns (``end``). Changes a raise or a callback makes before its first hop belong
-    to that first hop. Nothing is observed while ``kernel.trace`` is off (storms, the reference replay).
+    a raise or ``run()`` returns (``end``), or the model says the next hop's function starts here (``mark``:
+    where a hop is recorded after the work it describes). Changes made before a first hop (of a raise, a
+    callback, or after a mark) belong to that hop. Nothing is observed while ``kernel.trace`` is off
+    (storms, the reference replay).
     """
 
     __slots__ = ("kernel", "open", "base")
@@ -64,17 +66,18 @@ class StateRecorder:
             self._close()
         self.base = None
 
-    def record(self, journey: Journey, hop: Hop, after: bool = False) -> None:
-        """Append ``hop``; with ``after`` the model did the hop's work before recording it, so what changed
-        since the previous hop was recorded is this hop's, not the previous one's."""
+    def mark(self) -> None:
+        """The function of the next hop starts here: the open hop's changes end now, and what changes from
+        here until that hop is recorded is that hop's."""
+        if self.open is not None and self.kernel.trace:
+            self.base = self._close()
+
+    def record(self, journey: Journey, hop: Hop) -> None:
+        """Append ``hop``: close the open hop at the state now, or give this one what changed since ``base``."""
         now = observe(self.kernel)
         pre: tuple = ()
         if self.open is not None:
-            if after:
-                pre = diff_states(self.open[2], now)
-                self._close(self.open[2])
-            else:
-                self._close(now)
+            self._close(now)
         elif self.base is not None:
             pre = diff_states(self.base, now)
         journey.hops.append(replace(hop, changes=pre) if pre else hop)
@@ -108,20 +111,25 @@ class IrqEvent:
         return f"<IrqEvent #{self.id} {self.source} {self.outcome.label if self.outcome else 'in flight'}>"
 
     # tracing ---------------------------------------------------------------------------------------
-    def hop(self, function: str, file: str, actor: str, detail: str = "", *, after: bool = False) -> None:
+    def hop(self, function: str, file: str, actor: str, detail: str = "") -> None:
         """Record a hop at the current model time; what it changes is observed (StateRecorder), never passed
-        in. ``after=True`` when the caller has already made the hop's change (what changed since the previous
-        hop is this hop's). Hops may follow the outcome (the way back of a passed-through INTx: EOI,
-        resample, unmask): ``journey.t_done`` is then the time of the last hop."""
+        in. Hops may follow the outcome (the way back of a passed-through INTx: EOI, resample, unmask):
+        ``journey.t_done`` is then the time of the last hop."""
         j = self.journey
         if j is not None:
             if j.device is None and self.device is not None:
                 j.device = self.device.bdf
             if j.irq is None and self.irq is not None:
                 j.irq = self.irq
-            self.host.recorder.record(j, Hop(self.host.now, function, file, actor, detail), after)
+            self.host.recorder.record(j, Hop(self.host.now, function, file, actor, detail))
             if j.outcome is not None:
                 j.t_done = self.host.now
+
+    def mark(self) -> None:
+        """Where a hop is recorded after the work it describes: call this where that work starts, so its
+        changes go to that hop and not to the hop before it."""
+        if self.journey is not None:
+            self.host.recorder.mark()
 
     def change(self, what: str, before: Any, after: Any) -> None:
         """Kept for callers written before state was observed: ``Hop.changes`` now comes from snapshots of
@@ -210,6 +218,9 @@ class _NoEvent(IrqEvent):
     def hop(self, *a: Any, **k: Any) -> None:
         pass
 
+    def mark(self) -> None:
+        pass
+
     def change(self, *a: Any) -> None:
         pass
 
@@ -246,6 +257,9 @@ class Echo(_NoEvent):
 
     def hop(self, *a: Any, **k: Any) -> None:
         self.of.hop(*a, **k)
+
+    def mark(self) -> None:
+        self.of.mark()
 
     def change(self, *a: Any, **k: Any) -> None:
         self.of.change(*a, **k)

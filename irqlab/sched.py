@@ -150,9 +150,9 @@ class Scheduler:
                 break
             when, token, timer = heapq.heappop(self._heap)
             self.now = max(self.now, when)
-            timer._token = -1
-            if self.before_callback is not None:
+            if self.before_callback is not None:  # before the timer stops being pending: that is the callback's
                 self.before_callback()
+            timer._token = -1
             timer.fn(*timer.args)
             ran += 1
             if until is None and ran >= MAX_RUN_TO_QUIET:

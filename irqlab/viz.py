@@ -338,13 +338,13 @@ def hop_nodes(host: Any, g: _Graph, journey: Any) -> list[str | None]:
     out: list[str | None] = []
     action_k = 0
     last_vcpu = None
-    for h in journey.hops:
+    for k, h in enumerate(journey.hops):
         changed = [c.target for c in h.changes if not c.target.statistic]
         kinds = {t.kind: t for t in changed}
         nid = None
         fn, actor = h.function, h.actor
-        if actor == "device" or actor == "iommu":
-            nid = f"dev:{bdf}" if bdf else None
+        if actor == "device" or actor == "iommu" or ("pci" in kinds and actor == "guest"):
+            nid = f"dev:{bdf}" if bdf else None  # the device itself, or the guest's driver at its registers
         elif actor in ("cpu", "genirq"):
             if fn == "handle_irq_event":
                 action_k = 0
@@ -356,6 +356,9 @@ def hop_nodes(host: Any, g: _Graph, journey: Any) -> list[str | None]:
             nid = f"vfio:{bdf}" if vfio else None
         elif actor == "eventfd" or fn.startswith("eventfd_"):
             t = kinds.get("eventfd")
+            if t is None:  # eventfd_signal changes nothing: the eventfd its next hop counts on
+                nxt = journey.hops[k + 1] if k + 1 < len(journey.hops) else None
+                t = next((c.target for c in (nxt.changes if nxt else ()) if c.target.kind == "eventfd"), None)
             if t is not None:
                 nid = f"efd:{t.ident}"
             elif trigger is not None:
@@ -364,7 +367,7 @@ def hop_nodes(host: Any, g: _Graph, journey: Any) -> list[str | None]:
             t = kinds["vcpu"]
             nid = last_vcpu = f"vcpu:{t.ident[0]}:{t.ident[1]}"
         elif actor in ("lapic", "guest") or fn.startswith(("vmx_", "kvm_vcpu", "__vmx", "pi_", "kvm_apic",
-                                                             "kvm_lapic", "__apic")):
+                                                             "kvm_lapic", "__apic", "handle_apic")):
             nid = last_vcpu
             if nid is None and vm is not None and irqfd is not None:
                 for e in vm.routing.entries(irqfd.gsi):
