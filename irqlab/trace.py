@@ -8,6 +8,7 @@ share the instant it arrived (their cost is in ``Timing.host_irq_ns``).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Iterator, NamedTuple
 
@@ -100,6 +101,7 @@ _ISTATE = tuple((getattr(_uapi, n), n) for n in (
     "IRQS_WAITING", "IRQS_PENDING", "IRQS_SUSPENDED", "IRQS_TIMINGS", "IRQS_NMI"))
 
 
+@functools.lru_cache(maxsize=256)
 def _istate(v: int) -> str:
     return "|".join(n for b, n in _ISTATE if v & b) or "0"
 
@@ -138,78 +140,96 @@ def observe(kernel: Any) -> dict[Target, Any]:
     mode, exits and deliveries; the posted IRTEs; the non-zero arch counters. Values are ints, bools, strs
     and frozensets, so two snapshots compare with ``==``. Reads attributes only: never changes the kernel.
     """
-    s: dict[Target, Any] = {}
-    T = Target
+    # keys are plain tuples (equal to, and hashing like, the Target with the same fields: cheaper to build);
+    # diff_states hands out Targets
+    s: dict[Any, Any] = {}
+    kst = _KSTAT
     for irq, d in sorted(kernel.genirq.descs.items()):
         if not d.actions and not any(d.kstat):
             continue
         for cpu, n in enumerate(d.kstat):
-            s[T("irq", irq, f"kstat CPU{cpu}")] = n
-        s[T("irq", irq, "depth")] = d.depth
-        s[T("irq", irq, "IRQD_IRQ_DISABLED")] = d.disabled
-        s[T("irq", irq, "IRQD_IRQ_MASKED")] = d.masked
-        s[T("irq", irq, "istate")] = _istate(d.istate)
-        s[T("irq", irq, "interrupt held pending")] = d.pending_event is not None
-        s[T("irq", irq, "irq_count")] = d.irq_count
-        s[T("irq", irq, "irqs_unhandled")] = d.irqs_unhandled
+            s["irq", irq, kst[cpu]] = n
+        s["irq", irq, "depth"] = d.depth
+        s["irq", irq, "IRQD_IRQ_DISABLED"] = d.disabled
+        s["irq", irq, "IRQD_IRQ_MASKED"] = d.masked
+        s["irq", irq, "istate"] = _istate(d.istate)
+        s["irq", irq, "interrupt held pending"] = d.pending_event is not None
+        s["irq", irq, "irq_count"] = d.irq_count
+        s["irq", irq, "irqs_unhandled"] = d.irqs_unhandled
         for a in d.actions:
-            s[T("irq", irq, f"action {a.name} IRQ_HANDLED")] = a.handled
-            s[T("irq", irq, f"action {a.name} IRQ_NONE")] = a.none
+            s["irq", irq, f"action {a.name} IRQ_HANDLED"] = a.handled
+            s["irq", irq, f"action {a.name} IRQ_NONE"] = a.none
     for bdf, dev in kernel.devices.items():
         if dev.intx_pin:
-            s[T("pci", bdf, "Status.Interrupt")] = dev.intx_status_event is not None
-            s[T("pci", bdf, "Command.INTx_Disable")] = dev.disintx
-            s[T("pci", bdf, "INTx asserted")] = dev.intx_raised
+            s["pci", bdf, "Status.Interrupt"] = dev.intx_status_event is not None
+            s["pci", bdf, "Command.INTx_Disable"] = dev.disintx
+            s["pci", bdf, "INTx asserted"] = dev.intx_raised
         kind = "MSI-X" if dev.msix_enabled else "MSI"
         for v in dev.vectors:
-            s[T("pci", bdf, f"{kind}[{v.index}] sent")] = v.sent
-            s[T("pci", bdf, f"{kind}[{v.index}] masked")] = v.masked
-            s[T("pci", bdf, f"{kind}[{v.index}] pending bit")] = v.pending_event is not None
+            s["pci", bdf, f"{kind}[{v.index}] sent"] = v.sent
+            s["pci", bdf, f"{kind}[{v.index}] masked"] = v.masked
+            s["pci", bdf, f"{kind}[{v.index}] pending bit"] = v.pending_event is not None
         drv = dev.driver
         if drv is not None and hasattr(drv, "intx_masked") and drv.irq_type == 0:
-            s[T("vfio", bdf, "INTx masked")] = drv.intx_masked
+            s["vfio", bdf, "INTx masked"] = drv.intx_masked
     for name, e in eventfds(kernel).items():
-        s[T("eventfd", name, "count")] = e.count
-        s[T("eventfd", name, "signals")] = e.signals
+        s["eventfd", name, "count"] = e.count
+        s["eventfd", name, "signals"] = e.signals
     for vm in kernel.vms:
         for f in vm.irqfds:
-            s[T("irqfd", (vm.id, f.gsi), "inject work")] = "pending" if f.inject.pending else "idle"
-            s[T("irqfd", (vm.id, f.gsi), "wakeups")] = f.wakeups
-            s[T("irqfd", (vm.id, f.gsi), "fast path")] = f.fast_path
-            s[T("irqfd", (vm.id, f.gsi), "work path")] = f.work_path
+            key = (vm.id, f.gsi)
+            s["irqfd", key, "inject work"] = "pending" if f.inject.pending else "idle"
+            s["irqfd", key, "wakeups"] = f.wakeups
+            s["irqfd", key, "fast path"] = f.fast_path
+            s["irqfd", key, "work path"] = f.work_path
         io = vm.ioapic
         if io is not None:
+            irr = io.irr
             for pin, r in enumerate(io.redirtbl):
-                if r.masked and not (io.irr >> pin) & 1 and not r.remote_irr:
+                if r.masked and not (irr >> pin) & 1 and not r.remote_irr:
                     continue
-                s[T("ioapic", (vm.id, pin), "IRR")] = bool((io.irr >> pin) & 1)
-                s[T("ioapic", (vm.id, pin), "remote IRR")] = r.remote_irr
+                s["ioapic", (vm.id, pin), "IRR"] = bool((irr >> pin) & 1)
+                s["ioapic", (vm.id, pin), "remote IRR"] = r.remote_irr
         for vc in vm.vcpus:
             lap, key = vc.lapic, (vm.id, vc.id)
-            s[T("vcpu", key, "mode")] = vc.mode
-            s[T("vcpu", key, "IRR")] = frozenset(lap.irr)
-            s[T("vcpu", key, "ISR")] = frozenset(lap.isr)
-            s[T("vcpu", key, "TMR")] = frozenset(lap.tmr)
-            s[T("vcpu", key, "PPR")] = f"0x{lap.ppr:02x}"
-            s[T("vcpu", key, "PIR")] = frozenset(vc.pi.pir)
-            s[T("vcpu", key, "PI ON")] = vc.pi.on
-            s[T("vcpu", key, "entry pending")] = vc.entry_timer is not None and vc.entry_timer.pending
-            s[T("vcpu", key, "VM exits")] = vc.vmexits
-            s[T("vcpu", key, "delivered")] = sum(vc.delivered.values())
+            s["vcpu", key, "mode"] = vc.mode
+            s["vcpu", key, "IRR"] = frozenset(lap.irr)
+            s["vcpu", key, "ISR"] = frozenset(lap.isr)
+            s["vcpu", key, "TMR"] = frozenset(lap.tmr)
+            s["vcpu", key, "PPR"] = _HEX[lap.ppr]
+            s["vcpu", key, "PIR"] = frozenset(vc.pi.pir)
+            s["vcpu", key, "PI ON"] = vc.pi.on
+            s["vcpu", key, "entry pending"] = vc.entry_timer is not None and vc.entry_timer.pending
+            s["vcpu", key, "VM exits"] = vc.vmexits
+            s["vcpu", key, "delivered"] = sum(vc.delivered.values())
     for irq, irte in sorted(kernel.irqbypass.irtes.items()):
-        s[T("irte", irq, "posted")] = irte.posted
+        s["irte", irq, "posted"] = irte.posted
     for row, counts in kernel.arch_counts.items():
         for cpu, n in enumerate(counts):
             if n:
-                s[T("cpu", cpu, row)] = n
+                s["cpu", cpu, row] = n
     return s
+
+
+_KSTAT = tuple(f"kstat CPU{cpu}" for cpu in range(64))
+_HEX = tuple(f"0x{v:02x}" for v in range(256))
 
 
 def diff_states(before: dict[Target, Any], after: dict[Target, Any]) -> tuple[Change, ...]:
     """The Changes from one snapshot to the next, in the snapshot's order (a target that appears or goes
     away has None on the other side)."""
-    out = [Change(k, before.get(k), v) for k, v in after.items() if before.get(k) != v]
-    out += [Change(k, v, None) for k, v in before.items() if k not in after]
+    if len(before) == len(after):  # the usual case: the same objects in the same order, values compared
+        bi = iter(before.items())
+        out = []
+        for (k, v), (kb, vb) in zip(after.items(), bi):
+            if k != kb:
+                break
+            if v != vb:
+                out.append(Change(Target(*k), vb, v))
+        else:
+            return tuple(out)
+    out = [Change(Target(*k), before.get(k), v) for k, v in after.items() if before.get(k) != v]
+    out += [Change(Target(*k), v, None) for k, v in before.items() if k not in after]
     return tuple(out)
 
 
