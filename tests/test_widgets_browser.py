@@ -211,6 +211,8 @@ def test_widgets_and_diagrams_in_jupyterlab(tmp_path):
 
             ex = ".w-explorer"
             _top_of_screen(page, ex)
+            page.locator(ex).screenshot(path=str(ART / "w-explorer-default.png"))
+            assert "p90" in page.locator(ex).inner_text()
             pick = page.locator(f"{ex} select").first
             label = {k: v[0] for k, v in EXPLORER_SCENARIOS.items()}
             pick.select_option(label=label["shared_intx"])
