@@ -21,7 +21,7 @@ from .trace import Change, Hop, Journey, format_value
 
 __all__ = ["Step", "journey_steps", "interrupt_sources", "default_source", "journey_stepper", "BoardResult",
            "board_apply", "BOARD_ACTIONS", "registration_board", "StormReport", "storm_report", "storm_explorer",
-           "EXPLORER_SCENARIOS", "explorer_controls", "svg_html", "tail_text"]
+           "EXPLORER_SCENARIOS", "SCENARIO_NOTES", "explorer_controls", "svg_html", "tail_text"]
 
 #: what fits beside or under a widget's controls in one JupyterLab screen at 1400x1000 (CSS px): the notebook
 #: shows about 880 px of height and 964 px of output width
@@ -451,20 +451,32 @@ def registration_board(host: Any = None) -> Any:
 # ------------------------------------------------------------------------------------------ the storm explorer
 #: scenario -> (label, the controls that act on it). A control is offered only where it changes the result.
 EXPLORER_SCENARIOS = {
-    "nic_and_intx": ("NIC (MSI-X) + INTx card on one vCPU: the card's handler blocks lower vectors",
+    "nic_and_intx": ("NIC (MSI-X) + INTx card on one vCPU",
                      ("rate_hz", "intx_rate_hz", "burstiness", "duration_ms", "queues", "halted", "vmexit_ns",
                       "vcpu_wakeup_ns", "irqfd_work_ns", "guest_handler_ns")),
-    "msix_nic": ("MSI-X NIC passed through (irqfd fast path)",
+    "msix_nic": ("MSI-X NIC (irqfd fast path)",
                  ("rate_hz", "burstiness", "duration_ms", "queues", "halted", "vmexit_ns", "vcpu_wakeup_ns")),
-    "posted_nic": ("MSI-X NIC with VT-d posted interrupts",
+    "posted_nic": ("MSI-X NIC with VT-d posting",
                    ("rate_hz", "burstiness", "duration_ms", "queues", "halted", "vcpu_wakeup_ns")),
-    "shared_intx": ("INTx card on a shared line (vfio masks, KVM resamples)",
+    "shared_intx": ("INTx card on a shared line",
                     ("rate_hz", "burstiness", "duration_ms", "halted", "vmexit_ns", "vcpu_wakeup_ns",
                      "irqfd_work_ns", "guest_handler_ns")),
 }
 #: the INTx card's vector in "nic_and_intx": the guest put its pin in a higher priority class (6) than the NIC's
 #: MSI-X vectors (0x41.., class 4), so while its handler runs (ISR 0x62, PPR 0x60) they wait in the IRR
 CARD_VECTOR = 0x62
+#: one line under the scenario picker: what to look for
+SCENARIO_NOTES = {
+    "nic_and_intx": "The card's INTx vector (0x62) is a priority class above the NIC's (0x41, 0x42): while the "
+                    "guest's handler for it runs, until its EOI, the NIC's interrupts wait in the IRR (PPR). "
+                    "Move the guest handler and watch the tail.",
+    "msix_nic": "Each queue's vector goes to one vCPU through the irqfd fast path; a kick opens an injection window "
+                "and vectors that arrive in it are taken at the same entry.",
+    "posted_nic": "The IOMMU posts each vector into a vCPU's PIR: no host interrupt, no exit while it runs; a halted "
+                  "vCPU is woken.",
+    "shared_intx": "One INTx in flight at a time: vfio masks the card (DisINTx) until the guest's EOI resamples "
+                   "and unmasks it; assertions meanwhile merge (masked).",
+}
 #: timings that act only with the vCPU running (the kick and VM exit) or only halted (the wake-up)
 _RUNNING_ONLY, _HALTED_ONLY = {"vmexit_ns"}, {"vcpu_wakeup_ns"}
 
@@ -665,12 +677,12 @@ def storm_explorer(scenario: str = "nic_and_intx") -> Any:
         ctl[k] = w.IntSlider(value=getattr(T, k), min=0, max=50_000, step=100, description=_CONTROL_LABELS[k],
                              continuous_update=False, style=st, layout=lay())
     pick = w.Dropdown(options=[(label, k) for k, (label, _) in EXPLORER_SCENARIOS.items()], value=scenario,
-                      description="scenario", style=st, layout=w.Layout(width="480px"))
+                      description="scenario", style=st, layout=w.Layout(width="420px"))
     run = w.Button(description="Run", button_style="primary")
-    status, ledger, proc = w.HTML(), w.HTML(), w.HTML()
+    status, ledger, proc, note = w.HTML(), w.HTML(), w.HTML(), w.HTML()
     plot = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
     grid = w.Box(list(ctl.values()), layout=w.Layout(display="flex", flex_flow="row wrap"))
-    box = w.VBox([w.HBox([pick, run, status], layout=w.Layout(align_items="center")), grid, ledger, plot, proc])
+    box = w.VBox([w.HBox([pick, run, status], layout=w.Layout(align_items="center")), note, grid, ledger, plot, proc])
     box.scenario, box.controls, box.run_button, box.status = pick, ctl, run, status
     box.ledger, box.proc, box.plot = ledger, proc, plot
     box.rate, box.burstiness, box.duration, box.halted = ctl["rate_hz"], ctl["burstiness"], ctl["duration_ms"], ctl["halted"]
@@ -687,6 +699,7 @@ def storm_explorer(scenario: str = "nic_and_intx") -> Any:
         for k, c in ctl.items():
             c.layout.display = "" if k in offered else "none"
         ctl["rate_hz"].description = "rate (Hz)" if pick.value == "shared_intx" else _CONTROL_LABELS["rate_hz"]
+        note.value = f"<i>{html.escape(SCENARIO_NOTES[pick.value])}</i>"
 
     @_guard(say)
     def go(_: Any = None) -> None:
@@ -703,6 +716,9 @@ def storm_explorer(scenario: str = "nic_and_intx") -> Any:
             box.report = rep
             r = rep.result
             summary = "\n".join(x for x in r.summary().splitlines() if not x.startswith("latency to the guest"))
+            if r.engine == "reference":
+                summary += ("\n(replayed one interrupt at a time: the vector engine refuses an INTx vector and other "
+                            "interrupts on one vCPU, irqlab.storm.Unsupported)")
             ledger.value = (f"<pre>{html.escape(summary)}</pre><b>latency to the guest</b>: "
                             f"{html.escape(tail_text(r, rep.percentiles))}"
                             f"<br><span style='color:#555'>{html.escape(rep.note)}</span>")

@@ -136,6 +136,7 @@ def test_widgets_and_diagrams_in_jupyterlab(tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+        page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         try:
             page.goto(f"{lab.url}/lab/tree/widgets.ipynb?reset", timeout=120_000)
             page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
@@ -229,6 +230,14 @@ def test_widgets_and_diagrams_in_jupyterlab(tmp_path):
             labels = page.evaluate("""(sel) => [...document.querySelectorAll(sel + ' .widget-label')]
                 .filter(l => l.offsetParent && l.scrollWidth > l.clientWidth + 1).map(l => l.textContent)""", ex)
             assert not labels, f"labels cut off: {labels}"
+            # a <select> shows the chosen option in its own box: any option may be chosen, so measure each one's
+            # text against the box (the arrow included)
+            cut = page.evaluate("""() => { const c = document.createElement('canvas').getContext('2d');
+                return [...document.querySelectorAll('.jupyter-widgets select')].filter(s => s.offsetParent)
+                  .flatMap(s => { const st = getComputedStyle(s); c.font = st.fontSize + ' ' + st.fontFamily;
+                    return [...s.options].map(o => [o.text, c.measureText(o.text).width + 28 - s.clientWidth]); })
+                  .filter(x => x[1] > 0); }""")
+            assert not cut, f"dropdown text cut off: {cut}"
             page.locator(ex).screenshot(path=str(ART / "w-explorer.png"))
 
             # 4. no error anywhere
