@@ -642,10 +642,11 @@ def _plot(r: Any, duration_ns: int, pct: dict) -> Any:
     return fig
 
 
-_CONTROL_LABELS = {"rate_hz": "rate per queue (Hz)", "intx_rate_hz": "INTx card rate (Hz)", "burstiness": "burstiness", "duration_ms": "duration (ms)",
+_CONTROL_LABELS = {"rate_hz": "rate per queue (Hz)", "intx_rate_hz": "INTx card rate (Hz)", "burstiness": "burstiness",
+                   "duration_ms": "duration (ms)",
                    "queues": "queues", "halted": "vCPUs halted (idle guest)", "vmexit_ns": "VM exit + entry (ns)",
                    "vcpu_wakeup_ns": "vCPU wake-up (ns)", "irqfd_work_ns": "irqfd work delay (ns)",
-                   "guest_handler_ns": "guest handler before EOI (ns)", "resample_ns": "resample → unmask (ns)"}
+                   "guest_handler_ns": "guest handler before EOI (ns)"}
 
 
 def storm_explorer(scenario: str = "nic_and_intx") -> Any:
@@ -673,7 +674,7 @@ def storm_explorer(scenario: str = "nic_and_intx") -> Any:
                               layout=lay()),
         "halted": w.Checkbox(value=False, description=_CONTROL_LABELS["halted"], indent=False, layout=lay()),
     }
-    for k in ("vmexit_ns", "vcpu_wakeup_ns", "irqfd_work_ns", "guest_handler_ns", "resample_ns"):
+    for k in ("vmexit_ns", "vcpu_wakeup_ns", "irqfd_work_ns", "guest_handler_ns"):
         ctl[k] = w.IntSlider(value=getattr(T, k), min=0, max=50_000, step=100, description=_CONTROL_LABELS[k],
                              continuous_update=False, style=st, layout=lay())
     pick = w.Dropdown(options=[(label, k) for k, (label, _) in EXPLORER_SCENARIOS.items()], value=scenario,
@@ -685,7 +686,8 @@ def storm_explorer(scenario: str = "nic_and_intx") -> Any:
     box = w.VBox([w.HBox([pick, run, status], layout=w.Layout(align_items="center")), note, grid, ledger, plot, proc])
     box.scenario, box.controls, box.run_button, box.status = pick, ctl, run, status
     box.ledger, box.proc, box.plot = ledger, proc, plot
-    box.rate, box.burstiness, box.duration, box.halted = ctl["rate_hz"], ctl["burstiness"], ctl["duration_ms"], ctl["halted"]
+    box.rate, box.burstiness, box.duration = ctl["rate_hz"], ctl["burstiness"], ctl["duration_ms"]
+    box.halted = ctl["halted"]
     box.irqfd_work, box.guest_handler = ctl["irqfd_work_ns"], ctl["guest_handler_ns"]
     ctl["guest_handler_ns"].value = 10_000  # long enough to see the NIC's vectors wait behind the card's
     box.report = None

@@ -212,7 +212,9 @@ def test_explorer_shows_the_tail_and_says_what_the_model_leaves_out(monkeypatch)
     real = st.run
     monkeypatch.setattr(st, "run", lambda *a, **k: seen.append(k.get("progress")) or real(*a, **k))
     e = widgets.storm_explorer()
-    assert set(seen) == {False}  # never a tqdm bar (vector, then the replay where it is Unsupported): it made widgets from a callback ("widget model not found")
+    # never a tqdm bar (the vector engine, then the replay where it is Unsupported): a bar made widgets from a
+    # button's callback ("widget model not found" in the Log Console)
+    assert set(seen) == {False}
     assert "p99" in e.ledger.value and "p99.9" in e.ledger.value and "fixed cost" in e.ledger.value
     p = e.report.percentiles
     assert p[50] < p[90] < p[99] <= p[100]  # the default scenario has a tail in the model: shown, not flattened
