@@ -18,7 +18,7 @@ from ..pci import HostDriver
 from ..spurious import POLL_SPURIOUS_IRQ_INTERVAL
 from ..sched import NSEC_PER_JIFFY
 from ..uapi import (
-    IRQF_SHARED, IRQS_SPURIOUS_DISABLED, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC,
+    IRQF_PERCPU, IRQF_SHARED, IRQS_SPURIOUS_DISABLED, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC,
     KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
 )
 from ..uapi import __IRQF_TIMER as _IRQF_TIMER_BIT
@@ -205,6 +205,7 @@ class _Compiler:
         self.devs: dict[str, DevPlan] = {}
         self._check_host()
         self.sources = [self._source(s) for s in sources]
+        self._polled_lines()
         self._check_vcpus()
 
     # ------------------------------------------------------------------ the host as a whole
@@ -236,6 +237,21 @@ class _Compiler:
             for v in vm.vcpus:
                 if v.lapic.irr or v.lapic.isr or v.pi.pir or v.pi.on:
                     raise Unsupported(f"vm{vm.id} vcpu{v.id} has interrupts pending: host.run() first")
+
+    def _polled_lines(self) -> None:
+        """poll_spurious_irqs runs try_one_irq on every spurious-disabled line, whether the storm raises
+        anything there or not: those lines are part of the plan too."""
+        gi = self.host.genirq
+        if gi.poll_timer is None or not gi.poll_timer.pending:
+            return
+        for irq, desc in sorted(gi.descs.items()):
+            if irq and desc.istate & IRQS_SPURIOUS_DISABLED and desc.actions and irq not in self.lines:
+                a = desc.actions[0]
+                if a.flags & IRQF_SHARED and not a.flags & (_IRQF_TIMER_BIT | IRQF_PERCPU):
+                    lp = self._line(desc)
+                    if lp.kind != L_INTX:
+                        raise Unsupported(f"irq {irq} is spurious-disabled and polled with {lp.actions[0][1]} "
+                                          "handlers: the vector engine polls INTx lines only")
 
     # ------------------------------------------------------------------ sources
     def _source(self, s: Any) -> SourcePlan:
@@ -285,7 +301,9 @@ class _Compiler:
         up = bool(acts) and desc.depth == 0 and not desc.disabled and not desc.masked
         lp = LinePlan(desc, len(self.lines), kind, up, acts)
         lp.spurious_disabled = bool(desc.istate & IRQS_SPURIOUS_DISABLED)
-        lp.polled = bool(acts) and bool(acts[0][0].flags & IRQF_SHARED) and not acts[0][0].flags & _IRQF_TIMER_BIT
+        # try_one_irq: not irq 0 (poll_spurious_irqs skips it), not per-CPU, first action shared and not a timer
+        lp.polled = bool(acts) and desc.irq != 0 and bool(acts[0][0].flags & IRQF_SHARED) \
+            and not acts[0][0].flags & (_IRQF_TIMER_BIT | IRQF_PERCPU)
         lp.dynamic = kind == L_INTX or (up and (desc.irqs_unhandled > 0 or desc.irq_count > 0)
                                         and not self.host.genirq.noirqdebug)
         self.lines[desc.irq] = lp

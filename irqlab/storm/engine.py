@@ -12,7 +12,7 @@ chunks run the vCPUs' fast paths on two threads (``_run_all``); the result does 
 """
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..event import IrqEvent
+from ..genirq import VECTOR_SHUTDOWN
 from ..ledger import Outcome
 from ..sched import NSEC_PER_JIFFY, Timer
 from ..spurious import handler_line
@@ -30,7 +31,7 @@ from .compile import (
     compile_host, source_target,
 )
 from .generate import LazyStorm, Storm
-from .lines import HELD, INF, IntxLine, MsiLine, PollSchedule, spurious_scan
+from .lines import HELD, INF, IntxLine, MsiLine, PollSchedule, ratelimit_scan, spurious_scan
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
 from .vcpu import VcpuWindows, WorkChain
@@ -157,11 +158,13 @@ class VectorEngine:
         self.sink = Sink(len(storm), self.keep)
         P = len(plan.sources)
         self.P = P
-        self.log: list[tuple] = []              # (t, gidx, level, text): the few lines of spurious disables
-        self.nh_log: list[tuple] = []           # per chunk, NO_HANDLER lines: (t, gidx, message index) arrays
+        self.log: list[tuple] = []              # (t, key, level, text): the few lines of spurious disables; key
+        #                                         orders them among the storm's interrupts (index g; g - 0.5:
+        #                                         a timer just before interrupt g)
+        self.nh_log: list[tuple] = []           # the NO_HANDLER lines printed: (t, gidx, level, text)
         self.polls = PollSchedule(plan.poll_next)
         self._poll_from = -1                    # the polls before this instant have run
-        self.disabled: list[tuple] = []         # (t, irq)
+        self.disabled: list[tuple] = []         # (t, key, irq): spurious disables, keyed like the log
         self.t_last = host.now
         # per line state
         self.msi_lines: dict[int, MsiLine] = {}
@@ -224,14 +227,21 @@ class VectorEngine:
         self.line_srcs = {irq: [s for s in range(P) if self.src_line[s] is ln]
                           for irq, ln in (*self.msi_lines.items(), *self.intx_lines.items())}
         self.instant_srcs = [s for s in range(P) if self.instant[s]]
-        # common_interrupt's "No irq handler for vector" line, per NO_HANDLER source (-1: the others)
+        # reevaluate_vector's "No irq handler for %d.%u" line, per NO_HANDLER source (-1: the others); a source
+        # whose slot is VECTOR_SHUTDOWN is silent once (the slot becomes VECTOR_UNUSED)
         self.nh_msgs: list[str] = []
+        self.nh_silent: set[int] = set()       # messages whose slot is VECTOR_SHUTDOWN until their first interrupt
+        self.nh_unused: list[int] = []
+        self.nh_rs = dataclasses.replace(self.host.genirq.no_handler_rs)
         self.nh_msg = np.full(P, -1, dtype=np.int16)
+        vector_irq = self.host.genirq.vector_irq
         for s, sp in enumerate(plan.sources):
             if sp.route == R_NOHANDLER:
                 d = sp.vector.desc
                 self.nh_msg[s] = len(self.nh_msgs)
-                self.nh_msgs.append(f"common_interrupt: {d.cpu}.{d.vector} No irq handler for vector")
+                self.nh_msgs.append(f"No irq handler for {d.cpu}.{d.vector}")
+                if vector_irq[d.cpu].get(d.vector) is VECTOR_SHUTDOWN:
+                    self.nh_silent.add(self.nh_msg[s].item())
         self._vcpu_info()
 
     def _msi_source(self, s: int, sp: Any, ml: MsiLine) -> None:
@@ -378,12 +388,30 @@ class VectorEngine:
             ml.hold(t[m], g[m])
 
     def _nohandler_log(self, t, s, off, e) -> None:
-        """The chunk's NO_HANDLER interrupts (positions e, sources s), kept as arrays for _write_log."""
+        """The chunk's NO_HANDLER interrupts (positions e, sources s) through reevaluate_vector: the first at a
+        VECTOR_SHUTDOWN slot is silent (the slot becomes VECTOR_UNUSED); the others through the
+        pr_emerg_ratelimited state, so only the lines printed are kept: (t, g, level, text)."""
         m = self.nh_msg[s]
         k = np.flatnonzero(m >= 0)
-        if k.size:
-            ek = e[k]
-            self.nh_log.append((t[ek], off + ek, m[k]))
+        if not k.size:
+            return
+        ek, mk = e[k], m[k]
+        loud = np.ones(ek.size, dtype=bool)
+        if self.nh_silent:
+            msgs, first = np.unique(mk, return_index=True)
+            for x, i in zip(msgs.tolist(), first.tolist()):
+                if x in self.nh_silent:
+                    self.nh_silent.discard(x)
+                    self.nh_unused.append(x)
+                    loud[i] = False
+        c = np.flatnonzero(loud)
+        ok, rep = ratelimit_scan(self.nh_rs, t[ek[c]] // NSEC_PER_JIFFY)
+        for i in np.flatnonzero(ok | (rep > 0)).tolist():
+            tt, g = int(t[ek[c[i]]]), off + int(ek[c[i]])
+            if rep[i]:
+                self.nh_log.append((tt, g, "warn", f"reevaluate_vector: {int(rep[i])} callbacks suppressed"))
+            if ok[i]:
+                self.nh_log.append((tt, g, "emerg", self.nh_msgs[int(mk[c[i]])]))
 
     def _work(self, t: np.ndarray, s: np.ndarray, g: np.ndarray) -> None:
         chains: dict[int, list] = {}
@@ -533,7 +561,10 @@ class VectorEngine:
         else:
             for il in lines:
                 il.feed(t, np.zeros(0, np.int64), np.zeros(0, np.int64))
-        b = t_next if t_next < INF else self.t_last + 1   # the last chunk: the drain does the rest
+        # polls before b run in this chunk: those before the next chunk's first interrupt and, when the next chunk
+        # starts at this one's last instant, those at that instant too (timers before interrupts at an instant);
+        # the last chunk: the drain does the rest
+        b = max(t_next, self.t_last + 1) if t_next < INF else self.t_last + 1
         polls = self.polls.polls(self._poll_from, b)
         self._poll_from = b
         for il in lines:
@@ -547,7 +578,7 @@ class VectorEngine:
         for a in desc.actions:
             self.log.append((t, gidx, "err", handler_line(a)))
         self.log.append((t, gidx, "emerg", f"Disabling IRQ #{desc.irq}"))
-        self.disabled.append((t, desc.irq))
+        self.disabled.append((t, gidx, desc.irq))
         self.polls.arm(t)
 
     # ------------------------------------------------------------------ the end of the run
@@ -642,7 +673,7 @@ class VectorEngine:
                                                                 O.PENDING if st[0] == "pending" else st[3])
                 else:
                     dp.dev.intx_status_event = None
-        for t_dis, irq in sorted(self.disabled):
+        for t_dis, _, irq in sorted(self.disabled):
             d = h.genirq.descs[irq]
             d.istate |= IRQS_SPURIOUS_DISABLED
             d.depth += 1
@@ -683,26 +714,26 @@ class VectorEngine:
             h.sched.mod_timer(gi.poll_timer, nxt)
 
     def _write_log(self, out: list) -> None:
-        """The kernel log in the order it was written, by (time, interrupt): the NO_HANDLER lines, expanded
-        only here, with the few lines of the spurious disables merged in. The storm's times are sorted, so
-        the NO_HANDLER lines are in that order already (by interrupt index) and a disable's lines go before
-        the first NO_HANDLER line of a later interrupt."""
+        """The kernel log in the order it was written, by (time, interrupt): the NO_HANDLER lines that were
+        printed (in storm order already), with the few lines of the spurious disables merged in: a disable's
+        lines go before the NO_HANDLER lines of a later interrupt. Then the ratelimit's state and the
+        VECTOR_SHUTDOWN slots that became VECTOR_UNUSED go back to the host."""
         few = sorted(self.log, key=lambda x: (x[0], x[1]))
-        if not self.nh_log:
-            out.extend((tt, lvl, txt) for tt, _, lvl, txt in few)
-            return
-        T = np.concatenate([x[0] for x in self.nh_log]).tolist()
-        G = np.concatenate([x[1] for x in self.nh_log])
-        M = np.array(self.nh_msgs, dtype=object)[np.concatenate([x[2] for x in self.nh_log])].tolist()
-        self.nh_log = []
-        lvl = itertools.repeat("emerg")
-        pos = np.searchsorted(G, np.array([x[1] for x in few], dtype=np.int64)).tolist()
+        nh = self.nh_log
+        pos = np.searchsorted(np.array([x[1] for x in nh], dtype=np.float64),
+                              np.array([x[1] for x in few], dtype=np.float64)).tolist()
         prev = 0
         for p, (tt, _, lv, txt) in zip(pos, few):
-            out.extend(zip(T[prev:p], lvl, M[prev:p]))
+            out.extend((x[0], x[2], x[3]) for x in nh[prev:p])
             out.append((tt, lv, txt))
             prev = p
-        out.extend(zip(T[prev:], lvl, M[prev:]))
+        out.extend((x[0], x[2], x[3]) for x in nh[prev:])
+        gi = self.host.genirq
+        gi.no_handler_rs = self.nh_rs
+        for x in self.nh_unused:
+            d = next(sp.vector.desc for s, sp in enumerate(self.plan.sources) if self.nh_msg[s] == x)
+            if gi.vector_irq[d.cpu].get(d.vector) is VECTOR_SHUTDOWN:
+                del gi.vector_irq[d.cpu][d.vector]
 
     def _signal(self, ep: Any, k: int) -> None:
         """k eventfd_signal()s of a vfio trigger, each consumed by the irqfd if there is one."""

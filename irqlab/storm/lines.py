@@ -19,8 +19,9 @@ from ..sched import NSEC_PER_JIFFY
 from ..spurious import AGEING_JIFFIES, POLL_SPURIOUS_IRQ_INTERVAL, SPURIOUS_THRESHOLD, SPURIOUS_WINDOW
 from ..uapi import IRQS_PENDING
 from .compile import POLL_NS
+from .windows import chain_starts
 
-__all__ = ["spurious_scan", "PollSchedule", "MsiLine", "IntxLine"]
+__all__ = ["spurious_scan", "ratelimit_scan", "PollSchedule", "MsiLine", "IntxLine"]
 
 INF = np.iinfo(np.int64).max
 O = Outcome
@@ -71,6 +72,36 @@ def spurious_scan(state: list, handled: np.ndarray, jiffies: np.ndarray) -> int:
             return c
     state[:] = [cnt, unh, last]
     return -1
+
+
+def ratelimit_scan(rs: Any, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """lib/ratelimit.c ``___ratelimit`` over calls at jiffies ``j`` (sorted), from the state ``rs``
+    (genirq.RatelimitState, updated in place). Returns (printed: bool per call, report: the "callbacks
+    suppressed" count printed just before each call, 0 for none). A new interval starts at the first call with
+    jiffies > begin + interval (a greedy window chain); each prints its first ``burst`` calls."""
+    n = j.shape[0]
+    ok = np.zeros(n, dtype=bool)
+    report = np.zeros(n, dtype=np.int64)
+    if not n:
+        return ok, report
+    if not rs.initialized:
+        rs.initialized, rs.begin, rs.n_left = True, int(j[0]), rs.burst
+    k0 = int(np.searchsorted(j, rs.begin + rs.interval, side="right"))   # still in the current interval
+    ok[:min(k0, max(rs.n_left, 0))] = True
+    missed = rs.missed + max(0, k0 - max(rs.n_left, 0))
+    if k0 == n:
+        rs.n_left, rs.missed = rs.n_left - min(k0, max(rs.n_left, 0)), missed
+        return ok, report
+    starts = k0 + np.flatnonzero(chain_starts(j[k0:], rs.interval + 1))
+    sizes = np.diff(np.r_[starts, n])
+    first = np.repeat(starts, sizes)
+    ok[k0:] = (np.arange(k0, n) - first) < rs.burst
+    lost = np.maximum(sizes - rs.burst, 0)
+    report[starts] = np.r_[missed, lost[:-1]]
+    rs.begin = int(j[starts[-1]])
+    rs.n_left = rs.burst - min(int(sizes[-1]), rs.burst)
+    rs.missed = int(lost[-1])
+    return ok, report
 
 
 class PollSchedule:
