@@ -52,8 +52,8 @@ PR_FMT = "genirq: "           # kernel/irq/manage.c: #define pr_fmt(fmt) "genirq
 #: lib/ratelimit.c through include/linux/ratelimit_types.h: 5 * HZ (in jiffies) and 10
 DEFAULT_RATELIMIT_INTERVAL = 5 * 250
 DEFAULT_RATELIMIT_BURST = 10
-#: a line that re-fires more often than this in a row without going quiet (three full note_interrupt windows:
-#: the detector would have disabled it) storms for ever: run() to quiet refuses to wait for it
+#: a line that fires again more often than this in a row, within one run() to quiet (or at one instant), without
+#: going quiet (three full note_interrupt windows: the detector would have disabled it) storms for ever: refused
 REDELIVER_ENDLESS = 3 * spurious.SPURIOUS_WINDOW
 
 
@@ -173,7 +173,8 @@ class IrqDesc:
     disabled_at: int | None = None  # model time the line was last disabled (spurious or disable_irq)
     redelivered: int = 0          # level line: interrupts the IO-APIC sent again because it stayed asserted
     refire: Timer | None = field(default=None, repr=False)  # the re-delivery at the EOI, while asserted
-    redeliver_chain: int = 0      # re-deliveries in a row since the line was last quiet (endless-storm guard)
+    redeliver_chain: int = 0      # re-deliveries in a row while it stays asserted (the endless-storm guard)
+    redeliver_key: Any = None
 
     def __post_init__(self) -> None:
         if not self.kstat:
@@ -597,8 +598,12 @@ class GenIrq:
             desc.redeliver_chain = 0
             return
         host = self.host
+        # the endless-storm guard counts the re-deliveries of one run(until=None), or of one instant
+        key = ("run", host.sched.quiet_runs) if host.sched.to_quiet else ("at", host.now)
+        if desc.redeliver_key != key:
+            desc.redeliver_key, desc.redeliver_chain = key, 0
         desc.redeliver_chain += 1
-        if desc.redeliver_chain > REDELIVER_ENDLESS and (host.sched.to_quiet or not host.timing.host_irq_ns):
+        if desc.redeliver_chain > REDELIVER_ENDLESS:
             desc.redeliver_chain = 0
             host.sched.mod_timer(self._refire_timer(desc), host.now)  # still due: the state stays whole
             raise RuntimeError(

@@ -67,6 +67,7 @@ class Scheduler:
         self._heap: list[tuple[int, int, Timer]] = []
         self._seq = itertools.count()
         self.to_quiet = False  # inside run(until=None): a callback may refuse an endless model
+        self.quiet_runs = 0    # how many run(until=None) have started
 
     @property
     def jiffies(self) -> int:
@@ -145,6 +146,7 @@ class Scheduler:
                 raise ValueError(f"cannot run backwards: until={until} ns < now={self.now} ns")
         ran = 0
         self.to_quiet, outer = until is None, self.to_quiet
+        self.quiet_runs += until is None
         try:
             ran = self._run(until)
         finally:

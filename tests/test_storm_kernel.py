@@ -394,3 +394,116 @@ def test_two_lines_disabled_at_one_instant_are_listed_in_dispatch_order():
     a, b = storm.run(make2(), s, "vector", progress=False), storm.run(make2(), s, "reference", progress=False)
     assert a.equals(b), a.diff(b)
     assert a.counters[("host",)]["spurious_disabled"] == ((int(times[-1]), 17), (int(times[-1]), 16))
+
+
+# ------------------------------------------------------------------ a level line that stays asserted (issue 10.2)
+ODD = "0000:05:00.0"
+
+
+def _stuck_host(noirqdebug=False, timing=None):
+    """scenarios.shared_intx (eth0 on its host driver and a vfio card share IO-APIC pin 16) plus a device on
+    pin 16 that no driver claims: once it asserts INTx it never lets go."""
+    h = scenarios.shared_intx(trace=False, timing=timing)
+    h.genirq.noirqdebug = noirqdebug
+    h.add_pci_device(ODD, name="odd", intx_pin=1, gsi=16)
+    return h
+
+
+STUCK_SRCS = [Source("intx", ODD), ETH0, CARD, GLITCH]
+
+
+@functools.lru_cache(maxsize=None)
+def _stuck_storm(rate_hz=200, duration_ns=700_000_000):
+    """ODD asserts at 1 ms; eth0, the card and glitches go on around it."""
+    rng = np.random.default_rng(11)
+    s = storm.poisson(sources=STUCK_SRCS[1:], rate_hz=rate_hz, duration_ns=duration_ns, seed=3)
+    t = np.r_[1_000_000, s.times]
+    ids = np.r_[0, s.source_ids + 1].astype(np.uint16)
+    o = np.argsort(t, kind="stable")
+    st_ = storm.from_arrays(t[o], ids[o], STUCK_SRCS)
+    h = _stuck_host()
+    return st_, storm.run(h, st_, "reference", progress=False), h
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 50, 1 << 21])
+def test_a_stuck_intx_storm_through_nobody_cared_and_the_poller(chunk):
+    """kernel/irq/chip.c handle_fasteoi_irq + the IO-APIC (resend.c: level interrupts are "resent by hardware
+    when they are still active"): ODD's INTx, which no handler on pin 16 claims, fires again host_irq_ns after
+    every EOI — each time a new hardware interrupt — until spurious.c note_interrupt disables the line ("irq 16:
+    nobody cared", "Disabling IRQ #16"); then poll_spurious_irqs runs the handlers every HZ/10 and eth0's
+    interrupts wait for it. The vector engine computes the re-deliveries as arithmetic progressions and agrees
+    with the replay: outcomes, latencies, every counter (the host's ledger counts the re-deliveries too), the
+    log, /proc/interrupts."""
+    s, b, hb = _stuck_storm()
+    h = _stuck_host()
+    a = storm.run(h, s, "vector", chunk_events=chunk, progress=False)
+    assert a.equals(b), a.diff(b)
+    d = h.irq_to_desc(16)
+    refires = d.redelivered
+    assert a.counters[("ledger",)]["raised"] == len(s) + refires and refires > 99_000
+    t_dis = h.spurious_disabled[0][0]
+    n_eth0 = int(np.sum((s.source_ids == 1) & (s.times >= 1_000_000) & (s.times <= t_dis)))
+    # the window closes at the 100,000th counted interrupt: ODD's, its re-deliveries and what came in between
+    assert d.kstat[d.cpu] - int(np.sum(s.times < 1_000_000)) > 99_000
+    assert [x[2] for x in a.log] == ['irq 16: nobody cared (try booting with the "irqpoll" option)', "handlers:",
+                                     a.log[2][2], a.log[3][2], "Disabling IRQ #16"] and t_dis < 160_000_000
+    assert n_eth0 < 100
+    # after the disable eth0's INTx waits in its Status bit (the next ones merge into it) until a poll runs
+    # its handler: one served per HZ/10
+    late = a.outcome[(s.source_ids == 1) & (s.times > t_dis + 10_000_000)]
+    assert set(late.tolist()) <= {Outcome.HANDLED_HOST, Outcome.DISABLED, Outcome.PENDING}
+    polls = (700_000_000 - t_dis) // 100_000_000
+    assert polls - 1 <= int(np.sum(late == Outcome.HANDLED_HOST)) <= polls + 1
+    assert h.proc_interrupts() == hb.proc_interrupts()
+
+
+def test_a_busy_neighbour_keeps_a_stuck_line_alive_until_the_storm_ends():
+    """note_interrupt needs more than 99,900 unhandled in a window of 100,000: eth0 at 3 kHz puts ~450 handled
+    interrupts in each 150 ms window, so the stuck line is never disabled while eth0 runs — and it is in the
+    drain after the storm, where only re-deliveries are counted (run() to quiet, as the replay ends)."""
+    s = storm.poisson(sources=[ETH0], rate_hz=3_000, duration_ns=320_000_000, seed=2)
+    t = np.r_[0, s.times + 1]
+    ids = np.r_[0, np.ones(len(s), np.uint16)].astype(np.uint16)
+    st_ = storm.from_arrays(t, ids, [Source("intx", ODD), ETH0])
+    b = storm.run(_stuck_host(), st_, "reference", progress=False)
+    for chunk in (3, 1 << 21):
+        ha = _stuck_host()
+        a = storm.run(ha, st_, "vector", chunk_events=chunk, progress=False)
+        assert a.equals(b), a.diff(b)
+        assert ha.spurious_disabled[0][0] > int(t[-1]) and a.ledger.get("disabled", 0) == 0
+        assert ha.irq_to_desc(16).redelivered > 290_000
+
+
+def test_two_stuck_lines_tie_in_the_order_their_storms_started():
+    """Two lines stuck at the same instants: their re-deliveries tie at every EOI, in the order the first
+    interrupts came (the timers were armed in that order): ids of the held interrupts, the log and
+    host.spurious_disabled agree."""
+    def make():
+        h = _stuck_host()
+        h.add_pci_device("0000:06:00.0", name="eth1", intx_pin=1, gsi=17)
+        h.bind_host_driver("0000:06:00.0", "eth1", use_msi=False)
+        h.add_pci_device("0000:07:00.0", name="odd17", intx_pin=1, gsi=17)
+        return h
+    srcs = [Source("intx", "0000:07:00.0"), Source("intx", ODD), ETH0, Source("intx", "0000:06:00.0")]
+    t = np.array([500, 500, 250_000_000, 250_000_000, 300_000_000], np.int64)
+    ids = np.array([0, 1, 2, 3, 2], np.uint16)
+    s = storm.from_arrays(t, ids, srcs)
+    hb = make()
+    b = storm.run(hb, s, "reference", progress=False)
+    for chunk in (1, 1 << 21):
+        ha = make()
+        a = storm.run(ha, s, "vector", chunk_events=chunk, progress=False)
+        assert a.equals(b), a.diff(b)
+        assert [irq for _, irq in ha.spurious_disabled] == [17, 16]
+        assert min(ha.irq_to_desc(16).redelivered, ha.irq_to_desc(17).redelivered) > 99_000
+        assert ha.next_event_id == hb.next_event_id
+
+
+def test_noirqdebug_with_an_orphan_is_refused_by_name():
+    """With noirqdebug a stuck line fires for ever (the model's run() refuses it): the vector engine refuses
+    the storm up front, naming the line."""
+    s = storm.from_arrays(np.array([0], np.int64), np.array([0], np.uint16), [Source("intx", ODD)])
+    with pytest.raises(storm.Unsupported, match="noirqdebug with a device asserting INTx that no handler claims"):
+        storm.run(_stuck_host(noirqdebug=True), s, "vector", progress=False)
+    with pytest.raises(storm.Unsupported, match="host_irq_ns=0"):
+        storm.run(_stuck_host(timing=irqlab.Timing(host_irq_ns=0)), s, "vector", progress=False)

@@ -150,6 +150,7 @@ class LinePlan:
     polled: bool = False      # the spurious poller runs its handlers once it is spurious-disabled
     spurious_disabled: bool = False
     dynamic: bool = False     # may change state during the storm (IRQ_NONE is possible)
+    stuckable: bool = False   # a level line a device no handler claims may assert: it fires again at every EOI
 
 
 @dataclass(eq=False)
@@ -261,7 +262,10 @@ class _Compiler:
             return SourcePlan(s, R_LINE, line=self._line(x))
         if s.kind == "intx":
             line = self._line(h.genirq.descs[x.gsi])
-            return SourcePlan(s, R_INTX, line=line, device=self._dev(x, line))
+            dp = self._dev(x, line)
+            if dp.kind == "orphan" and line.desc.level:
+                line.stuckable = True
+            return SourcePlan(s, R_INTX, line=line, device=dp)
         v = x
         if v.masked:
             return SourcePlan(s, R_PBA, vector=v)
@@ -512,6 +516,14 @@ class _Compiler:
         for lp in self.lines.values():
             if lp.spurious_disabled and lp.polled and poll is None:
                 raise Unsupported(f"irq {lp.desc.irq} is spurious-disabled but the poller is not armed")
+            if lp.stuckable and lp.up:
+                if gi.noirqdebug:
+                    raise Unsupported(f"noirqdebug with a device asserting INTx that no handler claims on irq "
+                                      f"{lp.desc.irq}: the line would fire again after every EOI for ever")
+                H = self.t.host_irq_ns
+                if not 1 <= H < MAX_DELAY_NS:
+                    raise Unsupported(f"Timing.host_irq_ns={H} on irq {lp.desc.irq}, which a device may keep "
+                                      f"asserting: its re-deliveries (one per EOI) need 1..{MAX_DELAY_NS - 1:,} ns")
         return Plan(self.sources, sorted(self.lines.values(), key=lambda l: l.desc.irq),
                     list(self.irqfds.values()), list(self.vcpus.values()), gi.noirqdebug, poll)
 

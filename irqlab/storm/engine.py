@@ -23,8 +23,10 @@ from ..event import IrqEvent
 from ..genirq import VECTOR_SHUTDOWN
 from ..ledger import Outcome
 from ..sched import NSEC_PER_JIFFY, Timer
-from ..spurious import handler_line
-from ..uapi import IRQS_PENDING, IRQS_REPLAY, IRQS_SPURIOUS_DISABLED, IRQS_WAITING, KVM_USERSPACE_IRQ_SOURCE_ID
+from ..spurious import nobody_cared_lines
+from ..uapi import (
+    IRQ_NONE, IRQS_PENDING, IRQS_REPLAY, IRQS_SPURIOUS_DISABLED, IRQS_WAITING, KVM_USERSPACE_IRQ_SOURCE_ID,
+)
 from ..eventfd import ULLONG_MAX
 from .compile import (
     L_INTX, L_MSI_HOST, R_INTX, R_LINE, R_NOHANDLER, R_PBA, R_POSTED, Unsupported,
@@ -40,6 +42,8 @@ __all__ = ["run", "Unsupported", "DEFAULT_CHUNK"]
 
 O = Outcome
 DEFAULT_CHUNK = 1 << 21
+#: handles of the interrupts a stuck level line raises by itself (its re-deliveries): REFIRE_BASE + n
+REFIRE_BASE = 1 << 60
 # what the engine does with a source's interrupts
 K_CONST, K_ACCEPT, K_WORK, K_HELD, K_INTX = range(5)
 
@@ -91,6 +95,7 @@ class Sink:
         self.outcome = np.zeros(n if keep else 0, dtype=np.int8)
         self.latency = np.full(n if keep else 0, -1, dtype=np.int64)
         self.counts = np.zeros(len(Outcome), dtype=np.int64)
+        self.refire_counts = np.zeros(len(Outcome), dtype=np.int64)  # interrupts the IO-APIC sent again
         self.prov: dict[int, int] = {}   # interrupts whose outcome may still change: PENDING or IN_FLIGHT
         self.ext: list = []              # interrupts held from before the storm: handle -2 - i
         self.ext_done: dict[int, tuple] = {}
@@ -127,6 +132,9 @@ class Sink:
             self.ext_done[g] = (o, t_ack)
             return
         self.prov.pop(g, None)
+        if g >= REFIRE_BASE:  # a re-delivery of a stuck line: not one of the storm's interrupts
+            self.refire_counts[o] += 1
+            return
         if self.keep:
             self.outcome[g] = o
             if lat is not None:
@@ -142,6 +150,9 @@ class Sink:
 
     def close(self) -> None:
         for g, o in self.prov.items():
+            if g >= REFIRE_BASE:
+                self.refire_counts[o] += 1
+                continue
             if self.keep:
                 self.outcome[g] = o
             self.counts[o] += 1
@@ -158,13 +169,19 @@ class VectorEngine:
         self.sink = Sink(len(storm), self.keep)
         P = len(plan.sources)
         self.P = P
-        self.log: list[tuple] = []              # (t, key, level, text): the few lines of spurious disables; key
+        self.log: list[tuple] = []              # (t, key, sub, level, text): the lines of spurious disables; key
         #                                         orders them among the storm's interrupts (index g; g - 0.5:
         #                                         a timer just before interrupt g)
         self.nh_log: list[tuple] = []           # the NO_HANDLER lines printed: (t, gidx, level, text)
         self.polls = PollSchedule(plan.poll_next)
         self._poll_from = -1                    # the polls before this instant have run
         self.disabled: list[tuple] = []         # (t, key, irq): spurious disables, keyed like the log
+        self.refire_segs: list[tuple] = []      # re-deliveries raised: (first instant, how many, chain key), each
+        #                                         every host_irq_ns
+        self.refire_held: dict[int, tuple] = {}  # handle -> (instant, chain key, storm interrupts before it)
+        self.n_refires = 0
+        self.off = 0
+        self.chunk_t = np.zeros(0, np.int64)
         self.t_last = host.now
         # per line state
         self.msi_lines: dict[int, MsiLine] = {}
@@ -302,6 +319,7 @@ class VectorEngine:
         if not t.size:
             return
         self.off = off
+        self.chunk_t = t
         self.sink.chunk(off, t.size)
         self.t_last = max(self.t_last, int(t[-1]))
         cnt = np.bincount(sid, minlength=self.P)
@@ -553,32 +571,59 @@ class VectorEngine:
 
     def _intx(self, t, sid, g, t_next) -> None:
         lines = list(self.intx_lines.values())
+        # timers before b run in this chunk: those before the next chunk's first interrupt and, when the next
+        # chunk starts at this one's last instant, those at that instant too (timers before interrupts at an
+        # instant); the last chunk: the drain does the rest
+        b = max(t_next, self.t_last + 1) if t_next < INF else self.t_last + 1
         if t.size:
             kind = self.src_intx_kind[sid]
             for il in lines:
                 m = np.isin(sid, self.line_srcs[il.desc.irq])
-                il.feed(t[m], g[m], kind[m])
+                il.feed(t[m], g[m], kind[m], b - 1)
         else:
             for il in lines:
-                il.feed(t, np.zeros(0, np.int64), np.zeros(0, np.int64))
-        # polls before b run in this chunk: those before the next chunk's first interrupt and, when the next chunk
-        # starts at this one's last instant, those at that instant too (timers before interrupts at an instant);
-        # the last chunk: the drain does the rest
-        b = max(t_next, self.t_last + 1) if t_next < INF else self.t_last + 1
+                il.feed(t, np.zeros(0, np.int64), np.zeros(0, np.int64), b - 1)
         polls = self.polls.polls(self._poll_from, b)
         self._poll_from = b
         for il in lines:
             il.feed_down(polls, b)
 
+    # ------------------------------------------------------------------ re-deliveries of a stuck line
+    def key_before(self, T: int) -> float:
+        """The log/order key of a timer at instant T of this chunk: just before the storm's first interrupt
+        at or after T."""
+        return self.off + int(np.searchsorted(self.chunk_t, T, side="left")) - 0.5
+
+    def refire_segment(self, r0: int, n: int, key: int) -> None:
+        """n re-deliveries raised, at r0, r0 + host_irq_ns, ...: new interrupts (ids in raise order)."""
+        self.refire_segs.append((r0, n, key))
+        self.n_refires += n
+
+    def new_refire(self, R: int, key: int) -> int:
+        """One re-delivery raised at R that the model keeps as an IrqEvent for a while: its handle."""
+        h = REFIRE_BASE + len(self.refire_held)
+        self.refire_held[h] = (R, key, int(self.key_before(R) + 0.5))
+        self.refire_segment(R, 1, key)
+        return h
+
+    def _refires_before(self, T: int, key: float | None = None) -> int:
+        """How many re-deliveries were raised before an interrupt at T: all at instants < T, and at T those of
+        chains started before ``key`` (or all of them, for a storm interrupt: timers come first)."""
+        H = self.timing.host_irq_ns
+        n = 0
+        for r0, c, k in self.refire_segs:
+            x = T if key is None or k < key else T - 1
+            if x >= r0:
+                n += min(c, (x - r0) // H + 1)
+        return n
+
     # ------------------------------------------------------------------ the spurious disable
-    def disable(self, desc: Any, t: int, gidx: int, handled: bool) -> None:
-        """note_interrupt's verdict: "nobody cared", the line disabled, the poller armed."""
-        self.log.append((t, gidx, "err", f'irq {desc.irq}: nobody cared (try booting with the "irqpoll" option)'))
-        self.log.append((t, gidx, "err", "handlers:"))
-        for a in desc.actions:
-            self.log.append((t, gidx, "err", handler_line(a)))
-        self.log.append((t, gidx, "emerg", f"Disabling IRQ #{desc.irq}"))
-        self.disabled.append((t, gidx, desc.irq))
+    def disable(self, desc: Any, t: int, key: float, handled: bool, sub: int = -1) -> None:
+        """note_interrupt's verdict: "nobody cared", the line disabled, the poller armed. ``key`` orders it
+        among the storm's interrupts (``sub``: among re-deliveries at one instant, the chain's key)."""
+        for lvl, txt in nobody_cared_lines(desc, IRQ_NONE) + [("emerg", f"Disabling IRQ #{desc.irq}")]:
+            self.log.append((t, key, sub, lvl, txt))
+        self.disabled.append((t, key, sub, desc.irq))
         self.polls.arm(t)
 
     # ------------------------------------------------------------------ the end of the run
@@ -591,6 +636,8 @@ class VectorEngine:
         for wc in self.work.values():
             F = max(F, wc.last)
         lines = list(self.intx_lines.values())
+        for il in lines:
+            il.drain_chain()
         start = self._poll_from
         while True:
             for il in lines:
@@ -612,9 +659,9 @@ class VectorEngine:
         cnt = self.cnt
         # events raised
         n = int(cnt.sum())
-        self.first_id = h.reserve_event_ids(n)
-        h.ledger.raised += n
-        led = self.sink.counts
+        self.first_id = h.reserve_event_ids(n + self.n_refires)
+        h.ledger.raised += n + self.n_refires
+        led = self.sink.counts + self.sink.refire_counts
         h.ledger.counts = [a + int(b) for a, b in zip(h.ledger.counts, led)]
         # sources: devices, MSI vectors, posted IRTEs
         for s, sp in enumerate(plan.sources):
@@ -660,6 +707,7 @@ class VectorEngine:
         for il in self.intx_lines.values():
             d = il.desc
             d.kstat[d.cpu] += il.kstat
+            d.redelivered += il.refires
             for i, (a, k) in enumerate(il.lp.actions):
                 a.handled += il.act_handled[i]
                 a.none += il.act_none[i]
@@ -673,7 +721,7 @@ class VectorEngine:
                                                                 O.PENDING if st[0] == "pending" else st[3])
                 else:
                     dp.dev.intx_status_event = None
-        for t_dis, _, irq in sorted(self.disabled):
+        for t_dis, _, _, irq in sorted(self.disabled):
             d = h.genirq.descs[irq]
             d.istate |= IRQS_SPURIOUS_DISABLED
             d.depth += 1
@@ -718,12 +766,12 @@ class VectorEngine:
         printed (in storm order already), with the few lines of the spurious disables merged in: a disable's
         lines go before the NO_HANDLER lines of a later interrupt. Then the ratelimit's state and the
         VECTOR_SHUTDOWN slots that became VECTOR_UNUSED go back to the host."""
-        few = sorted(self.log, key=lambda x: (x[0], x[1]))
+        few = sorted(self.log, key=lambda x: x[:3])
         nh = self.nh_log
         pos = np.searchsorted(np.array([x[1] for x in nh], dtype=np.float64),
                               np.array([x[1] for x in few], dtype=np.float64)).tolist()
         prev = 0
-        for p, (tt, _, lv, txt) in zip(pos, few):
+        for p, (tt, _, _, lv, txt) in zip(pos, few):
             out.extend((x[0], x[2], x[3]) for x in nh[prev:p])
             out.append((tt, lv, txt))
             prev = p
@@ -847,10 +895,15 @@ class VectorEngine:
             if gidx in self.sink.ext_done:
                 ev.outcome = O(self.sink.ext_done[gidx][0])
             return ev
+        if gidx >= REFIRE_BASE:  # a re-delivery: its id counts the storm's interrupts and re-deliveries before it
+            R, key, nb = self.refire_held[gidx]
+            ev = IrqEvent(h, self.first_id + nb + self._refires_before(R, key), "storm", t, False)
+            ev.outcome = outcome
+            return ev
         label = "storm"
         if self.keep and gidx >= 0:
             label = self.storm.sources[int(self.storm.source_ids[gidx])].label
-        ev = IrqEvent(h, self.first_id + gidx, label, t, False)
+        ev = IrqEvent(h, self.first_id + gidx + self._refires_before(t), label, t, False)
         ev.outcome = outcome
         ev.device = device
         return ev

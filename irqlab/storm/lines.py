@@ -25,6 +25,8 @@ __all__ = ["spurious_scan", "ratelimit_scan", "PollSchedule", "MsiLine", "IntxLi
 
 INF = np.iinfo(np.int64).max
 O = Outcome
+#: re-deliveries of a stuck line processed per step (more than two note_interrupt windows)
+REFIRE_BATCH = 1 << 18
 
 
 def spurious_scan(state: list, handled: np.ndarray, jiffies: np.ndarray) -> int:
@@ -305,6 +307,14 @@ class IntxLine:
                 self.dstate.append(["settled", eng.sink.external(ev), ev.t, ev.outcome])
         self.t = self.g = self.kind = None
         self.lo = 0
+        # a level line a device keeps asserting (an orphan's INTx) fires again host_irq_ns after every EOI
+        self.H = eng.timing.host_irq_ns
+        self.chain_next: int | None = None   # the next re-delivery while the line is up
+        self.chain_key = 0                   # the storm interrupt that started the chain (orders ties)
+        self.refire_at: int | None = None    # the re-delivery pending when the line was disabled
+        self.refire_last = 0                 # the last instant a re-delivery timer was due
+        self.refires = 0                     # re-deliveries raised (new interrupts)
+        self.refires_up = 0                  # ... dispatched, not yet counted in the chain's runs
 
     def _act(self, action: Any) -> int:
         return next(i for i, (a, _) in enumerate(self.lp.actions) if a is action)
@@ -318,11 +328,13 @@ class IntxLine:
             self.vfio_intx_none += n - handled[self.vfio_act]
 
     # ------------------------------------------------------------------ phase 1: the line is up
-    def feed(self, t: np.ndarray, g: np.ndarray, kind: np.ndarray) -> None:
+    def feed(self, t: np.ndarray, g: np.ndarray, kind: np.ndarray, bound: int) -> None:
         """This chunk's events (``kind``: -1 a glitch, else the device's index on the line). Processes them
-        while the line is up; a spurious disable stops there and is reported to the engine."""
+        while the line is up, and the re-deliveries of a stuck line up to ``bound`` (inclusive: they are
+        timers, before the next chunk's interrupts at that instant); a spurious disable stops there and is
+        reported to the engine."""
         self.t, self.g, self.kind, self.lo = t, g, kind, 0
-        if not self.up or not t.size:
+        if not self.up or (not t.size and self.chain_next is None):
             return
         sink = self.eng.sink
         v = self.vfio
@@ -351,21 +363,16 @@ class IntxLine:
                 dispatched[sel[0]] = True
                 first_orphan[j] = int(sel[0])
         dpos = np.flatnonzero(dispatched)
-        cut = t.size
-        dis = False
-        if not self.eng.plan.noirqdebug and dpos.size:
-            k = spurious_scan(self.spur, handled[dpos], t[dpos] // NSEC_PER_JIFFY)
-            if k >= 0:
-                cut = int(dpos[k]) + 1
-                dpos = dpos[:k + 1]
-                dis = True
-        if dpos.size:
+        hd = handled[dpos]
+        cut, dis_at = self._scan_up(t, dpos, hd, first_orphan, bound)
+        kept = dpos[dpos < cut]
+        if kept.size or self.refires_up:
             self.pending_bit = False   # handle_irq_event clears IRQS_PENDING
             self.flow_ran = True
         # what happened up to the cut
         kc = kind[:cut]
         hcount = [0] * self.nact
-        self.kstat += dpos.size
+        self.kstat += kept.size + self.refires_up
         for j, a in self.host_devs:
             sel = np.flatnonzero(kc == j)
             sink.settle(g[sel], O.HANDLED_HOST)
@@ -377,7 +384,7 @@ class IntxLine:
             sel = np.flatnonzero(kc == j)
             if not sel.size:
                 continue
-            if j in first_orphan:
+            if j in first_orphan and first_orphan[j] < cut:
                 sink.settle(g[sel[:1]], O.UNHANDLED)
                 sink.settle(g[sel[1:]], O.DISABLED)
                 self.dstate[j] = ["settled", int(g[sel[0]]), int(t[sel[0]]), O.UNHANDLED]
@@ -390,21 +397,104 @@ class IntxLine:
             for lo, hi, o in ranges:
                 sink.settle(g[vs[lo:hi]], o)
             hcount[self.vfio_act] += len(hit)
-        self._counts(int(dpos.size), hcount)
+        self._counts(int(kept.size) + self.refires_up, hcount)
+        sink.refire_counts[O.UNHANDLED] += self.refires_up
+        self.refires_up = 0
         self.lo = cut
-        if dis:
-            i = cut - 1
+        if dis_at is not None:
             self.up = False
             self.spurious_disabled = True
-            self.eng.disable(self.desc, int(t[i]), int(g[i]), bool(handled[i]))
+            self.eng.disable(self.desc, *dis_at)
+
+    def _scan_up(self, t, dpos, hd, first_orphan, bound):
+        """note_interrupt over the interrupts dispatched while the line is up: the storm's (positions ``dpos``,
+        handled ``hd``) and, once an orphan's first assertion got through, the IO-APIC's re-deliveries every
+        ``host_irq_ns`` (a re-delivery goes before a storm interrupt at the same instant), in batches. Returns
+        (cut: the storm's events before it were dispatched while up, the disable's (time, key, handled) or
+        None); the re-deliveries up to the disable (or up to ``bound``) are raised."""
+        eng, H, spur = self.eng, self.H, self.spur
+        scan = not eng.plan.noirqdebug
+        g = self.g
+        td = t[dpos]
+        k = 0
+        start = min((int(dpos.searchsorted(p)) for p in first_orphan.values()), default=None)
+        while True:
+            r0 = self.chain_next
+            if r0 is None or r0 > bound:
+                # no re-delivery before the bound: the storm's dispatches up to the chain's start (if one starts)
+                upto = dpos.size if (start is None or r0 is not None) else start + 1
+                c = spurious_scan(spur, hd[k:upto], td[k:upto] // NSEC_PER_JIFFY) if scan and upto > k else -1
+                if c >= 0:
+                    i = int(dpos[k + c])
+                    if r0 is not None:          # the pending re-delivery comes after the disable
+                        self.chain_next, self.refire_at = None, r0
+                    return i + 1, (int(t[i]), int(g[i]), bool(hd[k + c]))
+                k = upto
+                if r0 is not None or start is None:
+                    return t.size, None
+                i = int(dpos[start])
+                self.chain_next = int(t[i]) + H
+                self.chain_key = int(g[i])
+                self.refire_last = max(self.refire_last, self.chain_next)
+                start = None
+                continue
+            nr = min((bound - r0) // H + 1, REFIRE_BATCH)
+            R = r0 + H * np.arange(nr, dtype=np.int64)
+            r_end = int(R[-1])
+            kk = dpos.size if r_end + H > bound else int(np.searchsorted(td, r_end, side="right"))
+            tm = td[k:kk]
+            pos_r = np.searchsorted(tm, R, side="left") + np.arange(nr)   # each re-delivery's merged place
+            m = nr + tm.size
+            is_r = np.zeros(m, dtype=bool)
+            is_r[pos_r] = True
+            times = np.empty(m, dtype=np.int64)
+            times[pos_r] = R
+            times[~is_r] = tm
+            hm = np.zeros(m, dtype=bool)
+            hm[~is_r] = hd[k:kk]
+            c = spurious_scan(spur, hm, times // NSEC_PER_JIFFY) if scan else -1
+            if c < 0:
+                self._raise_refires(R)
+                k = kk
+                self.chain_next = r_end + H
+                self.refire_last = max(self.refire_last, self.chain_next)
+                continue
+            nrc = int(np.count_nonzero(is_r[:c + 1]))        # re-deliveries up to the disable
+            self._raise_refires(R[:nrc])
+            tc = int(times[c])
+            self.chain_next = None
+            self.refire_at = r0 + H * ((tc - r0) // H + 1)    # the first re-delivery after the disable
+            self.refire_last = max(self.refire_last, self.refire_at)
+            if is_r[c]:
+                return int(np.searchsorted(t, tc, side="left")), (tc, eng.key_before(tc), False, self.chain_key)
+            j = k + (c - nrc)
+            i = int(dpos[j])
+            return i + 1, (tc, int(g[i]), bool(hd[j]))
+
+    def _raise_refires(self, R: np.ndarray) -> None:
+        """The IO-APIC sent the vector again at the instants R: new interrupts, dispatched (unhandled)."""
+        if R.size:
+            self.eng.refire_segment(int(R[0]), int(R.size), self.chain_key)
+            self.refires += int(R.size)
+            self.refires_up += int(R.size)
 
     # ------------------------------------------------------------------ phase 2: the line is down
-    def feed_down(self, polls: np.ndarray, t_next: int) -> None:
-        """The rest of the chunk on the disabled line, with the polls that run before ``t_next``."""
+    def feed_down(self, polls: np.ndarray, b: int) -> None:
+        """The rest of the chunk on the disabled line, with the polls and the re-delivery pending at the
+        disable that run before ``b`` (in time order; a timer before an interrupt at its instant, and the
+        poller, armed long before, before the re-delivery)."""
         t = self.t
         lo = self.lo
         pts = polls.tolist() if (self.spurious_disabled and self.lp.polled) else []
         for P in pts + [None]:
+            lim = b if P is None else P
+            R = self.refire_at
+            if R is not None and R < lim:
+                e_r = max(lo, int(np.searchsorted(t, R, side="left")))
+                if e_r > lo:
+                    self._down_events(lo, e_r)
+                    lo = e_r
+                self._refire_down(R)
             hi = t.size if P is None else max(lo, int(np.searchsorted(t, P, side="left")))
             if hi > lo and not self.up:
                 self._down_events(lo, hi)
@@ -414,7 +504,25 @@ class IntxLine:
             self._poll(P)
         self.lo = lo
         if self.vfio is not None:
-            self.vfio.timers(t_next, False)
+            self.vfio.timers(b, False)
+
+    def _refire_down(self, R: int) -> None:
+        """The re-delivery pending when note_interrupt disabled the line (lazily: still unmasked). If nothing
+        masked the line first, it is a new interrupt: handle_fasteoi_irq masks the line and holds it."""
+        self.refire_at = None
+        if self.masked:
+            return
+        eng = self.eng
+        h = eng.new_refire(R, self.chain_key)
+        self.refires += 1
+        self.masked = True
+        self.pending_bit = True
+        self.flow_ran = True
+        if self.slot is None:
+            self.slot = [h, R]
+            eng.sink.pending(h)
+        else:
+            eng.sink.settle1(h, O.DISABLED)
 
     def _down_events(self, lo: int, hi: int) -> None:
         """Events [lo, hi) on the disabled line, with no poll in between: each waits in its device's
@@ -507,28 +615,40 @@ class IntxLine:
                     self.dstate[j] = ["settled", st[1], st[2], o]
 
     # ------------------------------------------------------------------ the end
+    def drain_chain(self) -> None:
+        """After the last event: a stuck line goes on firing until note_interrupt disables it."""
+        if self.up and self.chain_next is not None:
+            e = np.zeros(0, np.int64)
+            self.feed(e, e, e, INF - 1)
+
     def drain_polls(self, polls: np.ndarray) -> None:
-        """After the last event: the polls ``polls`` run (the device's timers before each)."""
-        if self.spurious_disabled and self.lp.polled:
-            for P in polls.tolist():
+        """After the last event: the polls ``polls`` run (the re-delivery pending at a disable and the device's
+        timers before each)."""
+        for P in polls.tolist():
+            if self.refire_at is not None and self.refire_at < P:
+                self._refire_down(self.refire_at)
+            if self.spurious_disabled and self.lp.polled:
                 self._poll(P)
 
     def finish(self) -> None:
+        if self.refire_at is not None:
+            self._refire_down(self.refire_at)
         if self.vfio is not None:
             self.vfio.timers(INF - 1, True)
 
     def busy_until(self) -> int:
-        """When the last timer of this line's devices will have run, if nothing else happens."""
+        """When the last timer of this line (its re-delivery, its devices') will have run, if nothing else
+        happens."""
         v = self.vfio
         if v is None:
-            return 0
+            return self.refire_last
         snap = v.snapshot()
         v.dry = True
         v.timers(INF - 1, True)
         last = v.last
         v.dry = False
         v.restore(snap)
-        return last
+        return max(last, self.refire_last)
 
 
 class MsiLine:
