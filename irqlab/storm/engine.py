@@ -29,11 +29,13 @@ from ..uapi import (
 )
 from ..eventfd import ULLONG_MAX
 from .compile import (
-    L_INTX, L_MSI_HOST, R_INTX, R_LINE, R_NOHANDLER, R_PBA, R_POSTED, Unsupported,
+    L_INTX, L_INTX_THREAD, L_MSI_THREAD, L_MSI_HOST, R_INTX, R_LINE, R_NOHANDLER, R_PBA, R_POSTED, Unsupported,
     compile_host, source_target,
 )
 from .generate import LazyStorm, Storm
-from .lines import HELD, INF, IntxLine, MsiLine, PollSchedule, ratelimit_scan, spurious_scan
+from .lines import (
+    HELD, INF, IntxLine, IntxThreadLine, MsiLine, MsiThreadLine, PollSchedule, ratelimit_scan, spurious_scan,
+)
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
 from .vcpu import VcpuWindows, WorkChain
@@ -45,7 +47,7 @@ DEFAULT_CHUNK = 1 << 21
 #: handles of the interrupts a stuck level line raises by itself (its re-deliveries): REFIRE_BASE + n
 REFIRE_BASE = 1 << 60
 # what the engine does with a source's interrupts
-K_CONST, K_ACCEPT, K_WORK, K_HELD, K_INTX = range(5)
+K_CONST, K_ACCEPT, K_WORK, K_HELD, K_INTX, K_THREAD = range(6)
 
 
 _POOL: Any = None
@@ -187,8 +189,13 @@ class VectorEngine:
         self.msi_lines: dict[int, MsiLine] = {}
         self.intx_lines: dict[int, IntxLine] = {}
         intx_irqs = {sp.line.desc.irq for sp in plan.sources if sp.route == R_INTX}
+        self.thread_lines: dict[int, MsiThreadLine] = {}
         for lp in plan.lines:
-            if lp.kind == L_INTX or lp.desc.irq in intx_irqs:
+            if lp.kind == L_INTX_THREAD:
+                self.intx_lines[lp.desc.irq] = IntxThreadLine(self, lp)
+            elif lp.kind == L_MSI_THREAD:
+                self.thread_lines[lp.desc.irq] = MsiThreadLine(self, lp)
+            elif lp.kind == L_INTX or lp.desc.irq in intx_irqs:
                 self.intx_lines[lp.desc.irq] = IntxLine(self, lp)
             else:
                 self.msi_lines[lp.desc.irq] = MsiLine(self, lp)
@@ -230,6 +237,9 @@ class VectorEngine:
                 self.acc_tok[a.vcpu.index, s] = True
                 self.cost[s] = t.iommu_post_ns
                 self.iommu[s] = True
+            elif r != R_INTX and sp.line.desc.irq in self.thread_lines:
+                self.kind[s] = K_THREAD
+                self.src_line[s] = self.thread_lines[sp.line.desc.irq]
             elif r == R_INTX or sp.line.desc.irq in self.intx_lines:
                 self.kind[s] = K_INTX
                 il = self.intx_lines[sp.line.desc.irq]
@@ -242,7 +252,8 @@ class VectorEngine:
         self.kinds_present = set(self.kind.tolist())
         # each line's sources, by irq
         self.line_srcs = {irq: [s for s in range(P) if self.src_line[s] is ln]
-                          for irq, ln in (*self.msi_lines.items(), *self.intx_lines.items())}
+                          for irq, ln in (*self.msi_lines.items(), *self.intx_lines.items(),
+                                          *self.thread_lines.items())}
         self.instant_srcs = [s for s in range(P) if self.instant[s]]
         # reevaluate_vector's "No irq handler for %d.%u" line, per NO_HANDLER source (-1: the others); a source
         # whose slot is VECTOR_SHUTDOWN is silent once (the slot becomes VECTOR_UNUSED)
@@ -350,6 +361,13 @@ class VectorEngine:
             e = sel_kind(K_HELD)
             if e.size:
                 self._held(t[e], sid[e], off + e)
+        if K_THREAD in kinds:
+            e = sel_kind(K_THREAD)
+            if e.size:
+                ss = sid[e]
+                for ln in self.thread_lines.values():
+                    m = np.isin(ss, self.line_srcs[ln.desc.irq])
+                    ln.feed(t[e[m]], off + e[m])
         if K_WORK in kinds:
             e = sel_kind(K_WORK)
             if e.size:
@@ -635,6 +653,8 @@ class VectorEngine:
             F = max(F, vw.carry_end)
         for wc in self.work.values():
             F = max(F, wc.last)
+        for ln in self.thread_lines.values():
+            F = max(F, ln.busy_until())
         lines = list(self.intx_lines.values())
         for il in lines:
             il.drain_chain()
@@ -703,8 +723,13 @@ class VectorEngine:
                     ml.pending_bit = False   # handle_irq_event clears IRQS_PENDING
                 ml.flow_ran = True
             self._line_state(d, ml.masked, ml.pending_bit, ml.flow_ran, ml.spur, ml.slot, False)
+        for ln in self.thread_lines.values():
+            ln.write_back(self)
         # INTx lines
         for il in self.intx_lines.values():
+            if isinstance(il, IntxThreadLine):
+                il.write_back(self)
+                continue
             d = il.desc
             d.kstat[d.cpu] += il.kstat
             d.redelivered += il.refires

@@ -16,9 +16,9 @@ import numpy as np
 
 from ..ledger import Outcome
 from ..sched import NSEC_PER_JIFFY
-from ..spurious import AGEING_JIFFIES, POLL_SPURIOUS_IRQ_INTERVAL, SPURIOUS_THRESHOLD, SPURIOUS_WINDOW
+from ..spurious import AGEING_JIFFIES, POLL_SPURIOUS_IRQ_INTERVAL, SPURIOUS_DEFERRED, SPURIOUS_THRESHOLD, SPURIOUS_WINDOW
 from ..uapi import IRQS_PENDING
-from .compile import POLL_NS
+from .compile import POLL_NS, Unsupported
 from .windows import chain_starts
 
 __all__ = ["spurious_scan", "ratelimit_scan", "PollSchedule", "MsiLine", "IntxLine"]
@@ -682,3 +682,363 @@ class MsiLine:
             sink.pending(self.slot[0])
             g = g[1:]
         sink.settle(g, O.DISABLED)
+
+
+# ------------------------------------------------------------------ lines whose handlers are irq threads
+def deferred_verdicts(cum: np.ndarray, deferred: bool, last: int) -> tuple[np.ndarray, np.ndarray]:
+    """note_interrupt on interrupts whose handlers only woke irq threads (action_ret == IRQ_WAKE_THREAD):
+    ``cum[k]`` is threads_handled at interrupt k. The first, if SPURIOUS_DEFERRED is not set yet, only sets it;
+    each later one is IRQ_HANDLED if threads_handled moved since the last one (threads_handled_last), else
+    IRQ_NONE. Returns (judged: bool per interrupt, handled: bool per interrupt)."""
+    m = cum.size
+    judged = np.ones(m, dtype=bool)
+    lastv = np.empty(m, dtype=np.int64)
+    cd = (cum & 0xFFFFFFFF) | SPURIOUS_DEFERRED
+    if deferred:
+        lastv[0] = last
+        lastv[1:] = cd[:-1]
+    else:
+        judged[0] = False
+        lastv[0] = -1
+        if m > 1:
+            lastv[1] = last | SPURIOUS_DEFERRED
+            lastv[2:] = cd[1:-1]
+    return judged, cd != lastv
+
+
+class MsiThreadLine(MsiLine):
+    """An MSI line whose action is a host driver's irq thread (request_threaded_irq(irq, NULL, thread_fn, 0):
+    PCI-MSI is IRQCHIP_ONESHOT_SAFE, nothing is masked). Every interrupt is dispatched; the first wakes the
+    thread (IRQTF_RUNTHREAD), which runs irq_thread_ns later and handles every interrupt that found it woken:
+    a greedy window chain. note_interrupt judges each interrupt at the next one (SPURIOUS_DEFERRED): handled
+    if a thread run ended (at or before it) since the last one."""
+
+    def __init__(self, eng: Any, lp: Any):
+        super().__init__(eng, lp)
+        d = lp.desc
+        self.D = eng.timing.irq_thread_ns
+        self.run_at: int | None = None     # the open window's thread run
+        self.th = d.threads_handled        # thread runs done (each returns IRQ_HANDLED)
+        self.last = d.threads_handled_last
+        self.dispatched = 0
+        self.windows = 0
+
+    def feed(self, t: np.ndarray, g: np.ndarray) -> None:
+        if not t.size:
+            return
+        if not self.up:
+            self.hold(t, g)
+            return
+        eng, D = self.eng, self.D
+        c0 = int(np.searchsorted(t, self.run_at, side="left")) if self.run_at is not None else 0
+        S = c0 + np.flatnonzero(chain_starts(t[c0:], D))
+        runs = t[S] + D
+        allr = runs if self.run_at is None else np.r_[np.int64(self.run_at), runs]
+        cum = self.th + np.searchsorted(allr, t, side="right")   # runs done before each (timers first)
+        judged, handled = deferred_verdicts(cum, bool(self.last & SPURIOUS_DEFERRED), self.last)
+        jpos = np.flatnonzero(judged)
+        c = -1
+        if not eng.plan.noirqdebug and jpos.size:
+            c = spurious_scan(self.spur, handled[jpos], t[jpos] // NSEC_PER_JIFFY)
+        n = t.size if c < 0 else int(jpos[c]) + 1
+        S = S[S < n]
+        eng.sink.settle(g[:n], O.HANDLED_HOST)
+        self.dispatched += n
+        self.pending_bit = False
+        self.flow_ran = True
+        total = (self.run_at is not None) + S.size      # windows the dispatched ones belong to
+        self.windows += S.size
+        self.th += total - 1
+        self.run_at = int(t[S[-1]]) + D if S.size else self.run_at
+        self.last = int(cum[n - 1] & 0xFFFFFFFF) | SPURIOUS_DEFERRED if (judged[:n].any()) else \
+            self.last | SPURIOUS_DEFERRED
+        if c >= 0:
+            self.up = False
+            eng.disable(self.desc, int(t[n - 1]), int(g[n - 1]), bool(handled[n - 1]))
+            self.hold(t[n:], g[n:])
+
+    def busy_until(self) -> int:
+        return self.run_at or 0
+
+    def write_back(self, eng: Any) -> None:
+        d = self.desc
+        a = self.lp.actions[0][0]
+        d.kstat[d.cpu] += self.dispatched
+        a.woke += self.dispatched
+        a.thread_handled += self.windows
+        d.threads_handled = self.th + (self.run_at is not None)
+        d.threads_handled_last = self.last
+        eng._line_state(d, self.masked, self.pending_bit, self.flow_ran, self.spur, self.slot, False)
+
+
+class IntxThreadLine:
+    """A level IO-APIC line whose actions are host drivers' irq threads (request_threaded_irq(gsi, NULL,
+    thread_fn, IRQF_SHARED | IRQF_ONESHOT)), with their devices' INTx and glitches. handle_fasteoi_irq masks the
+    IRQS_ONESHOT line, the default primary handlers wake every thread, and irq_finalize_oneshot unmasks it when
+    the threads ran, irq_thread_ns later: a greedy window chain. In a window a glitch waits at the masked pin and
+    is gone at the unmask; a device's INTx waits in its Status bit and its thread services it; the interrupt that
+    opened the window is handled if a thread handled something. note_interrupt judges each opener at the next
+    one (SPURIOUS_DEFERRED). Once disabled the line stays masked: what arrives waits for poll_spurious_irqs,
+    whose try_one_irq wakes the threads again (a poll window)."""
+
+    SERVICED = -1   # dstate: the Status bit is set and its thread will service it (the INTx is settled already)
+
+    def __init__(self, eng: Any, lp: Any):
+        self.eng, self.lp, self.desc = eng, lp, lp.desc
+        d = lp.desc
+        self.up = lp.up
+        self.masked = d.masked
+        self.pending_bit = bool(d.istate & IRQS_PENDING)
+        self.flow_ran = False
+        self.spurious_disabled = lp.spurious_disabled
+        self.spur = [d.irq_count, d.irqs_unhandled, d.last_unhandled]
+        self.D = eng.timing.irq_thread_ns
+        self.th = d.threads_handled
+        self.last = d.threads_handled_last
+        self.nact = len(lp.actions)
+        self.dev_act = []                 # per device on the line: the index of its driver's action
+        self.dstate: list[Any] = []       # per device: None (Status clear), SERVICED, or the held INTx's handle
+        self.held_t: dict[int, int] = {}  # handle -> when it was raised
+        for dp in lp.devices:
+            self.dev_act.append(next(i for i, (a, _) in enumerate(lp.actions) if a is dp.action))
+            ev = dp.dev.intx_status_event
+            h = None if ev is None else eng.sink.external(ev)
+            self.dstate.append(h)
+            if h is not None:
+                self.held_t[h] = ev.t
+        self.slot = None                  # [handle, t] of the glitch held at the masked pin
+        if d.pending_event is not None:
+            self.slot = [eng.sink.external(d.pending_event), d.pending_event.t]
+        self.win: dict | None = None      # the threads woken: end (their run), ev (waits for the verdict), up
+        self.kstat = 0
+        self.woke = 0
+        self.th_handled = [0] * self.nact
+        self.th_none = [0] * self.nact
+        self.last_run = 0
+        self.t = self.g = self.kind = None
+        self.lo = 0
+
+    # ------------------------------------------------------------------ a window of the threads
+    def _open(self, t0: int, ev: Any, up: bool) -> None:
+        self.win = dict(end=t0 + self.D, ev=ev, up=up)
+        self.woke += 1
+        self.last_run = max(self.last_run, t0 + self.D)
+        if any(x is not None for x in self.dstate):
+            self._verdict()
+
+    def _verdict(self) -> None:
+        """A device's Status bit is set in the window: the interrupt that opened it is handled."""
+        w = self.win
+        if w is not None and w["ev"] is not None:
+            self.eng.sink.settle1(w["ev"], O.HANDLED_HOST)
+            w["ev"] = None
+
+    def _close(self) -> None:
+        """The threads run at the window's end: each services its device if its Status bit is set; the last
+        one unmasks the line unless it is disabled (a glitch held at the pin is gone then)."""
+        w, self.win = self.win, None
+        sink = self.eng.sink
+        done = [False] * self.nact
+        for j, h in enumerate(self.dstate):
+            if h is not None:
+                if h != self.SERVICED:
+                    sink.settle1(h, O.HANDLED_HOST)
+                self.dstate[j] = None
+                done[self.dev_act[j]] = True
+        for a in range(self.nact):
+            if done[a]:
+                self.th_handled[a] += 1
+            else:
+                self.th_none[a] += 1
+        self.th += sum(done)
+        if w["ev"] is not None:
+            sink.settle1(w["ev"], O.UNHANDLED)
+        if not self.spurious_disabled:
+            self.masked = False
+            if self.slot is not None:
+                sink.settle1(self.slot[0], O.DISABLED)
+                self.slot = None
+
+    def _masked_events(self, lo: int, hi: int) -> None:
+        """Events [lo, hi) at the masked line: a glitch waits at the pin (one; the rest are dropped); a device's
+        INTx sets its Status bit (serviced by the open window's thread, or held for a poll) or merges."""
+        if hi <= lo:
+            return
+        t, g, k = self.t[lo:hi], self.g[lo:hi], self.kind[lo:hi]
+        sink = self.eng.sink
+        gl = np.flatnonzero(k < 0)
+        if gl.size:
+            if self.slot is None:
+                self.slot = [int(g[gl[0]]), int(t[gl[0]])]
+                sink.pending(self.slot[0])
+                gl = gl[1:]
+            sink.settle(g[gl], O.DISABLED)
+        for j in range(len(self.dstate)):
+            sel = np.flatnonzero(k == j)
+            if not sel.size:
+                continue
+            if self.dstate[j] is None:
+                h = int(g[sel[0]])
+                if self.win is not None:
+                    sink.settle1(h, O.HANDLED_HOST)
+                    self.dstate[j] = self.SERVICED
+                    self._verdict()
+                else:
+                    self.dstate[j] = h
+                    self.held_t[h] = int(t[sel[0]])
+                    sink.pending(h)
+                sel = sel[1:]
+            sink.settle(g[sel], O.DISABLED)
+
+    # ------------------------------------------------------------------ phase 1: the line is up
+    def feed(self, t: np.ndarray, g: np.ndarray, kind: np.ndarray, bound: int) -> None:
+        self.t, self.g, self.kind, self.lo = t, g, kind, 0
+        if not self.up:
+            return
+        lo = 0
+        if self.win is not None:                # the window open before this chunk
+            lo = int(np.searchsorted(t, self.win["end"], side="left"))
+            self._masked_events(0, lo)
+            if self.win["end"] > bound:
+                self.lo = lo
+                return
+            self._close()
+        self.lo = lo
+        if lo >= t.size:
+            return
+        eng, D, sink = self.eng, self.D, self.eng.sink
+        tt, gg, kk = t[lo:], g[lo:], kind[lo:]
+        S = np.flatnonzero(chain_starts(tt, D))
+        wid = np.searchsorted(S, np.arange(tt.size), side="right") - 1
+        isstart = np.zeros(tt.size, dtype=bool)
+        isstart[S] = True
+        ndev = len(self.dstate)
+        has = np.zeros((S.size, max(ndev, 1)), dtype=bool)
+        first_dev = np.zeros(tt.size, dtype=bool)
+        for j in range(ndev):
+            sel = np.flatnonzero(kk == j)
+            if sel.size:
+                w = wid[sel]
+                f = np.r_[True, w[1:] != w[:-1]]
+                first_dev[sel[f]] = True
+                has[w[f], j] = True
+        nh = has.sum(axis=1)
+        cum = self.th + np.r_[0, np.cumsum(nh)[:-1]]   # threads_handled at each opener
+        judged, hv = deferred_verdicts(cum, bool(self.last & SPURIOUS_DEFERRED), self.last)
+        jpos = np.flatnonzero(judged)
+        c = -1
+        if not eng.plan.noirqdebug and jpos.size:
+            c = spurious_scan(self.spur, hv[jpos], tt[S[jpos]] // NSEC_PER_JIFFY)
+        nw = S.size if c < 0 else int(jpos[c]) + 1         # windows opened while the line is up
+        self.last = int(cum[nw - 1] & 0xFFFFFFFF) | SPURIOUS_DEFERRED if judged[:nw].any() else \
+            self.last | SPURIOUS_DEFERRED
+        end_last = int(tt[S[nw - 1]]) + D
+        cut = tt.size if c < 0 else int(np.searchsorted(tt, end_last, side="left"))
+        # every window but the last is closed: its device INTx serviced, glitches gone at the unmask
+        lastw = wid[:cut] == nw - 1
+        st, fd = isstart[:cut], first_dev[:cut]
+        sink.settle(gg[:cut][fd & ~st & ~lastw], O.HANDLED_HOST)
+        sink.settle(gg[:cut][~fd & ~st & ~lastw], O.DISABLED)
+        anyh = has[:nw].any(axis=1)
+        sink.settle(gg[S[:nw - 1]][anyh[:nw - 1]], O.HANDLED_HOST)
+        sink.settle(gg[S[:nw - 1]][~anyh[:nw - 1]], O.UNHANDLED)
+        for a in range(self.nact):
+            devs = [j for j in range(ndev) if self.dev_act[j] == a]
+            hh = int(has[:nw - 1][:, devs].any(axis=1).sum()) if devs else 0
+            self.th_handled[a] += hh
+            self.th_none[a] += nw - 1 - hh
+        self.th += int(nh[:nw - 1].sum())
+        self.woke += nw - 1
+        self.kstat += nw
+        self.pending_bit = False
+        self.flow_ran = True
+        # the last window: its opener dispatched at s, the line masked until its threads run
+        s = int(S[nw - 1])
+        self.masked = True
+        opener_dev = int(kk[s]) if kk[s] >= 0 else None
+        self._open(int(tt[s]), int(gg[s]), True)
+        if opener_dev is not None:
+            self.dstate[opener_dev] = int(gg[s])
+            self.win["ev"] = None                            # its own thread services it: handled
+        self.t, self.g, self.kind = tt, gg, kk
+        if c >= 0:
+            self.up = False
+            self.spurious_disabled = True
+            eng.disable(self.desc, int(tt[s]), int(gg[s]), bool(hv[nw - 1]))
+        self._masked_events(s + 1, cut)
+        self.lo = cut
+        if c < 0 and self.win["end"] <= bound:
+            self._close()
+
+    # ------------------------------------------------------------------ phase 2: the line is down
+    def feed_down(self, polls: np.ndarray, b: int) -> None:
+        """The rest of the chunk, in time order with the threads' runs (a timer before the interrupts at its
+        instant; the poller, armed long before, before a thread run at the same instant) and the polls."""
+        lo = self.lo
+        pts = polls.tolist() if (self.spurious_disabled and self.lp.polled) else []
+        for P in pts + [None]:
+            lim = b if P is None else P
+            if self.win is not None and self.win["end"] < lim:
+                e = max(lo, int(np.searchsorted(self.t, self.win["end"], side="left")))
+                self._masked_events(lo, e)
+                lo = e
+                self._close()
+            hi = self.t.size if P is None else max(lo, int(np.searchsorted(self.t, P, side="left")))
+            self._masked_events(lo, hi)
+            lo = hi
+            if P is None:
+                break
+            self._poll(P)
+        self.lo = lo
+
+    def _poll(self, P: int) -> None:
+        """try_one_irq(desc, force): the held glitch, or the first asserting device's INTx, through the primary
+        handlers, which wake the threads (no kstat, no note_interrupt); the threads run irq_thread_ns later."""
+        if self.win is not None:
+            raise Unsupported(f"irq {self.desc.irq}: a spurious poll at {P:,} ns while its irq threads are woken "
+                              "(a poll inside a ONESHOT thread window)")
+        ev = None
+        if self.slot is not None:
+            ev, self.slot = self.slot[0], None
+        else:
+            ev = next((h for h in self.dstate if h is not None), None)
+        sink = self.eng.sink
+        for j, h in enumerate(self.dstate):
+            if h is not None:
+                if h != ev:
+                    sink.settle1(h, O.HANDLED_HOST)
+                self.dstate[j] = self.SERVICED
+        self.pending_bit = False
+        self._open(P, ev, False)
+
+    def drain_chain(self) -> None:
+        if self.up and self.win is not None:
+            self._close()
+
+    def drain_polls(self, polls: np.ndarray) -> None:
+        for P in polls.tolist():
+            if self.win is not None and self.win["end"] < P:
+                self._close()
+            if self.spurious_disabled and self.lp.polled:
+                self._poll(P)
+
+    def finish(self) -> None:
+        if self.win is not None:
+            self._close()
+
+    def busy_until(self) -> int:
+        return self.last_run
+
+    def write_back(self, eng: Any) -> None:
+        d = self.desc
+        d.kstat[d.cpu] += self.kstat
+        for i, (a, _) in enumerate(self.lp.actions):
+            a.woke += self.woke
+            a.thread_handled += self.th_handled[i]
+            a.thread_none += self.th_none[i]
+        d.threads_handled = self.th
+        d.threads_handled_last = self.last
+        eng._line_state(d, self.masked, self.pending_bit, self.flow_ran, self.spur, self.slot, True)
+        for j, dp in enumerate(self.lp.devices):
+            h = self.dstate[j]
+            dp.dev.intx_status_event = None if h is None else eng._held_event(h, self.held_t.get(h, 0), dp.dev)
