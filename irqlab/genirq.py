@@ -611,9 +611,10 @@ class GenIrq:
                 "times in a row with nothing lowering or disabling it: it would fire for ever (the kernel "
                 "livelocks). Use run(until=...) to watch a bounded stretch.")
         held = devs[0].intx_status_event
-        if held.outcome_is_pending():   # held in the device while the line was masked: its first delivery
-            ev = held.claim()
-        else:                           # a new hardware interrupt: the IO-APIC sends the message again
+        # held in the device while the line was masked: its first delivery; else a new hardware interrupt, the
+        # IO-APIC sending the message again
+        ev = held.claim() if held.outcome_is_pending() else None
+        if ev is None:
             ev = host.new_event(f"irq {desc.irq} still asserted")
             ev.irq = desc.irq
             desc.redelivered += 1
