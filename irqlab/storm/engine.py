@@ -1,14 +1,16 @@
 """The storm engine: millions of interrupts through a host's live state, with numpy.
 
 Computes with array operations what the object model does one interrupt at a time (docs/model-time.md):
-arch/x86/kernel/irq.c and kernel/irq/chip.c (vector dispatch, a disabled line holding one interrupt),
-kernel/irq/spurious.c (note_interrupt's window, the poller), vfio-pci's handlers, fs/eventfd.c,
-virt/kvm/eventfd.c (the irqfd fast path, and the inject work that coalesces while pending),
+arch/x86/kernel/irq.c and kernel/irq/chip.c (vector dispatch, the rate-limited "No irq handler" line, a disabled
+line holding one interrupt, a level line sent again after each EOI while a device asserts it), kernel/irq/
+spurious.c (note_interrupt's window, the poller), irq threads (kernel/irq/manage.c), vfio-pci's handlers,
+fs/eventfd.c, virt/kvm/eventfd.c (the irqfd fast path, and the inject work that coalesces while pending),
 arch/x86/kvm/lapic.c and vmx (IRR/PIR coalescing in each vCPU's entry window, exits, posting).
 Simplification: the compile step refuses (NotImplementedError) what it does not cover; everything else is
-exact, with Python loops over chunks, vCPUs, lines, round trips and polls — never over interrupts (the
-kernel log's one line per NO_HANDLER interrupt is built once, at the end, with no Python step each). Big
-chunks run the vCPUs' fast paths on two threads (``_run_all``); the result does not depend on it.
+exact, with Python loops over chunks, vCPUs, lines, batches of re-deliveries, round trips and polls — never
+over interrupts (the kernel log keeps only the lines the ratelimit prints). The interrupts a stuck line raises by
+itself are counted in the host's ledger, not in the storm's per-event arrays. Big chunks run the vCPUs' fast
+paths on two threads (``_run_all``); the result does not depend on it.
 """
 from __future__ import annotations
 

@@ -1,13 +1,17 @@
-"""Host lines in the storm engine: note_interrupt's window, the spurious poller, and INTx round trips.
+"""Host lines in the storm engine: note_interrupt's window, the poller, stuck lines, irq threads, INTx round trips.
 
 Models kernel/irq/spurious.c (``note_interrupt``: the 100,000-interrupt window, > 99,900 unhandled, HZ/10
-ageing; ``poll_spurious_irqs`` every HZ/10 and ``try_one_irq``), kernel/irq/chip.c (a disabled line masks at
-the next interrupt and holds one pending), drivers/pci/pci.c (the INTx Status bit), drivers/vfio/pci/
-vfio_pci_intrs.c and virqfd.c (automask; unmask in the guest's EOI exit), and the resampling irqfd's round trip
-through the IOAPIC's remote IRR to a dedicated vCPU (virt/kvm/eventfd.c, arch/x86/kvm/ioapic.c, lapic.c).
-Simplification: one Python step per poll and per round trip of a line that is down, never per interrupt
-(the round trips on an up line are one window chain); what falls between two such instants is classified
-with array operations.
+ageing, SPURIOUS_DEFERRED for interrupts that only woke threads; ``poll_spurious_irqs`` every HZ/10 and
+``try_one_irq``), kernel/irq/chip.c (a disabled line masks at the next interrupt and holds one pending;
+``handle_fasteoi_irq``'s EOI, after which the IO-APIC sends a still-asserted level line again), kernel/irq/
+manage.c (``irq_thread_fn``, ``irq_finalize_oneshot``: an IRQF_ONESHOT line masked until its threads ran),
+lib/ratelimit.c (``___ratelimit`` of the "No irq handler" line), drivers/pci/pci.c (the INTx Status bit),
+drivers/vfio/pci/vfio_pci_intrs.c and virqfd.c (automask; unmask in the guest's EOI exit), and the resampling
+irqfd's round trip through the IOAPIC's remote IRR to a dedicated vCPU (virt/kvm/eventfd.c,
+arch/x86/kvm/ioapic.c, lapic.c). Simplification: one Python step per poll, per batch of a stuck line's
+re-deliveries and per round trip of a line that is down, never per interrupt (the re-deliveries are arithmetic
+progressions, the round trips on an up line and the threads' windows are window chains); what falls between
+two such instants is classified with array operations.
 """
 from __future__ import annotations
 
