@@ -79,6 +79,8 @@ def irqreturn(res: Any) -> tuple[int, str | None]:
     An int is taken modulo 2**32 (``bad_action_ret`` reads it as ``unsigned int``: -1 is 0xffffffff); a bool is
     0 or 1, as C converts ``false``/``true``. Anything else (None, a str, a float) is no irqreturn_t at all: the
     model counts it as a bogus return value that handled nothing (value 0, reported with its repr)."""
+    if type(res) is int:
+        return res & 0xFFFFFFFF, None
     if isinstance(res, bool):
         return int(res), None
     if hasattr(res, "__index__"):
@@ -631,8 +633,9 @@ class GenIrq:
         (rate-limited) and EOIs; a VECTOR_SHUTDOWN slot is silently made VECTOR_UNUSED (reevaluate_vector)."""
         slot = self.vector_irq[cpu].get(vector)
         desc = slot if isinstance(slot, IrqDesc) else None
-        ev.hop("common_interrupt", X86_IRQ, "cpu", f"CPU{cpu} vector 0x{vector:02x} → "
-               + (f"irq {desc.irq}" if desc else "VECTOR_SHUTDOWN" if slot is VECTOR_SHUTDOWN else "no descriptor"))
+        if ev.journey is not None:
+            ev.hop("common_interrupt", X86_IRQ, "cpu", f"CPU{cpu} vector 0x{vector:02x} → "
+                   + (f"irq {desc.irq}" if desc else "VECTOR_SHUTDOWN" if slot is VECTOR_SHUTDOWN else "no descriptor"))
         if desc is None:
             if slot is VECTOR_SHUTDOWN:
                 del self.vector_irq[cpu][vector]
@@ -684,7 +687,8 @@ class GenIrq:
         return True
 
     def handle_edge_irq(self, desc: IrqDesc, cpu: int, ev: IrqEvent) -> None:
-        ev.hop("handle_edge_irq", CHIP, "genirq", f"irq {desc.irq}")
+        if ev.journey is not None:
+            ev.hop("handle_edge_irq", CHIP, "genirq", f"irq {desc.irq}")
         if not self._can_handle(desc):
             desc.masked = True  # mask_ack_irq()
             self._hold_pending(desc, ev, "disabled" if desc.actions else "no action")
@@ -693,7 +697,8 @@ class GenIrq:
         self.handle_irq_event(desc, cpu, ev)
 
     def handle_fasteoi_irq(self, desc: IrqDesc, cpu: int, ev: IrqEvent) -> None:
-        ev.hop("handle_fasteoi_irq", CHIP, "genirq", f"irq {desc.irq}")
+        if ev.journey is not None:
+            ev.hop("handle_fasteoi_irq", CHIP, "genirq", f"irq {desc.irq}")
         if not self._can_handle(desc):
             desc.masked = True  # mask_irq(), then EOI
             self._hold_pending(desc, ev, "disabled" if desc.actions else "no action")
@@ -712,7 +717,8 @@ class GenIrq:
     def _kstat(self, desc: IrqDesc, cpu: int, ev: IrqEvent) -> None:
         before = desc.kstat[cpu]
         desc.kstat[cpu] = before + 1
-        ev.change(f"kstat[{desc.irq}] CPU{cpu}", before, before + 1)
+        if ev.journey is not None:
+            ev.change(f"kstat[{desc.irq}] CPU{cpu}", before, before + 1)
 
     def _call(self, fn: Handler, action: IrqAction, irq: int, ev: IrqEvent) -> tuple[int, str | None]:
         self.host.current = ev
@@ -727,13 +733,17 @@ class GenIrq:
         note_interrupt(). The interrupt is handled if an action returned IRQ_HANDLED, waits for the verdict of
         the irq threads it woke if that is all they returned, else is unhandled."""
         desc.istate &= ~IRQS_PENDING
-        ev.hop("handle_irq_event", HANDLE, "genirq", f"irq {desc.irq}: {len(desc.actions)} action(s)")
+        tr = ev.journey is not None
+        if tr:
+            ev.hop("handle_irq_event", HANDLE, "genirq", f"irq {desc.irq}: {len(desc.actions)} action(s)")
         retval = IRQ_NONE
         bogus = None
         woken: list[IrqAction] = []
         for action in list(desc.actions):
-            ev.hop("__handle_irq_event_percpu", HANDLE, "driver", f"action {action.name!r}")
-            at = len(ev.journey.hops) - 1 if ev.journey is not None else -1
+            at = -1
+            if tr:
+                ev.hop("__handle_irq_event_percpu", HANDLE, "driver", f"action {action.name!r}")
+                at = len(ev.journey.hops) - 1
             res, bad = self._call(action.handler, action, desc.irq, ev)
             if bad is not None and bogus is None:
                 bogus = bad

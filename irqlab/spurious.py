@@ -124,7 +124,7 @@ def note_interrupt(host: "Kernel", desc: "IrqDesc", action_ret: int, ev: "IrqEve
         return
     desc.irq_count += 1
     if desc.irq_count < SPURIOUS_WINDOW:
-        if before != desc.irqs_unhandled:
+        if before != desc.irqs_unhandled and ev.journey is not None:
             ev.hop("note_interrupt", FILE, "genirq", f"irq {desc.irq}: count {desc.irq_count}, "
                    f"unhandled {desc.irqs_unhandled}")
         return
