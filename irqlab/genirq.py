@@ -808,8 +808,11 @@ class GenIrq:
         action.runthread = False
         waiting, action.waiting = action.waiting, []
         ev = next((e for e in waiting if e.live), NO_EVENT)
-        ev.hop("irq_thread_fn", MANAGE, "driver", f"irq/{desc.irq}-{action.name} runs {action.name!r}'s thread_fn")
-        ret, _ = self._call(action.thread_fn, action, desc.irq, ev)
+        ret, bad = self._call(action.thread_fn, action, desc.irq, ev)
+        if ev.journey is not None:
+            r = bad or {IRQ_HANDLED: "IRQ_HANDLED", IRQ_NONE: "IRQ_NONE"}.get(ret, f"{ret:#x}")
+            ev.hop("irq_thread_fn", MANAGE, "driver", f"irq/{desc.irq}-{action.name}: thread_fn returned {r}"
+                   + (", threads_handled++" if ret == IRQ_HANDLED else ""))
         if ret == IRQ_HANDLED:
             desc.threads_handled += 1
             action.thread_handled += 1

@@ -439,7 +439,11 @@ class IntxLine:
         td = t[dpos]
         k = 0
         start = min((int(dpos.searchsorted(p)) for p in first_orphan.values()), default=None)
+        batches = 0
         while True:
+            batches += 1
+            if bound >= INF - 1 and batches > 64:   # the drain: nothing but re-deliveries, all unhandled
+                raise AssertionError(f"irq {self.desc.irq}: a stuck line note_interrupt never disables")
             r0 = self.chain_next
             if r0 is None or r0 > bound:
                 # no re-delivery before the bound: the storm's dispatches up to the chain's start (if one starts)
