@@ -68,6 +68,7 @@ class Scheduler:
         self._seq = itertools.count()
         self.to_quiet = False  # inside run(until=None): a callback may refuse an endless model
         self.quiet_runs = 0    # how many run(until=None) have started
+        self.before_callback: Callable[[], Any] | None = None  # set while journeys are traced (StateRecorder)
 
     @property
     def jiffies(self) -> int:
@@ -163,6 +164,8 @@ class Scheduler:
                 break
             when, token, timer = heapq.heappop(self._heap)
             self.now = max(self.now, when)
+            if self.before_callback is not None:  # before the timer stops being pending: that is the callback's
+                self.before_callback()
             timer._token = -1
             timer.fn(*timer.args)
             ran += 1
