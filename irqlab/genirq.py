@@ -398,7 +398,7 @@ class GenIrq:
                        f"{old.flags:08x} ({old.name})")
                 if not (new.flags & IRQF_PROBE_SHARED):
                     self.pr_err(msg)
-                raise KernelError(errno.EBUSY, f"request_irq({desc.irq}, {new.name!r}): {msg}")
+                raise KernelError(errno.EBUSY, f"request_irq({desc.irq}, {new.name!r}): {PR_FMT}{msg}")
             for a in desc.actions:
                 thread_mask |= a.thread_mask
             shared = True
@@ -410,7 +410,7 @@ class GenIrq:
         elif new.handler is irq_default_primary_handler and not desc.oneshot_safe:
             msg = f"Threaded irq requested with handler=NULL and !ONESHOT for {new.name} (irq {desc.irq})"
             self.pr_err(msg)
-            raise KernelError(errno.EINVAL, msg)
+            raise KernelError(errno.EINVAL, PR_FMT + msg)
         if new.thread_fn is not None:
             new.thread = Timer(self._irq_thread, (desc, new), name=f"irq/{desc.irq}-{new.name}")
         desc.actions.append(new)  # "add new interrupt at end of irq queue"
