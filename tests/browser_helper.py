@@ -138,11 +138,20 @@ class JupyterLab:
 
 def _grow_to_notebook(page, max_height: int) -> int:
     """JupyterLab scrolls the notebook inside a fixed-size panel: grow the viewport to the notebook's height so
-    every cell is laid out and visible at once; returns the notebook's height in px."""
-    h, visible = page.evaluate(f"() => {{ const s = {SCROLLER}; return [s.scrollHeight, s.clientHeight]; }}")
-    if h > visible:
-        page.set_viewport_size({"width": VIEWPORT["width"],
-                                "height": min(VIEWPORT["height"] + int(h - visible), max_height)})
+    every cell is laid out and visible at once, again while outputs that render late (plots, widgets) make it
+    taller; returns the notebook's height in px."""
+    h = 0
+    for _ in range(6):
+        # the cells' height, not scrollHeight: JupyterLab pads the notebook's end by a part of its own height
+        h, visible = page.evaluate(f"""() => {{ const s = {SCROLLER};
+            const cells = [...s.querySelectorAll('.jp-Cell')];
+            const top = s.getBoundingClientRect().top - s.scrollTop;
+            const end = Math.max(0, ...cells.map(c => c.getBoundingClientRect().bottom - top));
+            return [Math.ceil(end) + 40, s.clientHeight]; }}""")
+        vp = page.viewport_size or VIEWPORT
+        if h <= visible or vp["height"] >= max_height:
+            break
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": min(vp["height"] + int(h - visible), max_height)})
         page.evaluate(f"() => {SCROLLER}.scrollTo(0, 0)")
         page.wait_for_timeout(800)
     return int(h)
@@ -284,6 +293,7 @@ class LabBrowser:
                                + [f"cell output on stderr: {t}" for t in stderr_texts]
                                + [f"image did not load: {src}" for src, ok in found["md_images"] if not ok])
             mark("checked")
+            _grow_to_notebook(page, 30_000)  # the Log Console closed and late outputs may have changed the height
             if pieces:
                 found["pieces"] = _screenshot_pages(page, screenshot)
             else:
