@@ -144,6 +144,7 @@ def _grow_to_notebook(page, max_height: int) -> int:
     for _ in range(6):
         # the cells' height, not scrollHeight: JupyterLab pads the notebook's end by a part of its own height
         h, visible = page.evaluate(f"""() => {{ const s = {SCROLLER};
+            if (!s) return [0, 0];  // no notebook in front (a test opened another document)
             const cells = [...s.querySelectorAll('.jp-Cell')];
             const top = s.getBoundingClientRect().top - s.scrollTop;
             const end = Math.max(0, ...cells.map(c => c.getBoundingClientRect().bottom - top));
