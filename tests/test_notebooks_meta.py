@@ -88,3 +88,13 @@ def test_every_relative_link_opens_a_file(path):
                 continue
             file = (path.parent / target.split("#")[0]).resolve()
             assert file.is_file(), f"{path.name} cell {i}: link {target!r} opens {'a folder' if file.is_dir() else 'nothing'}"
+
+
+@pytest.mark.parametrize("path", [p for p in ALL if p.parent == COURSE], ids=lambda p: p.name)
+def test_no_code_line_runs_past_the_cell(path):
+    """JupyterLab does not wrap code: at 1400 px with the file browser open a cell shows ~115 columns."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code":
+            for line in "".join(cell["source"]).splitlines():
+                assert len(line) <= 115, f"{path.name} cell {i}: {len(line)} columns: {line[:60]}…"
