@@ -980,8 +980,8 @@ def _reveal(line: str, cell: str) -> None:
         _say(_unknown(key))
         return
     if key not in _answered:
-        _say(f"… {key}: this cell shows the answer. Make your prediction first: replace the ... in the "
-              f"exercise cell above and run it; then run this cell again.")
+        _say(f"… {key}: this cell shows the answer. Answer the exercise first (replace the ... in its cell "
+             f"above and run it), then run this cell again.")
         return
     from IPython import get_ipython
 
