@@ -13,6 +13,7 @@ from typing import Any
 
 from . import scenarios as _scenarios
 from . import viz
+from ._optional import require
 from .errors import KernelError
 from .trace import Hop, Journey
 
@@ -98,7 +99,7 @@ def _svg_or_text(d: viz.Diagram) -> str:
 
 def journey_stepper(host: Any = None, scenario: str = "switchboard") -> Any:
     """Choose an interrupt source, then step its journey: next, back, play; the diagram lights each hop."""
-    import ipywidgets as w
+    w = require("ipywidgets", extra="course", what="irqlab.widgets.journey_stepper")
 
     host = host if host is not None else _scenarios.SCENARIOS[scenario]()
     srcs = interrupt_sources(host)
@@ -222,7 +223,7 @@ def board_apply(host: Any, action: str, **kw: Any) -> BoardResult:
 
 def registration_board(host: Any = None) -> Any:
     """Request/free IRQs, bind to vfio-pci, SET_IRQS, assign irqfds, set routes; watch the kernel's tables."""
-    import ipywidgets as w
+    w = require("ipywidgets", extra="course", what="irqlab.widgets.registration_board")
 
     host = host if host is not None else _scenarios.switchboard()
     action = w.Dropdown(options=BOARD_ACTIONS, value="request_irq", description="call")
@@ -311,7 +312,7 @@ def storm_report(scenario: str = "msix_nic", *, rate_hz: float = 200_000, durati
 
 
 def _plot(r: Any, duration_ns: int) -> Any:
-    from matplotlib.figure import Figure
+    Figure = require("matplotlib.figure", extra="course", what="irqlab.widgets.storm_report(plot=True)").Figure
 
     fig = Figure(figsize=(12, 3.2))
     ax = fig.subplots(1, 3)
@@ -333,7 +334,7 @@ def _plot(r: Any, duration_ns: int) -> Any:
 
 def storm_explorer(scenario: str = "msix_nic") -> Any:
     """Sliders and toggles that rerun the vector engine when you press Run (never while dragging)."""
-    import ipywidgets as w
+    w = require("ipywidgets", extra="course", what="irqlab.widgets.storm_explorer")
 
     rate = w.FloatLogSlider(value=2e5, base=10, min=3, max=6.5, description="rate/queue (Hz)", continuous_update=False)
     burst = w.FloatSlider(value=0.0, min=0, max=0.95, step=0.05, description="burstiness", continuous_update=False)
