@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import spurious
+from .event import NO_EVENT, IrqEvent
 from .errors import KernelError
 from .ledger import Outcome
 from .uapi import (
@@ -24,7 +25,7 @@ from .uapi import (
 )
 
 if TYPE_CHECKING:
-    from .host import Host, IrqEvent
+    from .kernel import Kernel
 
 __all__ = ["IrqAction", "IrqDesc", "GenIrq", "Handler"]
 
@@ -82,7 +83,7 @@ class IrqDesc:
     masked: bool = True           # IRQD_IRQ_MASKED (the chip's mask)
     started: bool = False
     wakeup: bool = False
-    pending_event: "IrqEvent | None" = None
+    pending_event: IrqEvent | None = None
     kstat: list[int] = field(default_factory=list)
     disabled_at: int | None = None  # model time the line was last disabled (spurious or disable_irq)
 
@@ -114,7 +115,7 @@ class IrqDesc:
 class GenIrq:
     """The host's generic IRQ layer: the descriptor table and the per-CPU ``vector_irq`` arrays."""
 
-    def __init__(self, host: "Host"):
+    def __init__(self, host: "Kernel"):
         self.host = host
         self.descs: dict[int, IrqDesc] = {}
         self.vector_irq: list[dict[int, IrqDesc]] = [dict() for _ in range(host.ncpus)]
@@ -125,6 +126,23 @@ class GenIrq:
         self.bad_irq_reports = 0   # "bogus return value" reports (limited to 100)
 
     # ------------------------------------------------------------------ descriptors and vectors
+    def alloc_irq(self, irq: int | None = None, *, chip_name: str | None = "IR-IO-APIC", hwirq: int | None = None,
+                  level: bool = False, cpu: int | None = None, **kw: Any) -> IrqDesc:
+        """Allocate a descriptor (an IO-APIC pin by default: irq = GSI, hwirq = pin)."""
+        if irq is None:
+            irq = self._next_free_irq()
+        if hwirq is None and chip_name and "IO-APIC" in chip_name:
+            hwirq = irq
+        return self.alloc_desc(irq, chip_name=chip_name, hwirq=hwirq, level=level, cpu=cpu, **kw)
+
+    def _next_free_irq(self, start: int = 24) -> int:
+        irq = start
+        while irq in self.descs:
+            irq += 1
+        if irq >= self.host.nr_irqs:
+            raise KernelError(errno.ENOSPC, f"no free irq below nr_irqs={self.host.nr_irqs}")
+        return irq
+
     def alloc_desc(self, irq: int, *, chip_name: str | None, hwirq: int | None, level: bool,
                    cpu: int | None = None, unlazy: bool = False, oneshot_safe: bool = False) -> IrqDesc:
         """Allocate a descriptor and its vector on a CPU (irq_domain_alloc_irqs + the vector matrix)."""
@@ -354,14 +372,12 @@ class GenIrq:
         """The line is unmasked while a device still asserts it: the IO-APIC sends the vector again."""
         devs = self.asserting_devices(desc)
         if devs and not desc.masked:
-            from .host import NO_EVENT
-
             ev = devs[0].intx_status_event.claim() or NO_EVENT  # an unhandled one asserts on, unaccounted
             ev.hop("unmask_irq", CHIP, "genirq", f"irq {desc.irq} unmasked: the line is still asserted")
             self.host.deliver_vector(desc.cpu, desc.vector, ev)
 
     # ------------------------------------------------------------------ dispatch
-    def common_interrupt(self, cpu: int, vector: int, ev: "IrqEvent") -> None:
+    def common_interrupt(self, cpu: int, vector: int, ev: IrqEvent) -> None:
         """x86 entry: ``vector_irq[vector]`` → ``desc->handle_irq(desc)``."""
         desc = self.vector_irq[cpu].get(vector)
         ev.hop("common_interrupt", X86_IRQ, "cpu", f"CPU{cpu} vector 0x{vector:02x} → "
@@ -379,7 +395,7 @@ class GenIrq:
         else:
             self.handle_edge_irq(desc, cpu, ev)
 
-    def _hold_pending(self, desc: IrqDesc, ev: "IrqEvent", why: str) -> None:
+    def _hold_pending(self, desc: IrqDesc, ev: IrqEvent, why: str) -> None:
         """The flow handler refused (or the chip is masked): the interrupt waits as IRQS_PENDING.
 
         A device's INTx stays pending in its own Status bit; a glitch or an MSI is the line's one
@@ -404,7 +420,7 @@ class GenIrq:
             return False
         return True
 
-    def handle_edge_irq(self, desc: IrqDesc, cpu: int, ev: "IrqEvent") -> None:
+    def handle_edge_irq(self, desc: IrqDesc, cpu: int, ev: IrqEvent) -> None:
         ev.hop("handle_edge_irq", CHIP, "genirq", f"irq {desc.irq}")
         if not self._can_handle(desc):
             desc.masked = True  # mask_ack_irq()
@@ -413,7 +429,7 @@ class GenIrq:
         self._kstat(desc, cpu, ev)
         self.handle_irq_event(desc, cpu, ev)
 
-    def handle_fasteoi_irq(self, desc: IrqDesc, cpu: int, ev: "IrqEvent") -> None:
+    def handle_fasteoi_irq(self, desc: IrqDesc, cpu: int, ev: IrqEvent) -> None:
         ev.hop("handle_fasteoi_irq", CHIP, "genirq", f"irq {desc.irq}")
         if not self._can_handle(desc):
             desc.masked = True  # mask_irq(), then EOI
@@ -422,12 +438,12 @@ class GenIrq:
         self._kstat(desc, cpu, ev)
         self.handle_irq_event(desc, cpu, ev)
 
-    def _kstat(self, desc: IrqDesc, cpu: int, ev: "IrqEvent") -> None:
+    def _kstat(self, desc: IrqDesc, cpu: int, ev: IrqEvent) -> None:
         before = desc.kstat[cpu]
         desc.kstat[cpu] = before + 1
         ev.change(f"kstat[{desc.irq}] CPU{cpu}", before, before + 1)
 
-    def handle_irq_event(self, desc: IrqDesc, cpu: int, ev: "IrqEvent") -> int:
+    def handle_irq_event(self, desc: IrqDesc, cpu: int, ev: IrqEvent) -> int:
         """Call every action of the chain (retval |= res), then note_interrupt()."""
         desc.istate &= ~IRQS_PENDING
         ev.hop("handle_irq_event", HANDLE, "genirq", f"irq {desc.irq}: {len(desc.actions)} action(s)")

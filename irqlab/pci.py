@@ -19,7 +19,8 @@ from .uapi import IRQ_HANDLED, IRQ_NONE, IRQF_SHARED
 
 if TYPE_CHECKING:
     from .genirq import IrqDesc
-    from .host import Host, IrqEvent
+    from .event import IrqEvent
+    from .kernel import Kernel
 
 __all__ = ["PciDevice", "MsiVector", "HostDriver", "BDF_RE"]
 
@@ -50,7 +51,7 @@ class MsiVector:
 class PciDevice:
     """A PCI function on the host. Create with ``host.add_pci_device(bdf, ...)``."""
 
-    def __init__(self, host: "Host", bdf: str, *, name: str, intx_pin: int, gsi: int | None, msi: int,
+    def __init__(self, host: "Kernel", bdf: str, *, name: str, intx_pin: int, gsi: int | None, msi: int,
                  msix: int, pci_2_3: bool, pcie: bool, dynamic_msix: bool):
         self.host = host
         self.bdf = bdf
@@ -76,7 +77,7 @@ class PciDevice:
 
     # creation --------------------------------------------------------------------------------------
     @classmethod
-    def add(cls, host: "Host", bdf: str, *, name: str | None = None, intx_pin: int = 1, gsi: int | None = None,
+    def add(cls, host: "Kernel", bdf: str, *, name: str | None = None, intx_pin: int = 1, gsi: int | None = None,
             msi: int = 0, msix: int = 0, pci_2_3: bool = True, pcie: bool = True,
             dynamic_msix: bool = True) -> "PciDevice":
         if not isinstance(bdf, str) or not BDF_RE.match(bdf):
@@ -95,7 +96,7 @@ class PciDevice:
             if not 0 <= gsi < 24:
                 raise ValueError("gsi must be an IO-APIC pin 0..23")
             if gsi not in host.genirq.descs:
-                host.alloc_irq(gsi, chip_name="IR-IO-APIC", hwirq=gsi, level=gsi >= 16)
+                host.genirq.alloc_irq(gsi, chip_name="IR-IO-APIC", hwirq=gsi, level=gsi >= 16)
         else:
             gsi = None
         dev = cls(host, bdf, name=name or bdf, intx_pin=intx_pin, gsi=gsi, msi=msi, msix=msix,
@@ -169,7 +170,7 @@ class PciDevice:
         return n
 
     def _alloc_vector(self, index: int) -> MsiVector:
-        desc = self.host.alloc_irq(None, chip_name=self.msi_chip, hwirq=index, level=False, oneshot_safe=True)
+        desc = self.host.genirq.alloc_irq(None, chip_name=self.msi_chip, hwirq=index, level=False, oneshot_safe=True)
         v = MsiVector(index, desc)
         self.vectors.append(v)
         self.vectors.sort(key=lambda x: x.index)
@@ -244,10 +245,10 @@ class HostDriver:
             n = dev.pci_alloc_irq_vectors(1, vectors or (dev.msix_cap or dev.msi_cap), msix)
             for v in dev.vectors[:n]:
                 qname = drv.name if n == 1 else queue_fmt.format(name=drv.name, i=v.index)
-                host.request_irq(v.irq, drv.msi_handler, 0, qname, drv)
+                host.genirq.request_irq(v.irq, drv.msi_handler, 0, qname, drv)
                 drv.irqs.append(v.irq)
         elif dev.intx_pin:
-            host.request_irq(dev.gsi, drv.intx_handler, IRQF_SHARED, drv.name, drv)
+            host.genirq.request_irq(dev.gsi, drv.intx_handler, IRQF_SHARED, drv.name, drv)
             drv.irqs.append(dev.gsi)
         dev.driver = drv
         return drv
@@ -265,7 +266,7 @@ class HostDriver:
 
     def unbind(self) -> None:
         for irq in self.irqs:
-            self.dev.host.free_irq(irq, self)
+            self.dev.host.genirq.free_irq(irq, self)
         self.irqs = []
         if self.dev.msi_enabled or self.dev.msix_enabled:
             self.dev.pci_free_irq_vectors()

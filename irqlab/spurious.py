@@ -12,11 +12,13 @@ from .uapi import (
     IRQ_HANDLED, IRQ_NONE, IRQ_WAKE_THREAD, IRQF_IRQPOLL, IRQF_SHARED, IRQS_PENDING, IRQS_POLL_INPROGRESS,
     IRQS_SPURIOUS_DISABLED, __IRQF_TIMER,
 )
-from .sched import HZ
+from .event import NO_EVENT
+from .sched import HZ, NSEC_PER_JIFFY, Timer
 
 if TYPE_CHECKING:
+    from .event import IrqEvent
     from .genirq import IrqDesc
-    from .host import Host, IrqEvent
+    from .kernel import Kernel
 
 __all__ = ["note_interrupt", "SPURIOUS_WINDOW", "SPURIOUS_THRESHOLD", "AGEING_JIFFIES",
            "POLL_SPURIOUS_IRQ_INTERVAL"]
@@ -40,7 +42,7 @@ def handler_line(action) -> str:
     return f"[<{zlib.crc32(f'{action.name}/{sym}'.encode()):016x}>] {sym}"
 
 
-def __report_bad_irq(host: "Host", desc: "IrqDesc", action_ret: int) -> None:
+def __report_bad_irq(host: "Kernel", desc: "IrqDesc", action_ret: int) -> None:
     if _bad_action_ret(action_ret):
         host.printk("err", f"irq event {desc.irq}: bogus return value {action_ret:x}")
     else:
@@ -50,7 +52,7 @@ def __report_bad_irq(host: "Host", desc: "IrqDesc", action_ret: int) -> None:
         host.printk("err", handler_line(a))
 
 
-def note_interrupt(host: "Host", desc: "IrqDesc", action_ret: int, ev: "IrqEvent") -> None:
+def note_interrupt(host: "Kernel", desc: "IrqDesc", action_ret: int, ev: "IrqEvent") -> None:
     """Account one dispatched interrupt; disable the line at > 99,900 unhandled out of 100,000."""
     gi = host.genirq
     if desc.istate & IRQS_POLL_INPROGRESS:
@@ -96,7 +98,7 @@ def note_interrupt(host: "Host", desc: "IrqDesc", action_ret: int, ev: "IrqEvent
     desc.irqs_unhandled = 0
 
 
-def try_misrouted_irq(host: "Host", desc: "IrqDesc", action_ret: int) -> bool:
+def try_misrouted_irq(host: "Kernel", desc: "IrqDesc", action_ret: int) -> bool:
     fixup = host.genirq.irqfixup
     if not fixup:
         return False
@@ -109,7 +111,7 @@ def try_misrouted_irq(host: "Host", desc: "IrqDesc", action_ret: int) -> bool:
     return bool(desc.actions and desc.actions[0].flags & IRQF_IRQPOLL)
 
 
-def misrouted_irq(host: "Host", irq: int) -> int:
+def misrouted_irq(host: "Kernel", irq: int) -> int:
     """Poll every other line (not irq 0) once; 1 if one of them handled something."""
     ok = 0
     for other in sorted(host.genirq.descs):
@@ -120,14 +122,12 @@ def misrouted_irq(host: "Host", irq: int) -> int:
     return ok
 
 
-def try_one_irq(host: "Host", desc: "IrqDesc", force: bool) -> bool:
+def try_one_irq(host: "Kernel", desc: "IrqDesc", force: bool) -> bool:
     """Run a line's handlers from the poller: only shared, non-timer lines; disabled ones only if forced."""
     if desc.disabled and not force:
         return False
     if not desc.actions or not (desc.actions[0].flags & IRQF_SHARED) or desc.actions[0].flags & __IRQF_TIMER:
         return False
-    from .host import NO_EVENT  # local import: host imports this module
-
     ev = desc.pending_event
     desc.pending_event = None
     if ev is not None:
@@ -147,19 +147,15 @@ def try_one_irq(host: "Host", desc: "IrqDesc", force: bool) -> bool:
     return handled
 
 
-def _arm_poll_timer(host: "Host") -> None:
-    from .sched import NSEC_PER_JIFFY, Timer
-
+def _arm_poll_timer(host: "Kernel") -> None:
     gi = host.genirq
     if gi.poll_timer is None:
         gi.poll_timer = Timer(lambda: poll_spurious_irqs(host), name="poll_spurious_irqs", periodic=True)
     host.sched.mod_timer(gi.poll_timer, (host.jiffies + POLL_SPURIOUS_IRQ_INTERVAL) * NSEC_PER_JIFFY)
 
 
-def poll_spurious_irqs(host: "Host") -> None:
+def poll_spurious_irqs(host: "Kernel") -> None:
     """Every HZ/10: try_one_irq(desc, force) on each spurious-disabled line. It re-enables nothing."""
-    from .sched import NSEC_PER_JIFFY
-
     gi = host.genirq
     for irq in sorted(gi.descs):
         desc = gi.descs[irq]

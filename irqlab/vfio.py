@@ -233,7 +233,7 @@ class VfioPciDevice:
             flags = 0  # IRQF_NO_AUTOEN only when virq_disabled, which the model never sets
             unlazy_before, desc.unlazy = desc.unlazy, True  # irq_set_status_flags(IRQ_DISABLE_UNLAZY)
         try:
-            d.host.request_irq(d.gsi, self.vfio_intx_handler, flags, self.intx_name, self)
+            d.host.genirq.request_irq(d.gsi, self.vfio_intx_handler, flags, self.intx_name, self)
         except KernelError:
             if not d.pci_2_3:
                 desc.unlazy = unlazy_before
@@ -251,7 +251,7 @@ class VfioPciDevice:
         if self.intx_unmask is not None:
             self.intx_unmask.disable()
             self.intx_unmask = None
-        d.host.free_irq(d.gsi, self)
+        d.host.genirq.free_irq(d.gsi, self)
         self.intx_trigger = None
         self.intx_masked = False
         self.irq_type = IRQ_NONE_TYPE
@@ -399,7 +399,7 @@ class VfioPciDevice:
         old = self.msi_triggers.pop(vector, None)
         if old is not None and v is not None:
             host.irqbypass.irq_bypass_unregister_producer(old)
-            host.free_irq(v.irq, old)
+            host.genirq.free_irq(v.irq, old)
             old.vfio_source = None
         if efd is None:
             return
@@ -407,7 +407,7 @@ class VfioPciDevice:
             if not msix:
                 raise KernelError(errno.EINVAL, f"MSI vector {vector} was not allocated")
             v = d.pci_msix_alloc_irq_at(vector)
-        host.request_irq(v.irq, self.vfio_msihandler, 0, self.msi_name(vector), efd)
+        host.genirq.request_irq(v.irq, self.vfio_msihandler, 0, self.msi_name(vector), efd)
         efd.vfio_source = (self, self.irq_type, vector)
         self.msi_triggers[vector] = efd
         host.irqbypass.irq_bypass_register_producer(efd, v.irq, self, vector)

@@ -38,7 +38,7 @@ op = st.one_of(
 
 def held_legitimately(host):
     """Interrupts still in flight after host.run(): held in a masked device's status bit."""
-    return sum(1 for ev in host._inflight.values()
+    return sum(1 for ev in host.events_in_flight()
                if ev.device is not None and ev.device.intx_status_event is ev and ev.device.disintx)
 
 

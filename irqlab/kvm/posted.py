@@ -15,7 +15,8 @@ from ..trace import HARDWARE
 from ..uapi import KVM_IRQ_ROUTING_MSI, POSTED_INTR_VECTOR
 
 if TYPE_CHECKING:
-    from ..host import Host, IrqEvent
+    from ..event import IrqEvent
+    from ..kernel import Kernel
     from .vm import Vcpu
 
 __all__ = ["PiDesc", "PostedIrte", "IrqBypass"]
@@ -58,7 +59,7 @@ class PostedIrte:
 class IrqBypass:
     """virt/lib/irqbypass.c: vfio producers and KVM irqfd consumers, matched by their eventfd."""
 
-    def __init__(self, host: "Host"):
+    def __init__(self, host: "Kernel"):
         self.host = host
         self.producers: dict[int, tuple[Any, int, Any, int]] = {}  # id(eventfd) -> (eventfd, irq, vdev, vector)
         self.consumers: dict[int, Any] = {}                          # id(eventfd) -> irqfd

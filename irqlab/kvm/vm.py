@@ -32,7 +32,7 @@ from .posted import PiDesc
 from ..trace import HARDWARE
 
 if TYPE_CHECKING:
-    from ..host import Host
+    from ..kernel import Kernel
 
 __all__ = ["Vm", "Vcpu", "default_routing"]
 
@@ -258,7 +258,7 @@ class Vcpu:
 class Vm:
     """A VM. ``host.create_vm(nvcpus=2, irqchip="full")``; irqchip is "full", "split" or None."""
 
-    def __init__(self, host: "Host", *, nvcpus: int = 1, irqchip: str | None = "full", apicv: bool | None = None,
+    def __init__(self, host: "Kernel", *, nvcpus: int = 1, irqchip: str | None = "full", apicv: bool | None = None,
                  x2apic_32bit_ids: bool = False, pcpus: Iterable[int] | None = None, vcpu_mode: str = "running"):
         if isinstance(nvcpus, bool) or not isinstance(nvcpus, int) or not 1 <= nvcpus <= 64:
             raise ValueError(f"nvcpus must be an int between 1 and 64, got {nvcpus!r}")

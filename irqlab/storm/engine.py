@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..host import IrqEvent
+from ..event import IrqEvent
 from ..ledger import Outcome
 from ..sched import NSEC_PER_JIFFY, Timer
 from ..spurious import handler_line
@@ -581,8 +581,7 @@ class VectorEngine:
         cnt = self.cnt
         # events raised
         n = int(cnt.sum())
-        self.first_id = next(h._ids)
-        h._ids = itertools.count(self.first_id + n)
+        self.first_id = h.reserve_event_ids(n)
         h.ledger.raised += n
         led = self.sink.counts
         h.ledger.counts = [a + int(b) for a, b in zip(h.ledger.counts, led)]

@@ -8,7 +8,6 @@ not reach the guest on its own (coalesced, dropped, handled by the host...).
 from __future__ import annotations
 
 import html
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,10 +101,9 @@ def snapshot(host: Any) -> dict:
     s[("ledger",)] = {"raised": host.ledger.raised, "counts": tuple(host.ledger.counts)}
     gi = host.genirq
     pt = gi.poll_timer
-    m = re.search(r"\((\d+)\)", repr(host._ids))
     s[("host",)] = {"spurious_disabled": tuple(host.spurious_disabled),
                     "poll_timer": (pt.expires_ns if pt is not None and pt.pending else None),
-                    "next_id": int(m.group(1)) if m else None, "bad_irq_reports": gi.bad_irq_reports}
+                    "next_id": host.next_event_id, "bad_irq_reports": gi.bad_irq_reports}
     return s
 
 

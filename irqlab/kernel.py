@@ -1,0 +1,122 @@
+"""The kernel services every subsystem of the model uses: the clock, printk, the ledger and the arch counters.
+
+Models what kernel/irq, drivers/ and virt/kvm share below them: the clock and jiffies (kernel/time/), the
+kernel log (kernel/printk/), the x86 per-CPU interrupt statistics that /proc/interrupts prints as arch rows
+(``irq_stat``, arch/x86/include/asm/hardirq.h) and the vector delivery of the local APIC
+(arch/x86/kernel/irq.c ``common_interrupt``). The subsystems (genirq, the PCI devices, irqbypass, the VMs)
+are registered here by ``irqlab.host.Host``, which assembles them; no model module imports host.py.
+Simplification: one global clock and log instead of per-CPU ones, and the course's outcome ledger and
+interrupts in flight kept beside them.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .event import IrqEvent
+from .ledger import Ledger
+from .sched import Scheduler, check_time
+from .timing import Timing
+
+if TYPE_CHECKING:
+    from .trace import Journey
+
+__all__ = ["Kernel", "ARCH_ROWS"]
+
+#: x86 arch rows of /proc/interrupts the model keeps counts for.
+ARCH_ROWS = ("NMI", "LOC", "SPU", "PMI", "IWI", "RTR", "RES", "CAL", "TLB", "TRM", "THR", "DFR", "MCE",
+             "MCP", "ERR", "MIS", "PIN", "NPI", "PIW")
+
+
+class Kernel:
+    """The services below every subsystem. ``irqlab.Host`` is a Kernel with its subsystems assembled."""
+
+    #: the subsystems, registered by the Host that assembles them (irqlab.genirq.GenIrq,
+    #: irqlab.kvm.posted.IrqBypass): services never import the subsystems above them
+    genirq: Any
+    irqbypass: Any
+
+    def __init__(self, ncpus: int, timing: Timing, trace: bool):
+        self.ncpus = ncpus
+        self.timing = timing
+        self.trace = trace
+        self.sched = Scheduler()
+        self.ledger = Ledger()
+        self.log: list[tuple[int, str, str]] = []
+        self.arch_counts: dict[str, list[int]] = {k: [0] * ncpus for k in ARCH_ROWS}
+        self.spurious_disabled: list[tuple[int, int]] = []
+        self.devices: dict[str, Any] = {}   # the PCI bus: BDF -> PciDevice
+        self.vms: list[Any] = []
+        self.current: IrqEvent | None = None  # the interrupt whose handlers are running (the model's "in hard IRQ")
+        self._next_id = 1
+        self._inflight: dict[int, IrqEvent] = {}
+        self.last_journey: "Journey | None" = None
+        self.last_event: IrqEvent | None = None
+
+    # time ----------------------------------------------------------------------------------------
+    @property
+    def now(self) -> int:
+        return self.sched.now
+
+    @property
+    def jiffies(self) -> int:
+        return self.sched.jiffies
+
+    def run(self, until: int | None = None) -> int:
+        """Run pending timers and work up to ``until`` ns (everything pending if None)."""
+        return self.sched.run(until)
+
+    def _advance(self, at: int | None) -> None:
+        if at is not None:
+            at = check_time(at, "at")
+            if at < self.now:
+                raise ValueError(f"at={at} ns is in the past (now={self.now} ns)")
+            self.sched.run(at)
+
+    # kernel log ------------------------------------------------------------------------------------
+    def printk(self, level: str, text: str) -> None:
+        self.log.append((self.now, level, text))
+
+    def dmesg(self) -> str:
+        return "\n".join(f"[{t / 1e9:12.6f}] {text}" for t, _, text in self.log)
+
+    def arch_count(self, row: str, cpu: int, n: int = 1) -> None:
+        self.arch_counts[row][cpu] += n
+
+    # interrupts raised -----------------------------------------------------------------------------
+    def new_event(self, source: str) -> IrqEvent:
+        ev = IrqEvent(self, self._next_id, source, self.now, self.trace)
+        self._next_id += 1
+        self.last_event = ev
+        self.ledger.raise_one()
+        self._inflight[ev.id] = ev
+        if ev.journey is not None:
+            self.last_journey = ev.journey
+        return ev
+
+    @property
+    def next_event_id(self) -> int:
+        """The id the next interrupt raised will get."""
+        return self._next_id
+
+    def reserve_event_ids(self, n: int) -> int:
+        """Take ``n`` consecutive ids (the storm engine's interrupts); returns the first."""
+        first = self._next_id
+        self._next_id += n
+        return first
+
+    def events_in_flight(self) -> list[IrqEvent]:
+        """The interrupts not yet settled (in flight, or held pending), oldest first."""
+        return [self._inflight[k] for k in sorted(self._inflight)]
+
+    def event(self, journey_or_id: Any) -> IrqEvent | None:
+        """The interrupt behind a Journey (or an id), while it is still to be accounted for."""
+        eid = getattr(journey_or_id, "id", journey_or_id)
+        return self._inflight.get(eid)
+
+    def deliver_vector(self, cpu: int, vector: int, ev: IrqEvent) -> None:
+        """The local APIC of ``cpu`` takes ``vector``: x86 common_interrupt."""
+        ev.via_host = True
+        self.genirq.common_interrupt(cpu, vector, ev)
+
+    def ledger_check(self) -> None:
+        self.ledger.check()
