@@ -100,6 +100,7 @@ class _Engine:
         return iter(())
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # repo2docker.app imports pythonjsonlogger's old name
 def test_a_local_build_does_not_send_the_venv(monkeypatch):
     """The build context a local `repo2docker .` sends: repo2docker's own code, with the Docker client faked."""
     _need_repo2docker()
