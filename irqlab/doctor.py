@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["Check", "run_checks", "main"]
+__all__ = ["Check", "run_checks", "main", "extra_fix"]
 
 WIDGETS_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
 

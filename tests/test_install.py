@@ -197,7 +197,7 @@ def fixtures(qualname):
         "arch_rows": irqlab.procfs.default_arch_rows(4), "row": host._irq_row(desc),
         "possible_cpus_counts": list(desc.kstat), "type_": "edge", "wakeup": False, "name": None,
         "before": snapshot(host), "after": snapshot(host), "keys": np.array([0, 1, 5, 9]), "ends": 3, "delta": 2,
-        "nr_cpu_ids": 4, "gsi_top": 24,
+        "nr_cpu_ids": 4, "gsi_top": 24, "extra": "course",
     }
     if qualname == "irqlab.storm.windows.greedy_window_starts":
         fx["t"] = np.array([0, 1, 5, 9])
