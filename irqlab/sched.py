@@ -66,6 +66,7 @@ class Scheduler:
         self.now = 0
         self._heap: list[tuple[int, int, Timer]] = []
         self._seq = itertools.count()
+        self.before_callback: Callable[[], Any] | None = None  # set while journeys are traced (StateRecorder)
 
     @property
     def jiffies(self) -> int:
@@ -149,6 +150,8 @@ class Scheduler:
                 break
             when, token, timer = heapq.heappop(self._heap)
             self.now = max(self.now, when)
+            if self.before_callback is not None:  # before the timer stops being pending: that is the callback's
+                self.before_callback()
             timer._token = -1
             timer.fn(*timer.args)
             ran += 1

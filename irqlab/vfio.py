@@ -368,6 +368,8 @@ class VfioPciDevice:
         d = self.dev
         host = d.host
         cur = host.current
+        if cur is not None:
+            cur.mark()  # its hop comes after the mask: the mask is its change, not its caller's
         if not d.pci_2_3:
             host.genirq.disable_irq_nosync(irq)
             self.intx_masked = True
@@ -437,6 +439,8 @@ class VfioPciDevice:
                       f"{int(self.intx_masked)}")
         if self._is_intx() and self.intx_masked:
             if d.pci_2_3:
+                if token is not None:
+                    token.mark()  # the unmask is pci_check_and_unmask_intx's (its hop comes after)
                 ok = d.pci_check_and_unmask_intx()
                 if not ok:
                     ret = 1

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import irqlab
+from irqlab.trace import Change, Target
 from helpers import err
 from irqlab import (
     Eventfd, IRQF_SHARED, KernelError, VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER,
@@ -543,10 +544,12 @@ def test_the_intx_journey_goes_on_to_the_unmask():
     assert j.hops[i_ack].t_ns == t_ack and {x.t_ns for x in j.hops[i_ack + 1:]} == {t_eoi}
     assert j.outcome == "injected" and j.latency_ns == t_ack + t.host_irq_ns and j.done and j.t_done == t_eoi
     service = j.hops[i_ack + 1]
-    assert service.hardware and service.actor == "guest" and ("0000:04:00.0 Status.Interrupt", 1, 0) in service.changes
-    changes = {c[0]: c[1:] for x in j.hops[i_ack + 1:] for c in x.changes}
-    assert changes["0000:04:00.0 DisINTx"] == (1, 0) and changes["IOAPIC pin 16 remote IRR"] == (1, 0)
-    assert changes["0000:04:00.0-resample count"] == (1, 0)  # virqfd_wakeup read what the resampler signalled
+    assert service.hardware and service.actor == "guest" and \
+        Change(Target("pci", bdf, "Status.Interrupt"), True, False) in service.changes
+    changes = {c.target: (c.before, c.after) for x in j.hops[i_ack + 1:] for c in x.changes}
+    assert changes[Target("pci", bdf, "Command.INTx_Disable")] == (True, False)
+    assert changes[Target("ioapic", (1, 16), "remote IRR")] == (True, False)
+    assert changes[Target("eventfd", f"{bdf}-resample", "count")] == (1, 0)  # virqfd_wakeup read what was signalled
     assert all(x.function and x.file and x.actor for x in j.hops)
     assert h.ledger.as_dict() == {"injected": 1}
 
