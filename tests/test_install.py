@@ -197,8 +197,13 @@ def fixtures(qualname):
         "arch_rows": irqlab.procfs.default_arch_rows(4), "row": host._irq_row(desc),
         "possible_cpus_counts": list(desc.kstat), "type_": "edge", "wakeup": False, "name": None,
         "before": snapshot(host), "after": snapshot(host), "keys": np.array([0, 1, 5, 9]), "ends": 3, "delta": 2,
-        "nr_cpu_ids": 4, "gsi_top": 24, "extra": "course",
+        "nr_cpu_ids": 4, "gsi_top": 24, "extra": "course", "kernel": host, "v": {0x41, 0x51},
+        "g": irqlab.viz._build(host, irqlab.trace.observe(host), True), "d": irqlab.viz.host_diagram(host),
+        "scenario": next(iter(widgets.EXPLORER_SCENARIOS)),
     }
+    h2 = scenarios.msix_nic(2, trace=False)  # a storm run on a host of its own: the fixture's stays unrun
+    fx["r"] = storm.run(h2, storm.poisson(h2, rate_hz=50_000, duration_ns=200_000, seed=1), "vector", progress=False)
+    fx["pct"] = fx["r"].latency_percentiles((50, 90, 99, 99.9, 100))
     if qualname == "irqlab.storm.windows.greedy_window_starts":
         fx["t"] = np.array([0, 1, 5, 9])
     return fx
