@@ -387,10 +387,10 @@ class VfioPciDevice:
             cur.hop("vfio_intx_handler", INTRS, "vfio", f"{self.intx_name}: {what}, IRQ_HANDLED")
             if d.pci_2_3:
                 cur.change(f"{d.bdf} DisINTx", 0, 1)
-        # the Status bit's interrupt; none set (a device without INTx masking, a glitch on its exclusive line):
-        # whatever came in on the line
+        # the Status bit's interrupt; none set, or already passed on (a device without INTx masking that the line
+        # delivers again at enable_irq, a glitch on its exclusive line): whatever came in on the line
         ev = d.intx_status_event
-        if ev is None and cur is not None and cur.live:
+        if (ev is None or ev.passed_on) and cur is not None and cur.live:
             ev = cur
         self.vfio_send_intx_eventfd(ev)
         return ret

@@ -652,8 +652,9 @@ def test_clearing_intx_disable_with_status_set_raises_the_line(host, intx):
 
 def test_non_pci23_unmask_refires_without_a_second_interrupt(host):
     """vfio_pci_intrs.c, a device without INTx masking: the handler disables the line, the unmask enables it
-    (kernel/irq/manage.c enable_irq); a device that still asserts fires the line again and vfio signals again —
-    the same level, not a new interrupt. vfio_intx_disable then clears IRQ_DISABLE_UNLAZY."""
+    (kernel/irq/manage.c enable_irq → irq_startup → unmask_irq); a device that still asserts makes the IO-APIC
+    send the vector again — a new hardware interrupt (kstat counts it), which vfio signals again.
+    vfio_intx_disable then clears IRQ_DISABLE_UNLAZY."""
     host.add_pci_device(BDF, intx_pin=1, gsi=18, pci_2_3=False)
     v = host.vfio_pci_bind(BDF)
     trig = Eventfd()
@@ -661,7 +662,8 @@ def test_non_pci23_unmask_refires_without_a_second_interrupt(host):
     j = host.raise_intx(BDF)
     v.set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1)
     assert trig.count == 2 and v.intx_masked and host.irq_to_desc(18).disabled
-    assert j.outcome == "userspace" and host.ledger.as_dict() == {"userspace": 1}
+    assert j.outcome == "userspace" and host.ledger.as_dict() == {"userspace": 2}
+    assert sum(host.irq_to_desc(18).kstat) == 2 and host.irq_to_desc(18).redelivered == 1
     v.set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 0)
     assert not host.irq_to_desc(18).unlazy
 
