@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ex", "q", "hint", "expected", "exercises", "answered", "reset", "Exercise", "EXERCISES",
-           "load_ipython_extension"]
+__all__ = ["ex", "q", "hint", "expected", "exercises", "answered", "reset", "Exercise", "EXERCISES"]
+# (load_ipython_extension is IPython's hook for %load_ext irqlab.check, not an API of its own)
 
 # --------------------------------------------------------------------------------------- tiny helpers
 
@@ -983,8 +983,10 @@ def _reveal(line: str, cell: str) -> None:
         _say(f"… {key}: this cell shows the answer. Answer the exercise first (replace the ... in its cell "
              f"above and run it), then run this cell again.")
         return
-    from IPython import get_ipython
-
+    try:
+        from IPython import get_ipython
+    except ImportError:  # the magic is only registered in IPython; nothing to run the cell with otherwise
+        return
     get_ipython().run_cell(cell, store_history=False)
 
 
