@@ -500,8 +500,12 @@ class StormReport:
     note: str          # what the numbers leave out, said plainly
 
     def png(self, dpi: int = 90) -> bytes:
-        """The figure as PNG bytes (what the explorer shows)."""
+        """The figure as PNG bytes (what the explorer shows); a report made with ``plot=False`` has none."""
         import io
+
+        if self.figure is None:
+            raise ValueError("this report was made with plot=False: it has no figure; call storm_report(...) "
+                             "with plot=True (the default) to get one")
 
         buf = io.BytesIO()
         self.figure.savefig(buf, format="png", dpi=dpi)
