@@ -86,6 +86,8 @@ class Cpu:
         self._mark = 0
         self._cur = (0, 0, 0)                # current job: start, exit part, handler part
         self._after: dict[int, list[Callable[[], None]]] = {}  # vector -> what to do once it has been taken
+        self._in_take = 0
+        self._ending = False
 
     def __repr__(self) -> str:
         v = self.curr
@@ -106,7 +108,7 @@ class Cpu:
     def busy(self) -> bool:
         """In hard-IRQ context now (interrupts off: a vector that arrives waits in the IRR)."""
         self.catch_up()
-        return self.job is not None
+        return self.job is not None or self._in_take > 0 or self._ending
 
     @property
     def state(self) -> str:
@@ -127,7 +129,7 @@ class Cpu:
         self.catch_up()
         k = self.kernel
         job = Job(vector, ev, k.now, run)
-        if self.job is None:
+        if self.job is None and not self._in_take and not self._ending:
             self._take(job, False)
             return
         if vector in self.irr:
@@ -140,8 +142,9 @@ class Cpu:
                 ev.settle(Outcome.COALESCED_APIC)
             return
         self.irr[vector] = job
-        _hop(ev, "local APIC: IRR", HARDWARE, "cpu", f"CPU{self.id} is in hard-IRQ context (vector "
-             f"0x{self.job.vector:02x} until {self.job_end:,} ns): vector 0x{vector:02x} waits in its IRR")
+        _hop(ev, "local APIC: IRR", HARDWARE, "cpu", f"CPU{self.id} is in hard-IRQ context"
+             + (f" (vector 0x{self.job.vector:02x} until {self.job_end:,} ns)" if self.job is not None else "")
+             + f": vector 0x{vector:02x} waits in its IRR")
 
     def _take(self, job: Job, waited: bool) -> None:
         """The CPU takes ``job`` now: out of the guest first if it was running one (a VM exit), then the IDT
@@ -175,13 +178,18 @@ class Cpu:
             self.exits += 1
             v.vm_exit_external_interrupt(job.vector, ev)
         prev, k.this_cpu = k.this_cpu, self.id
+        self._in_take += 1   # in hard-IRQ context while the handler runs, even one that takes no time
         try:
             job.run(ev)
         finally:
             k.this_cpu = prev
+            self._in_take -= 1
         if job.vector in self._after and job.vector not in self.irr:
             for fn in self._after.pop(job.vector):
                 fn()
+        if not cost + exit_ and self.job is None and self.irr and not self._ending and not self._in_take:
+            self.job, self.job_end = job, k.now   # what arrived while a handler of no time ran: taken now
+            self._end_job()
         if v is not None:
             _hop(ev, "kvm_after_interrupt", X86_H, "kvm", f"vcpu{v.id}: handling_intr_from_guest = 0")
             _hop(ev, "handle_external_interrupt", VMX, "kvm", f"vcpu{v.id}: ++irq_exits; the vCPU re-enters the "
@@ -192,17 +200,23 @@ class Cpu:
 
     def catch_up(self) -> None:
         """End the hard interrupts due by now (a CPU's events at an instant come before everything else then)."""
+        if self._in_take or self._ending:
+            return
         while self.job is not None and self.job_end <= self.kernel.now:
             self._end_job()
 
     def _end_job(self) -> None:
         t = self.job_end
         self.job = None
-        while self.irr:   # the highest pending vector; system vectors take no time, so all of them go first
-            job = self.irr.pop(max(self.irr))
-            self._take(job, True)
-            if self.job is not None:
-                return
+        self._ending = True   # still in hard-IRQ context while it takes what waits
+        try:
+            while self.irr:   # the highest pending vector; system vectors take no time, so all of them go first
+                job = self.irr.pop(max(self.irr))
+                self._take(job, True)
+                if self.job is not None:
+                    return
+        finally:
+            self._ending = False
         self._end_busy(t)
 
     def _end_busy(self, t: int) -> None:

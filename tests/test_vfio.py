@@ -693,7 +693,9 @@ def test_storm_engines_agree_on_a_closed_trigger(chunk):
     a = storm.run(h1, s, "vector", chunk_events=chunk, progress=False)
     b = storm.run(h2, s, "reference", progress=False)
     assert a.equals(b), a.diff(b)
-    assert a.ledger["closed_eventfd"] == int((s.source_ids == 1).sum()) and a.ledger["injected"] > 0
+    from irqlab.ledger import Outcome  # each one vfio's handler ran for (the CPU merged the others in its IRR)
+    ran = (s.source_ids == 1) & (a.outcome != Outcome.COALESCED_APIC)
+    assert a.ledger["closed_eventfd"] == int(ran.sum()) and a.ledger["injected"] > 0
     e1, e2 = h1.scenario.eventfds[1], h2.scenario.eventfds[1]
     assert (e1.count, e1.signals_after_close) == (e2.count, e2.signals_after_close) == (a.ledger["closed_eventfd"],) * 2
 

@@ -317,8 +317,7 @@ class Vcpu:
                 self._request_entry(token)
             else:
                 self._request_entry(token)
-        if outside:
-            _due(token, self._due())
+        _due(token, self._due())
         return 1
 
     def _pi_wakeup_handler(self, token: Any) -> None:

@@ -139,6 +139,8 @@ class VfioIntx:
         self.c = INF                    # the guest's EOI (status cleared, resample, unmask) of the round trip
         self.cycles = 0                 # trigger signals: irqfd wake-ups and inject work items
         self.via_handler = 0            # round trips vfio_intx_handler started (host interrupt or poll)
+        self.from_irq = 0               # of those, started in hard-IRQ context (the inject work is queued on the
+        #                                 line's CPU; a poll runs in no CPU's hard IRQ)
         self.eois = 0                   # guest EOIs done (each one resampler ack and one unmask)
         self.last = 0                   # the last instant a timer of this device ran
         self.dry = False
@@ -192,6 +194,8 @@ class VfioIntx:
                 hits.append(i)
                 if up:  # the line is up: vfio_intx_handler masks and signals now
                     self.start(ti, tok, True)
+                    if not self.dry:
+                        self.from_irq += 1
                 else:   # held in the Status bit until a poll runs the handler
                     self.state, self.tok = HELD, tok
                     if not self.dry:
@@ -233,6 +237,8 @@ class VfioIntx:
             sink.settle(gv[st], O.INJECTED, self.W + self.delta + self.host_cost)
         self.cycles += ns
         self.via_handler += ns
+        if not self.dry:
+            self.from_irq += ns
         self.eois += ns - 1              # every window but the last has closed: its EOI ran
         ls = int(tv[st[-1]])
         self.last = max(self.last, ran_c, int(tv[st[-2]]) + T if ns > 1 else 0, ls + self.W + self.delta)
@@ -290,6 +296,7 @@ class IntxLine:
                 self.dstate.append(["settled", eng.sink.external(ev), ev.t, ev.outcome])
         self.t = self.g = self.kind = None
         self.lo = 0
+        self.cpu_arr: list = []          # (t, g) of the interrupts its CPU takes (the CPU stage checks them)
 
     def _act(self, action: Any) -> int:
         return next(i for i, (a, _) in enumerate(self.lp.actions) if a is action)
@@ -347,6 +354,7 @@ class IntxLine:
         if dpos.size:
             self.pending_bit = False   # handle_irq_event clears IRQS_PENDING
             self.flow_ran = True
+            self.cpu_arr.append((t[dpos], g[dpos]))
         # what happened up to the cut
         kc = kind[:cut]
         hcount = [0] * self.nact
@@ -444,6 +452,7 @@ class IntxLine:
             # the first interrupt to reach the disabled line goes through the flow handler, which masks it
             # and sets IRQS_PENDING; it went through the host's vector entry (host_irq_ns in its latency)
             tf, gf, what = min(first)
+            self.cpu_arr.append((np.array([tf], np.int64), np.array([gf], np.int64)))
             self.masked = True
             self.pending_bit = True
             self.flow_ran = True
