@@ -296,8 +296,11 @@ class CpuStage:
         self.order = _topo(cpus, edges)
         self.servers: dict[int, CpuServer] = {}
         for c in cpus:
-            vecs = sorted({int(self.src_hvec[s]) for s in range(P) if self.src_cpu[s] == c})
-            self.servers[c] = CpuServer(eng, c, vecs, self.curr.get(c), c in self.kicked)
+            here = [s for s in range(P) if self.src_cpu[s] == c]
+            vecs = sorted({int(self.src_hvec[s]) for s in here})
+            plain = all(eng.kind[s] in (0, 1, 2) and not _dynamic(eng, s) for s in here)  # K_CONST/ACCEPT/WORK
+            cls = GridServer if (len(vecs) == 1 and plain and c not in self.kicked and not self.inline[c]) else CpuServer
+            self.servers[c] = cls(eng, c, vecs, self.curr.get(c), c in self.kicked)
             self.servers[c].inline = self.inline[c]
             if c in self.kicked:
                 self.servers[c].inj_cls = self.inj_cls(c)
@@ -359,10 +362,13 @@ class CpuStage:
                     parts.append((kT, kc, np.full(kT.size, -1, np.int64), np.full(kT.size, -1, np.int64),
                                   np.full(kT.size, -2, np.int64), ks))
             Tc, cls, gc, sc, vl, sub = (np.concatenate([p[i] for p in parts]) for i in range(6))
-            order = np.lexsort((sub, 8 * Tc + cls))
-            Tc, cls, gc, sc, vl, sub = Tc[order], cls[order], gc[order], sc[order], vl[order], sub[order]
-            vlx = np.where(vl == -4, 10_000, vl)   # a complex arrival (it must not wait, checked below)
-            now, merged, later = srv.feed_scalar(Tc, cls, vlx, gc, sc, sub, frontier)
+            if getattr(srv, "grid", False):   # already in order: this chunk's raised vectors, one vector
+                now, merged, later = srv.feed_grid(Tc, gc, sc, frontier)
+            else:
+                order = np.lexsort((sub, 8 * Tc + cls))
+                Tc, cls, gc, sc, vl, sub = Tc[order], cls[order], gc[order], sc[order], vl[order], sub[order]
+                vlx = np.where(vl == -4, 10_000, vl)   # a complex arrival (it must not wait, checked below)
+                now, merged, later = srv.feed_scalar(Tc, cls, vlx, gc, sc, sub, frontier)
             cxm = vl == -4
             if cxm.any() and not now[cxm].all():
                 i = int(np.flatnonzero(cxm & ~now)[0])
@@ -377,8 +383,8 @@ class CpuStage:
                 np.add.at(self.merged_cnt, sc[mg], 1)
             nw = now & dev
             outs = [(Tc[nw], np.full(int(nw.sum()), K_RAISE, np.int64), gc[nw], sc[nw], Tc[nw], gc[nw])]
-            if later:
-                L = np.array(later, dtype=np.int64)       # (g, d, cls, s, traise)
+            if len(later):
+                L = np.asarray(later, dtype=np.int64)     # (g, d, cls, s, traise)
                 outs.append((L[:, 1], L[:, 2], L[:, 0], L[:, 3], L[:, 4], np.full(L.shape[0], c, np.int64)))
             em = tuple(np.concatenate([o[i] for o in outs]) for i in range(6))
             emitted[c] = em
@@ -420,6 +426,12 @@ class CpuStage:
         """After the last chunk the servers have run to the end (its frontier is past everything)."""
 
 
+def _dynamic(eng: Any, s: int) -> bool:
+    """A source whose line counts unhandled interrupts (note_interrupt may disable it during the storm)."""
+    ln = eng.src_line[s]
+    return ln is not None and getattr(ln, "lp", None) is not None and ln.lp.dynamic and not eng.plan.noirqdebug
+
+
 def _topo(cpus: list[int], edges: dict[int, set]) -> list[int]:
     """CPUs in an order where every CPU whose interrupts kick a vCPU comes before the vCPU's CPU."""
     done: list[int] = []
@@ -433,3 +445,170 @@ def _topo(cpus: list[int], edges: dict[int, set]) -> list[int]:
             done.append(c)
             left.discard(c)
     return done
+
+
+class GridServer(CpuServer):
+    """A CPU that takes one host vector and kicks nobody: its busy periods are runs of back-to-back jobs on a grid
+    (the first job of a period lasts h + x, the others h), and the period ends at the first job that finds no
+    arrival during its service. Computed with array operations, walking only the gaps that can end a period (a
+    gap of at least h), all runs at once — never a Python step per interrupt."""
+
+    grid = True
+
+    def __init__(self, *a: Any, **k: Any):
+        super().__init__(*a, **k)
+        self.c1 = self.h + self.x
+        self.carry: tuple | None = None   # the open busy period: (E0, alone, k_last, last time, start tuple)
+        self.buf: list = []                # dispatches from an IRR still to emit: (d, g, s, traise)
+
+    def feed_grid(self, T: np.ndarray, g: np.ndarray, s: np.ndarray, frontier: int) -> tuple:
+        """One chunk's arrivals (all raised, in order): (taken-now mask, merged mask, taken-later list)."""
+        n = T.shape[0]
+        h, c1 = self.h, self.c1
+        now = np.zeros(n, dtype=bool)
+        merged = np.zeros(n, dtype=bool)
+        if n:
+            vx = 1 if self.carry is not None else 0
+            x = np.empty(n + vx, dtype=np.int64)
+            x[vx:] = T
+            if vx:
+                E0c, alone_c, klast_c, tlast_c, start_c = self.carry
+                x[0] = tlast_c
+            m = x.shape[0]
+            op = np.zeros(m, dtype=bool)      # busy-period openers
+            E0 = np.zeros(m, dtype=np.int64)  # each period's first job end, at its opener
+            if h == 0 and c1 == 0:            # hard interrupts of no time: every one is taken at once
+                op[vx:] = True
+            else:
+                gap = np.diff(x)
+                head = np.zeros(m, dtype=bool)   # certain openers: the CPU is free by then
+                head[1:] = gap >= c1 + h
+                if not vx:
+                    head[0] = True
+                hidx = np.flatnonzero(head)
+                # the walk over the gaps that can end a period (>= h), run by run, all runs at once
+                cand = np.flatnonzero(gap >= max(h, 1)) if m > 1 else np.zeros(0, np.int64)
+                cand = cand[~head[cand + 1]]     # a gap into a head ends it anyway
+                op[hidx] = True
+                run_of_head = np.full(m, -1, np.int64)
+                run_of_head[hidx] = np.arange(hidx.size)
+                # runs: from a head (or the carried period) to the next head
+                rstart = np.concatenate(([0], hidx)) if vx else hidx
+                nrun = rstart.size
+                rE0 = x[rstart] + c1
+                rop = rstart.copy()
+                if vx:
+                    rE0[0] = E0c
+                    rop[0] = 0 if alone_c else -1
+                if cand.size:
+                    rid = np.searchsorted(rstart, cand, side="right") - 1
+                    order = np.argsort(rid, kind="stable")
+                    cand, rid = cand[order], rid[order]
+                    first = np.searchsorted(rid, np.arange(nrun))
+                    cnt = np.searchsorted(rid, np.arange(nrun), side="right") - first
+                    act = np.flatnonzero(cnt > 0)
+                    r = 0
+                    newop = []
+                    while act.size:
+                        ci = cand[first[act] + r]
+                        xi, xn = x[ci], x[ci + 1]
+                        e0 = rE0[act]
+                        se = np.where(xi < e0, e0, e0 + ((xi - e0) // max(h, 1) + 1) * h)
+                        alone = rop[act] == ci
+                        ends = xn >= se + np.where(alone, 0, h)
+                        if ends.any():
+                            a2 = act[ends]
+                            nx = ci[ends] + 1
+                            rop[a2] = nx
+                            rE0[a2] = x[nx] + c1
+                            newop.append(nx)
+                        r += 1
+                        act = act[cnt[act] > r]
+                    if newop:
+                        op[np.concatenate(newop)] = True
+                E0[op] = x[op] + c1
+                if vx and not op[0]:
+                    E0[0] = E0c
+            # each arrival's period, its slot, first in its slot or merged
+            pid = np.cumsum(op) - 1
+            if vx and not op[0]:
+                pid += 1
+                starts = np.concatenate(([0], np.flatnonzero(op)))
+            else:
+                starts = np.flatnonzero(op)
+            E0p = E0[starts]
+            if vx and not op[0]:
+                E0p[0] = E0c
+            e0 = E0p[pid]
+            hh = max(h, 1)
+            k = np.where(x < e0, 0, (x - e0) // hh + 1)
+            k[starts] = -1                                   # an opener is in service, not in a slot
+            if vx and not op[0]:
+                k[0] = -1 if alone_c else klast_c
+            firstk = np.zeros(m, dtype=bool)
+            firstk[1:] = (k[1:] != k[:-1]) | (pid[1:] != pid[:-1])
+            firstk &= k >= 0
+            if vx and not op[0]:
+                firstk[0] = False                            # the carried one was counted in its own chunk
+            slot_end = np.where(k == 0, e0, e0 + k * h)
+            sl = slice(vx, m)
+            now[:] = op[sl]
+            later_m = firstk[sl]
+            merged[:] = ~now & ~later_m
+            # busy periods: each ends after the job that serves its last arrival's slot
+            last = np.empty(starts.size, dtype=np.int64)
+            last[:-1] = starts[1:] - 1
+            last[-1] = m - 1
+            kl = k[last]
+            alone_l = kl < 0
+            end = np.where(alone_l, E0p, slot_end[last] + h)
+            # the counters
+            nl = int(later_m.sum())
+            self.taken += int(now.sum()) + nl
+            self.jobs += int(now.sum()) + nl
+            self.waited += nl
+            self.merged += int(merged.sum())
+            # dispatches from the IRR, to emit in key order
+            li = np.flatnonzero(later_m)
+            if li.size:
+                self.buf.append((slot_end[sl][li], g[li], s[li], T[li]))
+            # finished periods, and the one still open
+            pstart = [(int(x[i]), K_RAISE, int(g[i - vx])) if not (vx and i == 0) else start_c for i in starts.tolist()]
+            if vx and op[0]:
+                pstart[0] = (int(x[0]), K_RAISE, int(g[0]))
+            fin = end <= frontier
+            for j in range(starts.size - 1):
+                self._close(pstart[j], int(end[j]))
+            if fin[-1] and frontier < INF:
+                self._close(pstart[-1], int(end[-1]))
+                self.carry = None
+                self.bend = -1
+            elif frontier >= INF:
+                self._close(pstart[-1], int(end[-1]))
+                self.carry = None
+                self.bend = -1
+            else:
+                self.carry = (int(E0p[-1]), bool(alone_l[-1]), int(kl[-1]), int(x[-1]), pstart[-1])
+                self.bstart, self.bcls, self.bsub = pstart[-1]
+                self.bend = int(end[-1])
+        elif self.carry is not None and self.bend <= frontier:
+            self._close(self.carry[4], self.bend)
+            self.carry = None
+            self.bend = -1
+        # what the IRRs give up to the frontier
+        later: list = []
+        if self.buf:
+            d = np.concatenate([b[0] for b in self.buf])
+            gg = np.concatenate([b[1] for b in self.buf])
+            ss = np.concatenate([b[2] for b in self.buf])
+            tt = np.concatenate([b[3] for b in self.buf])
+            ok = d <= frontier
+            if ok.any():
+                later = np.stack([gg[ok], d[ok], np.full(int(ok.sum()), K_EARLY, np.int64), ss[ok], tt[ok]], axis=1)
+            self.buf = [(d[~ok], gg[~ok], ss[~ok], tt[~ok])] if (~ok).any() else []
+        return now, merged, later
+
+    def _close(self, start: tuple, end: int) -> None:
+        self.busy.append((start[0], start[1], start[2], end))
+        self.nbusy += 1
+        self.busy_ns += end - start[0]
