@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .cpu import Cpu
-from .event import IrqEvent
+from .event import IrqEvent, StateRecorder
 from .ledger import Ledger
 from .sched import Scheduler, check_time
 from .timing import Timing
@@ -56,6 +56,7 @@ class Kernel:
         self._inflight: dict[int, IrqEvent] = {}
         self.last_journey: "Journey | None" = None
         self.last_event: IrqEvent | None = None
+        self.recorder = StateRecorder(self)  # what each traced hop changed (Hop.changes, Hop.state)
 
     # time ----------------------------------------------------------------------------------------
     @property
@@ -68,7 +69,10 @@ class Kernel:
 
     def run(self, until: int | None = None) -> int:
         """Run pending timers and work up to ``until`` ns (everything pending if None)."""
-        return self.sched.run(until)
+        try:
+            return self.sched.run(until)
+        finally:
+            self.recorder.end()
 
     def _advance(self, at: int | None) -> None:
         if at is not None:
@@ -110,7 +114,8 @@ class Kernel:
         return first
 
     def events_in_flight(self) -> list[IrqEvent]:
-        """The interrupts not yet settled (in flight, or held pending), oldest first."""
+        """The interrupts still in flight (no outcome yet), oldest first. One held ``pending`` has its outcome
+        for now and is not listed: it sits in its device's Status bit, a line's IRQS_PENDING or an MSI-X PBA."""
         return [self._inflight[k] for k in sorted(self._inflight)]
 
     def event(self, journey_or_id: Any) -> IrqEvent | None:

@@ -9,7 +9,6 @@ that instant.
 from __future__ import annotations
 
 import heapq
-import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -63,13 +62,29 @@ class WorkStruct:
     _timer: Timer | None = field(default=None, repr=False)
 
 
+class _Seq:
+    """A tie-breaking counter (``next(seq)``) that copies and pickles, unlike itertools.count in Python 3.14."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __next__(self) -> int:
+        self.n += 1
+        return self.n - 1
+
+
 class Scheduler:
     """The clock plus an ordered list of due callbacks (timers and queued work)."""
 
     def __init__(self) -> None:
         self.now = 0
         self._heap: list[tuple[int, int, Timer]] = []
-        self._seq = itertools.count()
+        self._seq = _Seq()
+        self.to_quiet = False  # inside run(until=None): a callback may refuse an endless model
+        self.quiet_runs = 0    # how many run(until=None) have started
+        self.before_callback: Callable[[], Any] | None = None  # set while journeys are traced (StateRecorder)
         self.work_cpu: Callable[[], int | None] = lambda: None   # the CPU queue_work runs on (set by the Kernel)
         self.work_ran: Callable[[int | None], None] = lambda cpu: None
 
@@ -153,12 +168,26 @@ class Scheduler:
             if until < self.now:
                 raise ValueError(f"cannot run backwards: until={until} ns < now={self.now} ns")
         ran = 0
+        self.to_quiet, outer = until is None, self.to_quiet
+        self.quiet_runs += until is None
+        try:
+            ran = self._run(until)
+        finally:
+            self.to_quiet = outer
+        if until is not None:
+            self.now = max(self.now, until)
+        return ran
+
+    def _run(self, until: int | None) -> int:
+        ran = 0
         while True:
             due = self.next_due()
             if due is None or (until is not None and due > until) or (until is None and self._only_periodic_left()):
                 break
             when, token, timer = heapq.heappop(self._heap)
             self.now = max(self.now, when)
+            if self.before_callback is not None:  # before the timer stops being pending: that is the callback's
+                self.before_callback()
             timer._token = -1
             timer.fn(*timer.args)
             ran += 1
@@ -167,8 +196,6 @@ class Scheduler:
                     f"run() ran {ran:,} timers and work items and the model is still busy at {self.now:,} ns: "
                     "something re-arms itself forever (a level interrupt nobody lowers storms the guest, as it "
                     "would in the kernel). Use run(until=...) to watch a bounded stretch.")
-        if until is not None:
-            self.now = max(self.now, until)
         return ran
 
     def advance(self, t: int) -> None:
