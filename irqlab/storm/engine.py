@@ -42,6 +42,7 @@ from .lines import (
 )
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
+from .cpus import INF as CINF, K_ENTRY, K_END, K_INJ_AFTER, K_INJ_BEFORE, K_RAISE, CpuStage
 from .vcpu import VcpuWindows, WorkChain
 
 __all__ = ["run", "Unsupported", "DEFAULT_CHUNK"]
@@ -209,6 +210,10 @@ class VectorEngine:
         self.instant_counts: dict[int, tuple] = {}
         self.first_id = None
         self._tables()
+        # host CPUs (irqlab/cpu.py): a CPU stage as soon as a source's vector arrives at a CPU
+        self.cpus = CpuStage(self) if any(sp.cpu >= 0 for sp in plan.sources) else None
+        if self.cpus is not None:
+            self._bound_info()
 
     # ------------------------------------------------------------------ per-source tables
     def _tables(self) -> None:
@@ -330,7 +335,10 @@ class VectorEngine:
             nxt = next(it, None)
             t, ids, off = cur
             t_next = int(nxt[0][0]) if nxt is not None and len(nxt[0]) else INF
-            self._chunk(t, ids, off, t_next)
+            if self.cpus is not None:
+                self._chunk_cpu(t, ids, off, t_next)
+            else:
+                self._chunk(t, ids, off, t_next)
             if progress is not None:
                 progress.update(len(t))
             cur = nxt
@@ -393,6 +401,219 @@ class VectorEngine:
         elif self.intx_lines:
             self._intx(t[:0], sid[:0], np.zeros(0, np.int64), t_next)
         self._flush_injects(t_next)
+
+    # ------------------------------------------------------------------ with host CPUs (storm/cpus.py)
+    def _bound_info(self) -> None:
+        """Per vCPU: taken at its window's end (timer), or — the vCPU its busy CPU runs — when that CPU lets it."""
+        cs = self.cpus
+        self.vbound: list[Any] = []
+        for vw in self.vcpus:
+            vp = vw.vp
+            c = vp.pcpu
+            bound = cs.curr.get(c) is vp and c in cs.servers
+            self.vbound.append(cs.servers[c] if bound else None)
+            vw.cpu_keys = True
+            vw.defer: list = []          # accepts whose entry is not decided yet (their CPU's future)
+
+    def _chunk_cpu(self, t: np.ndarray, sid: np.ndarray, off: int, t_next: int) -> None:
+        """A chunk with host CPUs: the lines the engine computes assuming their CPU takes them at once first
+        (spurious counting, lines down, INTx), then every CPU takes its vectors (storm/cpus.py), then what the CPUs
+        took runs on, in the order they took it."""
+        if not t.size:
+            return
+        cs = self.cpus
+        self.off = off
+        self.chunk_t = t
+        self.sink.chunk(off, t.size)
+        self.t_last = max(self.t_last, int(t[-1]))
+        cnt = np.bincount(sid, minlength=self.P)
+        self.cnt += cnt
+        g = off + np.arange(t.size, dtype=np.int64)
+        evk = self.kind[sid].copy()
+        dyn = [ml for ml in self.msi_lines.values() if ml.up and ml.lp.dynamic and not self.plan.noirqdebug]
+        cplx = np.zeros(t.size, dtype=bool)
+        for ml in dyn:
+            srcs = self.line_srcs[ml.desc.irq]
+            self._msi_scan(ml, t, sid, off, cnt, evk)
+            m = np.isin(sid, srcs) & (evk != K_HELD)
+            cs.note_complex(ml.desc.cpu, t[m], g[m])
+            cplx |= m
+        e = np.flatnonzero(evk == K_HELD)
+        if e.size:
+            self._held(t[e], sid[e], g[e])
+        e = np.flatnonzero(evk == K_THREAD)
+        if e.size:   # a threaded MSI line takes every interrupt (its thread's run is host work, no CPU)
+            ss = sid[e]
+            for ln in self.thread_lines.values():
+                m = np.isin(ss, self.line_srcs[ln.desc.irq])
+                ln.feed(t[e[m]], g[e[m]])
+                cs.note_complex(ln.desc.cpu, t[e[m]], g[e[m]])
+        e = np.flatnonzero(evk == K_INTX)
+        self._intx(t[e], sid[e], g[e], t_next)
+        for il in self.intx_lines.values():
+            for tt, gg in il.cpu_arr:
+                cs.note_complex(il.desc.cpu, tt, gg)
+            il.cpu_arr = []
+        simple = (evk != K_HELD) & (evk != K_INTX) & (evk != K_THREAD) & ~cplx
+        T, cl, G, S, TR, SUB = cs.scan(t, sid, g, simple, t_next)
+        rest = np.flatnonzero((simple & (cs.src_cpu[sid] < 0)) | cplx)   # posted, or taken at once by their line
+        if rest.size:
+            T = np.concatenate([T, t[rest]])
+            cl = np.concatenate([cl, np.full(rest.size, K_RAISE, np.int64)])
+            G = np.concatenate([G, g[rest]])
+            S = np.concatenate([S, sid[rest]])
+            TR = np.concatenate([TR, t[rest]])
+            SUB = np.concatenate([SUB, g[rest]])
+        self._downstream(T, cl, G, S, TR, SUB, t_next)
+
+    def _downstream(self, T, cl, G, S, TR, SUB, t_next: int) -> None:
+        """What the CPUs took (or what reached no CPU), at the instant and in the order it ran."""
+        o = np.lexsort((SUB, 8 * T + cl))
+        T, cl, G, S, TR, SUB = T[o], cl[o], G[o], S[o], TR[o], SUB[o]
+        k = self.kind[S] if S.size else np.zeros(0, np.int8)
+        e = np.flatnonzero(k == K_CONST)
+        if e.size:
+            s = S[e]
+            lat = self.const_lat[s]
+            lat = np.where(lat >= 0, lat + (T[e] - TR[e]), -1)
+            self.sink.settle(G[e], self.const_out[s], lat)
+            if self.nh_msgs:
+                self._nohandler_log_cpu(T[e], s, G[e], cl[e], SUB[e])
+            for src in self.instant_srcs:
+                ee = e[s == src]
+                if ee.size:
+                    i = int(ee[-1])
+                    for a in self.instant[src]:
+                        self.vcpus[a.vcpu.index].instant_at((8 * int(T[i]) + int(cl[i]), 0, int(SUB[i])), a)
+        self._accepts_cpu(T, cl, G, S, TR, SUB, k, t_next)   # (irqfd work ran in the CPU stage)
+
+    def _nohandler_log_cpu(self, T, s, G, cl, SUB) -> None:
+        """_nohandler_log for what the CPUs took, in the order they took it (6-tuples: + class and order)."""
+        m = self.nh_msg[s]
+        k = np.flatnonzero(m >= 0)
+        if not k.size:
+            return
+        o = k[np.lexsort((SUB[k], 8 * T[k] + cl[k]))]
+        ek, mk = o, m[o]
+        loud = np.ones(ek.size, dtype=bool)
+        if self.nh_silent:
+            msgs, first = np.unique(mk, return_index=True)
+            for x, i in zip(msgs.tolist(), first.tolist()):
+                if x in self.nh_silent:
+                    self.nh_silent.discard(x)
+                    self.nh_unused.append(x)
+                    loud[i] = False
+        c = np.flatnonzero(loud)
+        ok, rep = ratelimit_scan(self.nh_rs, T[ek[c]] // NSEC_PER_JIFFY)
+        for i in np.flatnonzero(ok | (rep > 0)).tolist():
+            j = int(ek[c[i]])
+            tt, gg, cc, sb = int(T[j]), int(G[j]), int(cl[j]), int(SUB[j])
+            if rep[i]:
+                self.nh_log.append((tt, gg, "warn", f"reevaluate_vector: {int(rep[i])} callbacks suppressed", cc, sb))
+            if ok[i]:
+                self.nh_log.append((tt, gg, "emerg", self.nh_msgs[int(mk[c[i]])], cc, sb))
+
+    def _accepts_cpu(self, T, cl, G, S, TR, SUB, k, t_next: int) -> None:
+        """Every vCPU's accepts (what the CPUs took, VT-d posts, irqfd work due before the next chunk), at their keys;
+        each window ends at its timer or, for the vCPU a busy CPU runs, when that CPU lets it in."""
+        eA = np.flatnonzero(k == K_ACCEPT)
+        for v, vw in enumerate(self.vcpus):
+            if vw.vp.dedicated:
+                continue
+            col = self.acc_vec[v]
+            sel = eA[col[S[eA]] >= 0] if eA.size else eA
+            parts = []
+            if sel.size:
+                s = S[sel]
+                gg = np.where(self.acc_tok[v, s], G[sel], -1)
+                parts.append((8 * T[sel] + cl[sel], SUB[sel], T[sel], gg, TR[sel], col[s].astype(np.int64),
+                              self.cost[s], self.iommu[s]))
+            if vw.buf:
+                rest = []
+                for (Ti, gi, tevi, vli, ci, oi) in vw.buf:
+                    now = Ti < t_next
+                    if not now.all():
+                        rest.append((Ti[~now], gi[~now], tevi[~now], vli, ci, oi[~now]))
+                    Ti, gi, tevi, oi = Ti[now], gi[now], tevi[now], oi[now]
+                    if Ti.size:
+                        kc = K_INJ_BEFORE if vw.inject_after_w else K_INJ_AFTER
+                        parts.append((8 * Ti + kc, oi, Ti, gi, tevi, np.full(Ti.size, vli, np.int64),
+                                      np.full(Ti.size, ci, np.int64), np.zeros(Ti.size, bool)))
+                vw.buf = rest
+            if vw.defer:
+                parts = vw.defer + parts
+                vw.defer = []
+            if not parts:
+                continue
+            K = np.concatenate([p[0] for p in parts])
+            SB = np.concatenate([p[1] for p in parts])
+            o = np.lexsort((SB, K))
+            K, SB = K[o], SB[o]
+            Ta, Ga, Tev, VL, CO, IO = (np.concatenate([p[i] for p in parts])[o] for i in range(2, 8))
+            self._vcpu_cpu(v, vw, K, SB, Ta, Ga, Tev, VL, CO, IO, t_next)
+
+    def _vcpu_cpu(self, v: int, vw: Any, K, SB, T, G, TEV, VL, CO, IO, t_next: int) -> None:
+        srv = self.vbound[v]
+        vp = vw.vp
+        d = vw.delta
+        BIG = CINF * 2   # an end no accept reaches (still to be decided)
+        if srv is None:   # its window ends at the entry timer
+            ends = 8 * (T + d) + K_ENTRY
+            entry, due, pir = T + d, T + d, None
+        else:
+            t = self.timing
+            end_b, inside, nxt = srv.busy_of(K, SB)
+            undet = inside & (end_b >= CINF)
+            if not vp.halted and not vp.apicv:       # kicked: it enters when its CPU leaves hard-IRQ context
+                entry = nxt
+                undet = nxt >= CINF
+                ends = np.where(undet, BIG, 8 * np.minimum(nxt, CINF) + K_END)
+                kicks = {k for k in srv.kick_at}
+                kicked = np.array([(int(a), int(b)) in kicks for a, b in zip(K.tolist(), SB.tolist())], dtype=bool) \
+                    if kicks else np.zeros(K.shape[0], dtype=bool)
+                due = np.where(kicked, T + t.ipi_ns + t.vmexit_ns, T)
+                pir = None
+            else:
+                busy = inside & ~undet
+                # the window's timer — or, if its CPU is busy then, the end of that busy period
+                x = T + d
+                kx = 8 * x + K_ENTRY
+                e2, in2, _ = srv.busy_of(kx, np.full(K.shape[0], -1, np.int64))
+                und2 = (in2 & (e2 >= CINF)) | (x >= t_next)
+                fx = np.where(in2, np.minimum(e2, CINF), x)
+                if not vp.halted:   # APICv: in hard-IRQ context it waits for the re-entry, which takes it anyway
+                    early = ~inside & (nxt <= x)   # a re-entry before the window's end delivers it
+                    entry = np.where(busy, end_b, np.where(early, nxt, fx))
+                    at_end = busy | early | in2
+                    ends = np.where(at_end, 8 * np.minimum(entry, CINF) + K_END, kx)
+                    due = np.where(busy, T, x)
+                    undet = undet | (~inside & ~early & und2)
+                    pir = inside
+                else:
+                    entry = fx
+                    ends = np.where(in2, 8 * fx + K_END, kx)
+                    due = x
+                    undet = und2
+                    pir = None
+                ends = np.where(undet, BIG, ends)
+            if undet.any():
+                starts = vw.chain_preview(K, ends)
+                cut = int(np.flatnonzero(starts & undet)[0]) if (starts & undet).any() else K.shape[0]
+                if cut < K.shape[0]:
+                    vw.defer = [(K[cut:], SB[cut:], T[cut:], G[cut:], TEV[cut:], VL[cut:], CO[cut:], IO[cut:])]
+                    K, SB, T, G, TEV, VL, CO, IO = K[:cut], SB[:cut], T[:cut], G[:cut], TEV[:cut], VL[:cut], \
+                        CO[:cut], IO[:cut]
+                    ends, entry, due = ends[:cut], entry[:cut], due[:cut]
+                    pir = pir[:cut] if pir is not None else None
+                if not K.shape[0]:
+                    return
+        one = np.unique(VL)
+        vl = int(one[0]) if one.size == 1 else VL
+        cost = int(CO[0]) if (CO == CO[0]).all() else CO
+        io = bool(IO[0]) if (IO == IO[0]).all() else IO
+        vw.process(T, False, G, TEV, vl, cost, io, SB, keys=K, ends=ends, entry_at=entry, due=due, pir=pir)
+        if srv is not None and vp.apicv and not vp.halted:
+            srv.note_posts(K[IO & pir], SB[IO & pir]) if pir is not None and (IO & pir).any() else None
 
     # ------------------------------------------------------------------ stages
     def _msi_scan(self, ml: MsiLine, t, sid, off, cnt, evk) -> None:
@@ -461,13 +682,13 @@ class VectorEngine:
             if ok[i]:
                 self.nh_log.append((tt, g, "emerg", self.nh_msgs[int(mk[c[i]])]))
 
-    def _work(self, t: np.ndarray, s: np.ndarray, g: np.ndarray) -> None:
+    def _work(self, t: np.ndarray, s: np.ndarray, g: np.ndarray, tev: np.ndarray | None = None) -> None:
         chains: dict[int, list] = {}
         for src in np.unique(s).tolist():
             chains.setdefault(id(self.src_work[src]), [self.src_work[src], []])[1].append(src)
         for wc, srcs in chains.values():
             m = np.isin(s, srcs) if len(srcs) > 1 else s == srcs[0]
-            wc.signals(t[m], g[m])
+            wc.signals(t[m], g[m], None if tev is None else tev[m], s[m] if self.cpus is not None else None)
 
     def inject(self, delivery: Any, T: np.ndarray, g: np.ndarray, tev: np.ndarray) -> None:
         """irqfd_inject at times T for the interrupts g: kvm_set_irq through the GSI's routes."""
@@ -482,7 +703,12 @@ class VectorEngine:
         for n, a in enumerate(acc):
             if a.mode != "fixed":
                 self.instant_counts[id(a)] = (a, self.instant_counts.get(id(a), (a, 0))[1] + T.size)
-                self.vcpus[a.vcpu.index].instant_at((int(T[-1]), 0, int(g[-1])), a)
+                vw = self.vcpus[a.vcpu.index]
+                if self.cpus is not None:
+                    kc = K_INJ_BEFORE if vw.inject_after_w else K_INJ_AFTER
+                    vw.instant_at((8 * int(T[-1]) + kc, 0, int(g[-1])), a)
+                else:
+                    vw.instant_at((int(T[-1]), 0, int(g[-1])), a)
                 continue
             vw = self.vcpus[a.vcpu.index]
             vw.buf.append((T, g if n == 0 else np.full(T.size, -1, np.int64), tev, vw.vector(a.vector), cost, g))
@@ -664,8 +890,16 @@ class VectorEngine:
     # ------------------------------------------------------------------ the end of the run
     def _drain(self) -> None:
         """host.run(): timers and work until none is left but the periodic poller (which runs meanwhile)."""
-        self._flush_injects(INF)
+        if self.cpus is not None:
+            z = np.zeros(0, np.int64)
+            self._accepts_cpu(z, z, z, z, z, z, np.zeros(0, np.int8), INF)
+        else:
+            self._flush_injects(INF)
         F = self.t_last
+        if self.cpus is not None:
+            for srv in self.cpus.servers.values():
+                if srv.busy:
+                    F = max(F, srv.busy[-1][3])
         for vw in self.vcpus:
             F = max(F, vw.carry_end)
         for wc in self.work.values():
@@ -725,7 +959,7 @@ class VectorEngine:
             if t_ack is not None:
                 ev.t_ack = t_ack
         # MSI lines
-        disp = cnt - self.held_cnt
+        disp = cnt - self.held_cnt - (self.cpus.merged_cnt if self.cpus is not None else 0)
         for ml in self.msi_lines.values():
             d = ml.desc
             srcs = self.line_srcs[d.irq]
@@ -803,6 +1037,7 @@ class VectorEngine:
             elif a.mode != "extint":
                 setattr(lap, f"{a.mode}_count", getattr(lap, f"{a.mode}_count") + k)
         self._write_log(h.log)
+        self._cpus_back()
         # the clock and the poller
         h.sched.now = max(h.sched.now, self.F)
         nxt = self.polls.next_after(self.F)
@@ -814,6 +1049,66 @@ class VectorEngine:
                 gi.poll_timer = Timer(lambda: poll_spurious_irqs(h), name="poll_spurious_irqs", periodic=True)
             h.sched.mod_timer(gi.poll_timer, nxt)
 
+    def _cpus_back(self) -> None:
+        """Each host CPU as the replay leaves it: vectors taken, waited, merged, busy periods, exits, RES / PIN /
+        PIW, work runs and its time split up to the end of the run."""
+        h, t = self.host, self.timing
+        F = self.F
+        cs = self.cpus
+        work = {}
+        for wc in self.work.values():
+            for c, n in wc.runs_on.items():
+                work[c] = work.get(c, 0) + n
+        for il in self.intx_lines.values():
+            if il.vfio is not None and il.vfio.from_irq:
+                work[il.desc.cpu] = work.get(il.desc.cpu, 0) + il.vfio.from_irq
+        vw_of = {id(vw.vp): vw for vw in self.vcpus}
+        for c in h.cpus:
+            srv = cs.servers.get(c.id) if cs is not None else None
+            vp = self.plan.cpu_curr.get(c.id)
+            vw = vw_of.get(id(vp)) if vp is not None else None
+            running = vp is not None and not vp.halted
+            nbusy = busy_ns = 0
+            if srv is not None:
+                c.taken += srv.taken
+                c.waited += srv.waited
+                c.merged += srv.merged
+                nbusy, busy_ns = srv.nbusy, srv.busy_ns
+                c._hardirq += srv.jobs * t.host_irq_ns
+                if srv.res_taken:
+                    h.arch_count("RES", c.id, srv.res_taken)
+                pin = srv.pin_count()
+                if pin:
+                    h.arch_count("PIN", c.id, pin)
+                    c.taken += pin
+                    c.waited += pin
+            elif vw is not None and running and not vp.apicv:   # a quiet CPU: each kick is a RES and one exit
+                nw = vw.windows if not vp.dedicated else self._dedicated_cycles(vp)
+                if nw:
+                    h.arch_count("RES", c.id, nw)
+                    c.taken += nw
+                    nbusy, busy_ns = nw, nw * t.vmexit_ns
+            if vw is not None and vw.piw:
+                c.taken += vw.piw
+                if srv is not None and vw.piw_keys:
+                    K = np.concatenate(vw.piw_keys)
+                    _, inside, _ = srv.busy_of(K, np.full(K.shape[0], -1, np.int64))
+                    c.waited += int(inside.sum())
+            c.busy_periods += nbusy
+            if running:
+                c.exits += nbusy
+                c._exit += nbusy * t.vmexit_ns
+            c.work_runs += work.get(c.id, 0)
+            free = (F - c._mark) - busy_ns
+            if running:
+                c._guest += free
+            else:
+                c._idle += free
+            c._mark = F
+
+    def _dedicated_cycles(self, vp: Any) -> int:
+        return sum(il.vfio.cycles for il in self.intx_lines.values() if il.vfio is not None and il.vfio.p.vcpu is vp)
+
     def _write_log(self, out: list) -> None:
         """The kernel log in the order it was written, by (time, interrupt): the NO_HANDLER lines that were
         printed (in storm order already), with the few lines of the spurious disables merged in: a disable's
@@ -823,6 +1118,13 @@ class VectorEngine:
         nh = self.nh_log
         pos = np.searchsorted(np.array([x[1] for x in nh], dtype=np.float64),
                               np.array([x[1] for x in few], dtype=np.float64)).tolist()
+        if self.cpus is not None and nh and len(nh[0]) > 4:   # with host CPUs: by the instant and class taken
+            items = [((8 * x[0] + x[4], x[5], 0.0), (x[0], x[2], x[3])) for x in nh]
+            items += [((8 * tt + (K_RAISE if float(k).is_integer() else K_ENTRY), k, sb), (tt, lv, txt))
+                      for tt, k, sb, lv, txt in few]
+            items.sort(key=lambda x: x[0])
+            out.extend(x[1] for x in items)
+            nh, few = [], []
         prev = 0
         for p, (tt, _, _, lv, txt) in zip(pos, few):
             out.extend((x[0], x[2], x[3]) for x in nh[prev:p])
@@ -911,6 +1213,10 @@ class VectorEngine:
         if vp.dedicated:
             return
         vc, lap = vp.vcpu, vp.vcpu.lapic
+        srv = self.vbound[vp.index] if self.cpus is not None else None
+        if srv is not None and not vp.halted:   # every busy period of its CPU took it out of the guest
+            vc.exits["EXTERNAL_INTERRUPT"] += srv.nbusy
+            vc.entries += srv.nbusy + (vw.timer_windows if vp.apicv else 0)
         if vw.last_key is not None:
             lap.last_accept_coalesced = bool(vw.last_coalesced)
         if vw.sipi is not None:
@@ -933,8 +1239,9 @@ class VectorEngine:
             return
         nw = vw.windows
         nd = int(vw.delivered.sum())
-        nc = int(vw.coalesced.sum())
-        vc.entries += nw
+        nc = int(vw.coalesced.sum()) - vw.coal_pir_n
+        if srv is None or vp.halted:
+            vc.entries += nw
         for x, k in zip(vw.vectors, vw.delivered.tolist()):
             if k:
                 vc.delivered[x] += k
@@ -949,7 +1256,8 @@ class VectorEngine:
             lap.last_eoi_level = last in vp.stale_tmr
         if not vp.pir:
             lap.coalesced += nc
-        _entry_exits(vp, nw)
+        if srv is None or vp.halted:
+            _entry_exits(vp, nw)
         # EOI exits: every EOI write without APICv; with APICv only the EOI-exit bitmap's vectors
         ne = nd if not vp.apicv else sum(k for x, k in zip(vw.vectors, vw.delivered.tolist()) if x in vp.handled)
         if ne:

@@ -177,6 +177,8 @@ class VfioIntx:
         self.c = INF                    # the guest's EOI (status cleared, resample, unmask) of the round trip
         self.cycles = 0                 # trigger signals: irqfd wake-ups and inject work items
         self.via_handler = 0            # round trips vfio_intx_handler started (host interrupt or poll)
+        self.from_irq = 0               # of those, started in hard-IRQ context (the inject work is queued on the
+        #                                 line's CPU; a poll runs in no CPU's hard IRQ)
         self.eois = 0                   # guest EOIs done (each one resampler ack and one unmask)
         self.last = 0                   # the last instant a timer of this device ran
         self.dry = False
@@ -230,6 +232,8 @@ class VfioIntx:
                 hits.append(i)
                 if up:  # the line is up: vfio_intx_handler masks and signals now
                     self.start(ti, tok, True)
+                    if not self.dry:
+                        self.from_irq += 1
                 else:   # held in the Status bit until a poll runs the handler
                     self.state, self.tok = HELD, tok
                     if not self.dry:
@@ -271,6 +275,8 @@ class VfioIntx:
             sink.settle(gv[st], O.INJECTED, self.W + self.delta + self.host_cost)
         self.cycles += ns
         self.via_handler += ns
+        if not self.dry:
+            self.from_irq += ns
         self.eois += ns - 1              # every window but the last has closed: its EOI ran
         ls = int(tv[st[-1]])
         self.last = max(self.last, ran_c, int(tv[st[-2]]) + T if ns > 1 else 0, ls + self.W + self.delta)
@@ -336,6 +342,7 @@ class IntxLine:
         self.refire_last = 0                 # the last instant a re-delivery timer was due
         self.refires = 0                     # re-deliveries raised (new interrupts)
         self.refires_up = 0                  # ... dispatched, not yet counted in the chain's runs
+        self.cpu_arr: list = []          # (t, g) of the interrupts its CPU takes (the CPU stage checks them)
 
     def _act(self, action: Any) -> int:
         return next(i for i, (a, _) in enumerate(self.lp.actions) if a is action)
@@ -390,6 +397,7 @@ class IntxLine:
         if kept.size or self.refires_up:
             self.pending_bit = False   # handle_irq_event clears IRQS_PENDING
             self.flow_ran = True
+            self.cpu_arr.append((t[kept], g[kept]))
         # what happened up to the cut
         kc = kind[:cut]
         hcount = [0] * self.nact
@@ -499,6 +507,7 @@ class IntxLine:
     def _raise_refires(self, R: np.ndarray) -> None:
         """The IO-APIC sent the vector again at the instants R: new interrupts, dispatched (unhandled)."""
         if R.size:
+            self.cpu_arr.append((R, np.full(R.size, -1, np.int64)))   # its CPU takes them (timers: before raises)
             self.eng.refire_segment(int(R[0]), int(R.size), self.chain_key)
             self.refires += int(R.size)
             self.refires_up += int(R.size)
@@ -539,6 +548,7 @@ class IntxLine:
             return
         eng = self.eng
         h = eng.new_refire(R, self.chain_key)
+        self.cpu_arr.append((np.array([R], np.int64), np.array([-1], np.int64)))
         self.refires += 1
         self.masked = True
         self.pending_bit = True
@@ -592,6 +602,7 @@ class IntxLine:
             # the first interrupt to reach the disabled line goes through the flow handler, which masks it
             # and sets IRQS_PENDING; it went through the host's vector entry (host_irq_ns in its latency)
             tf, gf, what = min(first)
+            self.cpu_arr.append((np.array([tf], np.int64), np.array([gf], np.int64)))
             self.masked = True
             self.pending_bit = True
             self.flow_ran = True

@@ -1,0 +1,618 @@
+"""Host CPUs in the storm engine: each CPU's hard-IRQ server, computed chunk by chunk without a Python step per
+interrupt where the CPU is quiet or takes one vector, and the busy periods its vCPU's entries wait for.
+
+Models irqlab/cpu.py, i.e. arch/x86/kernel/irq.c and the local APIC (a vector that arrives while its CPU is in
+hard-IRQ context waits in the IRR — one per vector, the highest taken first — and a further one merges), the VM
+exit of arch/x86/kvm/vmx/vmx.c for a vector that arrives while the CPU runs its vCPU (``Timing.vmexit_ns`` more on
+the busy period it opens), and the reschedule IPI of virt/kvm/kvm_main.c ``__kvm_vcpu_kick`` (sent when the vCPU
+is IN_GUEST_MODE; it opens a busy period of one exit when it lands in the guest). Simplification: none beyond the
+object model's — the engine computes the same dispatch instants, merges and busy periods; what it does not cover
+(contention on a CPU that carries an INTx or spurious-counting line, two reschedule IPIs in flight) raises
+Unsupported.
+
+Keys order what happens at one instant T exactly as the object model does (docs/model-time.md): ``8T + 0`` a CPU
+leaving hard-IRQ context (its vCPU re-enters, deferred entries run), ``8T + 1`` a vector taken from the IRR at a
+job's end, ``8T + 2`` a work item queued before a window's entry timer, ``8T + 3`` the entry timer, ``8T + 4`` a
+work item queued after it, ``8T + 5`` an interrupt raised at T.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..ledger import Outcome
+from .compile import Unsupported
+
+__all__ = ["CpuServer", "K_END", "K_EARLY", "K_INJ_BEFORE", "K_ENTRY", "K_INJ_AFTER", "K_RAISE", "INF"]
+
+O = Outcome
+INF = np.iinfo(np.int64).max // 4
+K_END, K_EARLY, K_INJ_BEFORE, K_ENTRY, K_INJ_AFTER, K_RAISE = range(6)
+#: vector numbers are kept as local indices, highest vector first; the reschedule IPI is local index -1
+RES = -1
+
+
+class CpuServer:
+    """One host CPU's hard-IRQ context across the storm: the job in service, the IRR, the busy period, its vCPU.
+
+    ``feed`` takes the arrivals of one chunk (device vectors, and kick candidates for its running vCPU without
+    APICv) in key order and decides each: taken now, taken later from the IRR (when), or merged. Results are final
+    up to the chunk's frontier (the next chunk's first raise): what is still pending there is carried.
+    """
+
+    def __init__(self, eng: Any, cpu: int, vectors: list[int], curr: Any, kicks: bool):
+        t = eng.timing
+        self.eng, self.cpu = eng, cpu
+        self.vectors = sorted(vectors, reverse=True)          # local index 0 = the highest vector
+        self.vloc = {v: i for i, v in enumerate(self.vectors)}
+        self.h = t.host_irq_ns
+        self.curr = curr                                      # VcpuPlan of the vCPU it runs, or None
+        self.running = curr is not None and not curr.halted
+        self.x = t.vmexit_ns if self.running else 0
+        self.kicks = kicks                                    # its vCPU is kicked by reschedule IPIs
+        self.ipi = t.ipi_ns
+        # state
+        self.bend = -1            # end of the job in service (-1: free)
+        self.bstart = -1
+        self.pend: dict[int, tuple] = {}   # local vector -> (g, T arrival, source)  (RES: (-1, T, -1))
+        self.res_t = INF          # a reschedule IPI in flight lands then
+        self.kick_open = False    # a kick was sent and the vCPU has not re-entered since
+        # results, per chunk (drained by the engine) and totals
+        self.busy: list[tuple[int, int, int, int]] = []  # finished busy periods (start, start class, start sub, end)
+        self.bcls = self.bsub = 0
+        self.kick_at: list[int] = []              # kick instants (the kicks' keys)
+        self.taken = self.waited = self.merged = 0
+        self.res_taken = self.res_waited = 0
+        self.jobs = 0                              # device jobs (each host_irq_ns)
+        self.nbusy = 0
+        self.busy_ns = 0
+        self.posts: list = []
+        self.inline: dict = {}   # source -> WorkChain run inside the scan (its work kicks this CPU's vCPU)
+        self.own: list[tuple] = []  # (inject instant, interrupt) of that work still to come
+        self.inj_cls = K_INJ_AFTER
+
+    # ------------------------------------------------------------------ the scan, one arrival at a time
+    def _end_job(self, te: int, out_d: list) -> None:
+        """The job in service ends at ``te``: the highest vector waiting is taken (the reschedule IPI takes no
+        time), or the busy period ends."""
+        if RES in self.pend:
+            del self.pend[RES]
+            self.taken += 1
+            self.waited += 1
+            self.res_taken += 1
+            self.res_waited += 1
+        if self.pend:
+            v = min(self.pend)   # local index 0 is the highest vector
+            g, ta, s = self.pend.pop(v)
+            self.taken += 1
+            self.waited += 1
+            self.jobs += 1
+            self.bend = te + self.h
+            out_d.append((g, te, K_EARLY, s, ta))
+            if s in self.inline:
+                self._signal(s, g, te, K_EARLY, ta)
+            return
+        self.busy.append((self.bstart, self.bcls, self.bsub, te))
+        self.nbusy += 1
+        self.busy_ns += te - self.bstart
+        self.bend = -1
+        self.kick_open = False
+
+    def _res_lands(self, tr: int) -> None:
+        self.res_t = INF
+        if self.bend < 0:
+            self.taken += 1
+            self.res_taken += 1
+            if self.running:   # it lands in the guest: an exit, one busy period of vmexit_ns
+                self.bstart, self.bend = tr, tr + self.x
+                self.bcls, self.bsub = K_INJ_AFTER, -1
+            return
+        if RES in self.pend:
+            self.merged += 1
+        else:
+            self.pend[RES] = (-1, tr, -1)
+
+    def _advance(self, T: int, cls: int, out_d: list) -> None:
+        """Everything the CPU does before an event of class ``cls`` at ``T``: jobs that end (first at an instant),
+        the reschedule IPI that lands, the irqfd work its own interrupts queued (timers)."""
+        key = 8 * T + cls
+        while True:
+            k, kind = INF * 8, -1
+            if self.bend >= 0:
+                k, kind = 8 * self.bend, 0
+            if self.res_t != INF and 8 * self.res_t + K_INJ_AFTER < k:
+                k, kind = 8 * self.res_t + K_INJ_AFTER, 1
+            if self.own and 8 * self.own[0][0] + self.inj_cls < k:
+                k, kind = 8 * self.own[0][0] + self.inj_cls, 2
+            if kind < 0 or k >= key:
+                return
+            if kind == 0:
+                self._end_job(self.bend, out_d)
+            elif kind == 1:
+                self._res_lands(self.res_t)
+            else:
+                ti, gi = self.own.pop(0)
+                self._kick(ti, self.inj_cls, gi)
+
+    def feed_scalar(self, T: np.ndarray, cls: np.ndarray, vl: np.ndarray, g: np.ndarray, s: np.ndarray,
+                    sub: np.ndarray, frontier: int) -> tuple:
+        """The arrivals of one chunk, in key order: ``vl`` the local vector (-2: a kick candidate), ``g`` the
+        interrupt, ``s`` its source. Returns (taken-now mask, merged mask, taken-later list [(g, T, cls, s)])."""
+        n = T.shape[0]
+        now = np.zeros(n, dtype=bool)
+        merged = np.zeros(n, dtype=bool)
+        later: list = []
+        Tl, cl, vll = T.tolist(), cls.tolist(), vl.tolist()
+        for i in range(n):
+            ti, ci, v = Tl[i], cl[i], vll[i]
+            self._advance(ti, ci, later)
+            if v == -2:   # a kick candidate: the vCPU IN_GUEST_MODE (CPU free, no kick since it re-entered)?
+                self._kick(ti, ci, int(sub[i]))
+                continue
+            if self.bend < 0:
+                now[i] = True
+                self.taken += 1
+                self.jobs += 1
+                if self.h + self.x:
+                    self.bstart, self.bend = ti, ti + self.h + self.x
+                    self.bcls, self.bsub = ci, int(sub[i])
+                if int(s[i]) in self.inline:
+                    self._signal(int(s[i]), int(g[i]), ti, ci, ti)
+                continue
+            if v in self.pend:
+                merged[i] = True
+                self.merged += 1
+            else:
+                self.pend[v] = (int(g[i]), ti, int(s[i]))
+        self._advance(frontier, K_RAISE, later)
+        return now, merged, later
+
+    def _kick(self, ti: int, ci: int, sub: int) -> None:
+        if self.bend < 0 and not self.kick_open:
+            self.kick_open = True
+            self.kick_at.append((8 * ti + ci, sub))
+            if self.res_t != INF:
+                raise Unsupported(f"CPU{self.cpu}: two reschedule IPIs in flight at once")
+            self.res_t = ti + self.ipi
+
+    def _signal(self, s: int, g: int, t: int, cls: int, ta: int) -> None:
+        """A source of irqfd work whose injects kick this CPU's own vCPU is taken: the work chain runs here."""
+        inj = self.inline[s].signal1(t, 8 * t + cls, g, ta, self.cpu)
+        if inj is not None:
+            self.own.append((inj, g))
+
+    # ------------------------------------------------------------------ finishing
+    def note_posts(self, K: np.ndarray, sub: np.ndarray) -> None:
+        """VT-d posts to its running vCPU while this CPU is in hard-IRQ context: the first of each busy period
+        sends the notification (ON was clear) that lands in the host: PIN."""
+        self.posts.append(np.asarray(K, np.int64))
+
+    def pin_count(self) -> int:
+        if not self.posts:
+            return 0
+        K = np.concatenate(self.posts)
+        b = np.asarray(self.busy, dtype=np.int64)
+        k = np.searchsorted(8 * b[:, 3], K, side="right")   # the busy period each falls in (it ends after it)
+        return int(np.unique(k).size)
+
+    def busy_of(self, K: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For events at keys (K, sub), sorted: the finished busy period they fall in (its end, or INF), whether
+        they fall in the unfinished one (undetermined), and the first finished busy end after them (or INF)."""
+        n = K.shape[0]
+        if self.busy:
+            b = np.asarray(self.busy, dtype=np.int64)
+            bk, bs, be = 8 * b[:, 0] + b[:, 1], b[:, 2], b[:, 3]
+        else:
+            bk = bs = be = np.zeros(0, np.int64)
+        if self.bend >= 0:   # the busy period still open at the frontier
+            bk = np.append(bk, 8 * self.bstart + self.bcls)
+            bs = np.append(bs, self.bsub)
+            be = np.append(be, INF)
+        k = np.searchsorted(bk, K, side="right") - 1
+        kk = np.maximum(k, 0)
+        if bk.size:
+            tie = (k >= 0) & (bk[kk] == K) & (bs[kk] > sub)
+            k = np.where(tie, k - 1, k)
+            kk = np.maximum(k, 0)
+            inside = (k >= 0) & (K < 8 * np.where(be[kk] >= INF, INF // 8, be[kk]))
+            end = np.where(inside, be[kk], INF)
+        else:
+            inside = np.zeros(n, dtype=bool)
+            end = np.full(n, INF, np.int64)
+        nb = len(self.busy)
+        if nb:
+            fe = np.searchsorted(8 * be[:nb], K, side="right")   # first finished end whose key 8e > K
+            nxt = np.where(fe < nb, be[np.minimum(fe, nb - 1)], INF)
+        else:
+            nxt = np.full(n, INF, np.int64)
+        return end, inside, nxt
+
+
+class CpuStage:
+    """The host CPUs of one storm: which sources' vectors arrive where, the CPUs' servers in the order kicks flow
+    between them (an interrupt taken on one CPU that kicks a vCPU of another, directly or through irqfd work),
+    and the stream of what the CPUs took, by the instant and class they took it."""
+
+    def __init__(self, eng: Any):
+        self.eng = eng
+        plan = eng.plan
+        t = eng.timing
+        P = len(plan.sources)
+        self.src_cpu = np.array([sp.cpu for sp in plan.sources], dtype=np.int64)
+        self.src_hvec = np.array([sp.hvec for sp in plan.sources], dtype=np.int64)
+        cpus = sorted({c for c in self.src_cpu.tolist() if c >= 0})
+        self.curr = plan.cpu_curr
+        if t.host_irq_ns == 0 and any(self.curr.get(c) is not None and not self.curr[c].halted for c in cpus):
+            raise Unsupported("Timing.host_irq_ns=0 on a CPU that runs a vCPU: interrupts taken from the IRR at the "
+                              "end of an exit take no time and end the busy period at their own instant")
+        if t.vmexit_ns + t.host_irq_ns < t.ipi_ns:
+            raise Unsupported("Timing: vmexit_ns + host_irq_ns < ipi_ns (two reschedule IPIs could be in flight at once)")
+        # the vCPUs of busy CPUs: how they take interrupts (kicked, posted, halted)
+        self.kicked: dict[int, Any] = {}
+        for c in cpus:
+            vp = self.curr.get(c)
+            if vp is not None and not vp.halted and not vp.apicv:
+                self.kicked[c] = vp
+        for ln in getattr(eng, "intx_lines", {}).values():
+            if not hasattr(ln, "cpu_arr"):
+                raise Unsupported(f"irq {ln.desc.irq}: a threaded (IRQF_ONESHOT) INTx line with host CPUs: the vector "
+                                  "engine does not place its interrupts on their CPU yet (engine='reference' runs it)")
+        for vp in plan.vcpus:
+            c = vp.pcpu
+            cur = self.curr.get(c)
+            if c in cpus and cur is not vp and vp.vcpu.mode == "halted" and vp.has_iommu and vp.apicv:
+                if cur is not None and not cur.halted:
+                    raise Unsupported(f"vcpu{vp.vcpu.id}: a VT-d wake-up notification lands on CPU{c}, which runs "
+                                      "another vCPU (an exit the engine does not place)")
+            if vp.dedicated and c in cpus:
+                raise Unsupported(f"vcpu{vp.vcpu.id} takes a vfio INTx round trip and its CPU{c} takes host vectors "
+                                  "(its entries would wait for that CPU)")
+        edges: dict[int, set] = {c: set() for c in cpus}
+        # direct kicks: an accept on another CPU
+        self.cand_src: dict[int, np.ndarray] = {}
+        for c, vp in self.kicked.items():
+            col = eng.acc_vec[vp.index]
+            srcs = [s for s in range(P) if col[s] >= 0 and eng.kind[s] == 1 and self.src_cpu[s] >= 0   # K_ACCEPT
+                    and self.src_cpu[s] != c]
+            self.cand_src[c] = np.array(srcs, dtype=np.int64)
+            for s in srcs:
+                edges[c].add(int(self.src_cpu[s]))
+        # irqfd work: run where all its signals' CPUs are done; inside the scan when they are the kicked CPU's own
+        self.chains: list[tuple] = []        # (WorkChain, its sources, their CPUs, kicked CPUs it reaches)
+        self.inline: dict[int, dict] = {c: {} for c in cpus}   # CPU -> {source: WorkChain}
+        for wc in eng.work.values():
+            srcs = [s for s in range(P) if eng.src_work[s] is wc]
+            if not srcs:
+                continue
+            scpu = {int(self.src_cpu[s]) for s in srcs}
+            kicks = sorted({a.vcpu.pcpu for a in wc.fp.delivery.accepts if a.mode == "fixed"
+                            and self.kicked.get(a.vcpu.pcpu) is a.vcpu})
+            if any(p in scpu for p in kicks):
+                if scpu != {kicks[0]} or len(kicks) > 1:
+                    raise Unsupported("irqfd work whose signals come from several CPUs kicks a vCPU on one of them")
+                for s in srcs:
+                    self.inline[kicks[0]][s] = wc
+                continue
+            self.chains.append((wc, np.array(srcs, np.int64), scpu, kicks))
+            for p in kicks:
+                edges[p] |= scpu
+        self.order = _topo(cpus, edges)
+        self.servers: dict[int, CpuServer] = {}
+        for c in cpus:
+            here = [s for s in range(P) if self.src_cpu[s] == c]
+            vecs = sorted({int(self.src_hvec[s]) for s in here})
+            plain = all(eng.kind[s] in (0, 1, 2) and not _dynamic(eng, s) for s in here)  # K_CONST/ACCEPT/WORK
+            cls = GridServer if (len(vecs) == 1 and plain and c not in self.kicked and not self.inline[c]) else CpuServer
+            self.servers[c] = cls(eng, c, vecs, self.curr.get(c), c in self.kicked)
+            self.servers[c].inline = self.inline[c]
+            if c in self.kicked:
+                self.servers[c].inj_cls = self.inj_cls(c)
+        self.src_vl = np.full(P, -3, dtype=np.int64)
+        for s in range(P):
+            c = int(self.src_cpu[s])
+            if c >= 0:
+                self.src_vl[s] = self.servers[c].vloc[int(self.src_hvec[s])]
+        self.merged_cnt = np.zeros(P, dtype=np.int64)
+        self.complex: dict[int, list] = {c: [] for c in cpus}   # per CPU: arrivals that must not wait (t, g)
+        self.cand_carry: dict[int, list] = {c: [] for c in cpus}  # kick candidates due after the chunk: (T, cls)
+
+    def note_complex(self, cpu: int, t: np.ndarray, g: np.ndarray) -> None:
+        """Arrivals computed by a line that assumes its CPU takes them at once (INTx, spurious counting, a line
+        going down): checked below, Unsupported if one of them would wait or merge."""
+        if t.size:
+            self.complex[cpu].append((np.asarray(t, np.int64), np.asarray(g, np.int64)))
+
+    def scan(self, t: np.ndarray, sid: np.ndarray, g: np.ndarray, simple: np.ndarray, t_next: int) -> tuple:
+        """The CPUs take this chunk's vectors. ``simple``: which events arrive as plain vectors (the rest of the
+        routed ones were handled by their lines and noted as complex). Returns what was taken, unordered:
+        (T, cls, g, s, traise, sub)."""
+        eng = self.eng
+        frontier = t_next
+        g_next = int(g[-1]) + 1 if g.size else 0
+        routed = simple & (self.src_cpu[sid] >= 0)
+        out_all: list = []
+        emitted: dict[int, tuple] = {}   # per CPU: what it took in this chunk (T, cls, g, s, traise, sub)
+        chains_done: set = set()
+        for c in self.order:
+            srv = self.servers[c]
+            e = np.flatnonzero(routed & (self.src_cpu[sid] == c))
+            parts = [(t[e], np.full(e.size, K_RAISE, np.int64), g[e], sid[e], self.src_vl[sid[e]], g[e])]
+            cx = self.complex[c]
+            if cx:
+                ct = np.concatenate([x[0] for x in cx])
+                cg = np.concatenate([x[1] for x in cx])
+                self.complex[c] = []
+                parts.append((ct, np.full(ct.size, K_RAISE, np.int64), cg, np.full(ct.size, -1, np.int64),
+                              np.full(ct.size, -4, np.int64), cg))
+            if c in self.kicked:
+                cand = self.cand_carry[c]
+                if self.cand_src[c].size:
+                    for T2, cls2, g2, s2, _, sub2 in emitted.values():
+                        m = np.isin(s2, self.cand_src[c])
+                        if m.any():
+                            cand.append((T2[m], cls2[m], sub2[m]))
+                if cand:
+                    kT = np.concatenate([x[0] for x in cand])
+                    kc = np.concatenate([x[1] for x in cand])
+                    ks = np.concatenate([x[2] for x in cand])
+                    kk = 8 * kT + kc   # before the next chunk's first interrupt (t_next, raised, its index)?
+                    if frontier >= INF:
+                        now = np.ones(kT.size, dtype=bool)
+                    else:
+                        now = (kk < 8 * frontier + K_RAISE) | ((kk == 8 * frontier + K_RAISE) & (ks < g_next))
+                    self.cand_carry[c] = [(kT[~now], kc[~now], ks[~now])] if (~now).any() else []
+                    kT, kc, ks = kT[now], kc[now], ks[now]
+                    parts.append((kT, kc, np.full(kT.size, -1, np.int64), np.full(kT.size, -1, np.int64),
+                                  np.full(kT.size, -2, np.int64), ks))
+            Tc, cls, gc, sc, vl, sub = (np.concatenate([p[i] for p in parts]) for i in range(6))
+            if getattr(srv, "grid", False):   # already in order: this chunk's raised vectors, one vector
+                now, merged, later = srv.feed_grid(Tc, gc, sc, frontier)
+            else:
+                order = np.lexsort((sub, 8 * Tc + cls))
+                Tc, cls, gc, sc, vl, sub = Tc[order], cls[order], gc[order], sc[order], vl[order], sub[order]
+                vlx = np.where(vl == -4, 10_000, vl)   # a complex arrival (it must not wait, checked below)
+                now, merged, later = srv.feed_scalar(Tc, cls, vlx, gc, sc, sub, frontier)
+            cxm = vl == -4
+            if cxm.any() and not now[cxm].all():
+                i = int(np.flatnonzero(cxm & ~now)[0])
+                raise Unsupported(f"CPU{c} is in hard-IRQ context at {int(Tc[i]):,} ns when an interrupt of an INTx "
+                                  "line, a line under spurious counting or a line going down arrives: the vector "
+                                  "engine computes those lines assuming their CPU takes them at once "
+                                  "(engine='reference' runs it)")
+            dev = vl >= 0
+            mg = merged & dev
+            if mg.any():
+                eng.sink.settle(gc[mg], O.COALESCED_APIC)
+                np.add.at(self.merged_cnt, sc[mg], 1)
+            nw = now & dev
+            outs = [(Tc[nw], np.full(int(nw.sum()), K_RAISE, np.int64), gc[nw], sc[nw], Tc[nw], gc[nw])]
+            if len(later):
+                L = np.asarray(later, dtype=np.int64)     # (g, d, cls, s, traise)
+                outs.append((L[:, 1], L[:, 2], L[:, 0], L[:, 3], L[:, 4], np.full(L.shape[0], c, np.int64)))
+            em = tuple(np.concatenate([o[i] for o in outs]) for i in range(6))
+            emitted[c] = em
+            out_all.append(em)
+            self._run_chains(emitted, chains_done)
+        if not out_all:
+            z = np.zeros(0, np.int64)
+            return z, z, z, z, z, z
+        return tuple(np.concatenate([o[i] for o in out_all]) for i in range(6))
+
+    def _run_chains(self, emitted: dict, done: set) -> None:
+        """irqfd work whose signals' CPUs have all taken this chunk's vectors: the work chain runs on them, and
+        what it injects into a kicked vCPU becomes that CPU's kick candidates."""
+        for wc, srcs, scpu, kicks in self.chains:
+            if id(wc) in done or not scpu <= set(emitted):
+                continue
+            done.add(id(wc))
+            parts = []
+            for c in scpu:
+                T2, cls2, g2, s2, tr2, sub2 = emitted[c]
+                m = np.isin(s2, srcs)
+                if m.any():
+                    parts.append((T2[m], cls2[m], g2[m], s2[m], tr2[m], sub2[m]))
+            if not parts:
+                continue
+            T, cl, G, S, TR, SUB = (np.concatenate([p[i] for p in parts]) for i in range(6))
+            o = np.lexsort((SUB, 8 * T + cl))
+            T, cl, G, S, TR = T[o], cl[o], G[o], S[o], TR[o]
+            inj = wc.signals(T, G, TR, S, keys=8 * T + cl)
+            if inj is not None and inj.size:
+                for p in kicks:   # at the keys the vCPU stage gives these injects
+                    self.cand_carry[p].append((inj, np.full(inj.size, self.inj_cls(p), np.int64), wc.last_g))
+
+    def inj_cls(self, cpu: int) -> int:
+        """The class of an irqfd inject's accept into the vCPU ``cpu`` runs (before or after its entry timer)."""
+        return K_INJ_BEFORE if self.eng.vcpus[self.kicked[cpu].index].inject_after_w else K_INJ_AFTER
+
+    def drain(self) -> None:
+        """After the last chunk the servers have run to the end (its frontier is past everything)."""
+
+
+def _dynamic(eng: Any, s: int) -> bool:
+    """A source whose line counts unhandled interrupts (note_interrupt may disable it during the storm)."""
+    ln = eng.src_line[s]
+    return ln is not None and getattr(ln, "lp", None) is not None and ln.lp.dynamic and not eng.plan.noirqdebug
+
+
+def _topo(cpus: list[int], edges: dict[int, set]) -> list[int]:
+    """CPUs in an order where every CPU whose interrupts kick a vCPU comes before the vCPU's CPU."""
+    done: list[int] = []
+    left = set(cpus)
+    while left:
+        ready = sorted(c for c in left if not (edges[c] & left) - {c})
+        if not ready:
+            raise Unsupported(f"kicks go round between CPUs {sorted(left)}: each one's busy periods depend on the "
+                              "others' (engine='reference' runs it)")
+        for c in ready:
+            done.append(c)
+            left.discard(c)
+    return done
+
+
+class GridServer(CpuServer):
+    """A CPU that takes one host vector and kicks nobody: its busy periods are runs of back-to-back jobs on a grid
+    (the first job of a period lasts h + x, the others h), and the period ends at the first job that finds no
+    arrival during its service. Computed with array operations, walking only the gaps that can end a period (a
+    gap of at least h), all runs at once — never a Python step per interrupt."""
+
+    grid = True
+
+    def __init__(self, *a: Any, **k: Any):
+        super().__init__(*a, **k)
+        self.c1 = self.h + self.x
+        self.carry: tuple | None = None   # the open busy period: (E0, alone, k_last, last time, start tuple)
+        self.buf: list = []                # dispatches from an IRR still to emit: (d, g, s, traise)
+
+    def feed_grid(self, T: np.ndarray, g: np.ndarray, s: np.ndarray, frontier: int) -> tuple:
+        """One chunk's arrivals (all raised, in order): (taken-now mask, merged mask, taken-later list)."""
+        n = T.shape[0]
+        h, c1 = self.h, self.c1
+        now = np.zeros(n, dtype=bool)
+        merged = np.zeros(n, dtype=bool)
+        if n:
+            vx = 1 if self.carry is not None else 0
+            x = np.empty(n + vx, dtype=np.int64)
+            x[vx:] = T
+            if vx:
+                E0c, alone_c, klast_c, tlast_c, start_c = self.carry
+                x[0] = tlast_c
+            m = x.shape[0]
+            op = np.zeros(m, dtype=bool)      # busy-period openers
+            E0 = np.zeros(m, dtype=np.int64)  # each period's first job end, at its opener
+            if h == 0 and c1 == 0:            # hard interrupts of no time: every one is taken at once
+                op[vx:] = True
+            else:
+                gap = np.diff(x)
+                head = np.zeros(m, dtype=bool)   # certain openers: the CPU is free by then
+                head[1:] = gap >= c1 + h
+                if not vx:
+                    head[0] = True
+                hidx = np.flatnonzero(head)
+                # the walk over the gaps that can end a period (>= h), run by run, all runs at once
+                cand = np.flatnonzero(gap >= max(h, 1)) if m > 1 else np.zeros(0, np.int64)
+                cand = cand[~head[cand + 1]]     # a gap into a head ends it anyway
+                op[hidx] = True
+                run_of_head = np.full(m, -1, np.int64)
+                run_of_head[hidx] = np.arange(hidx.size)
+                # runs: from a head (or the carried period) to the next head
+                rstart = np.concatenate(([0], hidx)) if vx else hidx
+                nrun = rstart.size
+                rE0 = x[rstart] + c1
+                rop = rstart.copy()
+                if vx:
+                    rE0[0] = E0c
+                    rop[0] = 0 if alone_c else -1
+                if cand.size:
+                    rid = np.searchsorted(rstart, cand, side="right") - 1
+                    order = np.argsort(rid, kind="stable")
+                    cand, rid = cand[order], rid[order]
+                    first = np.searchsorted(rid, np.arange(nrun))
+                    cnt = np.searchsorted(rid, np.arange(nrun), side="right") - first
+                    act = np.flatnonzero(cnt > 0)
+                    r = 0
+                    newop = []
+                    while act.size:
+                        ci = cand[first[act] + r]
+                        xi, xn = x[ci], x[ci + 1]
+                        e0 = rE0[act]
+                        se = np.where(xi < e0, e0, e0 + ((xi - e0) // max(h, 1) + 1) * h)
+                        alone = rop[act] == ci
+                        ends = xn >= se + np.where(alone, 0, h)
+                        if ends.any():
+                            a2 = act[ends]
+                            nx = ci[ends] + 1
+                            rop[a2] = nx
+                            rE0[a2] = x[nx] + c1
+                            newop.append(nx)
+                        r += 1
+                        act = act[cnt[act] > r]
+                    if newop:
+                        op[np.concatenate(newop)] = True
+                E0[op] = x[op] + c1
+                if vx and not op[0]:
+                    E0[0] = E0c
+            # each arrival's period, its slot, first in its slot or merged
+            pid = np.cumsum(op) - 1
+            if vx and not op[0]:
+                pid += 1
+                starts = np.concatenate(([0], np.flatnonzero(op)))
+            else:
+                starts = np.flatnonzero(op)
+            E0p = E0[starts]
+            if vx and not op[0]:
+                E0p[0] = E0c
+            e0 = E0p[pid]
+            hh = max(h, 1)
+            k = np.where(x < e0, 0, (x - e0) // hh + 1)
+            k[starts] = -1                                   # an opener is in service, not in a slot
+            if vx and not op[0]:
+                k[0] = -1 if alone_c else klast_c
+            firstk = np.zeros(m, dtype=bool)
+            firstk[1:] = (k[1:] != k[:-1]) | (pid[1:] != pid[:-1])
+            firstk &= k >= 0
+            if vx and not op[0]:
+                firstk[0] = False                            # the carried one was counted in its own chunk
+            slot_end = np.where(k == 0, e0, e0 + k * h)
+            sl = slice(vx, m)
+            now[:] = op[sl]
+            later_m = firstk[sl]
+            merged[:] = ~now & ~later_m
+            # busy periods: each ends after the job that serves its last arrival's slot
+            last = np.empty(starts.size, dtype=np.int64)
+            last[:-1] = starts[1:] - 1
+            last[-1] = m - 1
+            kl = k[last]
+            alone_l = kl < 0
+            end = np.where(alone_l, E0p, slot_end[last] + h)
+            # the counters
+            nl = int(later_m.sum())
+            self.taken += int(now.sum()) + nl
+            self.jobs += int(now.sum()) + nl
+            self.waited += nl
+            self.merged += int(merged.sum())
+            # dispatches from the IRR, to emit in key order
+            li = np.flatnonzero(later_m)
+            if li.size:
+                self.buf.append((slot_end[sl][li], g[li], s[li], T[li]))
+            # finished periods, and the one still open
+            pstart = [(int(x[i]), K_RAISE, int(g[i - vx])) if not (vx and i == 0) else start_c for i in starts.tolist()]
+            if vx and op[0]:
+                pstart[0] = (int(x[0]), K_RAISE, int(g[0]))
+            fin = end <= frontier
+            for j in range(starts.size - 1):
+                self._close(pstart[j], int(end[j]))
+            if fin[-1] and frontier < INF:
+                self._close(pstart[-1], int(end[-1]))
+                self.carry = None
+                self.bend = -1
+            elif frontier >= INF:
+                self._close(pstart[-1], int(end[-1]))
+                self.carry = None
+                self.bend = -1
+            else:
+                self.carry = (int(E0p[-1]), bool(alone_l[-1]), int(kl[-1]), int(x[-1]), pstart[-1])
+                self.bstart, self.bcls, self.bsub = pstart[-1]
+                self.bend = int(end[-1])
+        elif self.carry is not None and self.bend <= frontier:
+            self._close(self.carry[4], self.bend)
+            self.carry = None
+            self.bend = -1
+        # what the IRRs give up to the frontier
+        later: list = []
+        if self.buf:
+            d = np.concatenate([b[0] for b in self.buf])
+            gg = np.concatenate([b[1] for b in self.buf])
+            ss = np.concatenate([b[2] for b in self.buf])
+            tt = np.concatenate([b[3] for b in self.buf])
+            ok = d <= frontier
+            if ok.any():
+                later = np.stack([gg[ok], d[ok], np.full(int(ok.sum()), K_EARLY, np.int64), ss[ok], tt[ok]], axis=1)
+            self.buf = [(d[~ok], gg[~ok], ss[~ok], tt[~ok])] if (~ok).any() else []
+        return now, merged, later
+
+    def _close(self, start: tuple, end: int) -> None:
+        self.busy.append((start[0], start[1], start[2], end))
+        self.nbusy += 1
+        self.busy_ns += end - start[0]
