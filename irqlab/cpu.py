@@ -15,7 +15,7 @@ part (``Cpu.curr``: the model does not schedule threads) and work items are coun
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from .ledger import Outcome
@@ -52,6 +52,7 @@ class Job:
     ev: Any
     t: int
     run: Callable[[Any], None]
+    on_end: list = field(default_factory=list)   # what its EOI does (genirq: a level line still asserted)
 
 
 def _hop(ev: Any, *a: Any) -> None:
@@ -88,6 +89,7 @@ class Cpu:
         self._after: dict[int, list[Callable[[], None]]] = {}  # vector -> what to do once it has been taken
         self._in_take = 0
         self._ending = False
+        self._cur_vec: int | None = None     # the vector in service (until its EOI at the job's end)
 
     def __repr__(self) -> str:
         v = self.curr
@@ -160,6 +162,7 @@ class Cpu:
         self.taken += 1
         self.waited += waited
         ev = job.ev
+        self._cur_vec = job.vector if cost + exit_ else None
         if cost + exit_:
             if new_period:
                 self._account_free(k.now)
@@ -192,8 +195,34 @@ class Cpu:
             self._end_job()
         if v is not None:
             _hop(ev, "kvm_after_interrupt", X86_H, "kvm", f"vcpu{v.id}: handling_intr_from_guest = 0")
-            _hop(ev, "handle_external_interrupt", VMX, "kvm", f"vcpu{v.id}: ++irq_exits; the vCPU re-enters the "
-                 "guest once its CPU has handled what is pending (vcpu_enter_guest)")
+            v.handle_external_interrupt(ev)
+
+    def outstanding(self, vector: int) -> bool:
+        """The vector waits in this CPU's IRR or is in service (its handler has not written EOI yet)."""
+        self.catch_up()
+        return vector in self.irr or self._cur_vec == vector
+
+    def remote_irr(self, desc: Any, vector: int, ev: Any) -> None:
+        """A level IO-APIC pin asserted while its last message is outstanding: remote IRR is set, the pin sends
+        nothing until the EOI. A device's assertion waits there (its Status bit holds it; the EOI finds the line
+        still asserted and the pin sends again); a glitch is gone."""
+        if ev is None or not ev.real or ev.done:
+            return
+        if ev.device is not None and ev.device.intx_status_event is ev:
+            _hop(ev, "IO-APIC: remote IRR", HARDWARE, "device", f"pin {desc.hwirq}: vector 0x{vector:02x} is still "
+                 f"outstanding on CPU{self.id} (until its EOI): the pin holds the level; the EOI sends it again")
+            ev.settle(Outcome.PENDING)
+        else:
+            _hop(ev, "IO-APIC: remote IRR", HARDWARE, "device", f"pin {desc.hwirq}: vector 0x{vector:02x} is still "
+                 f"outstanding on CPU{self.id}: the pin sends nothing for this glitch")
+            ev.settle(Outcome.COALESCED_APIC)
+
+    def at_eoi(self, fn: Callable[[], None]) -> bool:
+        """Run ``fn`` when the hard interrupt this CPU is running ends (its EOI); False if it runs none."""
+        if self.job is None:
+            return False
+        self.job.on_end.append(fn)
+        return True
 
     def _timer_fn(self) -> None:
         self.catch_up()
@@ -207,9 +236,12 @@ class Cpu:
 
     def _end_job(self) -> None:
         t = self.job_end
-        self.job = None
+        ended, self.job = self.job, None
+        self._cur_vec = None
         self._ending = True   # still in hard-IRQ context while it takes what waits
         try:
+            for fn in ended.on_end:   # its EOI (a level pin still asserted sends again: it waits like the rest)
+                fn()
             while self.irr:   # the highest pending vector; system vectors take no time, so all of them go first
                 job = self.irr.pop(max(self.irr))
                 self._take(job, True)
@@ -255,7 +287,7 @@ class Cpu:
 
         def run(e: Any) -> None:
             k.arch_count(row, self.id)
-            _hop(e, fn, file, "cpu", f"CPU{self.id}: {row} (vector 0x{vector:02x}) counted; apic_eoi")
+            _hop(e, fn, file, "lapic", f"CPU{self.id}: {row} (vector 0x{vector:02x}) counted; apic_eoi")
             if then is not None:
                 then(e)
         self.apic_accept(vector, ev, run)

@@ -577,17 +577,33 @@ class GenIrq:
             self._redeliver(desc, why)
 
     def _eoi(self, desc: IrqDesc) -> None:
-        """The flow handler's EOI (``ioapic_ir_ack_level``), ``host_irq_ns`` after the interrupt arrived: if the
+        """The flow handler's EOI (``ioapic_ir_ack_level``) when the hard IRQ ends (``host_irq_ns`` after the interrupt
+        was taken, plus the VM exit if it took its CPU out of a guest): if the
         line is unmasked and a device still asserts it, the IO-APIC sends it again then (one re-delivery armed
         at a time: an interrupt dispatched meanwhile does not add a second)."""
         if desc.masked or not desc.level:
             return
+        host = self.host
+        c = host.this_cpu
+        if c is not None and host.cpus[c].at_eoi(lambda: self._eoi_now(desc)):
+            return   # irqlab/cpu.py: the EOI is written when the hard IRQ ends (with the exit, if it took one)
         if not self.asserting_devices(desc):
             desc.redeliver_chain = 0
             return
         t = self._refire_timer(desc)
         if not t.pending:
-            self.host.sched.mod_timer(t, self.host.now + self.host.timing.host_irq_ns)
+            host.sched.mod_timer(t, host.now + host.timing.host_irq_ns)
+
+    def _eoi_now(self, desc: IrqDesc) -> None:
+        """The EOI, at the end of the hard IRQ: remote IRR clears; a device still asserting makes the pin send
+        again now (its CPU takes it like anything else waiting there)."""
+        if desc.masked or not desc.level:
+            return
+        if not self.asserting_devices(desc):
+            desc.redeliver_chain = 0
+            return
+        if self.vector_irq[desc.cpu].get(desc.vector) is desc:
+            self._redeliver(desc, None)
 
     def _refire_timer(self, desc: IrqDesc) -> Timer:
         if desc.refire is None:

@@ -127,7 +127,12 @@ class Kernel:
         """``vector`` arrives at the local APIC of ``cpu``: when the CPU takes it (now, or when it leaves hard-IRQ
         context), its IDT entry runs x86 common_interrupt (irqlab/cpu.py)."""
         ev.via_host = True
-        self.cpus[cpu].apic_accept(vector, ev, lambda e: self.genirq.common_interrupt(cpu, vector, e))
+        c = self.cpus[cpu]
+        desc = self.genirq.vector_irq[cpu].get(vector)
+        if getattr(desc, "level", False) and c.outstanding(vector):
+            c.remote_irr(desc, vector, ev)   # a level IO-APIC pin sends nothing while its last message is unEOId
+            return
+        c.apic_accept(vector, ev, lambda e: self.genirq.common_interrupt(cpu, vector, e))
 
     def _work_ran(self, cpu: int | None) -> None:
         if cpu is not None:

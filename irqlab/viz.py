@@ -417,7 +417,8 @@ def hop_nodes(host: Any, g: _Graph, journey: Any) -> list[str | None]:
             nid = last_vcpu = f"vcpu:{t.ident[0]}:{t.ident[1]}"
         elif actor in ("lapic", "guest") or fn.startswith(("vmx_", "kvm_vcpu", "__vmx", "pi_", "kvm_apic",
                                                              "kvm_lapic", "__apic", "handle_apic",
-                                                             "native_smp_send_reschedule")):
+                                                             "native_smp_send_reschedule", "handle_external_interrupt",
+                                                             "kvm_before_interrupt", "kvm_after_interrupt")):
             nid = last_vcpu
             if nid is None and vm is not None and irqfd is not None:
                 for e in vm.routing.entries(irqfd.gsi):

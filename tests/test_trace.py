@@ -62,7 +62,7 @@ INTX_TRIP = {
     (Target("irqfd", (1, 16), "inject work"), "pending", "idle"): "irqfd_inject",
     (Target("ioapic", (1, 16), "IRR"), False, True): "kvm_ioapic_set_irq",
     (Target("vcpu", (1, 0), "IRR"), frozenset(), frozenset({0x32})): "kvm_lapic_set_irr",
-    (Target("vcpu", (1, 0), "VM exits"), 0, 1): "kvm_vcpu_kick",
+    (Target("vcpu", (1, 0), "VM exits"), 0, 1): "handle_external_interrupt",  # the kick's RES: ++irq_exits
     (Target("ioapic", (1, 16), "remote IRR"), False, True): "ioapic_service",
     (Target("vcpu", (1, 0), "ISR"), frozenset(), frozenset({0x32})): "kvm_apic_ack_interrupt",
     (Target("pci", CARD, "Status.Interrupt"), True, False): "guest driver services the device",

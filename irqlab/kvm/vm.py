@@ -349,7 +349,7 @@ class Vcpu:
         self.window_due = host.now + t.ipi_ns + t.vmexit_ns
         _hop(token, "kvm_vcpu_kick", KVM_MAIN, "kvm", f"vcpu{self.id}: kvm_vcpu_wake_up (not blocked), "
              f"kvm_arch_vcpu_should_kick: IN_GUEST_MODE → EXITING_GUEST_MODE; it runs on CPU{cpu.id}")
-        _hop(token, "native_smp_send_reschedule", "arch/x86/kernel/apic/ipi.c", "kvm",
+        _hop(token, "native_smp_send_reschedule", "arch/x86/kernel/apic/ipi.c", "lapic",
              f"smp_send_reschedule(CPU{cpu.id}): RESCHEDULE_VECTOR 0xfd, arrives in {t.ipi_ns:,} ns")
         host.sched.call_at(host.now + t.ipi_ns, cpu.send_ipi, RESCHEDULE_VECTOR, token, name=f"IPI 0xfd to CPU{cpu.id}")
 
@@ -358,9 +358,8 @@ class Vcpu:
         "acknowledge interrupt on exit"; vcpu_enter_guest sets OUTSIDE_GUEST_MODE and vmx_handle_exit_irqoff →
         handle_external_interrupt_irqoff calls the host's IDT entry for the vector between kvm_before_interrupt and
         kvm_after_interrupt (what comes next is the host's own handling of the vector, not KVM's)."""
-        self.exits["EXTERNAL_INTERRUPT"] += 1
         self.exiting = False
-        _hop(ev, "VM exit", HARDWARE, "cpu", f"CPU{self.pcpu} was running vcpu{self.id} of vm{self.vm.id} in guest "
+        _hop(ev, "VM exit", HARDWARE, "lapic" if vector >= 0xF0 else "cpu", f"CPU{self.pcpu} was running vcpu{self.id} of vm{self.vm.id} in guest "
              f"mode: EXIT_REASON_EXTERNAL_INTERRUPT, vector 0x{vector:02x} acknowledged on exit")
         _hop(ev, "vmx_handle_exit_irqoff", VMX_C, "kvm", f"vcpu{self.id}: vcpu->mode = OUTSIDE_GUEST_MODE; exit "
              "reason EXTERNAL_INTERRUPT")
@@ -368,6 +367,12 @@ class Vcpu:
              "for it — KVM does not look at which device it is")
         _hop(ev, "kvm_before_interrupt", "arch/x86/kvm/x86.h", "kvm", f"vcpu{self.id}: handling_intr_from_guest = "
              "KVM_HANDLING_IRQ")
+
+    def handle_external_interrupt(self, ev: Any) -> None:
+        """vmx.c handle_external_interrupt, once the host has handled the vector: ``++vcpu->stat.irq_exits``."""
+        _hop(ev, "handle_external_interrupt", VMX_C, "kvm", f"vcpu{self.id}: ++irq_exits; it re-enters the guest "
+             "once its CPU has handled what is pending (vcpu_enter_guest)")
+        self.exits["EXTERNAL_INTERRUPT"] += 1
 
     def cpu_reenter(self) -> None:
         """Its CPU left hard-IRQ context after taking this vCPU out of guest mode: vcpu_enter_guest enters again,

@@ -254,10 +254,6 @@ class CpuStage:
             vp = self.curr.get(c)
             if vp is not None and not vp.halted and not vp.apicv:
                 self.kicked[c] = vp
-        for ln in getattr(eng, "intx_lines", {}).values():
-            if not hasattr(ln, "cpu_arr"):
-                raise Unsupported(f"irq {ln.desc.irq}: a threaded (IRQF_ONESHOT) INTx line with host CPUs: the vector "
-                                  "engine does not place its interrupts on their CPU yet (engine='reference' runs it)")
         for vp in plan.vcpus:
             c = vp.pcpu
             cur = self.curr.get(c)

@@ -847,6 +847,7 @@ class IntxThreadLine:
             self.slot = [eng.sink.external(d.pending_event), d.pending_event.t]
         self.win: dict | None = None      # the threads woken: end (their run), ev (waits for the verdict), up
         self.kstat = 0
+        self.cpu_arr: list = []          # (t, g) of the interrupts its CPU takes (the CPU stage checks them)
         self.woke = 0
         self.th_handled = [0] * self.nact
         self.th_none = [0] * self.nact
@@ -986,6 +987,7 @@ class IntxThreadLine:
         self.th += int(nh[:nw - 1].sum())
         self.woke += nw - 1
         self.kstat += nw
+        self.cpu_arr.append((tt[S[:nw]], gg[S[:nw]]))   # each window's opener is a hard IRQ (then it is masked)
         self.pending_bit = False
         self.flow_ran = True
         # the last window: its opener dispatched at s, the line masked until its threads run
