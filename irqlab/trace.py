@@ -137,8 +137,9 @@ def observe(kernel: Any) -> dict[Target, Any]:
     returned; per PCI function Status.Interrupt, Command.INTx Disable and each MSI vector's mask, pending bit
     and messages sent; vfio's INTx mask; each eventfd's count and signals; each irqfd's inject work; the
     IOAPIC's IRR and remote IRR of the pins the guest programmed; each vCPU's IRR, ISR, TMR, PPR, PIR, ON,
-    mode, exits and deliveries; the posted IRTEs; the non-zero arch counters. Values are ints, bools, strs
-    and frozensets, so two snapshots compare with ``==``. Reads attributes only: never changes the kernel.
+    mode, exits and deliveries; the posted IRTEs; the RES, PIN and PIW rows and the other non-zero arch
+    counters. Values are ints, bools, strs and frozensets, so two snapshots compare with ``==``. Reads
+    attributes only: never changes the kernel.
     """
     # keys are plain tuples (equal to, and hashing like, the Target with the same fields: cheaper to build);
     # diff_states hands out Targets
@@ -205,10 +206,14 @@ def observe(kernel: Any) -> dict[Target, Any]:
     for irq, irte in sorted(kernel.irqbypass.irtes.items()):
         s["irte", irq, "posted"] = irte.posted
     for row, counts in kernel.arch_counts.items():
+        ipi = row in _IPI_ROWS   # the rows the CPU model counts: always there, so a first count reads 0→1
         for cpu, n in enumerate(counts):
-            if n:
+            if n or ipi:
                 s["cpu", cpu, row] = n
     return s
+
+
+_IPI_ROWS = frozenset({"RES", "PIN", "PIW"})
 
 
 _KSTAT = tuple(f"kstat CPU{cpu}" for cpu in range(64))

@@ -144,3 +144,14 @@ def test_a_journey_table_reads_left_to_right_in_jupyterlab():
     html = j._repr_html_()
     assert "class='irqlab-journey'" in html and "{text-align: left}" in html
     assert html.count("<tr>") == len(j.hops) + 1
+
+
+def test_the_ipi_rows_are_observed_from_zero():
+    """RES, PIN and PIW are always in the observed state (the CPU model counts them), so a kick's first reschedule
+    IPI reads "CPU1 RES: 0 → 1", not "None → 1"; other arch rows appear only once non-zero."""
+    h = scenarios.switchboard()
+    j = h.raise_msi(GPU, 0)
+    h.run()
+    res = [c for hop in j.hops for c in hop.changes if c.target == Target("cpu", 1, "RES")]
+    assert [(c.before, c.after) for c in res] == [(0, 1)] and str(res[0]) == "CPU1 RES: 0 → 1"
+    assert j.hops[0].state[Target("cpu", 2, "PIN")] == 0 and Target("cpu", 0, "LOC") not in j.hops[0].state
