@@ -165,7 +165,7 @@ def _deaf_line_unhandled(spacing_ns: int) -> int:
     h.request_irq(17, _none, IRQF_SHARED, "deaf", 1)
     for i in range(3):
         h.raise_spurious(17, at=(i + 1) * spacing_ns)
-    h.run()   # glitches closer than Timing.host_irq_ns wait in the CPU's IRR until the one before is done
+    h.run()
     return h.irq_to_desc(17).irqs_unhandled
 
 
@@ -643,7 +643,7 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in [
         "note_interrupt() cannot judge an interrupt whose thread has not run yet: it marks SPURIOUS_DEFERRED and "
         "judges it at the next interrupt, from whether threads_handled moved. Which interrupts have been judged "
         "after the second one?")),
-    Exercise("03-unhandled-after-three", lambda: _deaf_line_unhandled(1_000), "int", (
+    Exercise("03-unhandled-after-three", lambda: _deaf_line_unhandled(10_000), "int", (
         "Build the fresh line as the question says, run it (h.run()) and read h.irq_to_desc(17).irqs_unhandled.",
         "note_interrupt() increments irqs_unhandled for each IRQ_NONE that comes within HZ/10 (100 ms) of the "
         "previous unhandled one.")),
