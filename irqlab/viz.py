@@ -744,7 +744,7 @@ def _build_cpus(host: Any) -> tuple[_Graph, list[tuple[str, str, str]]]:
     clusters = [("hw", "hardware: PCI functions", "#f4f4f4")]
     for bdf, dev in host.devices.items():
         drv = getattr(dev.driver, "name", None) or "no driver"
-        g.node(f"dev:{bdf}", "hw", [f"{bdf} {dev.name}", f"driver: {drv}"], "component")
+        g.node(f"dev:{bdf}", "hw", [f"{bdf} {dev.name}", f"driver: {_short_action(drv)}"], "component")
     posted = {irq for irq, irte in host.irqbypass.irtes.items()}
     by_cpu = {c.id: [] for c in host.cpus}
     for irq, d in sorted(host.genirq.descs.items()):
@@ -811,7 +811,7 @@ def _build_cpus(host: Any) -> tuple[_Graph, list[tuple[str, str, str]]]:
             for x in _passthrough_targets(host, d.irq):
                 how = "same CPU: no IPI" if x.pcpu == c.id else (
                     "notification IPI" if host.enable_apicv else "kick: RES IPI")
-                g.edge(f"cpu{c.id}:r{d.irq}", f"vcpu:{x.vm.id}:{x.id}", f"irqfd → vcpu{x.id} ({how})",
+                g.edge(f"cpu{c.id}:r{d.irq}", f"vcpu:{x.vm.id}:{x.id}", f"irqfd → vcpu{x.id}\n({how})",
                        f"dashed|free|color={PT_EDGE}")
     return g, clusters
 
@@ -882,7 +882,8 @@ def cpu_diagram(host: Any, journey: Any = None, *, title: str | None = None) -> 
         order.append("  { rank=min; " + "; ".join(devs) + "; }")
     order += [f"  {a} -> {b} [style=invis];" for a, b in zip(tops, tops[1:])]
     order += [f"  {devs[len(devs) // 2]} -> {t} [style=invis];" for t in tops] if devs else []
-    dot = dot.replace("rankdir=TB,", "rankdir=TB, newrank=true,", 1).rstrip().removesuffix("}") + \
+    dot = dot.replace("rankdir=TB,", "rankdir=TB, newrank=true,", 1).replace("nodesep=0.25", "nodesep=0.12", 1)
+    dot = dot.rstrip().removesuffix("}") + \
         "\n".join(order) + "\n}\n"
     return Diagram(dot, _cpu_text(g, clusters, lit_map, title), title)
 
@@ -911,5 +912,6 @@ def _cpu_text(g: _Graph, clusters: list[tuple[str, str, str]], lit: dict[str, li
             continue
         name = lambda e: (f"CPU{e[3:].split(':r')[0]} irq {e.split(':r')[1]}" if e != _base(e)  # noqa: E731
                           else g.nodes[e].title)
+        label = label.replace("\n", " ")
         text.append(f"  {name(a)} -> {name(b)}" + (f"  ({label})" if label else ""))
     return "\n".join(text)
