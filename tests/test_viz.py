@@ -296,9 +296,19 @@ def test_cpu_diagram_lights_an_exit_on_the_vcpu_and_the_handler_on_the_cpu():
     assert None not in nodes
 
 
-def test_host_diagram_puts_a_kicks_exit_on_the_vcpu_not_on_the_line():
-    """The defect: the RES exit's hops were drawn at irq 29's row (VM exit, sysvec_reschedule_ipi) and at the irqfd
-    (the exit handler's functions)."""
+def test_host_diagram_puts_an_exit_on_the_vcpu_not_on_the_line():
+    """The defect: an exit's hops were drawn at the interrupt's irq row (VM exit) or nowhere (KVM's exit functions
+    of a host device's interrupt, which has no irqfd): for the disk under vcpu0 and for the GPU's RES kick, every
+    hop of the exit is on the vCPU that exited, and the host's handler between them on the irq's row."""
+    h = scenarios.switchboard()
+    h.write_proc_irq(24, "smp_affinity_list", "1")
+    d = h.raise_msi(DISK, 0)
+    h.run()
+    where = dict(zip([x.function for x in d.hops], viz.hop_nodes(h, viz._build(h, d.hops[-1].state, True), d)))
+    for f in ("VM exit", "vmx_handle_exit_irqoff", "handle_external_interrupt_irqoff", "kvm_before_interrupt",
+              "kvm_after_interrupt", "handle_external_interrupt"):
+        assert where[f] == "vcpu:1:0", f
+    assert where["common_interrupt"] == "genirq:i24" and where["__handle_irq_event_percpu"] == "genirq:a24_0"
     h = scenarios.switchboard()
     j = h.raise_msi(GPU, 0)
     h.run()
