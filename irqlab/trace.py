@@ -323,17 +323,18 @@ class Journey:
     def _repr_html_(self) -> str:
         import html
 
+        # JupyterLab right-aligns table cells (.jp-RenderedHTMLCommon td, more specific than a class rule): a trace
+        # reads left to right, so every cell says how it aligns; only the two number columns align right
+        R, L = "<td style='text-align: right'>", "<td style='text-align: left'>"
         rows = "".join(
-            f"<tr><td>{i}</td><td>{h.t_ns:,}</td><td>{html.escape(h.actor)}</td>"
-            + (f"<td><i>{html.escape(h.function)}</i></td>" if h.hardware else
-               f"<td><a href='{h.url}' target='_blank'><code>{html.escape(h.function)}</code></a></td>")
-            + f"<td><code>{html.escape(h.file)}</code></td><td>{html.escape(h.detail)}</td></tr>"
+            f"<tr>{R}{i}</td>{R}{h.t_ns:,}</td>{L}{html.escape(h.actor)}</td>"
+            + (f"{L}<i>{html.escape(h.function)}</i></td>" if h.hardware else
+               f"{L}<a href='{h.url}' target='_blank'><code>{html.escape(h.function)}</code></a></td>")
+            + f"{L}<code>{html.escape(h.file)}</code></td>{L}{html.escape(h.detail)}</td></tr>"
             for i, h in enumerate(self.hops, 1))
         tail = html.escape(f"outcome: {self.outcome or 'in flight'}"
                            + (f", latency to guest {self.latency_ns:,} ns" if self.latency_ns is not None else ""))
-        # JupyterLab right-aligns table cells: a trace reads left to right, only the two number columns align right
-        style = ("<style>.irqlab-journey td, .irqlab-journey th {text-align: left}"
-                 " .irqlab-journey td:nth-child(-n+2), .irqlab-journey th:nth-child(-n+2) {text-align: right}</style>")
-        return (f"{style}<b>{html.escape(self.source)}</b> at {self.t_raise:,} ns<table class='irqlab-journey'><tr>"
-                f"<th>#</th><th>t (ns)</th><th>actor</th><th>function</th><th>file</th><th>detail</th></tr>{rows}"
-                f"</table><i>{tail}</i>")
+        head = "".join(f"<th style='text-align: {'right' if k < 2 else 'left'}'>{t}</th>"
+                       for k, t in enumerate(("#", "t (ns)", "actor", "function", "file", "detail")))
+        return (f"<b>{html.escape(self.source)}</b> at {self.t_raise:,} ns<table class='irqlab-journey'><tr>"
+                f"{head}</tr>{rows}</table><i>{tail}</i>")
