@@ -343,7 +343,7 @@ def _res_cpu() -> str:
     return ",".join(f"CPU{c}" for c in moved) if len(moved) != 1 else f"CPU{moved[0]}"
 
 
-def cpus_storm() -> Any:
+def _cpus_storm() -> Any:
     """Notebook 6's storm: the switchboard's six MSI sources at 50,000/s each for 40 ms (seed 6)."""
     from . import storm
     from .storm import Source
@@ -358,7 +358,7 @@ def _busiest_guest_cpu() -> str:
     from . import scenarios, storm
 
     h = scenarios.switchboard(trace=False, tuned=False)
-    r = storm.run(h, cpus_storm(), progress=False)
+    r = storm.run(h, _cpus_storm(), progress=False)
     lost = {c: x["hardirq_ns"] + x["exit_ns"] for c, x in r.cpus().items() if h.cpus[c].vcpus}
     return f"CPU{max(lost, key=lambda c: (lost[c], -c))}"
 

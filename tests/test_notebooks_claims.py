@@ -110,7 +110,7 @@ def _move_host_irqs(h):
 
 @pytest.fixture(scope="module")
 def machines():
-    s = check.cpus_storm()
+    s = check._cpus_storm()
     makes = {
         "untuned": lambda: scenarios.switchboard(trace=False, tuned=False),
         "moved": lambda: _move_host_irqs(scenarios.switchboard(trace=False, tuned=False)),
@@ -150,7 +150,7 @@ def test_notebook6_storm_rows(machines):
 def test_notebook6_per_source_costs():
     """A host device under a vCPU: at most host_irq_ns + vmexit_ns of guest time per interrupt (less when an
     interrupt shares an exit: fewer exits than interrupts); elsewhere: nothing; the GPU: one kick exit each."""
-    s = check.cpus_storm()
+    s = check._cpus_storm()
     for k, src in enumerate(s.sources):
         h = scenarios.switchboard(trace=False, tuned=False)
         t = h.timing
