@@ -581,12 +581,15 @@ class GenIrq:
         was taken, plus the VM exit if it took its CPU out of a guest): if the
         line is unmasked and a device still asserts it, the IO-APIC sends it again then (one re-delivery armed
         at a time: an interrupt dispatched meanwhile does not add a second)."""
-        if desc.masked or not desc.level:
+        if not desc.level:
             return
         host = self.host
         c = host.this_cpu
         if c is not None and host.cpus[c].at_eoi(lambda: self._eoi_now(desc)):
-            return   # irqlab/cpu.py: the EOI is written when the hard IRQ ends (with the exit, if it took one)
+            return   # irqlab/cpu.py: the EOI is written when the hard IRQ ends (with the exit, if it took one); the
+            # line may be unmasked by then (enable_irq meanwhile): _eoi_now looks at the mask at the EOI
+        if desc.masked:
+            return
         if not self.asserting_devices(desc):
             desc.redeliver_chain = 0
             return
@@ -725,6 +728,7 @@ class GenIrq:
         if not self._can_handle(desc):
             desc.masked = True  # mask_irq(), then EOI
             self._hold_pending(desc, ev, "disabled" if desc.actions else "no action")
+            self._eoi(desc)     # cond_eoi_irq(): an enable_irq before it ends lets the IO-APIC send the pin again
             return
         self._kstat(desc, cpu, ev)
         if desc.istate & IRQS_ONESHOT:

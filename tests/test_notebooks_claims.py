@@ -191,3 +191,18 @@ def test_notebook6_kvm_work_per_interrupt():
         assert {"irqfd_wakeup", "kvm_irq_delivery_to_apic_fast", "__apic_accept_irq"} <= set(fns)
         assert {"kvm_vcpu_kick", "kvm_vcpu_trigger_posted_interrupt"} & set(fns)
     assert kvm(lambda: scenarios.switchboard(posted=True), GPU) == []
+
+
+def test_notebook3_a_level_line_enabled_during_its_refused_interrupt_fires_at_the_eoi():
+    """03's disabled level line: the flow handler refuses eth0's interrupt (mask_irq, then cond_eoi_irq); enable_irq
+    unmasks the pin at once, the pin's remote IRR holds the re-send until that EOI — host_irq_ns later — and the
+    still-asserted line fires then. The defect: the refused path gave no EOI, so the interrupt stayed pending."""
+    h = scenarios.shared_intx()
+    h.disable_irq(16)
+    lvl = h.raise_intx("0000:00:19.0")
+    h.enable_irq(16)
+    h.run()
+    fns = lvl.functions()
+    assert lvl.outcome == "handled_host" and h.irq_to_desc(16).kstat == [1, 0]
+    assert fns[fns.index("irq_can_handle_actions") + 1] == "unmask_irq"
+    assert lvl.hops[-1].t_ns == h.timing.host_irq_ns
