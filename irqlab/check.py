@@ -429,12 +429,12 @@ def _stuck_intx_kstat() -> int:
 
 
 def _glitch_storm_host() -> Any:
-    """Notebook 8's glitches-only storm, run: 200 ms of glitches at 1 MHz on line 16 (seed 7)."""
+    """Notebook 8's glitches-only storm, run: 300 ms of glitches at 1 MHz on line 16 (seed 7)."""
     from . import scenarios, storm
     from .storm import Source
 
     h = scenarios.shared_intx(trace=False)
-    s = storm.poisson(sources=[Source("spurious", irq=16)], rate_hz=1_000_000, duration_ns=200_000_000, seed=7)
+    s = storm.poisson(sources=[Source("spurious", irq=16)], rate_hz=1_000_000, duration_ns=300_000_000, seed=7)
     storm.run(h, s, progress=False)
     return h, s
 
@@ -784,7 +784,8 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in [
         "Run the storm, then find the disable time (h.spurious_disabled) in the storm's times with "
         "np.searchsorted.",
         "Counting starts at the first unhandled interrupt; the window closes at the 100,000th counted one, and "
-        "that is when the line is disabled. Event indexes start at 0.")),
+        "that is when the line is disabled. Only what CPU0 takes is counted: a glitch that arrives while it is "
+        "still in the last one's hard IRQ (host_irq_ns) is gone. Event indexes start at 0.")),
     Exercise("08-slow-glitches", _slow_glitch_reports, "int", (
         "Run that storm and count 'nobody cared' in the host's dmesg().",
         "At 5 glitches a second, more than HZ/10 passes between two of them: what does note_interrupt() do to "

@@ -129,6 +129,12 @@ class Kernel:
         ev.via_host = True
         c = self.cpus[cpu]
         desc = self.genirq.vector_irq[cpu].get(vector)
+        if getattr(desc, "masked", False) and not desc.level:
+            # a masked MSI never leaves the chip (pci_msi_mask_irq): it waits as the line's pending one, and no CPU
+            # sees it (as an IO-APIC pin masked at the chip, irqlab/pci.py _intx_line_up)
+            ev.irq = desc.irq
+            self.genirq._hold_pending(desc, ev, "masked at the chip")
+            return
         if getattr(desc, "level", False) and c.outstanding(vector):
             c.remote_irr(desc, vector, ev)   # a level IO-APIC pin sends nothing while its last message is unEOId
             return

@@ -146,6 +146,15 @@ class CpuServer:
         Tl, cl, vll = T.tolist(), cls.tolist(), vl.tolist()
         for i in range(n):
             ti, ci, v = Tl[i], cl[i], vll[i]
+            if v == -5:   # a level pin sends again at the EOI of the job ending now: taken at that end
+                self._advance(ti, K_END, later)
+                if self.bend == ti and not self.pend and self.res_t == INF:
+                    now[i] = True
+                    self.taken += 1
+                    self.waited += 1
+                    self.jobs += 1
+                    self.bend = ti + self.h
+                continue
             self._advance(ti, ci, later)
             if v == -2:   # a kick candidate: the vCPU IN_GUEST_MODE (CPU free, no kick since it re-entered)?
                 self._kick(ti, ci, int(sub[i]))
@@ -298,7 +307,8 @@ class CpuStage:
         for c in cpus:
             here = [s for s in range(P) if self.src_cpu[s] == c]
             vecs = sorted({int(self.src_hvec[s]) for s in here})
-            plain = all(eng.kind[s] in (0, 1, 2) and not _dynamic(eng, s) for s in here)  # K_CONST/ACCEPT/WORK
+            # K_CONST/ACCEPT/WORK, or a threaded MSI line's (the line follows what the CPU took)
+            plain = all((eng.kind[s] in (0, 1, 2) and not _dynamic(eng, s)) or eng.kind[s] == 5 for s in here)
             cls = GridServer if (len(vecs) == 1 and plain and c not in self.kicked and not self.inline[c]) else CpuServer
             self.servers[c] = cls(eng, c, vecs, self.curr.get(c), c in self.kicked)
             self.servers[c].inline = self.inline[c]
@@ -313,11 +323,15 @@ class CpuStage:
         self.complex: dict[int, list] = {c: [] for c in cpus}   # per CPU: arrivals that must not wait (t, g)
         self.cand_carry: dict[int, list] = {c: [] for c in cpus}  # kick candidates due after the chunk: (T, cls)
 
-    def note_complex(self, cpu: int, t: np.ndarray, g: np.ndarray) -> None:
-        """Arrivals computed by a line that assumes its CPU takes them at once (INTx, spurious counting, a line
-        going down): checked below, Unsupported if one of them would wait or merge."""
+    def note_complex(self, cpu: int, t: np.ndarray, g: np.ndarray, cls: Any = K_RAISE) -> None:
+        """Arrivals computed by a line that decided when its CPU takes them (INTx, spurious counting, a line going
+        down): ``cls`` K_RAISE, taken at once when raised, or K_EARLY, sent again by a level pin at the EOI of
+        the job the CPU is running then (taken as that job ends, in the same busy period). Checked below:
+        Unsupported if the CPU's own view disagrees (it would wait or merge)."""
         if t.size:
-            self.complex[cpu].append((np.asarray(t, np.int64), np.asarray(g, np.int64)))
+            t = np.asarray(t, np.int64)
+            c = np.broadcast_to(np.asarray(cls, np.int64), t.shape).copy()
+            self.complex[cpu].append((t, np.asarray(g, np.int64), c))
 
     def scan(self, t: np.ndarray, sid: np.ndarray, g: np.ndarray, simple: np.ndarray, t_next: int) -> tuple:
         """The CPUs take this chunk's vectors. ``simple``: which events arrive as plain vectors (the rest of the
@@ -338,9 +352,10 @@ class CpuStage:
             if cx:
                 ct = np.concatenate([x[0] for x in cx])
                 cg = np.concatenate([x[1] for x in cx])
+                cc = np.concatenate([x[2] for x in cx])
                 self.complex[c] = []
-                parts.append((ct, np.full(ct.size, K_RAISE, np.int64), cg, np.full(ct.size, -1, np.int64),
-                              np.full(ct.size, -4, np.int64), cg))
+                parts.append((ct, cc, cg, np.full(ct.size, -1, np.int64),
+                              np.where(cc == K_EARLY, -5, -4), cg))
             if c in self.kicked:
                 cand = self.cand_carry[c]
                 if self.cand_src[c].size:
@@ -368,8 +383,9 @@ class CpuStage:
                 order = np.lexsort((sub, 8 * Tc + cls))
                 Tc, cls, gc, sc, vl, sub = Tc[order], cls[order], gc[order], sc[order], vl[order], sub[order]
                 vlx = np.where(vl == -4, 10_000, vl)   # a complex arrival (it must not wait, checked below)
+                vlx = np.where(vl == -5, -5, vlx)      # ... one a level pin sends again at an EOI
                 now, merged, later = srv.feed_scalar(Tc, cls, vlx, gc, sc, sub, frontier)
-            cxm = vl == -4
+            cxm = (vl == -4) | (vl == -5)
             if cxm.any() and not now[cxm].all():
                 i = int(np.flatnonzero(cxm & ~now)[0])
                 raise Unsupported(f"CPU{c} is in hard-IRQ context at {int(Tc[i]):,} ns when an interrupt of an INTx "

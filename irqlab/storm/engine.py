@@ -442,20 +442,35 @@ class VectorEngine:
         if e.size:
             self._held(t[e], sid[e], g[e])
         e = np.flatnonzero(evk == K_THREAD)
-        if e.size:   # a threaded MSI line takes every interrupt (its thread's run is host work, no CPU)
+        thr_down = np.zeros(t.size, dtype=bool)
+        thr_up = [ln for ln in self.thread_lines.values() if ln.up]
+        if e.size:   # a threaded MSI line that is up: its CPU first (below), then the line; one that is down holds
             ss = sid[e]
             for ln in self.thread_lines.values():
-                m = np.isin(ss, self.line_srcs[ln.desc.irq])
-                ln.feed(t[e[m]], g[e[m]])
-                cs.note_complex(ln.desc.cpu, t[e[m]], g[e[m]])
+                if not ln.up:
+                    m = np.isin(ss, self.line_srcs[ln.desc.irq])
+                    ln.hold(t[e[m]], g[e[m]])
+                    thr_down[e[m]] = True
         e = np.flatnonzero(evk == K_INTX)
         self._intx(t[e], sid[e], g[e], t_next)
+        if t_next >= INF:   # the last chunk: what a stuck line raises after the storm, its CPU takes before it ends
+            for il in self.intx_lines.values():
+                if isinstance(il, IntxLine):
+                    il.drain_chain()
+                    R = il.refire_at
+                    if R is not None and not self.polls.polls(self._poll_from, R + 1).size:
+                        il.refire_down_now()
         for il in self.intx_lines.values():
-            for tt, gg in il.cpu_arr:
-                cs.note_complex(il.desc.cpu, tt, gg)
+            for x in il.cpu_arr:
+                cs.note_complex(il.desc.cpu, *x)
             il.cpu_arr = []
-        simple = (evk != K_HELD) & (evk != K_INTX) & (evk != K_THREAD) & ~cplx
+        simple = (evk != K_HELD) & (evk != K_INTX) & ~thr_down & ~cplx
         T, cl, G, S, TR, SUB = cs.scan(t, sid, g, simple, t_next)
+        for ln in thr_up:   # what its CPU took, in the order it took it: the thread windows, note_interrupt
+            m = np.isin(S, self.line_srcs[ln.desc.irq])
+            if m.any():
+                o = np.lexsort((SUB[m], 8 * T[m] + cl[m]))
+                ln.feed(T[m][o], G[m][o], cl[m][o])
         rest = np.flatnonzero((simple & (cs.src_cpu[sid] < 0)) | cplx)   # posted, or taken at once by their line
         if rest.size:
             T = np.concatenate([T, t[rest]])
@@ -922,6 +937,9 @@ class VectorEngine:
             start = int(polls[-1]) + 1
         for il in lines:
             il.finish()
+            if il.cpu_arr and self.cpus is not None and any(np.size(x[0]) for x in il.cpu_arr):
+                raise Unsupported(f"irq {il.desc.irq}: an interrupt its CPU takes after the storm's CPUs were "
+                                  "computed (a stuck line's re-delivery after a poll)")
         self.F = F
 
     def _write_back(self) -> None:
@@ -1060,7 +1078,7 @@ class VectorEngine:
             for c, n in wc.runs_on.items():
                 work[c] = work.get(c, 0) + n
         for il in self.intx_lines.values():
-            if il.vfio is not None and il.vfio.from_irq:
+            if getattr(il, "vfio", None) is not None and il.vfio.from_irq:
                 work[il.desc.cpu] = work.get(il.desc.cpu, 0) + il.vfio.from_irq
         vw_of = {id(vw.vp): vw for vw in self.vcpus}
         for c in h.cpus:
