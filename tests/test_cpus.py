@@ -13,6 +13,7 @@ from irqlab.ledger import Outcome
 from irqlab.storm import Source
 
 DISK, NIC, GPU = "0000:00:17.0", "0000:02:00.0", "0000:03:00.0"
+# the scenarios are tuned hosts (device vectors off the vCPUs' CPUs): these tests want the allocator's placement
 VMX, X86_H, IRQ_C = "arch/x86/kvm/vmx/vmx.c", "arch/x86/kvm/x86.h", "arch/x86/kernel/irq.c"
 
 
@@ -28,7 +29,7 @@ def kvm_functions(j):
 def test_each_cpu_is_idle_in_a_guest_or_in_hard_irq_context():
     """switchboard: vm1's two vCPUs run on CPUs 1 and 2 (create_vm's default placement); the disk's vector is on
     CPU1. While CPU1 runs the disk's hard IRQ it is "hardirq"; then its vCPU is back in guest mode."""
-    h = scenarios.switchboard()
+    h = scenarios.switchboard(tuned=False)
     vm = h.scenario.vm
     assert [c.state for c in h.cpus] == ["idle", "guest", "guest", "idle"]
     assert [v.pcpu for v in vm.vcpus] == [1, 2] and h.cpus[1].curr is vm.vcpus[0]
@@ -59,7 +60,7 @@ def test_a_host_interrupt_on_a_vcpus_cpu_is_an_external_interrupt_exit():
     vmx_handle_exit_irqoff → handle_external_interrupt_irqoff calls the host's IDT entry for the vector between
     kvm_before_interrupt and kvm_after_interrupt (x86.h); from common_interrupt on, genirq dispatches to the
     host driver as on any CPU; handle_external_interrupt counts irq_exits. KVM looks at the vector only."""
-    h = scenarios.switchboard()
+    h = scenarios.switchboard(tuned=False)
     v0 = h.scenario.vm.vcpus[0]
     disk = h.raise_msi(DISK, 0)
     h.run()
@@ -84,7 +85,7 @@ def test_a_host_interrupt_on_a_vcpus_cpu_is_an_external_interrupt_exit():
 
 
 def test_the_same_interrupt_on_a_cpu_without_a_vcpu_has_no_kvm_hop():
-    h = scenarios.switchboard()
+    h = scenarios.switchboard(tuned=False)
     assert h.irq_set_affinity(24, 0) == 0
     disk = h.raise_msi(DISK, 0)
     h.run()
@@ -98,7 +99,7 @@ def test_a_kick_of_a_vcpu_in_guest_mode_on_another_cpu_is_a_reschedule_ipi():
     vCPU on another CPU: smp_send_reschedule (arch/x86/kernel/apic/ipi.c native_smp_send_reschedule). The IPI
     lands in the guest: an external-interrupt exit for vector 0xfd, sysvec_reschedule_ipi counts RES on that CPU
     (arch/x86/kernel/smp.c); the entry after it injects the interrupt."""
-    h = scenarios.switchboard()
+    h = scenarios.switchboard(tuned=False)
     t = h.timing
     gpu = h.raise_msi(GPU, 0)
     h.run()
@@ -121,7 +122,7 @@ def test_a_kick_of_a_vcpu_in_guest_mode_on_another_cpu_is_a_reschedule_ipi():
 def test_no_ipi_when_the_interrupt_lands_on_the_vcpus_own_cpu():
     """The exit that took the host interrupt already made the vCPU OUTSIDE_GUEST_MODE (vcpu_enter_guest sets it
     before handle_exit_irqoff): kvm_vcpu_kick sends nothing; vcpu_enter_guest's next entry injects it."""
-    h = scenarios.msix_nic(2)
+    h = scenarios.msix_nic(2, tuned=False)
     t = h.timing
     q0 = h.raise_msi("0000:01:00.0", 0)
     h.run()
@@ -143,7 +144,7 @@ def test_a_posted_interrupt_into_guest_mode_takes_no_exit_and_counts_no_pin():
     """vmx/common.h kvm_vcpu_trigger_posted_interrupt: IN_GUEST_MODE → the notification vector to the vCPU's CPU,
     processed by the CPU inside the guest (no exit, no PIN); the APICv host path (msix_nic apicv) and VT-d
     posting (posted_nic) alike."""
-    for make in (lambda: scenarios.msix_nic(2, apicv=True), lambda: scenarios.posted_nic(2)):
+    for make in (lambda: scenarios.msix_nic(2, apicv=True, tuned=False), lambda: scenarios.posted_nic(2, tuned=False)):
         h = make()
         v0 = h.scenario.vm.vcpus[0]
         j = h.raise_msi("0000:01:00.0", 1)      # queue 1 → vcpu1, its vector on another CPU (or posted)
@@ -156,7 +157,7 @@ def test_pin_counts_a_vt_d_notification_that_finds_its_cpu_in_the_host():
     """arch/x86/kernel/irq.c sysvec_kvm_posted_intr_ipi counts PIN only when the notification is taken in the
     host: a VT-d post to vcpu0 while its CPU runs a host interrupt (in hard IRQ, out of the guest). One per busy
     period: the IOMMU sends a notification only when it sets ON."""
-    h = scenarios.posted_nic(2)
+    h = scenarios.posted_nic(2, tuned=False)
     v0 = h.scenario.vm.vcpus[0]
     h.add_pci_device("0000:00:1f.0", name="sensor", msix=1)
     drv = h.bind_host_driver("0000:00:1f.0", "sensor")
@@ -171,7 +172,7 @@ def test_pin_counts_a_vt_d_notification_that_finds_its_cpu_in_the_host():
 
 
 def test_piw_wakes_a_halted_vcpu():
-    h = scenarios.posted_nic(2, vcpu_mode="halted")
+    h = scenarios.posted_nic(2, vcpu_mode="halted", tuned=False)
     j = h.raise_msi("0000:01:00.0", 0)
     h.run()
     row = next(l for l in h.proc_interrupts().splitlines() if l.strip().startswith("PIW:"))
@@ -183,7 +184,7 @@ def test_a_busy_cpu_keeps_one_pending_per_vector_and_merges_the_rest():
     """The local APIC: with interrupts off in hard-IRQ context a vector that arrives waits in the IRR (one bit per
     vector); a further one merges into it (coalesced_apic); /proc/interrupts counts what the CPU took. The highest
     pending vector is taken first; the state changes of one that waited happen when it is taken."""
-    h = scenarios.switchboard()
+    h = scenarios.switchboard(tuned=False)
     h.irq_set_affinity(24, 0)
     h.irq_set_affinity(25, 0)
     d0, n0 = h.irq_to_desc(24), h.irq_to_desc(25)
@@ -218,7 +219,7 @@ def test_a_level_pin_sends_nothing_while_its_vector_is_in_service():
 
 # ------------------------------------------------------------------ rule 5: affinity
 def test_proc_irq_files_as_the_kernel_prints_them():
-    h = scenarios.switchboard()
+    h = scenarios.switchboard(tuned=False)
     f = h.proc_irq(24)
     assert f["smp_affinity"] == "f\n" and f["smp_affinity_list"] == "0-3\n"
     assert f["effective_affinity"] == "2\n" and f["effective_affinity_list"] == "1\n"
@@ -242,7 +243,7 @@ def test_proc_irq_files_as_the_kernel_prints_them():
     ("effective_affinity", "1", errno.EIO),          # read-only
 ])
 def test_a_bad_mask_is_refused_before_anything_changes(name, text, err):
-    h = scenarios.switchboard()
+    h = scenarios.switchboard(tuned=False)
     d = h.irq_to_desc(24)
     before = (d.cpu, d.vector, dict(h.proc_irq(24)), h.proc_interrupts())
     with pytest.raises(KernelError) as e:
@@ -252,7 +253,7 @@ def test_a_bad_mask_is_refused_before_anything_changes(name, text, err):
 
 
 def test_irq_set_affinity_keeps_a_vector_whose_cpu_is_in_the_mask():
-    h = scenarios.switchboard()
+    h = scenarios.switchboard(tuned=False)
     d = h.irq_to_desc(24)
     cpu, vec = d.cpu, d.vector
     assert h.irq_set_affinity(24, {cpu, 3}) == 0 and (d.cpu, d.vector) == (cpu, vec)
@@ -267,11 +268,11 @@ def _disk_storm(rate_hz=200_000, duration_ns=5_000_000, seed=1):
 
 def test_steering_host_interrupts_off_the_vcpus_cpus_removes_their_exits():
     s = _disk_storm()
-    before, after = scenarios.switchboard(trace=False), scenarios.switchboard(trace=False)
+    before, after = scenarios.switchboard(trace=False, tuned=False), scenarios.switchboard(trace=False, tuned=False)
     after.write_proc_irq(24, "smp_affinity_list", "0,3")
     for h in (before, after):
         r = storm.run(h, s, progress=False)
-        assert r.equals(storm.run(scenarios.switchboard(trace=False) if h is before else _steered(), s,
+        assert r.equals(storm.run(scenarios.switchboard(trace=False, tuned=False) if h is before else _steered(), s,
                                   engine="reference", progress=False))
         h.r = r
     x0 = before.r.vcpus()[(1, 0)]["exits"].get("EXTERNAL_INTERRUPT", 0)
@@ -284,7 +285,7 @@ def test_steering_host_interrupts_off_the_vcpus_cpus_removes_their_exits():
 
 
 def _steered():
-    h = scenarios.switchboard(trace=False)
+    h = scenarios.switchboard(trace=False, tuned=False)
     h.write_proc_irq(24, "smp_affinity_list", "0,3")
     return h
 
@@ -293,7 +294,7 @@ def test_a_vcpu_thread_moves_with_sched_setaffinity():
     """sched_setaffinity on a vCPU thread in guest mode: the migration's reschedule IPI takes it out of the guest
     on its old CPU (RES there, an external-interrupt exit); it re-enters on the new one. A mask with no CPU of the
     machine: EINVAL, nothing moves."""
-    h = scenarios.switchboard()
+    h = scenarios.switchboard(tuned=False)
     v0 = h.scenario.vm.vcpus[0]
     with pytest.raises(KernelError) as e:
         v0.sched_setaffinity([7])
@@ -310,7 +311,7 @@ def test_a_vcpu_thread_moves_with_sched_setaffinity():
 
 # ------------------------------------------------------------------ CPU time
 def test_each_cpus_time_adds_up_to_the_run():
-    h = scenarios.switchboard(trace=False)
+    h = scenarios.switchboard(trace=False, tuned=False)
     s = storm.poisson(h, rate_hz=300_000, duration_ns=3_000_000, seed=5)
     r = storm.run(h, s, progress=False)
     for c in h.cpus:
@@ -332,7 +333,7 @@ def test_a_cpu_at_and_past_its_capacity_in_both_engines(load, chunk):
     exits, the time split — vector engine equal to the replay, small chunks too, and a second storm on the same
     hosts. Past capacity the CPU is in hard IRQ all the time (receive livelock): vcpu0 gets no guest time."""
     s = _disk_storm(rate_hz=int(load * CAPACITY), duration_ns=2_000_000, seed=3)
-    ha, hb = scenarios.switchboard(trace=False), scenarios.switchboard(trace=False)
+    ha, hb = scenarios.switchboard(trace=False, tuned=False), scenarios.switchboard(trace=False, tuned=False)
     for k in range(2):
         b = storm.run(hb, s, engine="reference", progress=False)
         a = storm.run(ha, s, engine="vector", chunk_events=chunk, progress=False)
@@ -353,7 +354,7 @@ def test_two_vectors_share_a_cpu_past_its_capacity_in_both_engines(chunk):
     """The disk and a NIC queue on CPU1 (vcpu0's), the GPU kicking vcpu0 from CPU3: the highest pending vector
     first, one pending per vector, the kicks as RES — equal in both engines."""
     def make():
-        h = scenarios.switchboard(trace=False)
+        h = scenarios.switchboard(trace=False, tuned=False)
         h.irq_set_affinity(25, 1)
         return h
     srcs = [Source("msi", DISK, 0), Source("msi", NIC, 0), Source("msi", GPU, 0)]
@@ -405,7 +406,7 @@ def test_vt_d_posts_into_a_cpu_in_hard_irq_count_pin_in_both_engines(chunk):
     vcpu0 that find that CPU in hard-IRQ context send a notification the host takes (PIN, one per busy period);
     those that find it in the guest count nothing."""
     def make():
-        h = scenarios.posted_nic(2, trace=False)
+        h = scenarios.posted_nic(2, trace=False, tuned=False)
         h.add_pci_device("0000:00:1f.0", name="sensor", msix=1)
         drv = h.bind_host_driver("0000:00:1f.0", "sensor")
         h.irq_set_affinity(drv.irqs[0], h.scenario.vm.vcpus[0].pcpu)
