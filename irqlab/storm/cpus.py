@@ -60,6 +60,14 @@ class CpuServer:
         self.kick_open = False    # a kick was sent and the vCPU has not re-entered since
         # results, per chunk (drained by the engine) and totals
         self.busy: list[tuple[int, int, int, int]] = []  # finished busy periods (start, start class, start sub, end)
+        #                                                  not yet in the arrays below
+        self.busy_arr: list[tuple] = []   # more of them as arrays (start key 8T + class, start sub, end)
+        # all finished busy periods, in order, in arrays grown by doubling (appending is amortized O(new), a
+        # question is a binary search: no per-chunk re-concatenation): start key, start sub, end key 8 * end
+        self._cap = self._nb = 0
+        self._bk = self._bs = self._be8 = np.zeros(0, np.int64)
+        self.last_end = -1        # the end of the last finished busy period
+        self.pin_starts: list = []   # start keys of busy periods a VT-d notification landed in (PIN), unique each
         self.bcls = self.bsub = 0
         self.kick_at: list[int] = []              # kick instants (the kicks' keys)
         self.taken = self.waited = self.merged = 0
@@ -96,6 +104,7 @@ class CpuServer:
         self.busy.append((self.bstart, self.bcls, self.bsub, te))
         self.nbusy += 1
         self.busy_ns += te - self.bstart
+        self.last_end = te
         self.bend = -1
         self.kick_open = False
 
@@ -194,48 +203,94 @@ class CpuServer:
     # ------------------------------------------------------------------ finishing
     def note_posts(self, K: np.ndarray, sub: np.ndarray) -> None:
         """VT-d posts to its running vCPU while this CPU is in hard-IRQ context: the first of each busy period
-        sends the notification (ON was clear) that lands in the host: PIN."""
-        self.posts.append(np.asarray(K, np.int64))
+        sends the notification (ON was clear) that lands in the host: PIN (one per busy period they fall in)."""
+        start, _ = self.period_of(np.asarray(K, np.int64), np.asarray(sub, np.int64))
+        start = start[start >= 0]
+        if start.size:
+            self.pin_starts.append(np.unique(start))
 
     def pin_count(self) -> int:
-        if not self.posts:
+        if not self.pin_starts:
             return 0
-        K = np.concatenate(self.posts)
-        b = np.asarray(self.busy, dtype=np.int64)
-        k = np.searchsorted(8 * b[:, 3], K, side="right")   # the busy period each falls in (it ends after it)
-        return int(np.unique(k).size)
+        return int(np.unique(np.concatenate(self.pin_starts)).size)
+
+    def _arrays(self) -> tuple:
+        """The finished busy periods as arrays (start key, start sub, end key 8 * end), in order."""
+        parts = self.busy_arr         # _close_many moved ``busy`` here first: these come before ``busy``
+        self.busy_arr = []
+        if self.busy:
+            b = np.asarray(self.busy, dtype=np.int64)
+            parts.append((8 * b[:, 0] + b[:, 1], b[:, 2], b[:, 3]))
+            self.busy = []
+        if parts:
+            add = sum(p[0].shape[0] for p in parts)
+            nb = self._nb
+            if nb + add > self._cap:
+                cap = max(2 * self._cap, nb + add, 1024)
+                for name in ("_bk", "_bs", "_be8"):
+                    old = getattr(self, name)
+                    new = np.empty(cap, np.int64)
+                    new[:nb] = old[:nb]
+                    setattr(self, name, new)
+                self._cap = cap
+            for bk, bs, be in parts:
+                m = bk.shape[0]
+                self._bk[nb:nb + m] = bk
+                self._bs[nb:nb + m] = bs
+                np.multiply(be, 8, out=self._be8[nb:nb + m])
+                nb += m
+            self._nb = nb
+        nb = self._nb
+        return self._bk[:nb], self._bs[:nb], self._be8[:nb]
+
+    def period_of(self, K: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For events at keys (K, sub), sorted: the start key of the busy period (finished or open) each falls
+        in (-1: none), and its end (INF: the open one, or none)."""
+        end, inside, _, start = self._busy_of(K, sub)
+        return np.where(inside, start, -1), end
 
     def busy_of(self, K: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For events at keys (K, sub), sorted: the finished busy period they fall in (its end, or INF), whether
         they fall in the unfinished one (undetermined), and the first finished busy end after them (or INF)."""
+        return self._busy_of(K, sub)[:3]
+
+    def _busy_of(self, K: np.ndarray, sub: np.ndarray) -> tuple:
         n = K.shape[0]
-        if self.busy:
-            b = np.asarray(self.busy, dtype=np.int64)
-            bk, bs, be = 8 * b[:, 0] + b[:, 1], b[:, 2], b[:, 3]
-        else:
-            bk = bs = be = np.zeros(0, np.int64)
-        if self.bend >= 0:   # the busy period still open at the frontier
-            bk = np.append(bk, 8 * self.bstart + self.bcls)
-            bs = np.append(bs, self.bsub)
-            be = np.append(be, INF)
+        bk, bs, be8 = self._arrays()
+        nb = bk.shape[0]
+        # the period each falls in: the last one that starts at or before it (at one key, by sub); index nb is
+        # the busy period still open at the frontier (it starts after every finished one ends)
         k = np.searchsorted(bk, K, side="right") - 1
-        kk = np.maximum(k, 0)
-        if bk.size:
-            tie = (k >= 0) & (bk[kk] == K) & (bs[kk] > sub)
-            k = np.where(tie, k - 1, k)
-            kk = np.maximum(k, 0)
-            inside = (k >= 0) & (K < 8 * np.where(be[kk] >= INF, INF // 8, be[kk]))
-            end = np.where(inside, be[kk], INF)
-        else:
-            inside = np.zeros(n, dtype=bool)
-            end = np.full(n, INF, np.int64)
-        nb = len(self.busy)
         if nb:
-            fe = np.searchsorted(8 * be[:nb], K, side="right")   # first finished end whose key 8e > K
-            nxt = np.where(fe < nb, be[np.minimum(fe, nb - 1)], INF)
+            kk = np.maximum(k, 0)
+            tie = (k >= 0) & (bk[kk] == K) & (bs[kk] > sub)
+            k = k - tie
+        if self.bend >= 0:
+            ok = 8 * self.bstart + self.bcls
+            at = (K > ok) | ((K == ok) & (sub >= self.bsub))
+            k = np.where(at, nb, k)
+        kk = np.clip(k, 0, max(nb - 1, 0))
+        if nb:
+            fin = (k >= 0) & (k < nb)
+            inside_f = fin & (K < be8[kk])
+            end = np.where(inside_f, be8[kk] // 8, INF)
+            start = np.where(fin, bk[kk], -1)
+        else:
+            inside_f = np.zeros(n, dtype=bool)
+            end = np.full(n, INF, np.int64)
+            start = np.full(n, -1, np.int64)
+        if self.bend >= 0:
+            openm = k == nb
+            inside = inside_f | openm
+            start = np.where(openm, 8 * self.bstart + self.bcls, start)
+        else:
+            inside = inside_f
+        if nb:
+            fe = np.searchsorted(be8, K, side="right")   # first finished end whose key 8e > K
+            nxt = np.where(fe < nb, be8[np.minimum(fe, nb - 1)] // 8, INF)
         else:
             nxt = np.full(n, INF, np.int64)
-        return end, inside, nxt
+        return end, inside, nxt, start
 
 
 class CpuStage:
@@ -588,24 +643,22 @@ class GridServer(CpuServer):
             li = np.flatnonzero(later_m)
             if li.size:
                 self.buf.append((slot_end[sl][li], g[li], s[li], T[li]))
-            # finished periods, and the one still open
-            pstart = [(int(x[i]), K_RAISE, int(g[i - vx])) if not (vx and i == 0) else start_c for i in starts.tolist()]
-            if vx and op[0]:
-                pstart[0] = (int(x[0]), K_RAISE, int(g[0]))
-            fin = end <= frontier
-            for j in range(starts.size - 1):
-                self._close(pstart[j], int(end[j]))
-            if fin[-1] and frontier < INF:
-                self._close(pstart[-1], int(end[-1]))
-                self.carry = None
-                self.bend = -1
-            elif frontier >= INF:
-                self._close(pstart[-1], int(end[-1]))
+            # finished periods, and the one still open: their starts (time, class, sub)
+            ps_t = x[starts]
+            ps_c = np.full(starts.size, K_RAISE, np.int64)
+            ps_s = g[np.maximum(starts - vx, 0)]
+            if vx and not op[0]:
+                ps_t[0], ps_c[0], ps_s[0] = start_c
+            nfin = starts.size if (end[-1] <= frontier or frontier >= INF) else starts.size - 1
+            if nfin:
+                self._close_many(ps_t[:nfin], ps_c[:nfin], ps_s[:nfin], end[:nfin])
+            if nfin == starts.size:
                 self.carry = None
                 self.bend = -1
             else:
-                self.carry = (int(E0p[-1]), bool(alone_l[-1]), int(kl[-1]), int(x[-1]), pstart[-1])
-                self.bstart, self.bcls, self.bsub = pstart[-1]
+                st = (int(ps_t[-1]), int(ps_c[-1]), int(ps_s[-1]))
+                self.carry = (int(E0p[-1]), bool(alone_l[-1]), int(kl[-1]), int(x[-1]), st)
+                self.bstart, self.bcls, self.bsub = st
                 self.bend = int(end[-1])
         elif self.carry is not None and self.bend <= frontier:
             self._close(self.carry[4], self.bend)
@@ -628,3 +681,12 @@ class GridServer(CpuServer):
         self.busy.append((start[0], start[1], start[2], end))
         self.nbusy += 1
         self.busy_ns += end - start[0]
+        self.last_end = end
+
+    def _close_many(self, t: np.ndarray, c: np.ndarray, sub: np.ndarray, end: np.ndarray) -> None:
+        if self.busy:   # keep them in order
+            self._arrays()
+        self.busy_arr.append((8 * t + c, sub.astype(np.int64, copy=False), end.astype(np.int64, copy=True)))
+        self.nbusy += int(t.size)
+        self.busy_ns += int((end - t).sum())
+        self.last_end = int(end[-1])

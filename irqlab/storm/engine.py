@@ -626,7 +626,14 @@ class VectorEngine:
         vl = int(one[0]) if one.size == 1 else VL
         cost = int(CO[0]) if (CO == CO[0]).all() else CO
         io = bool(IO[0]) if (IO == IO[0]).all() else IO
+        npiw = len(vw.piw_keys)
         vw.process(T, False, G, TEV, vl, cost, io, SB, keys=K, ends=ends, entry_at=entry, due=due, pir=pir)
+        if len(vw.piw_keys) > npiw:   # VT-d wake-ups: those that found their CPU in hard-IRQ context waited
+            kp = np.concatenate(vw.piw_keys[npiw:])
+            vw.piw_keys = []
+            if srv is not None:
+                _, inside, _ = srv.busy_of(kp, np.full(kp.shape[0], -1, np.int64))
+                vw.piw_waited += int(inside.sum())
         if srv is not None and vp.apicv and not vp.halted:
             srv.note_posts(K[IO & pir], SB[IO & pir]) if pir is not None and (IO & pir).any() else None
 
@@ -913,8 +920,7 @@ class VectorEngine:
         F = self.t_last
         if self.cpus is not None:
             for srv in self.cpus.servers.values():
-                if srv.busy:
-                    F = max(F, srv.busy[-1][3])
+                F = max(F, srv.last_end)
         for vw in self.vcpus:
             F = max(F, vw.carry_end)
         for wc in self.work.values():
@@ -1108,10 +1114,7 @@ class VectorEngine:
                     nbusy, busy_ns = nw, nw * t.vmexit_ns
             if vw is not None and vw.piw:
                 c.taken += vw.piw
-                if srv is not None and vw.piw_keys:
-                    K = np.concatenate(vw.piw_keys)
-                    _, inside, _ = srv.busy_of(K, np.full(K.shape[0], -1, np.int64))
-                    c.waited += int(inside.sum())
+                c.waited += vw.piw_waited
             c.busy_periods += nbusy
             if running:
                 c.exits += nbusy

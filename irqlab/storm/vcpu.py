@@ -65,6 +65,7 @@ class VcpuWindows:
         self.late_windows = 0
         self.timer_windows = 0
         self.piw_keys: list = []     # keys of the windows a VT-d wake-up notification opened (storm/cpus.py)
+        self.piw_waited = 0          # of those, the ones that found their CPU in hard-IRQ context
         self.coal_pir_n = 0          # accepts merged in the PIR behind another (mixed PIR/IRR vCPUs)
 
     def vector(self, x: int) -> int:
