@@ -41,6 +41,8 @@ class CpuServer:
     up to the chunk's frontier (the next chunk's first raise): what is still pending there is carried.
     """
 
+    grid = False
+
     def __init__(self, eng: Any, cpu: int, vectors: list[int], curr: Any, kicks: bool):
         t = eng.timing
         self.eng, self.cpu = eng, cpu
@@ -306,6 +308,8 @@ class CpuStage:
         self.src_cpu = np.array([sp.cpu for sp in plan.sources], dtype=np.int64)
         self.src_hvec = np.array([sp.hvec for sp in plan.sources], dtype=np.int64)
         cpus = sorted({c for c in self.src_cpu.tolist() if c >= 0})
+        self.ncpu_key = max(cpus, default=-1) + 1
+        self.src_cpu16 = self.src_cpu.astype(np.int16 if self.ncpu_key < 32_000 else np.int64)
         self.curr = plan.cpu_curr
         if t.host_irq_ns == 0 and any(self.curr.get(c) is not None and not self.curr[c].halted for c in cpus):
             raise Unsupported("Timing.host_irq_ns=0 on a CPU that runs a vCPU: interrupts taken from the IRR at the "
@@ -369,6 +373,11 @@ class CpuStage:
             self.servers[c].inline = self.inline[c]
             if c in self.kicked:
                 self.servers[c].inj_cls = self.inj_cls(c)
+        self.cpu_src: dict[int, int] = {}   # a CPU that only one source's vector reaches -> that source
+        for c in cpus:
+            here = [s for s in range(P) if self.src_cpu[s] == c]
+            if len(here) == 1:
+                self.cpu_src[c] = here[0]
         self.src_vl = np.full(P, -3, dtype=np.int64)
         for s in range(P):
             c = int(self.src_cpu[s])
@@ -395,15 +404,45 @@ class CpuStage:
         eng = self.eng
         frontier = t_next
         g_next = int(g[-1]) + 1 if g.size else 0
-        routed = simple & (self.src_cpu[sid] >= 0)
+        # each CPU's routed arrivals, in order: one stable counting sort by CPU (never a pass per CPU)
+        key = np.where(simple, self.src_cpu16[sid], -1)
+        order = np.argsort(key, kind="stable")
+        bounds = np.searchsorted(key[order], np.arange(-1, self.ncpu_key + 1))
         out_all: list = []
         emitted: dict[int, tuple] = {}   # per CPU: what it took in this chunk (T, cls, g, s, traise, sub)
         chains_done: set = set()
         for c in self.order:
             srv = self.servers[c]
-            e = np.flatnonzero(routed & (self.src_cpu[sid] == c))
-            parts = [(t[e], np.full(e.size, K_RAISE, np.int64), g[e], sid[e], self.src_vl[sid[e]], g[e])]
+            e = order[bounds[c + 1]:bounds[c + 2]]
             cx = self.complex[c]
+            if srv.grid and not cx:   # one vector, nothing else arrives: the grid, no sorting, no concatenation
+                Tc = t[e]
+                gc = e + (int(g[0]) if g.size else 0)   # g is the chunk's indices plus its offset
+                one = self.cpu_src.get(c)                # the CPU's only source, if it has one
+                sc = np.full(e.size, one, np.int64) if one is not None else sid[e]
+                now, merged, later = srv.feed_grid(Tc, gc, sc, frontier)
+                nm = int(np.count_nonzero(merged))
+                if nm:
+                    eng.sink.settle(gc[merged], O.COALESCED_APIC)
+                    if one is not None:
+                        self.merged_cnt[one] += nm
+                    else:
+                        self.merged_cnt += np.bincount(sc[merged], minlength=self.merged_cnt.shape[0])
+                Tn = Tc[now]
+                gn = gc[now]
+                if later is not None:
+                    ld, lg, ls, lt = later
+                    em = (np.concatenate((Tn, ld)), np.concatenate((np.full(Tn.size, K_RAISE, np.int64),
+                                                                     np.full(ld.size, K_EARLY, np.int64))),
+                          np.concatenate((gn, lg)), np.concatenate((sc[now], ls)), np.concatenate((Tn, lt)),
+                          np.concatenate((gn, np.full(ld.size, c, np.int64))))
+                else:
+                    em = (Tn, np.full(Tn.size, K_RAISE, np.int64), gn, sc[now], Tn, gn)
+                emitted[c] = em
+                out_all.append(em)
+                self._run_chains(emitted, chains_done)
+                continue
+            parts = [(t[e], np.full(e.size, K_RAISE, np.int64), g[e], sid[e], self.src_vl[sid[e]], g[e])]
             if cx:
                 ct = np.concatenate([x[0] for x in cx])
                 cg = np.concatenate([x[1] for x in cx])
@@ -432,11 +471,16 @@ class CpuStage:
                     parts.append((kT, kc, np.full(kT.size, -1, np.int64), np.full(kT.size, -1, np.int64),
                                   np.full(kT.size, -2, np.int64), ks))
             Tc, cls, gc, sc, vl, sub = (np.concatenate([p[i] for p in parts]) for i in range(6))
-            if getattr(srv, "grid", False):   # already in order: this chunk's raised vectors, one vector
+            if srv.grid:   # already in order: this chunk's raised vectors, one vector
                 now, merged, later = srv.feed_grid(Tc, gc, sc, frontier)
+                if later is not None:
+                    ld, lg, ls, lt = later
+                    later = np.stack([lg, ld, np.full(ld.size, K_EARLY, np.int64), ls, lt], axis=1)
+                else:
+                    later = []
             else:
-                order = np.lexsort((sub, 8 * Tc + cls))
-                Tc, cls, gc, sc, vl, sub = Tc[order], cls[order], gc[order], sc[order], vl[order], sub[order]
+                o = np.lexsort((sub, 8 * Tc + cls))
+                Tc, cls, gc, sc, vl, sub = Tc[o], cls[o], gc[o], sc[o], vl[o], sub[o]
                 vlx = np.where(vl == -4, 10_000, vl)   # a complex arrival (it must not wait, checked below)
                 vlx = np.where(vl == -5, -5, vlx)      # ... one a level pin sends again at an EOI
                 now, merged, later = srv.feed_scalar(Tc, cls, vlx, gc, sc, sub, frontier)
@@ -451,7 +495,7 @@ class CpuStage:
             mg = merged & dev
             if mg.any():
                 eng.sink.settle(gc[mg], O.COALESCED_APIC)
-                np.add.at(self.merged_cnt, sc[mg], 1)
+                self.merged_cnt += np.bincount(sc[mg], minlength=self.merged_cnt.shape[0])
             nw = now & dev
             outs = [(Tc[nw], np.full(int(nw.sum()), K_RAISE, np.int64), gc[nw], sc[nw], Tc[nw], gc[nw])]
             if len(later):
@@ -533,7 +577,8 @@ class GridServer(CpuServer):
         self.buf: list = []                # dispatches from an IRR still to emit: (d, g, s, traise)
 
     def feed_grid(self, T: np.ndarray, g: np.ndarray, s: np.ndarray, frontier: int) -> tuple:
-        """One chunk's arrivals (all raised, in order): (taken-now mask, merged mask, taken-later list)."""
+        """One chunk's arrivals (all raised, in order): (taken-now mask, merged mask, taken later from the IRR up to
+        the frontier: (instant, g, source, raised) arrays in order, or None)."""
         n = T.shape[0]
         h, c1 = self.h, self.c1
         now = np.zeros(n, dtype=bool)
@@ -561,8 +606,6 @@ class GridServer(CpuServer):
                 cand = np.flatnonzero(gap >= max(h, 1)) if m > 1 else np.zeros(0, np.int64)
                 cand = cand[~head[cand + 1]]     # a gap into a head ends it anyway
                 op[hidx] = True
-                run_of_head = np.full(m, -1, np.int64)
-                run_of_head[hidx] = np.arange(hidx.size)
                 # runs: from a head (or the carried period) to the next head
                 rstart = np.concatenate(([0], hidx)) if vx else hidx
                 nrun = rstart.size
@@ -664,17 +707,17 @@ class GridServer(CpuServer):
             self._close(self.carry[4], self.bend)
             self.carry = None
             self.bend = -1
-        # what the IRRs give up to the frontier
-        later: list = []
+        # what the IRRs give up to the frontier (in order: a later buffer entry never precedes an earlier one)
+        later = None
         if self.buf:
-            d = np.concatenate([b[0] for b in self.buf])
-            gg = np.concatenate([b[1] for b in self.buf])
-            ss = np.concatenate([b[2] for b in self.buf])
-            tt = np.concatenate([b[3] for b in self.buf])
-            ok = d <= frontier
-            if ok.any():
-                later = np.stack([gg[ok], d[ok], np.full(int(ok.sum()), K_EARLY, np.int64), ss[ok], tt[ok]], axis=1)
-            self.buf = [(d[~ok], gg[~ok], ss[~ok], tt[~ok])] if (~ok).any() else []
+            if len(self.buf) == 1:
+                d, gg, ss, tt = self.buf[0]
+            else:
+                d, gg, ss, tt = (np.concatenate([b[i] for b in self.buf]) for i in range(4))
+            j = int(np.searchsorted(d, frontier, side="right")) if frontier < INF else d.size
+            if j:
+                later = (d[:j], gg[:j], ss[:j], tt[:j])
+            self.buf = [(d[j:], gg[j:], ss[j:], tt[j:])] if j < d.size else []
         return now, merged, later
 
     def _close(self, start: tuple, end: int) -> None:

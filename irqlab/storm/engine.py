@@ -482,9 +482,8 @@ class VectorEngine:
         self._downstream(T, cl, G, S, TR, SUB, t_next)
 
     def _downstream(self, T, cl, G, S, TR, SUB, t_next: int) -> None:
-        """What the CPUs took (or what reached no CPU), at the instant and in the order it ran."""
-        o = np.lexsort((SUB, 8 * T + cl))
-        T, cl, G, S, TR, SUB = T[o], cl[o], G[o], S[o], TR[o], SUB[o]
+        """What the CPUs took (or what reached no CPU), unordered: each consumer below puts its own part in the
+        order it ran (key 8T + class, then sub) — one sort of everything would be a pass too many."""
         k = self.kind[S] if S.size else np.zeros(0, np.int8)
         e = np.flatnonzero(k == K_CONST)
         if e.size:
@@ -497,7 +496,7 @@ class VectorEngine:
             for src in self.instant_srcs:
                 ee = e[s == src]
                 if ee.size:
-                    i = int(ee[-1])
+                    i = int(ee[np.lexsort((SUB[ee], 8 * T[ee] + cl[ee]))[-1]])   # the last one it took
                     for a in self.instant[src]:
                         self.vcpus[a.vcpu.index].instant_at((8 * int(T[i]) + int(cl[i]), 0, int(SUB[i])), a)
         self._accepts_cpu(T, cl, G, S, TR, SUB, k, t_next)   # (irqfd work ran in the CPU stage)
@@ -572,13 +571,17 @@ class VectorEngine:
         vp = vw.vp
         d = vw.delta
         BIG = CINF * 2   # an end no accept reaches (still to be decided)
+        starts_pre = None
         if srv is None:   # its window ends at the entry timer
             ends = 8 * (T + d) + K_ENTRY
             entry, due, pir = T + d, T + d, None
         else:
             t = self.timing
-            end_b, inside, nxt = srv.busy_of(K, SB)
-            undet = inside & (end_b >= CINF)
+            if vp.halted:   # its window ends at its timer or at the end of the busy period that timer falls in
+                end_b = inside = nxt = undet = None
+            else:
+                end_b, inside, nxt = srv.busy_of(K, SB)
+                undet = inside & (end_b >= CINF)
             if not vp.halted and not vp.apicv:       # kicked: it enters when its CPU leaves hard-IRQ context
                 entry = nxt
                 undet = nxt >= CINF
@@ -589,7 +592,6 @@ class VectorEngine:
                 due = np.where(kicked, T + t.ipi_ns + t.vmexit_ns, T)
                 pir = None
             else:
-                busy = inside & ~undet
                 # the window's timer — or, if its CPU is busy then, the end of that busy period
                 x = T + d
                 kx = 8 * x + K_ENTRY
@@ -597,6 +599,7 @@ class VectorEngine:
                 und2 = (in2 & (e2 >= CINF)) | (x >= t_next)
                 fx = np.where(in2, np.minimum(e2, CINF), x)
                 if not vp.halted:   # APICv: in hard-IRQ context it waits for the re-entry, which takes it anyway
+                    busy = inside & ~undet
                     early = ~inside & (nxt <= x)   # a re-entry before the window's end delivers it
                     entry = np.where(busy, end_b, np.where(early, nxt, fx))
                     at_end = busy | early | in2
@@ -613,6 +616,7 @@ class VectorEngine:
                 ends = np.where(undet, BIG, ends)
             if undet.any():
                 starts = vw.chain_preview(K, ends)
+                starts_pre = starts
                 cut = int(np.flatnonzero(starts & undet)[0]) if (starts & undet).any() else K.shape[0]
                 if cut < K.shape[0]:
                     vw.defer = [(K[cut:], SB[cut:], T[cut:], G[cut:], TEV[cut:], VL[cut:], CO[cut:], IO[cut:])]
@@ -620,14 +624,15 @@ class VectorEngine:
                         CO[:cut], IO[:cut]
                     ends, entry, due = ends[:cut], entry[:cut], due[:cut]
                     pir = pir[:cut] if pir is not None else None
+                    starts_pre = starts_pre[:cut]
                 if not K.shape[0]:
                     return
-        one = np.unique(VL)
-        vl = int(one[0]) if one.size == 1 else VL
+        vl = int(VL[0]) if VL.min() == VL.max() else VL
         cost = int(CO[0]) if (CO == CO[0]).all() else CO
         io = bool(IO[0]) if (IO == IO[0]).all() else IO
         npiw = len(vw.piw_keys)
-        vw.process(T, False, G, TEV, vl, cost, io, SB, keys=K, ends=ends, entry_at=entry, due=due, pir=pir)
+        vw.process(T, False, G, TEV, vl, cost, io, SB, keys=K, ends=ends, entry_at=entry, due=due, pir=pir,
+                   starts_pre=starts_pre)
         if len(vw.piw_keys) > npiw:   # VT-d wake-ups: those that found their CPU in hard-IRQ context waited
             kp = np.concatenate(vw.piw_keys[npiw:])
             vw.piw_keys = []

@@ -221,7 +221,7 @@ class VcpuWindows:
     def process(self, T: np.ndarray, inj: Any, g: np.ndarray, tev: np.ndarray, vl: Any, cost: Any,
                 iommu: Any, order: np.ndarray | None = None, *, keys: np.ndarray | None = None,
                 ends: np.ndarray | None = None, entry_at: np.ndarray | None = None, due: np.ndarray | None = None,
-                pir: np.ndarray | None = None) -> None:
+                pir: np.ndarray | None = None, starts_pre: np.ndarray | None = None) -> None:
         """Accepts in execution order: time T, from irqfd work (``inj`` True) or raised, carrying interrupt g
         (-1: none) raised at tev, vector (local index) vl, latency cost, VT-d posted (iommu).
 
@@ -244,7 +244,10 @@ class VcpuWindows:
         if self.carry_key is not None:
             c = int(np.searchsorted(K, self.carry_key, side="left"))
         Kc = K[c:]
-        starts = chain_starts(Kc, ends if np.ndim(ends) == 0 else ends[c:])
+        if starts_pre is not None:   # chain_preview's answer for these accepts (a greedy chain's prefix is its own)
+            starts = starts_pre[c:]
+        else:
+            starts = chain_starts(Kc, ends if np.ndim(ends) == 0 else ends[c:])
         sidx = np.flatnonzero(starts)
         nw = sidx.size
         if entry_at is not None:
@@ -330,9 +333,9 @@ class VcpuWindows:
             self.coal_pir_n += int(coal_pir.sum())
         if np.ndim(iommu) == 0:
             if not iommu:
-                self.kvm_seen[np.unique(vl) if not scal else int(vl)] = True
+                self.kvm_seen[np.bincount(vl, minlength=nv) > 0 if not scal else int(vl)] = True
         elif not iommu.all():
-            self.kvm_seen[np.unique(vl[~iommu]) if not scal else int(vl)] = True
+            self.kvm_seen[np.bincount(vl[~iommu], minlength=nv) > 0 if not scal else int(vl)] = True
         if newly is not None:
             self.irr_new += int(newly.sum())
             if self.vp.pir:
