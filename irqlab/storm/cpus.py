@@ -256,6 +256,31 @@ class CpuServer:
         they fall in the unfinished one (undetermined), and the first finished busy end after them (or INF)."""
         return self._busy_of(K, sub)[:3]
 
+    def end_if_busy(self, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """busy_of(K, sub -1)'s first two answers (a timer's keys, sorted), without the rest: the end of the
+        finished busy period each falls in (INF: none, or the open one), and whether it falls in one."""
+        bk, bs, be8 = self._arrays()
+        nb = bk.shape[0]
+        k = np.searchsorted(bk, K, side="right")
+        k -= 1
+        if nb:
+            kk = np.maximum(k, 0)
+            k -= (bk[kk] == K) & (bs[kk] > -1) & (k >= 0)   # a period starting at that key after it (by sub)
+            kk = np.maximum(k, 0)
+            e8 = be8[kk]
+            inside = K < e8
+            inside &= k >= 0
+            end = np.where(inside, e8 // 8, INF)
+        else:
+            inside = np.zeros(K.shape[0], dtype=bool)
+            end = np.full(K.shape[0], INF, np.int64)
+        if self.bend >= 0:
+            ok = 8 * self.bstart + self.bcls
+            openm = (K > ok) | ((K == ok) & (self.bsub <= -1))
+            inside |= openm
+            end[openm] = INF
+        return end, inside
+
     def _busy_of(self, K: np.ndarray, sub: np.ndarray) -> tuple:
         n = K.shape[0]
         bk, bs, be8 = self._arrays()
@@ -644,7 +669,8 @@ class GridServer(CpuServer):
                 if vx and not op[0]:
                     E0[0] = E0c
             # each arrival's period, its slot, first in its slot or merged
-            pid = np.cumsum(op) - 1
+            pid = np.cumsum(op, dtype=np.int64)
+            pid -= 1
             if vx and not op[0]:
                 pid += 1
                 starts = np.concatenate(([0], np.flatnonzero(op)))
@@ -655,16 +681,24 @@ class GridServer(CpuServer):
                 E0p[0] = E0c
             e0 = E0p[pid]
             hh = max(h, 1)
-            k = np.where(x < e0, 0, (x - e0) // hh + 1)
+            # the slot: 0 before the first job's end, else one per h after it (x - e0 >= -c1: floor division
+            # gives a slot <= 0 before e0)
+            k = np.subtract(x, e0)
+            np.floor_divide(k, hh, out=k)
+            k += 1
+            np.maximum(k, 0, out=k)
             k[starts] = -1                                   # an opener is in service, not in a slot
             if vx and not op[0]:
                 k[0] = -1 if alone_c else klast_c
-            firstk = np.zeros(m, dtype=bool)
-            firstk[1:] = (k[1:] != k[:-1]) | (pid[1:] != pid[:-1])
+            firstk = np.empty(m, dtype=bool)
+            firstk[0] = False                                # an opener, or the carried one (counted already)
+            np.not_equal(k[1:], k[:-1], out=firstk[1:])
+            firstk[1:] |= op[1:]                             # a new period (its opener is not in a slot anyway)
             firstk &= k >= 0
-            if vx and not op[0]:
-                firstk[0] = False                            # the carried one was counted in its own chunk
-            slot_end = np.where(k == 0, e0, e0 + k * h)
+            if not vx:
+                firstk[0] = k[0] >= 0
+            slot_end = k * h
+            slot_end += e0                                   # (slot 0 ends at e0)
             sl = slice(vx, m)
             now[:] = op[sl]
             later_m = firstk[sl]

@@ -559,11 +559,23 @@ class VectorEngine:
                 vw.defer = []
             if not parts:
                 continue
-            K = np.concatenate([p[0] for p in parts])
-            SB = np.concatenate([p[1] for p in parts])
-            o = np.lexsort((SB, K))
-            K, SB = K[o], SB[o]
-            Ta, Ga, Tev, VL, CO, IO = (np.concatenate([p[i] for p in parts])[o] for i in range(2, 8))
+            if len(parts) == 1:
+                K, SB = parts[0][0], parts[0][1]
+            else:
+                K = np.concatenate([p[0] for p in parts])
+                SB = np.concatenate([p[1] for p in parts])
+            # in the order they ran (key, then sub): runs already in order, so a stable sort by key is cheap;
+            # by sub too only if two share a key
+            o = np.argsort(K, kind="stable")
+            Ks = K[o]
+            if Ks.shape[0] > 1 and not (Ks[1:] != Ks[:-1]).all():
+                o = np.lexsort((SB, K))
+                Ks = K[o]
+            K, SB = Ks, SB[o]
+            if len(parts) == 1:
+                Ta, Ga, Tev, VL, CO, IO = (parts[0][i][o] for i in range(2, 8))
+            else:
+                Ta, Ga, Tev, VL, CO, IO = (np.concatenate([p[i] for p in parts])[o] for i in range(2, 8))
             self._vcpu_cpu(v, vw, K, SB, Ta, Ga, Tev, VL, CO, IO, t_next)
 
     def _vcpu_cpu(self, v: int, vw: Any, K, SB, T, G, TEV, VL, CO, IO, t_next: int) -> None:
@@ -595,7 +607,7 @@ class VectorEngine:
                 # the window's timer — or, if its CPU is busy then, the end of that busy period
                 x = T + d
                 kx = 8 * x + K_ENTRY
-                e2, in2, _ = srv.busy_of(kx, np.full(K.shape[0], -1, np.int64))
+                e2, in2 = srv.end_if_busy(kx)
                 und2 = (in2 & (e2 >= CINF)) | (x >= t_next)
                 fx = np.where(in2, np.minimum(e2, CINF), x)
                 if not vp.halted:   # APICv: in hard-IRQ context it waits for the re-entry, which takes it anyway
