@@ -424,15 +424,16 @@ class CpuStage:
 
     def scan(self, t: np.ndarray, sid: np.ndarray, g: np.ndarray, simple: np.ndarray, t_next: int) -> tuple:
         """The CPUs take this chunk's vectors. ``simple``: which events arrive as plain vectors (the rest of the
-        routed ones were handled by their lines and noted as complex). Returns what was taken, unordered:
-        (T, cls, g, s, traise, sub)."""
+        routed ones were handled by their lines and noted as complex; None: all). Returns what was taken,
+        unordered: (T, cls, g, s, traise, sub), and the plain arrivals that reach no CPU (chunk indices)."""
         eng = self.eng
         frontier = t_next
         g_next = int(g[-1]) + 1 if g.size else 0
         # each CPU's routed arrivals, in order: one stable counting sort by CPU (never a pass per CPU)
-        key = np.where(simple, self.src_cpu16[sid], -1)
+        key = self.src_cpu16[sid] if simple is None else np.where(simple, self.src_cpu16[sid], -2)
         order = np.argsort(key, kind="stable")
         bounds = np.searchsorted(key[order], np.arange(-1, self.ncpu_key + 1))
+        unrouted = order[bounds[0]:bounds[1]]   # plain arrivals that reach no CPU (VT-d posted), in order
         out_all: list = []
         emitted: dict[int, tuple] = {}   # per CPU: what it took in this chunk (T, cls, g, s, traise, sub)
         chains_done: set = set()
@@ -532,8 +533,10 @@ class CpuStage:
             self._run_chains(emitted, chains_done)
         if not out_all:
             z = np.zeros(0, np.int64)
-            return z, z, z, z, z, z
-        return tuple(np.concatenate([o[i] for o in out_all]) for i in range(6))
+            return z, z, z, z, z, z, unrouted
+        if len(out_all) == 1:
+            return out_all[0] + (unrouted,)
+        return tuple(np.concatenate([o[i] for o in out_all]) for i in range(6)) + (unrouted,)
 
     def _run_chains(self, emitted: dict, done: set) -> None:
         """irqfd work whose signals' CPUs have all taken this chunk's vectors: the work chain runs on them, and
@@ -603,145 +606,141 @@ class GridServer(CpuServer):
 
     def feed_grid(self, T: np.ndarray, g: np.ndarray, s: np.ndarray, frontier: int) -> tuple:
         """One chunk's arrivals (all raised, in order): (taken-now mask, merged mask, taken later from the IRR up to
-        the frontier: (instant, g, source, raised) arrays in order, or None)."""
+        the frontier: (instant, g, source, raised) arrays in order, or None).
+
+        Every arrival is in a busy period that its opener starts (taken now: a job of h + x); the period's first
+        job ends at e0, and arrival x > opener falls in slot k = max((x - e0) // h + 1, 0), served by the job
+        that ends at e0 + (k + 1) h: the first arrival of a slot waits in the IRR and is taken at e0 + k h, the
+        others merge into it. A period ends after the job serving its last arrival's slot."""
         n = T.shape[0]
         h, c1 = self.h, self.c1
-        now = np.zeros(n, dtype=bool)
-        merged = np.zeros(n, dtype=bool)
-        if n:
-            vx = 1 if self.carry is not None else 0
-            x = np.empty(n + vx, dtype=np.int64)
-            x[vx:] = T
-            if vx:
-                E0c, alone_c, klast_c, tlast_c, start_c = self.carry
-                x[0] = tlast_c
-            m = x.shape[0]
-            op = np.zeros(m, dtype=bool)      # busy-period openers
-            E0 = np.zeros(m, dtype=np.int64)  # each period's first job end, at its opener
-            if h == 0 and c1 == 0:            # hard interrupts of no time: every one is taken at once
-                op[vx:] = True
-            else:
-                gap = np.diff(x)
-                head = np.zeros(m, dtype=bool)   # certain openers: the CPU is free by then
-                head[1:] = gap >= c1 + h
-                if not vx:
-                    head[0] = True
-                hidx = np.flatnonzero(head)
-                # the walk over the gaps that can end a period (>= h), run by run, all runs at once
-                cand = np.flatnonzero(gap >= max(h, 1)) if m > 1 else np.zeros(0, np.int64)
-                cand = cand[~head[cand + 1]]     # a gap into a head ends it anyway
-                op[hidx] = True
-                # runs: from a head (or the carried period) to the next head
-                rstart = np.concatenate(([0], hidx)) if vx else hidx
-                nrun = rstart.size
-                rE0 = x[rstart] + c1
-                rop = rstart.copy()
-                if vx:
-                    rE0[0] = E0c
-                    rop[0] = 0 if alone_c else -1
-                if cand.size:
-                    rid = np.searchsorted(rstart, cand, side="right") - 1
-                    order = np.argsort(rid, kind="stable")
-                    cand, rid = cand[order], rid[order]
-                    first = np.searchsorted(rid, np.arange(nrun))
-                    cnt = np.searchsorted(rid, np.arange(nrun), side="right") - first
-                    act = np.flatnonzero(cnt > 0)
-                    r = 0
-                    newop = []
-                    while act.size:
-                        ci = cand[first[act] + r]
-                        xi, xn = x[ci], x[ci + 1]
-                        e0 = rE0[act]
-                        se = np.where(xi < e0, e0, e0 + ((xi - e0) // max(h, 1) + 1) * h)
-                        alone = rop[act] == ci
-                        ends = xn >= se + np.where(alone, 0, h)
-                        if ends.any():
-                            a2 = act[ends]
-                            nx = ci[ends] + 1
-                            rop[a2] = nx
-                            rE0[a2] = x[nx] + c1
-                            newop.append(nx)
-                        r += 1
-                        act = act[cnt[act] > r]
-                    if newop:
-                        op[np.concatenate(newop)] = True
-                E0[op] = x[op] + c1
-                if vx and not op[0]:
-                    E0[0] = E0c
-            # each arrival's period, its slot, first in its slot or merged
-            pid = np.cumsum(op, dtype=np.int64)
-            pid -= 1
-            if vx and not op[0]:
-                pid += 1
-                starts = np.concatenate(([0], np.flatnonzero(op)))
-            else:
-                starts = np.flatnonzero(op)
-            E0p = E0[starts]
-            if vx and not op[0]:
-                E0p[0] = E0c
-            e0 = E0p[pid]
-            hh = max(h, 1)
-            # the slot: 0 before the first job's end, else one per h after it (x - e0 >= -c1: floor division
-            # gives a slot <= 0 before e0)
-            k = np.subtract(x, e0)
-            np.floor_divide(k, hh, out=k)
-            k += 1
-            np.maximum(k, 0, out=k)
-            k[starts] = -1                                   # an opener is in service, not in a slot
-            if vx and not op[0]:
-                k[0] = -1 if alone_c else klast_c
-            firstk = np.empty(m, dtype=bool)
-            firstk[0] = False                                # an opener, or the carried one (counted already)
-            np.not_equal(k[1:], k[:-1], out=firstk[1:])
-            firstk[1:] |= op[1:]                             # a new period (its opener is not in a slot anyway)
-            firstk &= k >= 0
-            if not vx:
-                firstk[0] = k[0] >= 0
-            slot_end = k * h
-            slot_end += e0                                   # (slot 0 ends at e0)
-            sl = slice(vx, m)
-            now[:] = op[sl]
-            later_m = firstk[sl]
-            merged[:] = ~now & ~later_m
-            # busy periods: each ends after the job that serves its last arrival's slot
-            last = np.empty(starts.size, dtype=np.int64)
-            last[:-1] = starts[1:] - 1
-            last[-1] = m - 1
-            kl = k[last]
-            alone_l = kl < 0
-            end = np.where(alone_l, E0p, slot_end[last] + h)
-            # the counters
-            nl = int(later_m.sum())
-            self.taken += int(now.sum()) + nl
-            self.jobs += int(now.sum()) + nl
-            self.waited += nl
-            self.merged += int(merged.sum())
-            # dispatches from the IRR, to emit in key order
-            li = np.flatnonzero(later_m)
-            if li.size:
-                self.buf.append((slot_end[sl][li], g[li], s[li], T[li]))
-            # finished periods, and the one still open: their starts (time, class, sub)
-            ps_t = x[starts]
-            ps_c = np.full(starts.size, K_RAISE, np.int64)
-            ps_s = g[np.maximum(starts - vx, 0)]
-            if vx and not op[0]:
-                ps_t[0], ps_c[0], ps_s[0] = start_c
-            nfin = starts.size if (end[-1] <= frontier or frontier >= INF) else starts.size - 1
-            if nfin:
-                self._close_many(ps_t[:nfin], ps_c[:nfin], ps_s[:nfin], end[:nfin])
-            if nfin == starts.size:
+        if not n:
+            if self.carry is not None and self.bend <= frontier:
+                self._close(self.carry[4], self.bend)
                 self.carry = None
                 self.bend = -1
-            else:
-                st = (int(ps_t[-1]), int(ps_c[-1]), int(ps_s[-1]))
-                self.carry = (int(E0p[-1]), bool(alone_l[-1]), int(kl[-1]), int(x[-1]), st)
-                self.bstart, self.bcls, self.bsub = st
-                self.bend = int(end[-1])
-        elif self.carry is not None and self.bend <= frontier:
-            self._close(self.carry[4], self.bend)
+            return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), self._give(frontier)
+        vx = 1 if self.carry is not None else 0
+        if vx:
+            x = np.empty(n + 1, dtype=np.int64)
+            x[1:] = T
+            E0c, alone_c, klast_c, tlast_c, start_c = self.carry
+            x[0] = tlast_c
+        else:
+            x = T
+        m = x.shape[0]
+        op = np.zeros(m, dtype=bool)      # busy-period openers
+        if h == 0:                        # hard interrupts of no time (then c1 == 0): every one is taken at once
+            op[vx:] = True
+            hidx = np.arange(vx, m)
+        else:
+            gap = np.diff(x)
+            cand = np.flatnonzero(gap >= h)    # the gaps that can end a period
+            hc = gap[cand] >= c1 + h           # ... those that certainly do: the CPU is free by then (heads)
+            hidx = cand[hc] + 1
+            if not vx:
+                hidx = np.concatenate(([0], hidx))
+            cand = cand[~hc]
+            op[hidx] = True
+            # the walk over the other candidates, run by run (a run: from a head, or the carried period, to the
+            # next head), all runs at once: the first candidate gap that ends its run's current period opens one
+            rstart = np.concatenate(([0], hidx)) if vx else hidx
+            nrun = rstart.size
+            rE0 = x[rstart] + c1
+            rop = rstart.copy()
+            if vx:
+                rE0[0] = E0c
+                rop[0] = 0 if alone_c else -1
+            if cand.size:
+                rid = np.searchsorted(rstart, cand, side="right") - 1   # cand is sorted: so is rid
+                first = np.searchsorted(rid, np.arange(nrun))
+                cnt = np.searchsorted(rid, np.arange(nrun), side="right") - first
+                act = np.flatnonzero(cnt > 0)
+                r = 0
+                newop = []
+                while act.size:
+                    ci = cand[first[act] + r]
+                    xi, xn = x[ci], x[ci + 1]
+                    e0 = rE0[act]
+                    se = np.where(xi < e0, e0, e0 + ((xi - e0) // h + 1) * h)
+                    ends = xn >= se + np.where(rop[act] == ci, 0, h)
+                    if ends.any():
+                        a2 = act[ends]
+                        nx = ci[ends] + 1
+                        rop[a2] = nx
+                        rE0[a2] = x[nx] + c1
+                        newop.append(nx)
+                    r += 1
+                    act = act[cnt[act] > r]
+                if newop:
+                    op[np.concatenate(newop)] = True
+        carried = bool(vx) and not op[0]          # the first arrivals continue the carried period
+        starts = np.flatnonzero(op)
+        if carried:
+            starts = np.concatenate(([0], starts))
+        E0p = x[starts] + c1
+        if carried:
+            E0p[0] = E0c
+        nst = starts.size
+        lens = np.empty(nst, dtype=np.int64)
+        lens[:-1] = starts[1:] - starts[:-1]
+        lens[-1] = m - starts[-1]
+        hh = max(h, 1)
+        base = np.repeat(E0p - hh, lens)           # per arrival: its period's e0 - h
+        k = np.subtract(x, base)                   # the slot: (x - e0) // h + 1, 0 before e0 (x - e0 >= -c1)
+        np.floor_divide(k, hh, out=k)
+        np.maximum(k, 0, out=k)
+        k[starts] = -1                                   # an opener is in service, not in a slot
+        if carried:
+            k[0] = -1 if alone_c else klast_c
+        firstk = np.empty(m, dtype=bool)                 # the first arrival of its slot: it waits in the IRR
+        firstk[0] = False                                # an opener, or the carried one (counted already)
+        np.not_equal(k[1:], k[:-1], out=firstk[1:])
+        firstk[starts] = False
+        sl = slice(vx, m)
+        now = op[sl]
+        later_m = firstk[sl]
+        merged = ~(op | firstk)[sl]
+        li = np.flatnonzero(later_m)
+        # busy periods: each ends after the job that serves its last arrival's slot
+        last = np.empty(nst, dtype=np.int64)
+        last[:-1] = starts[1:] - 1
+        last[-1] = m - 1
+        kl = k[last]
+        alone_l = kl < 0
+        end = np.where(alone_l, E0p, E0p + kl * h + h)
+        # the counters
+        nn = int(np.count_nonzero(now))
+        nl = int(li.size)
+        self.taken += nn + nl
+        self.jobs += nn + nl
+        self.waited += nl
+        self.merged += n - nn - nl
+        # dispatches from the IRR, to emit in key order: the first of slot k is taken at e0 + k h
+        if nl:
+            lv = li + vx
+            self.buf.append((base[lv] + hh + k[lv] * h, g[li], s[li], T[li]))
+        # finished periods, and the one still open: their starts (time, class, sub)
+        ps_t = x[starts]
+        ps_c = np.full(nst, K_RAISE, np.int64)
+        ps_s = g[np.maximum(starts - vx, 0)]
+        if carried:
+            ps_t[0], ps_c[0], ps_s[0] = start_c
+        nfin = nst if (end[-1] <= frontier or frontier >= INF) else nst - 1
+        if nfin:
+            self._close_many(ps_t[:nfin], ps_c[:nfin], ps_s[:nfin], end[:nfin])
+        if nfin == nst:
             self.carry = None
             self.bend = -1
-        # what the IRRs give up to the frontier (in order: a later buffer entry never precedes an earlier one)
+        else:
+            st = (int(ps_t[-1]), int(ps_c[-1]), int(ps_s[-1]))
+            self.carry = (int(E0p[-1]), bool(alone_l[-1]), int(kl[-1]), int(x[-1]), st)
+            self.bstart, self.bcls, self.bsub = st
+            self.bend = int(end[-1])
+        return now, merged, self._give(frontier)
+
+    def _give(self, frontier: int) -> tuple | None:
+        """What the IRRs give up to the frontier (in order: a later buffer entry never precedes an earlier one)."""
         later = None
         if self.buf:
             if len(self.buf) == 1:
@@ -752,7 +751,7 @@ class GridServer(CpuServer):
             if j:
                 later = (d[:j], gg[:j], ss[:j], tt[:j])
             self.buf = [(d[j:], gg[j:], ss[j:], tt[j:])] if j < d.size else []
-        return now, merged, later
+        return later
 
     def _close(self, start: tuple, end: int) -> None:
         self.busy.append((start[0], start[1], start[2], end))

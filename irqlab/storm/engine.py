@@ -431,27 +431,31 @@ class VectorEngine:
         g = off + np.arange(t.size, dtype=np.int64)
         evk = self.kind[sid].copy()
         dyn = [ml for ml in self.msi_lines.values() if ml.up and ml.lp.dynamic and not self.plan.noirqdebug]
-        cplx = np.zeros(t.size, dtype=bool)
+        cplx = None   # arrivals a line computed as taken at once (None: none)
         for ml in dyn:
+            if cplx is None:
+                cplx = np.zeros(t.size, dtype=bool)
             srcs = self.line_srcs[ml.desc.irq]
             self._msi_scan(ml, t, sid, off, cnt, evk)
             m = np.isin(sid, srcs) & (evk != K_HELD)
             cs.note_complex(ml.desc.cpu, t[m], g[m])
             cplx |= m
-        e = np.flatnonzero(evk == K_HELD)
+        kp = self.kinds_present if not dyn else set(np.unique(evk).tolist())
+        e = np.flatnonzero(evk == K_HELD) if K_HELD in kp else evk[:0]
         if e.size:
             self._held(t[e], sid[e], g[e])
-        e = np.flatnonzero(evk == K_THREAD)
-        thr_down = np.zeros(t.size, dtype=bool)
+        e = np.flatnonzero(evk == K_THREAD) if K_THREAD in kp else evk[:0]
+        thr_down = None
         thr_up = [ln for ln in self.thread_lines.values() if ln.up]
         if e.size:   # a threaded MSI line that is up: its CPU first (below), then the line; one that is down holds
+            thr_down = np.zeros(t.size, dtype=bool)
             ss = sid[e]
             for ln in self.thread_lines.values():
                 if not ln.up:
                     m = np.isin(ss, self.line_srcs[ln.desc.irq])
                     ln.hold(t[e[m]], g[e[m]])
                     thr_down[e[m]] = True
-        e = np.flatnonzero(evk == K_INTX)
+        e = np.flatnonzero(evk == K_INTX) if K_INTX in kp else evk[:0]
         self._intx(t[e], sid[e], g[e], t_next)
         if t_next >= INF:   # the last chunk: what a stuck line raises after the storm, its CPU takes before it ends
             for il in self.intx_lines.values():
@@ -464,14 +468,24 @@ class VectorEngine:
             for x in il.cpu_arr:
                 cs.note_complex(il.desc.cpu, *x)
             il.cpu_arr = []
-        simple = (evk != K_HELD) & (evk != K_INTX) & ~thr_down & ~cplx
-        T, cl, G, S, TR, SUB = cs.scan(t, sid, g, simple, t_next)
+        simple = None   # which arrivals reach their CPU as plain vectors (None: all)
+        if K_HELD in kp or K_INTX in kp:
+            simple = (evk != K_HELD) & (evk != K_INTX)
+        for m in (thr_down, cplx):
+            if m is not None:
+                simple = ~m if simple is None else simple & ~m
+        T, cl, G, S, TR, SUB, unrouted = cs.scan(t, sid, g, simple, t_next)
         for ln in thr_up:   # what its CPU took, in the order it took it: the thread windows, note_interrupt
             m = np.isin(S, self.line_srcs[ln.desc.irq])
             if m.any():
                 o = np.lexsort((SUB[m], 8 * T[m] + cl[m]))
                 ln.feed(T[m][o], G[m][o], cl[m][o])
-        rest = np.flatnonzero((simple & (cs.src_cpu[sid] < 0)) | cplx)   # posted, or taken at once by their line
+        if cplx is None:
+            rest = unrouted
+        else:
+            cplx[unrouted] = True
+            rest = np.flatnonzero(cplx)
+        # (posted, or taken at once by their line)
         if rest.size:
             T = np.concatenate([T, t[rest]])
             cl = np.concatenate([cl, np.full(rest.size, K_RAISE, np.int64)])
