@@ -437,37 +437,27 @@ class CpuStage:
         out_all: list = []
         emitted: dict[int, tuple] = {}   # per CPU: what it took in this chunk (T, cls, g, s, traise, sub)
         chains_done: set = set()
+        # the grid CPUs that only plain arrivals reach first: they kick nobody and wait for nobody (a kicked CPU
+        # is never one), so they are independent of each other — two at once
+        off = int(g[0]) if g.size else 0
+        grid = [c for c in self.order if self.servers[c].grid and not self.complex[c]]
+        calls = [(self._grid, (c, order[bounds[c + 1]:bounds[c + 2]], t, sid, off, frontier),
+                  int(bounds[c + 2] - bounds[c + 1])) for c in grid]
+        for c, (em, merged) in zip(grid, eng._run_local(calls)):
+            if isinstance(merged, tuple):
+                self.merged_cnt[merged[0]] += merged[1]
+            else:
+                self.merged_cnt += merged
+            emitted[c] = em
+            out_all.append(em)
+        if grid:
+            self._run_chains(emitted, chains_done)
         for c in self.order:
+            if c in emitted:
+                continue
             srv = self.servers[c]
             e = order[bounds[c + 1]:bounds[c + 2]]
             cx = self.complex[c]
-            if srv.grid and not cx:   # one vector, nothing else arrives: the grid, no sorting, no concatenation
-                Tc = t[e]
-                gc = e + (int(g[0]) if g.size else 0)   # g is the chunk's indices plus its offset
-                one = self.cpu_src.get(c)                # the CPU's only source, if it has one
-                sc = np.full(e.size, one, np.int64) if one is not None else sid[e]
-                now, merged, later = srv.feed_grid(Tc, gc, sc, frontier)
-                nm = int(np.count_nonzero(merged))
-                if nm:
-                    eng.sink.settle(gc[merged], O.COALESCED_APIC)
-                    if one is not None:
-                        self.merged_cnt[one] += nm
-                    else:
-                        self.merged_cnt += np.bincount(sc[merged], minlength=self.merged_cnt.shape[0])
-                Tn = Tc[now]
-                gn = gc[now]
-                if later is not None:
-                    ld, lg, ls, lt = later
-                    em = (np.concatenate((Tn, ld)), np.concatenate((np.full(Tn.size, K_RAISE, np.int64),
-                                                                     np.full(ld.size, K_EARLY, np.int64))),
-                          np.concatenate((gn, lg)), np.concatenate((sc[now], ls)), np.concatenate((Tn, lt)),
-                          np.concatenate((gn, np.full(ld.size, c, np.int64))))
-                else:
-                    em = (Tn, np.full(Tn.size, K_RAISE, np.int64), gn, sc[now], Tn, gn)
-                emitted[c] = em
-                out_all.append(em)
-                self._run_chains(emitted, chains_done)
-                continue
             parts = [(t[e], np.full(e.size, K_RAISE, np.int64), g[e], sid[e], self.src_vl[sid[e]], g[e])]
             if cx:
                 ct = np.concatenate([x[0] for x in cx])
@@ -537,6 +527,33 @@ class CpuStage:
         if len(out_all) == 1:
             return out_all[0] + (unrouted,)
         return tuple(np.concatenate([o[i] for o in out_all]) for i in range(6)) + (unrouted,)
+
+    def _grid(self, c: int, e: np.ndarray, t: np.ndarray, sid: np.ndarray, off: int, frontier: int) -> tuple:
+        """A grid CPU takes its arrivals (chunk indices ``e``): what it took (T, cls, g, s, traise, sub) and what
+        merged, to add to ``merged_cnt`` (source, count) or per source. It settles the merged ones itself."""
+        srv = self.servers[c]
+        Tc = t[e]
+        gc = e + off                          # g is the chunk's index plus its offset
+        one = self.cpu_src.get(c)             # the CPU's only source, if it has one
+        sc = np.full(e.size, one, np.int64) if one is not None else sid[e]
+        now, merged, later = srv.feed_grid(Tc, gc, sc, frontier)
+        nm = int(np.count_nonzero(merged))
+        madd: Any = (one, nm) if one is not None else np.zeros(self.merged_cnt.shape[0], np.int64)
+        if nm:
+            self.eng.sink.settle(gc[merged], O.COALESCED_APIC)
+            if one is None:
+                madd = np.bincount(sc[merged], minlength=self.merged_cnt.shape[0])
+        Tn = Tc[now]
+        gn = gc[now]
+        if later is not None:
+            ld, lg, ls, lt = later
+            em = (np.concatenate((Tn, ld)), np.concatenate((np.full(Tn.size, K_RAISE, np.int64),
+                                                             np.full(ld.size, K_EARLY, np.int64))),
+                  np.concatenate((gn, lg)), np.concatenate((sc[now], ls)), np.concatenate((Tn, lt)),
+                  np.concatenate((gn, np.full(ld.size, c, np.int64))))
+        else:
+            em = (Tn, np.full(Tn.size, K_RAISE, np.int64), gn, sc[now], Tn, gn)
+        return em, madd
 
     def _run_chains(self, emitted: dict, done: set) -> None:
         """irqfd work whose signals' CPUs have all taken this chunk's vectors: the work chain runs on them, and

@@ -83,6 +83,20 @@ def _run_all(calls: list) -> list:
     return [f.result() for f in futs]
 
 
+def _key_order(K: np.ndarray, SB: np.ndarray) -> np.ndarray:
+    """The order of events by key, then sub: one stable sort of a combined key when it fits in 62 bits (runs
+    already in order make it cheap), else a lexsort."""
+    n = K.shape[0]
+    if n < 2:
+        return np.arange(n)
+    lo, hi = int(SB.min()), int(SB.max())
+    span = hi - lo + 1
+    kmin, kmax = int(K.min()), int(K.max())
+    if kmin >= 0 and (kmax + 1) * span < (1 << 62):
+        return np.argsort(K * span + (SB - lo), kind="stable")
+    return np.lexsort((SB, K))
+
+
 def _entry_exits(vp: Any, n: int) -> None:
     """n entries that delivered an interrupt: a halted vCPU was woken (its HLT exit ends), a running one
     without APICv took an external-interrupt exit (with APICv it takes the interrupt without exiting)."""
@@ -106,6 +120,11 @@ class Sink:
         self.prov: dict[int, int] = {}   # interrupts whose outcome may still change: PENDING or IN_FLIGHT
         self.ext: list = []              # interrupts held from before the storm: handle -2 - i
         self.ext_done: dict[int, tuple] = {}
+        self._tl = threading.local()     # a worker thread's own counts (``VectorEngine._run_local``)
+
+    def _c(self) -> np.ndarray:
+        c = getattr(self._tl, "counts", None)
+        return self.counts if c is None else c
 
     def external(self, ev: Any) -> int:
         """A handle for an IrqEvent the model holds from before the storm (a poll may settle it)."""
@@ -130,9 +149,9 @@ class Sink:
             if lat is not None:
                 self.latency[g] = lat
         if np.ndim(o):
-            self.counts += np.bincount(o, minlength=len(Outcome))
+            self._c()[:] += np.bincount(o, minlength=len(Outcome))
         else:
-            self.counts[o] += np.size(g)
+            self._c()[o] += np.size(g)
 
     def settle1(self, g: int, o: int, lat: int | None = None, t_ack: int | None = None) -> None:
         if g <= -2:  # not in this storm: the model's own IrqEvent changes, and the host's ledger with it
@@ -146,7 +165,7 @@ class Sink:
             self.outcome[g] = o
             if lat is not None:
                 self.latency[g] = lat
-        self.counts[o] += 1
+        self._c()[o] += 1
 
     def pending(self, g: int) -> None:
         if g > -2:
@@ -541,56 +560,81 @@ class VectorEngine:
             if ok[i]:
                 self.nh_log.append((tt, gg, "emerg", self.nh_msgs[int(mk[c[i]])], cc, sb))
 
+    def _run_local(self, calls: list) -> list:
+        """``_run_all`` for calls that settle interrupts: each worker adds to its own counts (the sink's
+        thread-local ones), added to the ledger here, in this thread. Each call touches only its own state and
+        its own interrupts' slots, so the result is the same in any order."""
+        if sum(1 for c in calls if c[2] >= _PARALLEL_MIN) < 2:
+            return [fn(*args) for fn, args, _ in calls]
+        sink = self.sink
+
+        def local(fn: Any, args: tuple) -> tuple:
+            sink._tl.counts = np.zeros_like(sink.counts)
+            try:
+                return fn(*args), sink._tl.counts
+            finally:
+                sink._tl.counts = None
+        out = []
+        for r, c in _run_all([(local, (fn, args), n) for fn, args, n in calls]):
+            sink.counts += c
+            out.append(r)
+        return out
+
     def _accepts_cpu(self, T, cl, G, S, TR, SUB, k, t_next: int) -> None:
         """Every vCPU's accepts (what the CPUs took, VT-d posts, irqfd work due before the next chunk), at their keys;
-        each window ends at its timer or, for the vCPU a busy CPU runs, when that CPU lets it in."""
+        each window ends at its timer or, for the vCPU a busy CPU runs, when that CPU lets it in. The vCPUs are
+        independent here (their CPUs' busy periods are final up to the frontier and only read): two at once."""
         eA = np.flatnonzero(k == K_ACCEPT)
+        calls = []
         for v, vw in enumerate(self.vcpus):
             if vw.vp.dedicated:
                 continue
             col = self.acc_vec[v]
             sel = eA[col[S[eA]] >= 0] if eA.size else eA
-            parts = []
-            if sel.size:
-                s = S[sel]
-                gg = np.where(self.acc_tok[v, s], G[sel], -1)
-                parts.append((8 * T[sel] + cl[sel], SUB[sel], T[sel], gg, TR[sel], col[s].astype(np.int64),
-                              self.cost[s], self.iommu[s]))
-            if vw.buf:
-                rest = []
-                for (Ti, gi, tevi, vli, ci, oi) in vw.buf:
-                    now = Ti < t_next
-                    if not now.all():
-                        rest.append((Ti[~now], gi[~now], tevi[~now], vli, ci, oi[~now]))
-                    Ti, gi, tevi, oi = Ti[now], gi[now], tevi[now], oi[now]
-                    if Ti.size:
-                        kc = K_INJ_BEFORE if vw.inject_after_w else K_INJ_AFTER
-                        parts.append((8 * Ti + kc, oi, Ti, gi, tevi, np.full(Ti.size, vli, np.int64),
-                                      np.full(Ti.size, ci, np.int64), np.zeros(Ti.size, bool)))
-                vw.buf = rest
-            if vw.defer:
-                parts = vw.defer + parts
-                vw.defer = []
-            if not parts:
-                continue
-            if len(parts) == 1:
-                K, SB = parts[0][0], parts[0][1]
-            else:
-                K = np.concatenate([p[0] for p in parts])
-                SB = np.concatenate([p[1] for p in parts])
-            # in the order they ran (key, then sub): runs already in order, so a stable sort by key is cheap;
-            # by sub too only if two share a key
-            o = np.argsort(K, kind="stable")
-            Ks = K[o]
-            if Ks.shape[0] > 1 and not (Ks[1:] != Ks[:-1]).all():
-                o = np.lexsort((SB, K))
-                Ks = K[o]
-            K, SB = Ks, SB[o]
-            if len(parts) == 1:
-                Ta, Ga, Tev, VL, CO, IO = (parts[0][i][o] for i in range(2, 8))
-            else:
-                Ta, Ga, Tev, VL, CO, IO = (np.concatenate([p[i] for p in parts])[o] for i in range(2, 8))
-            self._vcpu_cpu(v, vw, K, SB, Ta, Ga, Tev, VL, CO, IO, t_next)
+            if sel.size or vw.buf or vw.defer:
+                calls.append((self._vcpu_accepts, (v, vw, sel, T, cl, G, S, TR, SUB, t_next), sel.size))
+        if len(calls) > 1:
+            for srv in self.cpus.servers.values():
+                srv._arrays()   # no busy period waits to be filed: the workers only read
+        self._run_local(calls)
+
+    def _vcpu_accepts(self, v: int, vw: Any, sel, T, cl, G, S, TR, SUB, t_next: int) -> None:
+        col = self.acc_vec[v]
+        parts = []
+        if sel.size:
+            s = S[sel]
+            gg = np.where(self.acc_tok[v, s], G[sel], -1)
+            parts.append((8 * T[sel] + cl[sel], SUB[sel], T[sel], gg, TR[sel], col[s].astype(np.int64),
+                          self.cost[s], self.iommu[s]))
+        if vw.buf:
+            rest = []
+            for (Ti, gi, tevi, vli, ci, oi) in vw.buf:
+                now = Ti < t_next
+                if not now.all():
+                    rest.append((Ti[~now], gi[~now], tevi[~now], vli, ci, oi[~now]))
+                Ti, gi, tevi, oi = Ti[now], gi[now], tevi[now], oi[now]
+                if Ti.size:
+                    kc = K_INJ_BEFORE if vw.inject_after_w else K_INJ_AFTER
+                    parts.append((8 * Ti + kc, oi, Ti, gi, tevi, np.full(Ti.size, vli, np.int64),
+                                  np.full(Ti.size, ci, np.int64), np.zeros(Ti.size, bool)))
+            vw.buf = rest
+        if vw.defer:
+            parts = vw.defer + parts
+            vw.defer = []
+        if not parts:
+            return
+        if len(parts) == 1:
+            K, SB = parts[0][0], parts[0][1]
+        else:
+            K = np.concatenate([p[0] for p in parts])
+            SB = np.concatenate([p[1] for p in parts])
+        o = _key_order(K, SB)   # in the order they ran: key, then sub
+        K, SB = K[o], SB[o]
+        if len(parts) == 1:
+            Ta, Ga, Tev, VL, CO, IO = (parts[0][i][o] for i in range(2, 8))
+        else:
+            Ta, Ga, Tev, VL, CO, IO = (np.concatenate([p[i] for p in parts])[o] for i in range(2, 8))
+        self._vcpu_cpu(v, vw, K, SB, Ta, Ga, Tev, VL, CO, IO, t_next)
 
     def _vcpu_cpu(self, v: int, vw: Any, K, SB, T, G, TEV, VL, CO, IO, t_next: int) -> None:
         srv = self.vbound[v]
