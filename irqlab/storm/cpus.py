@@ -398,6 +398,7 @@ class CpuStage:
             self.servers[c].inline = self.inline[c]
             if c in self.kicked:
                 self.servers[c].inj_cls = self.inj_cls(c)
+        self.any_unrouted = bool((self.src_cpu < 0).any())   # a source that reaches no CPU (VT-d posted)
         self.cpu_src: dict[int, int] = {}   # a CPU that only one source's vector reaches -> that source
         for c in cpus:
             here = [s for s in range(P) if self.src_cpu[s] == c]
@@ -429,11 +430,29 @@ class CpuStage:
         eng = self.eng
         frontier = t_next
         g_next = int(g[-1]) + 1 if g.size else 0
-        # each CPU's routed arrivals, in order: one stable counting sort by CPU (never a pass per CPU)
-        key = self.src_cpu16[sid] if simple is None else np.where(simple, self.src_cpu16[sid], -2)
-        order = np.argsort(key, kind="stable")
-        bounds = np.searchsorted(key[order], np.arange(-1, self.ncpu_key + 1))
-        unrouted = order[bounds[0]:bounds[1]]   # plain arrivals that reach no CPU (VT-d posted), in order
+        # each CPU's routed arrivals, in order (chunk indices): a pass per CPU when there are few of them (in the
+        # worker that runs the CPU; a CPU that one source reaches compares the sources alone), else one stable
+        # counting sort by CPU
+        key = None
+        if simple is not None or len(self.servers) > 8 or self.any_unrouted or \
+                any(c not in self.cpu_src for c in self.servers):
+            key = self.src_cpu16[sid] if simple is None else np.where(simple, self.src_cpu16[sid], -2)
+        if len(self.servers) > 8:
+            order = np.argsort(key, kind="stable")
+            bounds = np.searchsorted(key[order], np.arange(-1, self.ncpu_key + 1))
+            unrouted = order[bounds[0]:bounds[1]]
+
+            def arrivals(c: int) -> np.ndarray:
+                return order[bounds[c + 1]:bounds[c + 2]]
+        else:
+            unrouted = np.flatnonzero(key == -1) if self.any_unrouted else np.zeros(0, np.int64)
+
+            def arrivals(c: int) -> np.ndarray:
+                one = self.cpu_src.get(c)
+                if key is None and one is not None:
+                    return np.flatnonzero(sid == one)
+                return np.flatnonzero(key == c)
+        # (unrouted: plain arrivals that reach no CPU (VT-d posted), in order)
         out_all: list = []
         emitted: dict[int, tuple] = {}   # per CPU: what it took in this chunk (T, cls, g, s, traise, sub)
         chains_done: set = set()
@@ -441,8 +460,8 @@ class CpuStage:
         # is never one), so they are independent of each other — two at once
         off = int(g[0]) if g.size else 0
         grid = [c for c in self.order if self.servers[c].grid and not self.complex[c]]
-        calls = [(self._grid, (c, order[bounds[c + 1]:bounds[c + 2]], t, sid, off, frontier),
-                  int(bounds[c + 2] - bounds[c + 1])) for c in grid]
+        calls = [(self._grid, (c, arrivals, t, sid, off, frontier), t.size // max(len(self.servers), 1))
+                 for c in grid]
         for c, (em, merged) in zip(grid, eng._run_local(calls)):
             if isinstance(merged, tuple):
                 self.merged_cnt[merged[0]] += merged[1]
@@ -456,7 +475,7 @@ class CpuStage:
             if c in emitted:
                 continue
             srv = self.servers[c]
-            e = order[bounds[c + 1]:bounds[c + 2]]
+            e = arrivals(c)
             cx = self.complex[c]
             parts = [(t[e], np.full(e.size, K_RAISE, np.int64), g[e], sid[e], self.src_vl[sid[e]], g[e])]
             if cx:
@@ -528,10 +547,12 @@ class CpuStage:
             return out_all[0] + (unrouted,)
         return tuple(np.concatenate([o[i] for o in out_all]) for i in range(6)) + (unrouted,)
 
-    def _grid(self, c: int, e: np.ndarray, t: np.ndarray, sid: np.ndarray, off: int, frontier: int) -> tuple:
-        """A grid CPU takes its arrivals (chunk indices ``e``): what it took (T, cls, g, s, traise, sub) and what
-        merged, to add to ``merged_cnt`` (source, count) or per source. It settles the merged ones itself."""
+    def _grid(self, c: int, arrivals: Any, t: np.ndarray, sid: np.ndarray, off: int, frontier: int) -> tuple:
+        """A grid CPU takes its arrivals (chunk indices ``arrivals(c)``): what it took (T, cls, g, s, traise,
+        sub) and what merged, to add to ``merged_cnt`` (source, count) or per source. It settles the merged ones
+        itself."""
         srv = self.servers[c]
+        e = arrivals(c)
         Tc = t[e]
         gc = e + off                          # g is the chunk's index plus its offset
         one = self.cpu_src.get(c)             # the CPU's only source, if it has one
