@@ -426,7 +426,8 @@ class CpuStage:
     def scan(self, t: np.ndarray, sid: np.ndarray, g: np.ndarray, simple: np.ndarray, t_next: int) -> tuple:
         """The CPUs take this chunk's vectors. ``simple``: which events arrive as plain vectors (the rest of the
         routed ones were handled by their lines and noted as complex; None: all). Returns what was taken,
-        unordered: (T, cls, g, s, traise, sub), and the plain arrivals that reach no CPU (chunk indices)."""
+        unordered, in parts (one per CPU): [(T, cls, g, s, traise, sub)], and the plain arrivals that reach no
+        CPU (chunk indices)."""
         eng = self.eng
         frontier = t_next
         g_next = int(g[-1]) + 1 if g.size else 0
@@ -540,12 +541,7 @@ class CpuStage:
             emitted[c] = em
             out_all.append(em)
             self._run_chains(emitted, chains_done)
-        if not out_all:
-            z = np.zeros(0, np.int64)
-            return z, z, z, z, z, z, unrouted
-        if len(out_all) == 1:
-            return out_all[0] + (unrouted,)
-        return tuple(np.concatenate([o[i] for o in out_all]) for i in range(6)) + (unrouted,)
+        return out_all, unrouted
 
     def _grid(self, c: int, arrivals: Any, t: np.ndarray, sid: np.ndarray, off: int, frontier: int) -> tuple:
         """A grid CPU takes its arrivals (chunk indices ``arrivals(c)``): what it took (T, cls, g, s, traise,

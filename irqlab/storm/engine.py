@@ -97,6 +97,13 @@ def _key_order(K: np.ndarray, SB: np.ndarray) -> np.ndarray:
     return np.lexsort((SB, K))
 
 
+def _cat(parts: list) -> tuple:
+    """Parts of equal-length tuples of arrays, as one tuple of arrays."""
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
+
+
 def _entry_exits(vp: Any, n: int) -> None:
     """n entries that delivered an interrupt: a halted vCPU was woken (its HLT exit ends), a running one
     without APICv took an external-interrupt exit (with APICv it takes the interrupt without exiting)."""
@@ -493,46 +500,56 @@ class VectorEngine:
         for m in (thr_down, cplx):
             if m is not None:
                 simple = ~m if simple is None else simple & ~m
-        T, cl, G, S, TR, SUB, unrouted = cs.scan(t, sid, g, simple, t_next)
-        for ln in thr_up:   # what its CPU took, in the order it took it: the thread windows, note_interrupt
-            m = np.isin(S, self.line_srcs[ln.desc.irq])
-            if m.any():
-                o = np.lexsort((SUB[m], 8 * T[m] + cl[m]))
-                ln.feed(T[m][o], G[m][o], cl[m][o])
+        parts, unrouted = cs.scan(t, sid, g, simple, t_next)
+        if thr_up and parts:
+            T, cl, G, S, TR, SUB = _cat(parts)
+            for ln in thr_up:   # what its CPU took, in the order it took it: the thread windows, note_interrupt
+                m = np.isin(S, self.line_srcs[ln.desc.irq])
+                if m.any():
+                    o = np.lexsort((SUB[m], 8 * T[m] + cl[m]))
+                    ln.feed(T[m][o], G[m][o], cl[m][o])
         if cplx is None:
             rest = unrouted
         else:
             cplx[unrouted] = True
             rest = np.flatnonzero(cplx)
-        # (posted, or taken at once by their line)
-        if rest.size:
-            T = np.concatenate([T, t[rest]])
-            cl = np.concatenate([cl, np.full(rest.size, K_RAISE, np.int64)])
-            G = np.concatenate([G, g[rest]])
-            S = np.concatenate([S, sid[rest]])
-            TR = np.concatenate([TR, t[rest]])
-            SUB = np.concatenate([SUB, g[rest]])
-        self._downstream(T, cl, G, S, TR, SUB, t_next)
+        if rest.size:   # posted, or taken at once by their line
+            tr, gr = t[rest], g[rest]
+            parts.append((tr, np.full(rest.size, K_RAISE, np.int64), gr, sid[rest], tr, gr))
+        self._downstream(parts, t_next)
 
-    def _downstream(self, T, cl, G, S, TR, SUB, t_next: int) -> None:
-        """What the CPUs took (or what reached no CPU), unordered: each consumer below puts its own part in the
-        order it ran (key 8T + class, then sub) — one sort of everything would be a pass too many."""
-        k = self.kind[S] if S.size else np.zeros(0, np.int8)
-        e = np.flatnonzero(k == K_CONST)
-        if e.size:
-            s = S[e]
+    def _downstream(self, parts: list, t_next: int) -> None:
+        """What the CPUs took (or what reached no CPU), in parts (T, cls, g, s, traise, sub), unordered: each
+        consumer below puts its own share in the order it ran (key 8T + class, then sub) — one sort, or one
+        concatenation, of everything would be a pass too many."""
+        kind = self.kind   # (a line going down changes its sources' kind during the storm)
+        self.acc_mine = (kind == K_ACCEPT)[None, :] & (self.acc_vec >= 0)
+        is_const = kind == K_CONST
+        if is_const.any():
+            cparts = []
+            for p in parts:
+                e = np.flatnonzero(is_const[p[3]])
+                if e.size:
+                    cparts.append(tuple(x[e] for x in p))
+            if cparts:
+                self._const_cpu(*_cat(cparts))
+        self._accepts_cpu(parts, t_next)   # (irqfd work ran in the CPU stage)
+
+    def _const_cpu(self, T, cl, G, S, TR, SUB) -> None:
+        """Interrupts whose outcome is fixed by their source (host handlers, a line with no vCPU), as taken."""
+        if T.size:
+            s = S
             lat = self.const_lat[s]
-            lat = np.where(lat >= 0, lat + (T[e] - TR[e]), -1)
-            self.sink.settle(G[e], self.const_out[s], lat)
+            lat = np.where(lat >= 0, lat + (T - TR), -1)
+            self.sink.settle(G, self.const_out[s], lat)
             if self.nh_msgs:
-                self._nohandler_log_cpu(T[e], s, G[e], cl[e], SUB[e])
+                self._nohandler_log_cpu(T, s, G, cl, SUB)
             for src in self.instant_srcs:
-                ee = e[s == src]
+                ee = np.flatnonzero(s == src)
                 if ee.size:
                     i = int(ee[np.lexsort((SUB[ee], 8 * T[ee] + cl[ee]))[-1]])   # the last one it took
                     for a in self.instant[src]:
                         self.vcpus[a.vcpu.index].instant_at((8 * int(T[i]) + int(cl[i]), 0, int(SUB[i])), a)
-        self._accepts_cpu(T, cl, G, S, TR, SUB, k, t_next)   # (irqfd work ran in the CPU stage)
 
     def _nohandler_log_cpu(self, T, s, G, cl, SUB) -> None:
         """_nohandler_log for what the CPUs took, in the order they took it (6-tuples: + class and order)."""
@@ -580,32 +597,49 @@ class VectorEngine:
             out.append(r)
         return out
 
-    def _accepts_cpu(self, T, cl, G, S, TR, SUB, k, t_next: int) -> None:
+    def _accepts_cpu(self, parts: list, t_next: int) -> None:
         """Every vCPU's accepts (what the CPUs took, VT-d posts, irqfd work due before the next chunk), at their keys;
         each window ends at its timer or, for the vCPU a busy CPU runs, when that CPU lets it in. The vCPUs are
         independent here (their CPUs' busy periods are final up to the frontier and only read): two at once."""
-        eA = np.flatnonzero(k == K_ACCEPT)
         calls = []
         for v, vw in enumerate(self.vcpus):
             if vw.vp.dedicated:
                 continue
-            col = self.acc_vec[v]
-            sel = eA[col[S[eA]] >= 0] if eA.size else eA
-            if sel.size or vw.buf or vw.defer:
-                calls.append((self._vcpu_accepts, (v, vw, sel, T, cl, G, S, TR, SUB, t_next), sel.size))
+            mine = self.acc_mine[v]   # per source: an accept into this vCPU
+            sels = []                 # (part, its events that are, or None: all of them)
+            n = 0
+            for p in parts:
+                S = p[3]
+                if not S.size:
+                    continue
+                s0 = int(S[0])
+                if mine[s0] and (S.shape[0] == 1 or self.one_src_part(S)):
+                    sels.append((p, None))
+                    n += S.shape[0]
+                    continue
+                sel = np.flatnonzero(mine[S])
+                if sel.size:
+                    sels.append((p, sel))
+                    n += sel.size
+            if sels or vw.buf or vw.defer:
+                calls.append((self._vcpu_accepts, (v, vw, sels, t_next), n))
         if len(calls) > 1:
             for srv in self.cpus.servers.values():
                 srv._arrays()   # no busy period waits to be filed: the workers only read
         self._run_local(calls)
 
-    def _vcpu_accepts(self, v: int, vw: Any, sel, T, cl, G, S, TR, SUB, t_next: int) -> None:
+    def one_src_part(self, S: np.ndarray) -> bool:
+        """Whether a part of what the CPUs took comes from one source (a CPU that one source reaches)."""
+        return bool(S[0] == S[-1]) and bool((S == S[0]).all())
+
+    def _vcpu_accepts(self, v: int, vw: Any, sels: list, t_next: int) -> None:
         col = self.acc_vec[v]
         parts = []
-        if sel.size:
-            s = S[sel]
-            gg = np.where(self.acc_tok[v, s], G[sel], -1)
-            parts.append((8 * T[sel] + cl[sel], SUB[sel], T[sel], gg, TR[sel], col[s].astype(np.int64),
-                          self.cost[s], self.iommu[s]))
+        for (T, cl, G, S, TR, SUB), sel in sels:
+            if sel is not None:
+                T, cl, G, S, TR, SUB = T[sel], cl[sel], G[sel], S[sel], TR[sel], SUB[sel]
+            gg = np.where(self.acc_tok[v, S], G, -1)
+            parts.append((8 * T + cl, SUB, T, gg, TR, col[S].astype(np.int64), self.cost[S], self.iommu[S]))
         if vw.buf:
             rest = []
             for (Ti, gi, tevi, vli, ci, oi) in vw.buf:
@@ -988,8 +1022,8 @@ class VectorEngine:
     def _drain(self) -> None:
         """host.run(): timers and work until none is left but the periodic poller (which runs meanwhile)."""
         if self.cpus is not None:
-            z = np.zeros(0, np.int64)
-            self._accepts_cpu(z, z, z, z, z, z, np.zeros(0, np.int8), INF)
+            self.acc_mine = (self.kind == K_ACCEPT)[None, :] & (self.acc_vec >= 0)
+            self._accepts_cpu([], INF)
         else:
             self._flush_injects(INF)
         F = self.t_last
