@@ -452,11 +452,17 @@ class VectorEngine:
         self.chunk_t = t
         self.sink.chunk(off, t.size)
         self.t_last = max(self.t_last, int(t[-1]))
-        cnt = np.bincount(sid, minlength=self.P)
+        if self.P <= 8:   # a comparison per source is cheaper than bincount's cast of the ids
+            cnt = np.array([np.count_nonzero(sid == x) for x in range(self.P)], dtype=np.int64)
+        else:
+            cnt = np.bincount(sid, minlength=self.P)
         self.cnt += cnt
         g = off + np.arange(t.size, dtype=np.int64)
-        evk = self.kind[sid].copy()
         dyn = [ml for ml in self.msi_lines.values() if ml.up and ml.lp.dynamic and not self.plan.noirqdebug]
+        if dyn or self.kinds_present & {K_HELD, K_THREAD, K_INTX}:
+            evk = self.kind[sid].copy()
+        else:   # every arrival reaches its CPU as a plain vector
+            evk = np.zeros(0, np.int8)
         cplx = None   # arrivals a line computed as taken at once (None: none)
         for ml in dyn:
             if cplx is None:
@@ -467,6 +473,8 @@ class VectorEngine:
             cs.note_complex(ml.desc.cpu, t[m], g[m])
             cplx |= m
         kp = self.kinds_present if not dyn else set(np.unique(evk).tolist())
+        if not evk.size:
+            kp = set()
         e = np.flatnonzero(evk == K_HELD) if K_HELD in kp else evk[:0]
         if e.size:
             self._held(t[e], sid[e], g[e])
