@@ -552,24 +552,32 @@ class CpuStage:
         Tc = t[e]
         gc = e + off                          # g is the chunk's index plus its offset
         one = self.cpu_src.get(c)             # the CPU's only source, if it has one
-        sc = np.full(e.size, one, np.int64) if one is not None else sid[e]
-        now, merged, later = srv.feed_grid(Tc, gc, sc, frontier)
-        nm = int(np.count_nonzero(merged))
-        madd: Any = (one, nm) if one is not None else np.zeros(self.merged_cnt.shape[0], np.int64)
-        if nm:
-            self.eng.sink.settle(gc[merged], O.COALESCED_APIC)
-            if one is None:
-                madd = np.bincount(sc[merged], minlength=self.merged_cnt.shape[0])
+        if one is not None:
+            now, nm, later = srv.feed_grid(Tc, gc, one, frontier, masks=False)
+            if nm:
+                # every arrival here is marked merged, one write (no masked gather); the others are settled again
+                # below, later or in a later chunk, and their own outcome replaces it
+                self.eng.sink.mark(gc, O.COALESCED_APIC, nm)
+            madd: Any = (one, nm)
+            sn = np.full(now.size, one, np.int64)
+        else:
+            sc = sid[e]
+            nowm, merged, later = srv.feed_grid(Tc, gc, sc, frontier)
+            me = np.flatnonzero(merged)
+            self.eng.sink.settle(gc[me], O.COALESCED_APIC)
+            madd = np.bincount(sc[me], minlength=self.merged_cnt.shape[0])
+            now = np.flatnonzero(nowm)
+            sn = sc[now]
         Tn = Tc[now]
         gn = gc[now]
         if later is not None:
             ld, lg, ls, lt = later
             em = (np.concatenate((Tn, ld)), np.concatenate((np.full(Tn.size, K_RAISE, np.int64),
                                                              np.full(ld.size, K_EARLY, np.int64))),
-                  np.concatenate((gn, lg)), np.concatenate((sc[now], ls)), np.concatenate((Tn, lt)),
+                  np.concatenate((gn, lg)), np.concatenate((sn, ls)), np.concatenate((Tn, lt)),
                   np.concatenate((gn, np.full(ld.size, c, np.int64))))
         else:
-            em = (Tn, np.full(Tn.size, K_RAISE, np.int64), gn, sc[now], Tn, gn)
+            em = (Tn, np.full(Tn.size, K_RAISE, np.int64), gn, sn, Tn, gn)
         return em, madd
 
     def _run_chains(self, emitted: dict, done: set) -> None:
@@ -638,9 +646,10 @@ class GridServer(CpuServer):
         self.carry: tuple | None = None   # the open busy period: (E0, alone, k_last, last time, start tuple)
         self.buf: list = []                # dispatches from an IRR still to emit: (d, g, s, traise)
 
-    def feed_grid(self, T: np.ndarray, g: np.ndarray, s: np.ndarray, frontier: int) -> tuple:
-        """One chunk's arrivals (all raised, in order): (taken-now mask, merged mask, taken later from the IRR up to
-        the frontier: (instant, g, source, raised) arrays in order, or None).
+    def feed_grid(self, T: np.ndarray, g: np.ndarray, s: Any, frontier: int, masks: bool = True) -> tuple:
+        """One chunk's arrivals (all raised, in order; ``s`` their sources, or the one source): (taken-now mask,
+        merged mask, taken later from the IRR up to the frontier: (instant, g, source, raised) arrays in order, or
+        None); with ``masks=False`` the indices of those taken now and the number merged instead of the masks.
 
         Every arrival is in a busy period that its opener starts (taken now: a job of h + x); the period's first
         job ends at e0, and arrival x > opener falls in slot k = max((x - e0) // h + 1, 0), served by the job
@@ -653,6 +662,8 @@ class GridServer(CpuServer):
                 self._close(self.carry[4], self.bend)
                 self.carry = None
                 self.bend = -1
+            if not masks:
+                return np.zeros(0, np.int64), 0, self._give(frontier)
             return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), self._give(frontier)
         vx = 1 if self.carry is not None else 0
         if vx:
@@ -733,9 +744,7 @@ class GridServer(CpuServer):
         firstk[starts] = False
         sl = slice(vx, m)
         now = op[sl]
-        later_m = firstk[sl]
-        merged = ~(op | firstk)[sl]
-        li = np.flatnonzero(later_m)
+        li = np.flatnonzero(firstk[sl])
         # busy periods: each ends after the job that serves its last arrival's slot
         last = np.empty(nst, dtype=np.int64)
         last[:-1] = starts[1:] - 1
@@ -753,7 +762,8 @@ class GridServer(CpuServer):
         # dispatches from the IRR, to emit in key order: the first of slot k is taken at e0 + k h
         if nl:
             lv = li + vx
-            self.buf.append((base[lv] + hh + k[lv] * h, g[li], s[li], T[li]))
+            self.buf.append((base[lv] + hh + k[lv] * h, g[li], s[li] if np.ndim(s) else np.full(nl, s, np.int64),
+                             T[li]))
         # finished periods, and the one still open: their starts (time, class, sub)
         ps_t = x[starts]
         ps_c = np.full(nst, K_RAISE, np.int64)
@@ -771,7 +781,9 @@ class GridServer(CpuServer):
             self.carry = (int(E0p[-1]), bool(alone_l[-1]), int(kl[-1]), int(x[-1]), st)
             self.bstart, self.bcls, self.bsub = st
             self.bend = int(end[-1])
-        return now, merged, self._give(frontier)
+        if not masks:
+            return np.flatnonzero(now), n - nn - nl, self._give(frontier)
+        return now, ~(op | firstk)[sl], self._give(frontier)
 
     def _give(self, frontier: int) -> tuple | None:
         """What the IRRs give up to the frontier (in order: a later buffer entry never precedes an earlier one)."""

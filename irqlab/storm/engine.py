@@ -160,6 +160,13 @@ class Sink:
         else:
             self._c()[o] += np.size(g)
 
+    def mark(self, g: np.ndarray, o: int, n: int) -> None:
+        """``n`` of the interrupts ``g`` end as ``o``; all of them are marked so (one write, no masked gather): each
+        of the others is settled again later and its own outcome replaces the mark."""
+        if self.keep:
+            self.outcome[g] = o
+        self._c()[o] += n
+
     def settle1(self, g: int, o: int, lat: int | None = None, t_ack: int | None = None) -> None:
         if g <= -2:  # not in this storm: the model's own IrqEvent changes, and the host's ledger with it
             self.ext_done[g] = (o, t_ack)
