@@ -632,6 +632,9 @@ def _topo(cpus: list[int], edges: dict[int, set]) -> list[int]:
     return done
 
 
+_WALK_BLOCK = 32   # candidate gaps a run's walk judges at once
+
+
 class GridServer(CpuServer):
     """A CPU that takes one host vector and kicks nobody: its busy periods are runs of back-to-back jobs on a grid
     (the first job of a period lasts h + x, the others h), and the period ends at the first job that finds no
@@ -701,22 +704,31 @@ class GridServer(CpuServer):
                 first = np.searchsorted(rid, np.arange(nrun))
                 cnt = np.searchsorted(rid, np.arange(nrun), side="right") - first
                 act = np.flatnonzero(cnt > 0)
-                r = 0
+                rr = np.zeros(nrun, np.int64)     # each run's next candidate (ordinal in the run)
+                ar = np.arange(_WALK_BLOCK)
                 newop = []
                 while act.size:
-                    ci = cand[first[act] + r]
+                    # the run's next _WALK_BLOCK candidates, all judged against its current period; the first
+                    # that ends it opens the next period, and the walk goes on after it
+                    ca = cnt[act][:, None]
+                    pos = rr[act][:, None] + ar
+                    valid = pos < ca
+                    ci = cand[first[act][:, None] + np.minimum(pos, ca - 1)]
                     xi, xn = x[ci], x[ci + 1]
-                    e0 = rE0[act]
+                    e0 = rE0[act][:, None]
                     se = np.where(xi < e0, e0, e0 + ((xi - e0) // h + 1) * h)
-                    ends = xn >= se + np.where(rop[act] == ci, 0, h)
-                    if ends.any():
-                        a2 = act[ends]
-                        nx = ci[ends] + 1
+                    ends = (xn >= se + np.where(rop[act][:, None] == ci, 0, h)) & valid
+                    hit = ends.any(axis=1)
+                    if hit.any():
+                        j = np.argmax(ends[hit], axis=1)
+                        a2 = act[hit]
+                        nx = ci[hit][np.arange(a2.size), j] + 1
                         rop[a2] = nx
                         rE0[a2] = x[nx] + c1
                         newop.append(nx)
-                    r += 1
-                    act = act[cnt[act] > r]
+                        rr[a2] += j + 1
+                    rr[act[~hit]] += _WALK_BLOCK
+                    act = act[rr[act] < cnt[act]]
                 if newop:
                     op[np.concatenate(newop)] = True
         carried = bool(vx) and not op[0]          # the first arrivals continue the carried period
