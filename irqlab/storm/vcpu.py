@@ -373,7 +373,11 @@ class VcpuWindows:
             dk = np.flatnonzero(deliv)
             wl = int(wid[dk].max())
             E = int(wend[wl]) if wl >= 0 else self.carry_end
-            vj = (np.unique(vl[dk[wid[dk] == wl]]).tolist() if not scal else [int(vl)])
+            if scal:
+                vj = [int(vl)]
+            else:   # the accepts of the last window are a tail (wid does not decrease)
+                lw0 = int(np.searchsorted(wid, wl, side="left"))
+                vj = np.unique(vl[dk[int(np.searchsorted(dk, lw0)):]]).tolist()
             vmin = min(self.vectors[j] for j in vj)
             if self.last_del_end == E:
                 vmin = min(vmin, self.last_del_min)
@@ -417,7 +421,12 @@ class VcpuWindows:
         if scal:
             groups = [(sel_all, int(vl))]
         else:
-            groups = [(sel_all[vl[sel_all] == j], j) for j in range(nv)] if nv <= 8 else None
+            if nv > 8:
+                groups = None
+            elif only is None:   # (indices, not a boolean gather: a vector's accepts are scattered)
+                groups = [(np.flatnonzero(vl == j), j) for j in range(nv)]
+            else:
+                groups = [(sel_all[np.flatnonzero(vl[sel_all] == j)], j) for j in range(nv)]
         if groups is not None:
             for sel, j in groups:
                 w = wid[sel]
