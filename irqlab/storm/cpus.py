@@ -155,8 +155,42 @@ class CpuServer:
         merged = np.zeros(n, dtype=bool)
         later: list = []
         Tl, cl, vll = T.tolist(), cls.tolist(), vl.tolist()
+        gl, sl, subl = g.tolist(), s.tolist(), sub.tolist()
+        inline = self.inline
+        hx = self.h + self.x
+        busy = self.busy
+        pend = self.pend
         for i in range(n):
             ti, ci, v = Tl[i], cl[i], vll[i]
+            if v >= 0 and not self.own and self.res_t == INF:
+                # the common case at once: nothing but the job in service can come before it
+                bend = self.bend
+                if bend >= 0 and 8 * bend < 8 * ti + ci:
+                    if pend:
+                        self._advance(ti, ci, later)
+                        bend = self.bend
+                    else:   # nothing waits: the busy period ends with its job (_end_job)
+                        busy.append((self.bstart, self.bcls, self.bsub, bend))
+                        self.nbusy += 1
+                        self.busy_ns += bend - self.bstart
+                        self.last_end = bend
+                        self.bend = bend = -1
+                        self.kick_open = False
+                if bend < 0:
+                    now[i] = True
+                    self.taken += 1
+                    self.jobs += 1
+                    if hx:
+                        self.bstart, self.bend = ti, ti + hx
+                        self.bcls, self.bsub = ci, subl[i]
+                    if sl[i] in inline:
+                        self._signal(sl[i], gl[i], ti, ci, ti)
+                elif v in pend:
+                    merged[i] = True
+                    self.merged += 1
+                else:
+                    pend[v] = (gl[i], ti, sl[i])
+                continue
             if v == -5:   # a level pin sends again at the EOI of the job ending now: taken at that end
                 self._advance(ti, K_END, later)
                 if self.bend == ti and not self.pend and self.res_t == INF:

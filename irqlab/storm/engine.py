@@ -97,6 +97,21 @@ def _key_order(K: np.ndarray, SB: np.ndarray) -> np.ndarray:
     return np.lexsort((SB, K))
 
 
+def _pairs_in(K: np.ndarray, SB: np.ndarray, pairs: list) -> np.ndarray:
+    """Which events (K[i], SB[i]) are among ``pairs`` [(key, sub)]: by a combined key when it fits in 62 bits."""
+    n = K.shape[0]
+    if not pairs or not n:
+        return np.zeros(n, dtype=bool)
+    P = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    lo = min(int(SB.min()), int(P[:, 1].min()))
+    span = max(int(SB.max()), int(P[:, 1].max())) - lo + 1
+    top = max(int(K.max()), int(P[:, 0].max()))
+    if min(int(K.min()), int(P[:, 0].min())) >= 0 and (top + 1) * span < (1 << 62):
+        return np.isin(K * span + (SB - lo), P[:, 0] * span + (P[:, 1] - lo))
+    kicks = set(map(tuple, P.tolist()))
+    return np.array([(a, b) in kicks for a, b in zip(K.tolist(), SB.tolist())], dtype=bool)
+
+
 def _cat(parts: list) -> tuple:
     """Parts of equal-length tuples of arrays, as one tuple of arrays."""
     if len(parts) == 1:
@@ -705,9 +720,7 @@ class VectorEngine:
                 entry = nxt
                 undet = nxt >= CINF
                 ends = np.where(undet, BIG, 8 * np.minimum(nxt, CINF) + K_END)
-                kicks = {k for k in srv.kick_at}
-                kicked = np.array([(int(a), int(b)) in kicks for a, b in zip(K.tolist(), SB.tolist())], dtype=bool) \
-                    if kicks else np.zeros(K.shape[0], dtype=bool)
+                kicked = _pairs_in(K, SB, srv.kick_at)
                 due = np.where(kicked, T + t.ipi_ns + t.vmexit_ns, T)
                 pir = None
             else:
