@@ -702,6 +702,12 @@ class GridServer(CpuServer):
             if not masks:
                 return np.zeros(0, np.int64), 0, self._give(frontier)
             return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), self._give(frontier)
+        if h == 0 and c1 == 0:   # jobs of no time: each taken at once, and the CPU is never busy (no period)
+            self.taken += n
+            self.jobs += n
+            if not masks:
+                return np.arange(n), 0, self._give(frontier)
+            return np.ones(n, dtype=bool), np.zeros(n, dtype=bool), self._give(frontier)
         vx = 1 if self.carry is not None else 0
         if vx:
             x = np.empty(n + 1, dtype=np.int64)
@@ -712,59 +718,56 @@ class GridServer(CpuServer):
             x = T
         m = x.shape[0]
         op = np.zeros(m, dtype=bool)      # busy-period openers
-        if h == 0:                        # hard interrupts of no time (then c1 == 0): every one is taken at once
-            op[vx:] = True
-            hidx = np.arange(vx, m)
-        else:
-            gap = np.diff(x)
-            cand = np.flatnonzero(gap >= h)    # the gaps that can end a period
-            hc = gap[cand] >= c1 + h           # ... those that certainly do: the CPU is free by then (heads)
-            hidx = cand[hc] + 1
-            if not vx:
-                hidx = np.concatenate(([0], hidx))
-            cand = cand[~hc]
-            op[hidx] = True
-            # the walk over the other candidates, run by run (a run: from a head, or the carried period, to the
-            # next head), all runs at once: the first candidate gap that ends its run's current period opens one
-            rstart = np.concatenate(([0], hidx)) if vx else hidx
-            nrun = rstart.size
-            rE0 = x[rstart] + c1
-            rop = rstart.copy()
-            if vx:
-                rE0[0] = E0c
-                rop[0] = 0 if alone_c else -1
-            if cand.size:
-                rid = np.searchsorted(rstart, cand, side="right") - 1   # cand is sorted: so is rid
-                first = np.searchsorted(rid, np.arange(nrun))
-                cnt = np.searchsorted(rid, np.arange(nrun), side="right") - first
-                act = np.flatnonzero(cnt > 0)
-                rr = np.zeros(nrun, np.int64)     # each run's next candidate (ordinal in the run)
-                ar = np.arange(_WALK_BLOCK)
-                newop = []
-                while act.size:
-                    # the run's next _WALK_BLOCK candidates, all judged against its current period; the first
-                    # that ends it opens the next period, and the walk goes on after it
-                    ca = cnt[act][:, None]
-                    pos = rr[act][:, None] + ar
-                    valid = pos < ca
-                    ci = cand[first[act][:, None] + np.minimum(pos, ca - 1)]
-                    xi, xn = x[ci], x[ci + 1]
-                    e0 = rE0[act][:, None]
-                    se = np.where(xi < e0, e0, e0 + ((xi - e0) // h + 1) * h)
-                    ends = (xn >= se + np.where(rop[act][:, None] == ci, 0, h)) & valid
-                    hit = ends.any(axis=1)
-                    if hit.any():
-                        j = np.argmax(ends[hit], axis=1)
-                        a2 = act[hit]
-                        nx = ci[hit][np.arange(a2.size), j] + 1
-                        rop[a2] = nx
-                        rE0[a2] = x[nx] + c1
-                        newop.append(nx)
-                        rr[a2] += j + 1
-                    rr[act[~hit]] += _WALK_BLOCK
-                    act = act[rr[act] < cnt[act]]
-                if newop:
-                    op[np.concatenate(newop)] = True
+        # (h >= 1 here: host_irq_ns 0 under a running vCPU is Unsupported)
+        gap = np.diff(x)
+        cand = np.flatnonzero(gap >= h)    # the gaps that can end a period
+        hc = gap[cand] >= c1 + h           # ... those that certainly do: the CPU is free by then (heads)
+        hidx = cand[hc] + 1
+        if not vx:
+            hidx = np.concatenate(([0], hidx))
+        cand = cand[~hc]
+        op[hidx] = True
+        # the walk over the other candidates, run by run (a run: from a head, or the carried period, to the
+        # next head), all runs at once: the first candidate gap that ends its run's current period opens one
+        rstart = np.concatenate(([0], hidx)) if vx else hidx
+        nrun = rstart.size
+        rE0 = x[rstart] + c1
+        rop = rstart.copy()
+        if vx:
+            rE0[0] = E0c
+            rop[0] = 0 if alone_c else -1
+        if cand.size:
+            rid = np.searchsorted(rstart, cand, side="right") - 1   # cand is sorted: so is rid
+            first = np.searchsorted(rid, np.arange(nrun))
+            cnt = np.searchsorted(rid, np.arange(nrun), side="right") - first
+            act = np.flatnonzero(cnt > 0)
+            rr = np.zeros(nrun, np.int64)     # each run's next candidate (ordinal in the run)
+            ar = np.arange(_WALK_BLOCK)
+            newop = []
+            while act.size:
+                # the run's next _WALK_BLOCK candidates, all judged against its current period; the first
+                # that ends it opens the next period, and the walk goes on after it
+                ca = cnt[act][:, None]
+                pos = rr[act][:, None] + ar
+                valid = pos < ca
+                ci = cand[first[act][:, None] + np.minimum(pos, ca - 1)]
+                xi, xn = x[ci], x[ci + 1]
+                e0 = rE0[act][:, None]
+                se = np.where(xi < e0, e0, e0 + ((xi - e0) // h + 1) * h)
+                ends = (xn >= se + np.where(rop[act][:, None] == ci, 0, h)) & valid
+                hit = ends.any(axis=1)
+                if hit.any():
+                    j = np.argmax(ends[hit], axis=1)
+                    a2 = act[hit]
+                    nx = ci[hit][np.arange(a2.size), j] + 1
+                    rop[a2] = nx
+                    rE0[a2] = x[nx] + c1
+                    newop.append(nx)
+                    rr[a2] += j + 1
+                rr[act[~hit]] += _WALK_BLOCK
+                act = act[rr[act] < cnt[act]]
+            if newop:
+                op[np.concatenate(newop)] = True
         carried = bool(vx) and not op[0]          # the first arrivals continue the carried period
         starts = np.flatnonzero(op)
         if carried:
