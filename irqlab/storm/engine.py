@@ -112,6 +112,17 @@ def _pairs_in(K: np.ndarray, SB: np.ndarray, pairs: list) -> np.ndarray:
     return np.array([(a, b) in kicks for a, b in zip(K.tolist(), SB.tolist())], dtype=bool)
 
 
+class _Const:
+    """A column of ``n`` equal values, made an array only if it must be."""
+    __slots__ = ("v", "n")
+
+    def __init__(self, v: Any, n: int):
+        self.v, self.n = v, n
+
+    def array(self, dtype: Any) -> np.ndarray:
+        return np.full(self.n, self.v, dtype)
+
+
 def _cat(parts: list) -> tuple:
     """Parts of equal-length tuples of arrays, as one tuple of arrays."""
     if len(parts) == 1:
@@ -668,8 +679,13 @@ class VectorEngine:
         for (T, cl, G, S, TR, SUB), sel in sels:
             if sel is not None:
                 T, cl, G, S, TR, SUB = T[sel], cl[sel], G[sel], S[sel], TR[sel], SUB[sel]
-            gg = np.where(self.acc_tok[v, S], G, -1)
-            parts.append((8 * T + cl, SUB, T, gg, TR, col[S].astype(np.int64), self.cost[S], self.iommu[S]))
+                gg = np.where(self.acc_tok[v, S], G, -1)
+                parts.append((8 * T + cl, SUB, T, gg, TR, col[S].astype(np.int64), self.cost[S], self.iommu[S]))
+                continue
+            s0 = int(S[0])   # a whole part from one source: its vector, cost and path are one value each
+            gg = G if self.acc_tok[v, s0] else np.full(G.shape[0], -1, np.int64)
+            parts.append((8 * T + cl, SUB, T, gg, TR, _Const(int(col[s0]), G.shape[0]),
+                          _Const(int(self.cost[s0]), G.shape[0]), _Const(bool(self.iommu[s0]), G.shape[0])))
         if vw.buf:
             rest = []
             for (Ti, gi, tevi, vli, ci, oi) in vw.buf:
@@ -694,10 +710,15 @@ class VectorEngine:
             SB = np.concatenate([p[1] for p in parts])
         o = _key_order(K, SB)   # in the order they ran: key, then sub
         K, SB = K[o], SB[o]
-        if len(parts) == 1:
-            Ta, Ga, Tev, VL, CO, IO = (parts[0][i][o] for i in range(2, 8))
-        else:
-            Ta, Ga, Tev, VL, CO, IO = (np.concatenate([p[i] for p in parts])[o] for i in range(2, 8))
+        cols = []
+        for i in range(2, 8):
+            c = [p[i] for p in parts]
+            if all(isinstance(x, _Const) for x in c) and len({x.v for x in c}) == 1:
+                cols.append(np.full(K.shape[0], c[0].v, np.bool_ if i == 7 else np.int64))   # no gather
+                continue
+            c = [x.array(np.bool_ if i == 7 else np.int64) if isinstance(x, _Const) else x for x in c]
+            cols.append((c[0] if len(c) == 1 else np.concatenate(c))[o])
+        Ta, Ga, Tev, VL, CO, IO = cols
         self._vcpu_cpu(v, vw, K, SB, Ta, Ga, Tev, VL, CO, IO, t_next)
 
     def _vcpu_cpu(self, v: int, vw: Any, K, SB, T, G, TEV, VL, CO, IO, t_next: int) -> None:
