@@ -29,6 +29,17 @@ __all__ = ["CpuServer", "K_END", "K_EARLY", "K_INJ_BEFORE", "K_ENTRY", "K_INJ_AF
 O = Outcome
 INF = np.iinfo(np.int64).max // 4
 K_END, K_EARLY, K_INJ_BEFORE, K_ENTRY, K_INJ_AFTER, K_RAISE = range(6)
+K_BEFORE = -1   # a vector a lower-numbered CPU takes from its IRR at T, for a vCPU of a CPU whose work ends at T
+
+
+def before_own(cls: np.ndarray, sub: np.ndarray, cpu: int) -> np.ndarray:
+    """The classes of accepts into the vCPU that CPU ``cpu`` runs: one taken from another CPU's IRR (K_EARLY, sub
+    that CPU) at T comes before ``cpu``'s own work ending at T when that CPU's number is lower — the model lets the
+    CPUs whose work ends at T finish it in CPU order — so its key is 8T - 1 (K_BEFORE), before everything at T: it
+    joins the window that re-entry closes. (The kick it sends looks at the vCPU after its CPU caught up, so the
+    kicked CPU's scan keeps the class K_EARLY: the vCPU is back in guest mode, and the kick is a RES IPI.)"""
+    m = (cls == K_EARLY) & (sub < cpu)
+    return np.where(m, K_BEFORE, cls) if m.any() else cls
 #: vector numbers are kept as local indices, highest vector first; the reschedule IPI is local index -1
 RES = -1
 

@@ -42,7 +42,7 @@ from .lines import (
 )
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
-from .cpus import INF as CINF, K_ENTRY, K_END, K_INJ_AFTER, K_INJ_BEFORE, K_RAISE, CpuStage
+from .cpus import INF as CINF, K_ENTRY, K_END, K_INJ_AFTER, K_INJ_BEFORE, K_RAISE, CpuStage, before_own
 from .vcpu import VcpuWindows, WorkChain
 
 __all__ = ["run", "Unsupported", "DEFAULT_CHUNK"]
@@ -676,9 +676,13 @@ class VectorEngine:
     def _vcpu_accepts(self, v: int, vw: Any, sels: list, t_next: int) -> None:
         col = self.acc_vec[v]
         parts = []
+        own = self.vbound[v].cpu if self.vbound[v] is not None else None
         for (T, cl, G, S, TR, SUB), sel in sels:
             if sel is not None:
                 T, cl, G, S, TR, SUB = T[sel], cl[sel], G[sel], S[sel], TR[sel], SUB[sel]
+            if own is not None:
+                cl = before_own(cl, SUB, own)
+            if sel is not None:
                 gg = np.where(self.acc_tok[v, S], G, -1)
                 parts.append((8 * T + cl, SUB, T, gg, TR, col[S].astype(np.int64), self.cost[S], self.iommu[S]))
                 continue
@@ -741,7 +745,8 @@ class VectorEngine:
                 entry = nxt
                 undet = nxt >= CINF
                 ends = np.where(undet, BIG, 8 * np.minimum(nxt, CINF) + K_END)
-                kicked = _pairs_in(K, SB, srv.kick_at)
+                # (an accept keyed K_BEFORE was seen by the kicked CPU's scan at its own key, 8T + K_EARLY)
+                kicked = _pairs_in(np.where((K & 7) == 7, K + 2, K), SB, srv.kick_at)
                 due = np.where(kicked, T + t.ipi_ns + t.vmexit_ns, T)
                 pir = None
             else:
