@@ -579,3 +579,19 @@ def test_a_vector_taken_at_the_instant_its_vcpu_re_enters_in_both_engines():
         assert a.outcome[6] == Outcome.COALESCED_IRR
     s = storm.poisson(sources=srcs, rate_hz=1_000_000, duration_ns=75_000, seed=50695)   # where hypothesis found it
     _both(make, s, 1)
+
+
+def test_a_wake_up_notification_under_another_running_vcpu_is_refused_not_guessed():
+    """posted_nic(1): halted vcpu0's thread moved to CPU2, where vcpu1 runs. Each VT-d post to vcpu0 sends the
+    wake-up vector to CPU2, an external-interrupt exit of vcpu1 (the replay counts those busy periods). The vector
+    engine says it cannot place them, though CPU2 takes no host vector (it used to give no busy period at all)."""
+    def make():
+        h = scenarios.posted_nic(1, trace=False)
+        h.scenario.vm.vcpus[0].mode = "halted"
+        h.scenario.vm.vcpus[0].sched_setaffinity(2)
+        return h
+    s = storm.poisson(sources=[Source("msi", "0000:01:00.0", 0)], rate_hz=200_000, duration_ns=1_000_000, seed=0)
+    b = storm.run(make(), s, engine="reference", progress=False)
+    assert b.cpus()[2]["busy_periods"] > 0
+    with pytest.raises(storm.Unsupported, match="wake-up notification lands on CPU2"):
+        storm.run(make(), s, engine="vector", progress=False)

@@ -42,7 +42,7 @@ from .lines import (
 )
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
-from .cpus import INF as CINF, K_ENTRY, K_END, K_INJ_AFTER, K_INJ_BEFORE, K_RAISE, CpuStage, before_own
+from .cpus import INF as CINF, K_ENTRY, K_END, K_INJ_AFTER, K_INJ_BEFORE, K_RAISE, CpuStage, before_own, check_wakeups
 from .vcpu import VcpuWindows, WorkChain
 
 __all__ = ["run", "Unsupported", "DEFAULT_CHUNK"]
@@ -270,6 +270,7 @@ class VectorEngine:
         self.first_id = None
         self._tables()
         # host CPUs (irqlab/cpu.py): a CPU stage as soon as a source's vector arrives at a CPU
+        check_wakeups(plan)
         self.cpus = CpuStage(self) if any(sp.cpu >= 0 for sp in plan.sources) else None
         if self.cpus is not None:
             self._bound_info()
