@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         same = storm.run(make(), part, "vector", progress=False).equals(ref)
         bare = bare_numpy(s.source_ids, len(s.sources))
         # peak memory of a run of exactly one chunk (the storm's own arrays are not counted)
-        m = min(len(s), storm.DEFAULT_CHUNK)
+        m = min(len(s), storm.DEFAULT_CHUNK // share)   # (tracemalloc's own records of a slow storm's objects: less)
         one = storm.from_arrays(s.times[:m].copy(), s.source_ids[:m].copy(), s.sources)
         h1 = make()
         tracemalloc.start()
