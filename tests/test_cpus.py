@@ -595,3 +595,33 @@ def test_a_wake_up_notification_under_another_running_vcpu_is_refused_not_guesse
     assert b.cpus()[2]["busy_periods"] > 0
     with pytest.raises(storm.Unsupported, match="wake-up notification lands on CPU2"):
         storm.run(make(), s, engine="vector", progress=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 30), st.integers(0, 7), st.integers(-1, 2)),
+                max_size=12),
+       st.lists(st.integers(0, 7000), max_size=60), st.booleans(), st.integers(-1, 2), st.integers(0, 7))
+def test_a_cpus_busy_end_at_a_timers_keys_by_periods_equals_by_keys(periods, keys, open_, osub, ocls):
+    """end_if_busy places each busy period among the (sorted) timer keys and spreads the ends with np.repeat;
+    one search per key (the definition) gives the same ends and the same "in a busy period" — with keys on a
+    period's own start key (sub -1 is in it, a later sub is not), before every period, after them, and inside
+    the open one."""
+    from irqlab.storm.cpus import CpuServer
+    srv = CpuServer.__new__(CpuServer)
+    srv.busy, srv.busy_arr = [], []
+    srv._cap = srv._nb = 0
+    srv._bk = srv._bs = srv._be8 = np.zeros(0, np.int64)
+    t = 0
+    for gap, ln, cls, sub in periods:   # finished periods in order: (start, class, sub, end)
+        t += gap + 1
+        srv.busy.append((t, cls, sub, t + ln))
+        t += ln
+    srv.bend = -1
+    if open_:
+        t += 1
+        srv.bstart, srv.bcls, srv.bsub, srv.bend = t, ocls, osub, t + 5
+    on = [8 * p[0] + p[1] for p in srv.busy] + ([8 * srv.bstart + ocls] if open_ else [])   # keys at starts
+    K = np.sort(np.asarray(keys + on[::2], np.int64))
+    end, inside = srv.end_if_busy(K)
+    e0, i0 = srv._end_if_busy_by_key(K)
+    assert end.tolist() == e0.tolist() and inside.tolist() == i0.tolist()
