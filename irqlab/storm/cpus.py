@@ -493,6 +493,7 @@ class CpuStage:
             if c >= 0:
                 self.src_vl[s] = self.servers[c].vloc[int(self.src_hvec[s])]
         self.merged_cnt = np.zeros(P, dtype=np.int64)
+        self.src_count: dict | None = None   # per source, its arrivals in this chunk as the scan found them
         self.complex: dict[int, list] = {c: [] for c in cpus}   # per CPU: arrivals that must not wait (t, g)
         self.cand_carry: dict[int, list] = {c: [] for c in cpus}  # kick candidates due after the chunk: (T, cls)
 
@@ -534,7 +535,10 @@ class CpuStage:
             def arrivals(c: int) -> np.ndarray:
                 one = self.cpu_src.get(c)
                 if key is None and one is not None:
-                    return np.flatnonzero(sid == one)
+                    e = np.flatnonzero(sid == one)
+                    if self.src_count is not None:
+                        self.src_count[one] = e.size   # (each worker its own source)
+                    return e
                 return np.flatnonzero(key == c)
         # (unrouted: plain arrivals that reach no CPU (VT-d posted), in order)
         out_all: list = []
@@ -632,27 +636,28 @@ class CpuStage:
         itself."""
         srv = self.servers[c]
         e = arrivals(c)
-        Tc = t[e]
-        gc = e + off                          # g is the chunk's index plus its offset
+        Tc = t[e]                             # (an arrival's interrupt is its chunk index e plus off)
         one = self.cpu_src.get(c)             # the CPU's only source, if it has one
         if one is not None:
-            now, nm, later = srv.feed_grid(Tc, gc, one, frontier, masks=False)
+            now, nm, later = srv.feed_grid(Tc, e, one, frontier, masks=False, goff=off)
             if nm:
                 # every arrival here is marked merged, one write (no masked gather); the others are settled again
                 # below, later or in a later chunk, and their own outcome replaces it
-                self.eng.sink.mark(gc, O.COALESCED_APIC, nm)
+                self.eng.sink.mark_chunk(e, O.COALESCED_APIC, nm)
             madd: Any = (one, nm)
             sn = np.full(now.size, one, np.int64)
         else:
             sc = sid[e]
-            nowm, merged, later = srv.feed_grid(Tc, gc, sc, frontier)
-            me = np.flatnonzero(merged)
-            self.eng.sink.settle(gc[me], O.COALESCED_APIC)
-            madd = np.bincount(sc[me], minlength=self.merged_cnt.shape[0])
+            nowm, merged, later = srv.feed_grid(Tc, e, sc, frontier, goff=off)
+            me = e[merged]
+            me += off
+            self.eng.sink.settle(me, O.COALESCED_APIC)
+            madd = np.bincount(sc[merged], minlength=self.merged_cnt.shape[0])
             now = np.flatnonzero(nowm)
             sn = sc[now]
         Tn = Tc[now]
-        gn = gc[now]
+        gn = e[now]
+        gn += off
         if later is not None:
             ld, lg, ls, lt = later
             em = (np.concatenate((Tn, ld)), np.concatenate((np.full(Tn.size, K_RAISE, np.int64),
@@ -745,10 +750,12 @@ class GridServer(CpuServer):
         self.carry: tuple | None = None   # the open busy period: (E0, alone, k_last, last time, start tuple)
         self.buf: list = []                # dispatches from an IRR still to emit: (d, g, s, traise)
 
-    def feed_grid(self, T: np.ndarray, g: np.ndarray, s: Any, frontier: int, masks: bool = True) -> tuple:
+    def feed_grid(self, T: np.ndarray, g: np.ndarray, s: Any, frontier: int, masks: bool = True,
+                  goff: int = 0) -> tuple:
         """One chunk's arrivals (all raised, in order; ``s`` their sources, or the one source): (taken-now mask,
         merged mask, taken later from the IRR up to the frontier: (instant, g, source, raised) arrays in order, or
         None); with ``masks=False`` the indices of those taken now and the number merged instead of the masks.
+        The arrivals' interrupts are ``g + goff``.
 
         Every arrival is in a busy period that its opener starts (taken now: a job of h + x); the period's first
         job ends at e0, and arrival x > opener falls in slot k = max((x - e0) // h + 1, 0), served by the job
@@ -873,12 +880,12 @@ class GridServer(CpuServer):
         # dispatches from the IRR, to emit in key order: the first of slot k is taken at e0 + k h
         if nl:
             lv = li + vx
-            self.buf.append((base[lv] + hh + k[lv] * h, g[li], s[li] if np.ndim(s) else np.full(nl, s, np.int64),
+            self.buf.append((base[lv] + hh + k[lv] * h, g[li] + goff, s[li] if np.ndim(s) else np.full(nl, s, np.int64),
                              T[li]))
         # finished periods, and the one still open: their starts (time, class, sub)
         ps_t = x[starts]
         ps_c = np.full(nst, K_RAISE, np.int64)
-        ps_s = g[np.maximum(starts - vx, 0)]
+        ps_s = g[np.maximum(starts - vx, 0)] + goff
         if carried:
             ps_t[0], ps_c[0], ps_s[0] = start_c
         nfin = nst if (end[-1] <= frontier or frontier >= INF) else nst - 1

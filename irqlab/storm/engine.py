@@ -123,6 +123,25 @@ class _Const:
         return np.full(self.n, self.v, dtype)
 
 
+class _Index:
+    """The interrupts of a chunk, ``off + i`` for chunk index ``i``, without an array of all of them: indexed by
+    chunk indices, a boolean mask, or one position, it gives what ``off + np.arange(size)`` would."""
+    __slots__ = ("off", "size")
+
+    def __init__(self, off: int, size: int):
+        self.off, self.size = off, size
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, (int, np.integer)):
+            if not -self.size <= i < self.size:
+                raise IndexError(i)
+            return self.off + (int(i) % self.size)
+        i = np.asarray(i)
+        if i.dtype == np.bool_:
+            return np.flatnonzero(i) + self.off
+        return (i if i.dtype == np.int64 else i.astype(np.int64)) + self.off
+
+
 def _cat(parts: list) -> tuple:
     """Parts of equal-length tuples of arrays, as one tuple of arrays."""
     if len(parts) == 1:
@@ -191,6 +210,12 @@ class Sink:
         of the others is settled again later and its own outcome replaces the mark."""
         if self.keep:
             self.outcome[g] = o
+        self._c()[o] += n
+
+    def mark_chunk(self, i: np.ndarray, o: int, n: int) -> None:
+        """``mark`` for the current chunk's interrupts at chunk indices ``i``."""
+        if self.keep:
+            self.out_view[i] = o
         self._c()[o] += n
 
     def settle1(self, g: int, o: int, lat: int | None = None, t_ack: int | None = None) -> None:
@@ -486,13 +511,12 @@ class VectorEngine:
         self.chunk_t = t
         self.sink.chunk(off, t.size)
         self.t_last = max(self.t_last, int(t[-1]))
-        if self.P <= 8:   # a comparison per source is cheaper than bincount's cast of the ids
-            cnt = np.array([np.count_nonzero(sid == x) for x in range(self.P)], dtype=np.int64)
-        else:
-            cnt = np.bincount(sid, minlength=self.P)
-        self.cnt += cnt
-        g = off + np.arange(t.size, dtype=np.int64)
         dyn = [ml for ml in self.msi_lines.values() if ml.up and ml.lp.dynamic and not self.plan.noirqdebug]
+        cs.src_count = {} if self.P <= 8 else None   # sources the scan counts while it finds their arrivals
+        if dyn:
+            cnt = self._count(sid)
+            self.cnt += cnt
+        g = _Index(off, t.size)   # each arrival's interrupt (its index in the storm), made only where used
         if dyn or self.kinds_present & {K_HELD, K_THREAD, K_INTX}:
             evk = self.kind[sid].copy()
         else:   # every arrival reaches its CPU as a plain vector
@@ -543,6 +567,8 @@ class VectorEngine:
             if m is not None:
                 simple = ~m if simple is None else simple & ~m
         parts, unrouted = cs.scan(t, sid, g, simple, t_next)
+        if not dyn:   # (the sources a grid CPU found were counted there)
+            self.cnt += self._count(sid, cs.src_count)
         if thr_up and parts:
             T, cl, G, S, TR, SUB = _cat(parts)
             for ln in thr_up:   # what its CPU took, in the order it took it: the thread windows, note_interrupt
@@ -559,6 +585,14 @@ class VectorEngine:
             tr, gr = t[rest], g[rest]
             parts.append((tr, np.full(rest.size, K_RAISE, np.int64), gr, sid[rest], tr, gr))
         self._downstream(parts, t_next)
+
+    def _count(self, sid: np.ndarray, known: dict | None = None) -> np.ndarray:
+        """The chunk's interrupts per source (``known``: counts found already)."""
+        if self.P <= 8:   # a comparison per source is cheaper than bincount's cast of the ids
+            known = known or {}
+            return np.array([known[x] if x in known else np.count_nonzero(sid == x) for x in range(self.P)],
+                            dtype=np.int64)
+        return np.bincount(sid, minlength=self.P)
 
     def _downstream(self, parts: list, t_next: int) -> None:
         """What the CPUs took (or what reached no CPU), in parts (T, cls, g, s, traise, sub), unordered: each
