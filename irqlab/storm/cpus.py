@@ -28,7 +28,19 @@ __all__ = ["CpuServer", "K_END", "K_EARLY", "K_INJ_BEFORE", "K_ENTRY", "K_INJ_AF
 
 O = Outcome
 INF = np.iinfo(np.int64).max // 4
+_NOWHERE = -INF   # a period end no key is before
 K_END, K_EARLY, K_INJ_BEFORE, K_ENTRY, K_INJ_AFTER, K_RAISE = range(6)
+K_BEFORE = -1   # a vector a lower-numbered CPU takes from its IRR at T, for a vCPU of a CPU whose work ends at T
+
+
+def before_own(cls: np.ndarray, sub: np.ndarray, cpu: int) -> np.ndarray:
+    """The classes of accepts into the vCPU that CPU ``cpu`` runs: one taken from another CPU's IRR (K_EARLY, sub
+    that CPU) at T comes before ``cpu``'s own work ending at T when that CPU's number is lower — the model lets the
+    CPUs whose work ends at T finish it in CPU order — so its key is 8T - 1 (K_BEFORE), before everything at T: it
+    joins the window that re-entry closes. (The kick it sends looks at the vCPU after its CPU caught up, so the
+    kicked CPU's scan keeps the class K_EARLY: the vCPU is back in guest mode, and the kick is a RES IPI.)"""
+    m = (cls == K_EARLY) & (sub < cpu)
+    return np.where(m, K_BEFORE, cls) if m.any() else cls
 #: vector numbers are kept as local indices, highest vector first; the reschedule IPI is local index -1
 RES = -1
 
@@ -40,6 +52,8 @@ class CpuServer:
     APICv) in key order and decides each: taken now, taken later from the IRR (when), or merged. Results are final
     up to the chunk's frontier (the next chunk's first raise): what is still pending there is carried.
     """
+
+    grid = False
 
     def __init__(self, eng: Any, cpu: int, vectors: list[int], curr: Any, kicks: bool):
         t = eng.timing
@@ -60,6 +74,14 @@ class CpuServer:
         self.kick_open = False    # a kick was sent and the vCPU has not re-entered since
         # results, per chunk (drained by the engine) and totals
         self.busy: list[tuple[int, int, int, int]] = []  # finished busy periods (start, start class, start sub, end)
+        #                                                  not yet in the arrays below
+        self.busy_arr: list[tuple] = []   # more of them as arrays (start key 8T + class, start sub, end)
+        # all finished busy periods, in order, in arrays grown by doubling (appending is amortized O(new), a
+        # question is a binary search: no per-chunk re-concatenation): start key, start sub, end key 8 * end
+        self._cap = self._nb = 0
+        self._bk = self._bs = self._be8 = np.zeros(0, np.int64)
+        self.last_end = -1        # the end of the last finished busy period
+        self.pin_starts: list = []   # start keys of busy periods a VT-d notification landed in (PIN), unique each
         self.bcls = self.bsub = 0
         self.kick_at: list[int] = []              # kick instants (the kicks' keys)
         self.taken = self.waited = self.merged = 0
@@ -96,6 +118,7 @@ class CpuServer:
         self.busy.append((self.bstart, self.bcls, self.bsub, te))
         self.nbusy += 1
         self.busy_ns += te - self.bstart
+        self.last_end = te
         self.bend = -1
         self.kick_open = False
 
@@ -144,8 +167,42 @@ class CpuServer:
         merged = np.zeros(n, dtype=bool)
         later: list = []
         Tl, cl, vll = T.tolist(), cls.tolist(), vl.tolist()
+        gl, sl, subl = g.tolist(), s.tolist(), sub.tolist()
+        inline = self.inline
+        hx = self.h + self.x
+        busy = self.busy
+        pend = self.pend
         for i in range(n):
             ti, ci, v = Tl[i], cl[i], vll[i]
+            if v >= 0 and not self.own and self.res_t == INF:
+                # the common case at once: nothing but the job in service can come before it
+                bend = self.bend
+                if bend >= 0 and 8 * bend < 8 * ti + ci:
+                    if pend:
+                        self._advance(ti, ci, later)
+                        bend = self.bend
+                    else:   # nothing waits: the busy period ends with its job (_end_job)
+                        busy.append((self.bstart, self.bcls, self.bsub, bend))
+                        self.nbusy += 1
+                        self.busy_ns += bend - self.bstart
+                        self.last_end = bend
+                        self.bend = bend = -1
+                        self.kick_open = False
+                if bend < 0:
+                    now[i] = True
+                    self.taken += 1
+                    self.jobs += 1
+                    if hx:
+                        self.bstart, self.bend = ti, ti + hx
+                        self.bcls, self.bsub = ci, subl[i]
+                    if sl[i] in inline:
+                        self._signal(sl[i], gl[i], ti, ci, ti)
+                elif v in pend:
+                    merged[i] = True
+                    self.merged += 1
+                else:
+                    pend[v] = (gl[i], ti, sl[i])
+                continue
             if v == -5:   # a level pin sends again at the EOI of the job ending now: taken at that end
                 self._advance(ti, K_END, later)
                 if self.bend == ti and not self.pend and self.res_t == INF:
@@ -194,48 +251,160 @@ class CpuServer:
     # ------------------------------------------------------------------ finishing
     def note_posts(self, K: np.ndarray, sub: np.ndarray) -> None:
         """VT-d posts to its running vCPU while this CPU is in hard-IRQ context: the first of each busy period
-        sends the notification (ON was clear) that lands in the host: PIN."""
-        self.posts.append(np.asarray(K, np.int64))
+        sends the notification (ON was clear) that lands in the host: PIN (one per busy period they fall in)."""
+        start, _ = self.period_of(np.asarray(K, np.int64), np.asarray(sub, np.int64))
+        start = start[start >= 0]
+        if start.size:
+            self.pin_starts.append(np.unique(start))
 
     def pin_count(self) -> int:
-        if not self.posts:
+        if not self.pin_starts:
             return 0
-        K = np.concatenate(self.posts)
-        b = np.asarray(self.busy, dtype=np.int64)
-        k = np.searchsorted(8 * b[:, 3], K, side="right")   # the busy period each falls in (it ends after it)
-        return int(np.unique(k).size)
+        return int(np.unique(np.concatenate(self.pin_starts)).size)
+
+    def _arrays(self) -> tuple:
+        """The finished busy periods as arrays (start key, start sub, end key 8 * end), in order."""
+        parts = self.busy_arr         # _close_many moved ``busy`` here first: these come before ``busy``
+        self.busy_arr = []
+        if self.busy:
+            b = np.asarray(self.busy, dtype=np.int64)
+            parts.append((8 * b[:, 0] + b[:, 1], b[:, 2], b[:, 3]))
+            self.busy = []
+        if parts:
+            add = sum(p[0].shape[0] for p in parts)
+            nb = self._nb
+            if nb + add > self._cap:
+                cap = max(2 * self._cap, nb + add, 1024)
+                for name in ("_bk", "_bs", "_be8"):
+                    old = getattr(self, name)
+                    new = np.empty(cap, np.int64)
+                    new[:nb] = old[:nb]
+                    setattr(self, name, new)
+                self._cap = cap
+            for bk, bs, be in parts:
+                m = bk.shape[0]
+                self._bk[nb:nb + m] = bk
+                self._bs[nb:nb + m] = bs
+                np.multiply(be, 8, out=self._be8[nb:nb + m])
+                nb += m
+            self._nb = nb
+        nb = self._nb
+        return self._bk[:nb], self._bs[:nb], self._be8[:nb]
+
+    def period_of(self, K: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For events at keys (K, sub), sorted: the start key of the busy period (finished or open) each falls
+        in (-1: none), and its end (INF: the open one, or none)."""
+        end, inside, _, start = self._busy_of(K, sub)
+        return np.where(inside, start, -1), end
 
     def busy_of(self, K: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For events at keys (K, sub), sorted: the finished busy period they fall in (its end, or INF), whether
         they fall in the unfinished one (undetermined), and the first finished busy end after them (or INF)."""
-        n = K.shape[0]
-        if self.busy:
-            b = np.asarray(self.busy, dtype=np.int64)
-            bk, bs, be = 8 * b[:, 0] + b[:, 1], b[:, 2], b[:, 3]
-        else:
-            bk = bs = be = np.zeros(0, np.int64)
-        if self.bend >= 0:   # the busy period still open at the frontier
-            bk = np.append(bk, 8 * self.bstart + self.bcls)
-            bs = np.append(bs, self.bsub)
-            be = np.append(be, INF)
-        k = np.searchsorted(bk, K, side="right") - 1
-        kk = np.maximum(k, 0)
-        if bk.size:
-            tie = (k >= 0) & (bk[kk] == K) & (bs[kk] > sub)
-            k = np.where(tie, k - 1, k)
-            kk = np.maximum(k, 0)
-            inside = (k >= 0) & (K < 8 * np.where(be[kk] >= INF, INF // 8, be[kk]))
-            end = np.where(inside, be[kk], INF)
+        return self._busy_of(K, sub)[:3]
+
+    def end_if_busy(self, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """busy_of(K, sub -1)'s first two answers (a timer's keys, sorted), without the rest: the end of the
+        finished busy period each falls in (INF: none, or the open one), and whether it falls in one.
+
+        Searched the other way round: where each finished period that starts within the keys' span falls among
+        the keys (a few searches, not one per key), then each key's period end by one ``np.repeat`` — both
+        sorted, so the period a key falls in is the last one placed at or before it."""
+        bk, bs, be8 = self._arrays()
+        nb, n = bk.shape[0], K.shape[0]
+        if nb and n:
+            # periods before lo start before every key (the last of them is each early key's candidate);
+            # periods from hi on start after every key
+            lo = int(np.searchsorted(bk, K[0], side="left"))
+            hi = int(np.searchsorted(bk, K[-1], side="right"))
+            # a period at the timer's own key starts after it unless its sub is -1 (then the timer is in it)
+            pos = np.searchsorted(K, bk[lo:hi], side="right")
+            neg = np.flatnonzero(bs[lo:hi] <= -1)
+            if neg.size:
+                pos[neg] = np.searchsorted(K, bk[lo:hi][neg], side="left")
+            cnt = np.empty(hi - lo + 1, np.int64)
+            if hi > lo:
+                cnt[0] = pos[0]
+                np.subtract(pos[1:], pos[:-1], out=cnt[1:-1])
+                cnt[-1] = n - pos[-1]
+            else:
+                cnt[0] = n
+            tab = np.empty(hi - lo + 1, np.int64)
+            tab[0] = be8[lo - 1] if lo else _NOWHERE   # the key before every period: in none
+            tab[1:] = be8[lo:hi]
+            e8 = np.repeat(tab, cnt)
+            inside = K < e8
+            end = np.where(inside, e8 >> 3, INF)
         else:
             inside = np.zeros(n, dtype=bool)
             end = np.full(n, INF, np.int64)
-        nb = len(self.busy)
+        if self.bend >= 0 and n:   # the open one: a tail of the keys
+            ok = 8 * self.bstart + self.bcls
+            i0 = int(np.searchsorted(K, ok, side="left" if self.bsub <= -1 else "right"))
+            inside[i0:] = True
+            end[i0:] = INF
+        return end, inside
+
+    def _end_if_busy_by_key(self, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """end_if_busy one search per key (the definition the fast one is tested against)."""
+        bk, bs, be8 = self._arrays()
+        nb = bk.shape[0]
+        k = np.searchsorted(bk, K, side="right")
+        k -= 1
         if nb:
-            fe = np.searchsorted(8 * be[:nb], K, side="right")   # first finished end whose key 8e > K
-            nxt = np.where(fe < nb, be[np.minimum(fe, nb - 1)], INF)
+            kk = np.maximum(k, 0)
+            k -= (bk[kk] == K) & (bs[kk] > -1) & (k >= 0)   # a period starting at that key after it (by sub)
+            kk = np.maximum(k, 0)
+            e8 = be8[kk]
+            inside = K < e8
+            inside &= k >= 0
+            end = np.where(inside, e8 // 8, INF)
+        else:
+            inside = np.zeros(K.shape[0], dtype=bool)
+            end = np.full(K.shape[0], INF, np.int64)
+        if self.bend >= 0:
+            ok = 8 * self.bstart + self.bcls
+            openm = (K > ok) | ((K == ok) & (self.bsub <= -1))
+            inside |= openm
+            end[openm] = INF
+        return end, inside
+
+    def _busy_of(self, K: np.ndarray, sub: np.ndarray) -> tuple:
+        n = K.shape[0]
+        bk, bs, be8 = self._arrays()
+        nb = bk.shape[0]
+        # the period each falls in: the last one that starts at or before it (at one key, by sub); index nb is
+        # the busy period still open at the frontier (it starts after every finished one ends)
+        k = np.searchsorted(bk, K, side="right") - 1
+        if nb:
+            kk = np.maximum(k, 0)
+            tie = (k >= 0) & (bk[kk] == K) & (bs[kk] > sub)
+            k = k - tie
+        if self.bend >= 0:
+            ok = 8 * self.bstart + self.bcls
+            at = (K > ok) | ((K == ok) & (sub >= self.bsub))
+            k = np.where(at, nb, k)
+        kk = np.clip(k, 0, max(nb - 1, 0))
+        if nb:
+            fin = (k >= 0) & (k < nb)
+            inside_f = fin & (K < be8[kk])
+            end = np.where(inside_f, be8[kk] // 8, INF)
+            start = np.where(fin, bk[kk], -1)
+        else:
+            inside_f = np.zeros(n, dtype=bool)
+            end = np.full(n, INF, np.int64)
+            start = np.full(n, -1, np.int64)
+        if self.bend >= 0:
+            openm = k == nb
+            inside = inside_f | openm
+            start = np.where(openm, 8 * self.bstart + self.bcls, start)
+        else:
+            inside = inside_f
+        if nb:
+            fe = np.searchsorted(be8, K, side="right")   # first finished end whose key 8e > K
+            nxt = np.where(fe < nb, be8[np.minimum(fe, nb - 1)] // 8, INF)
         else:
             nxt = np.full(n, INF, np.int64)
-        return end, inside, nxt
+        return end, inside, nxt, start
 
 
 class CpuStage:
@@ -251,6 +420,8 @@ class CpuStage:
         self.src_cpu = np.array([sp.cpu for sp in plan.sources], dtype=np.int64)
         self.src_hvec = np.array([sp.hvec for sp in plan.sources], dtype=np.int64)
         cpus = sorted({c for c in self.src_cpu.tolist() if c >= 0})
+        self.ncpu_key = max(cpus, default=-1) + 1
+        self.src_cpu16 = self.src_cpu.astype(np.int16 if self.ncpu_key < 32_000 else np.int64)
         self.curr = plan.cpu_curr
         if t.host_irq_ns == 0 and any(self.curr.get(c) is not None and not self.curr[c].halted for c in cpus):
             raise Unsupported("Timing.host_irq_ns=0 on a CPU that runs a vCPU: interrupts taken from the IRR at the "
@@ -266,10 +437,6 @@ class CpuStage:
         for vp in plan.vcpus:
             c = vp.pcpu
             cur = self.curr.get(c)
-            if c in cpus and cur is not vp and vp.vcpu.mode == "halted" and vp.has_iommu and vp.apicv:
-                if cur is not None and not cur.halted:
-                    raise Unsupported(f"vcpu{vp.vcpu.id}: a VT-d wake-up notification lands on CPU{c}, which runs "
-                                      "another vCPU (an exit the engine does not place)")
             if vp.dedicated and c in cpus:
                 raise Unsupported(f"vcpu{vp.vcpu.id} takes a vfio INTx round trip and its CPU{c} takes host vectors "
                                   "(its entries would wait for that CPU)")
@@ -314,12 +481,19 @@ class CpuStage:
             self.servers[c].inline = self.inline[c]
             if c in self.kicked:
                 self.servers[c].inj_cls = self.inj_cls(c)
+        self.any_unrouted = bool((self.src_cpu < 0).any())   # a source that reaches no CPU (VT-d posted)
+        self.cpu_src: dict[int, int] = {}   # a CPU that only one source's vector reaches -> that source
+        for c in cpus:
+            here = [s for s in range(P) if self.src_cpu[s] == c]
+            if len(here) == 1:
+                self.cpu_src[c] = here[0]
         self.src_vl = np.full(P, -3, dtype=np.int64)
         for s in range(P):
             c = int(self.src_cpu[s])
             if c >= 0:
                 self.src_vl[s] = self.servers[c].vloc[int(self.src_hvec[s])]
         self.merged_cnt = np.zeros(P, dtype=np.int64)
+        self.src_count: dict | None = None   # per source, its arrivals in this chunk as the scan found them
         self.complex: dict[int, list] = {c: [] for c in cpus}   # per CPU: arrivals that must not wait (t, g)
         self.cand_carry: dict[int, list] = {c: [] for c in cpus}  # kick candidates due after the chunk: (T, cls)
 
@@ -335,20 +509,63 @@ class CpuStage:
 
     def scan(self, t: np.ndarray, sid: np.ndarray, g: np.ndarray, simple: np.ndarray, t_next: int) -> tuple:
         """The CPUs take this chunk's vectors. ``simple``: which events arrive as plain vectors (the rest of the
-        routed ones were handled by their lines and noted as complex). Returns what was taken, unordered:
-        (T, cls, g, s, traise, sub)."""
+        routed ones were handled by their lines and noted as complex; None: all). Returns what was taken,
+        unordered, in parts (one per CPU): [(T, cls, g, s, traise, sub)], and the plain arrivals that reach no
+        CPU (chunk indices)."""
         eng = self.eng
         frontier = t_next
         g_next = int(g[-1]) + 1 if g.size else 0
-        routed = simple & (self.src_cpu[sid] >= 0)
+        # each CPU's routed arrivals, in order (chunk indices): a pass per CPU when there are few of them (in the
+        # worker that runs the CPU; a CPU that one source reaches compares the sources alone), else one stable
+        # counting sort by CPU
+        key = None
+        if simple is not None or len(self.servers) > 8 or self.any_unrouted or \
+                any(c not in self.cpu_src for c in self.servers):
+            key = self.src_cpu16[sid] if simple is None else np.where(simple, self.src_cpu16[sid], -2)
+        if len(self.servers) > 8:
+            order = np.argsort(key, kind="stable")
+            bounds = np.searchsorted(key[order], np.arange(-1, self.ncpu_key + 1))
+            unrouted = order[bounds[0]:bounds[1]]
+
+            def arrivals(c: int) -> np.ndarray:
+                return order[bounds[c + 1]:bounds[c + 2]]
+        else:
+            unrouted = np.flatnonzero(key == -1) if self.any_unrouted else np.zeros(0, np.int64)
+
+            def arrivals(c: int) -> np.ndarray:
+                one = self.cpu_src.get(c)
+                if key is None and one is not None:
+                    e = np.flatnonzero(sid == one)
+                    if self.src_count is not None:
+                        self.src_count[one] = e.size   # (each worker its own source)
+                    return e
+                return np.flatnonzero(key == c)
+        # (unrouted: plain arrivals that reach no CPU (VT-d posted), in order)
         out_all: list = []
         emitted: dict[int, tuple] = {}   # per CPU: what it took in this chunk (T, cls, g, s, traise, sub)
         chains_done: set = set()
+        # the grid CPUs that only plain arrivals reach first: they kick nobody and wait for nobody (a kicked CPU
+        # is never one), so they are independent of each other — two at once
+        off = int(g[0]) if g.size else 0
+        grid = [c for c in self.order if self.servers[c].grid and not self.complex[c]]
+        calls = [(self._grid, (c, arrivals, t, sid, off, frontier), t.size // max(len(self.servers), 1))
+                 for c in grid]
+        for c, (em, merged) in zip(grid, eng._run_local(calls)):
+            if isinstance(merged, tuple):
+                self.merged_cnt[merged[0]] += merged[1]
+            else:
+                self.merged_cnt += merged
+            emitted[c] = em
+            out_all.append(em)
+        if grid:
+            self._run_chains(emitted, chains_done)
         for c in self.order:
+            if c in emitted:
+                continue
             srv = self.servers[c]
-            e = np.flatnonzero(routed & (self.src_cpu[sid] == c))
-            parts = [(t[e], np.full(e.size, K_RAISE, np.int64), g[e], sid[e], self.src_vl[sid[e]], g[e])]
+            e = arrivals(c)
             cx = self.complex[c]
+            parts = [(t[e], np.full(e.size, K_RAISE, np.int64), g[e], sid[e], self.src_vl[sid[e]], g[e])]
             if cx:
                 ct = np.concatenate([x[0] for x in cx])
                 cg = np.concatenate([x[1] for x in cx])
@@ -377,11 +594,16 @@ class CpuStage:
                     parts.append((kT, kc, np.full(kT.size, -1, np.int64), np.full(kT.size, -1, np.int64),
                                   np.full(kT.size, -2, np.int64), ks))
             Tc, cls, gc, sc, vl, sub = (np.concatenate([p[i] for p in parts]) for i in range(6))
-            if getattr(srv, "grid", False):   # already in order: this chunk's raised vectors, one vector
+            if srv.grid:   # already in order: this chunk's raised vectors, one vector
                 now, merged, later = srv.feed_grid(Tc, gc, sc, frontier)
+                if later is not None:
+                    ld, lg, ls, lt = later
+                    later = np.stack([lg, ld, np.full(ld.size, K_EARLY, np.int64), ls, lt], axis=1)
+                else:
+                    later = []
             else:
-                order = np.lexsort((sub, 8 * Tc + cls))
-                Tc, cls, gc, sc, vl, sub = Tc[order], cls[order], gc[order], sc[order], vl[order], sub[order]
+                o = np.lexsort((sub, 8 * Tc + cls))
+                Tc, cls, gc, sc, vl, sub = Tc[o], cls[o], gc[o], sc[o], vl[o], sub[o]
                 vlx = np.where(vl == -4, 10_000, vl)   # a complex arrival (it must not wait, checked below)
                 vlx = np.where(vl == -5, -5, vlx)      # ... one a level pin sends again at an EOI
                 now, merged, later = srv.feed_scalar(Tc, cls, vlx, gc, sc, sub, frontier)
@@ -396,7 +618,7 @@ class CpuStage:
             mg = merged & dev
             if mg.any():
                 eng.sink.settle(gc[mg], O.COALESCED_APIC)
-                np.add.at(self.merged_cnt, sc[mg], 1)
+                self.merged_cnt += np.bincount(sc[mg], minlength=self.merged_cnt.shape[0])
             nw = now & dev
             outs = [(Tc[nw], np.full(int(nw.sum()), K_RAISE, np.int64), gc[nw], sc[nw], Tc[nw], gc[nw])]
             if len(later):
@@ -406,10 +628,45 @@ class CpuStage:
             emitted[c] = em
             out_all.append(em)
             self._run_chains(emitted, chains_done)
-        if not out_all:
-            z = np.zeros(0, np.int64)
-            return z, z, z, z, z, z
-        return tuple(np.concatenate([o[i] for o in out_all]) for i in range(6))
+        return out_all, unrouted
+
+    def _grid(self, c: int, arrivals: Any, t: np.ndarray, sid: np.ndarray, off: int, frontier: int) -> tuple:
+        """A grid CPU takes its arrivals (chunk indices ``arrivals(c)``): what it took (T, cls, g, s, traise,
+        sub) and what merged, to add to ``merged_cnt`` (source, count) or per source. It settles the merged ones
+        itself."""
+        srv = self.servers[c]
+        e = arrivals(c)
+        Tc = t[e]                             # (an arrival's interrupt is its chunk index e plus off)
+        one = self.cpu_src.get(c)             # the CPU's only source, if it has one
+        if one is not None:
+            now, nm, later = srv.feed_grid(Tc, e, one, frontier, masks=False, goff=off)
+            if nm:
+                # every arrival here is marked merged, one write (no masked gather); the others are settled again
+                # below, later or in a later chunk, and their own outcome replaces it
+                self.eng.sink.mark_chunk(e, O.COALESCED_APIC, nm)
+            madd: Any = (one, nm)
+            sn = np.full(now.size, one, np.int64)
+        else:
+            sc = sid[e]
+            nowm, merged, later = srv.feed_grid(Tc, e, sc, frontier, goff=off)
+            me = e[merged]
+            me += off
+            self.eng.sink.settle(me, O.COALESCED_APIC)
+            madd = np.bincount(sc[merged], minlength=self.merged_cnt.shape[0])
+            now = np.flatnonzero(nowm)
+            sn = sc[now]
+        Tn = Tc[now]
+        gn = e[now]
+        gn += off
+        if later is not None:
+            ld, lg, ls, lt = later
+            em = (np.concatenate((Tn, ld)), np.concatenate((np.full(Tn.size, K_RAISE, np.int64),
+                                                             np.full(ld.size, K_EARLY, np.int64))),
+                  np.concatenate((gn, lg)), np.concatenate((sn, ls)), np.concatenate((Tn, lt)),
+                  np.concatenate((gn, np.full(ld.size, c, np.int64))))
+        else:
+            em = (Tn, np.full(Tn.size, K_RAISE, np.int64), gn, sn, Tn, gn)
+        return em, madd
 
     def _run_chains(self, emitted: dict, done: set) -> None:
         """irqfd work whose signals' CPUs have all taken this chunk's vectors: the work chain runs on them, and
@@ -442,6 +699,19 @@ class CpuStage:
         """After the last chunk the servers have run to the end (its frontier is past everything)."""
 
 
+def check_wakeups(plan: Any) -> None:
+    """A VT-d wake-up notification (PIW) for a halted vCPU lands on its CPU; if that CPU runs another vCPU in guest
+    mode, it is an external-interrupt exit of that vCPU, which the engine does not place (whether or not that CPU
+    takes host vectors)."""
+    for vp in plan.vcpus:
+        c = vp.pcpu
+        cur = plan.cpu_curr.get(c)
+        if cur is not vp and vp.vcpu.mode == "halted" and vp.has_iommu and vp.apicv:
+            if cur is not None and not cur.halted:
+                raise Unsupported(f"vcpu{vp.vcpu.id}: a VT-d wake-up notification lands on CPU{c}, which runs "
+                                  "another vCPU (an exit the engine does not place; engine='reference' runs it)")
+
+
 def _dynamic(eng: Any, s: int) -> bool:
     """A source whose line counts unhandled interrupts (note_interrupt may disable it during the storm)."""
     ln = eng.src_line[s]
@@ -463,6 +733,9 @@ def _topo(cpus: list[int], edges: dict[int, set]) -> list[int]:
     return done
 
 
+_WALK_BLOCK = 32   # candidate gaps a run's walk judges at once
+
+
 class GridServer(CpuServer):
     """A CPU that takes one host vector and kicks nobody: its busy periods are runs of back-to-back jobs on a grid
     (the first job of a period lasts h + x, the others h), and the period ends at the first job that finds no
@@ -477,154 +750,183 @@ class GridServer(CpuServer):
         self.carry: tuple | None = None   # the open busy period: (E0, alone, k_last, last time, start tuple)
         self.buf: list = []                # dispatches from an IRR still to emit: (d, g, s, traise)
 
-    def feed_grid(self, T: np.ndarray, g: np.ndarray, s: np.ndarray, frontier: int) -> tuple:
-        """One chunk's arrivals (all raised, in order): (taken-now mask, merged mask, taken-later list)."""
+    def feed_grid(self, T: np.ndarray, g: np.ndarray, s: Any, frontier: int, masks: bool = True,
+                  goff: int = 0) -> tuple:
+        """One chunk's arrivals (all raised, in order; ``s`` their sources, or the one source): (taken-now mask,
+        merged mask, taken later from the IRR up to the frontier: (instant, g, source, raised) arrays in order, or
+        None); with ``masks=False`` the indices of those taken now and the number merged instead of the masks.
+        The arrivals' interrupts are ``g + goff``.
+
+        Every arrival is in a busy period that its opener starts (taken now: a job of h + x); the period's first
+        job ends at e0, and arrival x > opener falls in slot k = max((x - e0) // h + 1, 0), served by the job
+        that ends at e0 + (k + 1) h: the first arrival of a slot waits in the IRR and is taken at e0 + k h, the
+        others merge into it. A period ends after the job serving its last arrival's slot."""
         n = T.shape[0]
         h, c1 = self.h, self.c1
-        now = np.zeros(n, dtype=bool)
-        merged = np.zeros(n, dtype=bool)
-        if n:
-            vx = 1 if self.carry is not None else 0
-            x = np.empty(n + vx, dtype=np.int64)
-            x[vx:] = T
-            if vx:
-                E0c, alone_c, klast_c, tlast_c, start_c = self.carry
-                x[0] = tlast_c
-            m = x.shape[0]
-            op = np.zeros(m, dtype=bool)      # busy-period openers
-            E0 = np.zeros(m, dtype=np.int64)  # each period's first job end, at its opener
-            if h == 0 and c1 == 0:            # hard interrupts of no time: every one is taken at once
-                op[vx:] = True
-            else:
-                gap = np.diff(x)
-                head = np.zeros(m, dtype=bool)   # certain openers: the CPU is free by then
-                head[1:] = gap >= c1 + h
-                if not vx:
-                    head[0] = True
-                hidx = np.flatnonzero(head)
-                # the walk over the gaps that can end a period (>= h), run by run, all runs at once
-                cand = np.flatnonzero(gap >= max(h, 1)) if m > 1 else np.zeros(0, np.int64)
-                cand = cand[~head[cand + 1]]     # a gap into a head ends it anyway
-                op[hidx] = True
-                run_of_head = np.full(m, -1, np.int64)
-                run_of_head[hidx] = np.arange(hidx.size)
-                # runs: from a head (or the carried period) to the next head
-                rstart = np.concatenate(([0], hidx)) if vx else hidx
-                nrun = rstart.size
-                rE0 = x[rstart] + c1
-                rop = rstart.copy()
-                if vx:
-                    rE0[0] = E0c
-                    rop[0] = 0 if alone_c else -1
-                if cand.size:
-                    rid = np.searchsorted(rstart, cand, side="right") - 1
-                    order = np.argsort(rid, kind="stable")
-                    cand, rid = cand[order], rid[order]
-                    first = np.searchsorted(rid, np.arange(nrun))
-                    cnt = np.searchsorted(rid, np.arange(nrun), side="right") - first
-                    act = np.flatnonzero(cnt > 0)
-                    r = 0
-                    newop = []
-                    while act.size:
-                        ci = cand[first[act] + r]
-                        xi, xn = x[ci], x[ci + 1]
-                        e0 = rE0[act]
-                        se = np.where(xi < e0, e0, e0 + ((xi - e0) // max(h, 1) + 1) * h)
-                        alone = rop[act] == ci
-                        ends = xn >= se + np.where(alone, 0, h)
-                        if ends.any():
-                            a2 = act[ends]
-                            nx = ci[ends] + 1
-                            rop[a2] = nx
-                            rE0[a2] = x[nx] + c1
-                            newop.append(nx)
-                        r += 1
-                        act = act[cnt[act] > r]
-                    if newop:
-                        op[np.concatenate(newop)] = True
-                E0[op] = x[op] + c1
-                if vx and not op[0]:
-                    E0[0] = E0c
-            # each arrival's period, its slot, first in its slot or merged
-            pid = np.cumsum(op) - 1
-            if vx and not op[0]:
-                pid += 1
-                starts = np.concatenate(([0], np.flatnonzero(op)))
-            else:
-                starts = np.flatnonzero(op)
-            E0p = E0[starts]
-            if vx and not op[0]:
-                E0p[0] = E0c
-            e0 = E0p[pid]
-            hh = max(h, 1)
-            k = np.where(x < e0, 0, (x - e0) // hh + 1)
-            k[starts] = -1                                   # an opener is in service, not in a slot
-            if vx and not op[0]:
-                k[0] = -1 if alone_c else klast_c
-            firstk = np.zeros(m, dtype=bool)
-            firstk[1:] = (k[1:] != k[:-1]) | (pid[1:] != pid[:-1])
-            firstk &= k >= 0
-            if vx and not op[0]:
-                firstk[0] = False                            # the carried one was counted in its own chunk
-            slot_end = np.where(k == 0, e0, e0 + k * h)
-            sl = slice(vx, m)
-            now[:] = op[sl]
-            later_m = firstk[sl]
-            merged[:] = ~now & ~later_m
-            # busy periods: each ends after the job that serves its last arrival's slot
-            last = np.empty(starts.size, dtype=np.int64)
-            last[:-1] = starts[1:] - 1
-            last[-1] = m - 1
-            kl = k[last]
-            alone_l = kl < 0
-            end = np.where(alone_l, E0p, slot_end[last] + h)
-            # the counters
-            nl = int(later_m.sum())
-            self.taken += int(now.sum()) + nl
-            self.jobs += int(now.sum()) + nl
-            self.waited += nl
-            self.merged += int(merged.sum())
-            # dispatches from the IRR, to emit in key order
-            li = np.flatnonzero(later_m)
-            if li.size:
-                self.buf.append((slot_end[sl][li], g[li], s[li], T[li]))
-            # finished periods, and the one still open
-            pstart = [(int(x[i]), K_RAISE, int(g[i - vx])) if not (vx and i == 0) else start_c for i in starts.tolist()]
-            if vx and op[0]:
-                pstart[0] = (int(x[0]), K_RAISE, int(g[0]))
-            fin = end <= frontier
-            for j in range(starts.size - 1):
-                self._close(pstart[j], int(end[j]))
-            if fin[-1] and frontier < INF:
-                self._close(pstart[-1], int(end[-1]))
+        if not n:
+            if self.carry is not None and self.bend <= frontier:
+                self._close(self.carry[4], self.bend)
                 self.carry = None
                 self.bend = -1
-            elif frontier >= INF:
-                self._close(pstart[-1], int(end[-1]))
-                self.carry = None
-                self.bend = -1
-            else:
-                self.carry = (int(E0p[-1]), bool(alone_l[-1]), int(kl[-1]), int(x[-1]), pstart[-1])
-                self.bstart, self.bcls, self.bsub = pstart[-1]
-                self.bend = int(end[-1])
-        elif self.carry is not None and self.bend <= frontier:
-            self._close(self.carry[4], self.bend)
+            if not masks:
+                return np.zeros(0, np.int64), 0, self._give(frontier)
+            return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), self._give(frontier)
+        if h == 0 and c1 == 0:   # jobs of no time: each taken at once, and the CPU is never busy (no period)
+            self.taken += n
+            self.jobs += n
+            if not masks:
+                return np.arange(n), 0, self._give(frontier)
+            return np.ones(n, dtype=bool), np.zeros(n, dtype=bool), self._give(frontier)
+        vx = 1 if self.carry is not None else 0
+        if vx:
+            x = np.empty(n + 1, dtype=np.int64)
+            x[1:] = T
+            E0c, alone_c, klast_c, tlast_c, start_c = self.carry
+            x[0] = tlast_c
+        else:
+            x = T
+        m = x.shape[0]
+        op = np.zeros(m, dtype=bool)      # busy-period openers
+        # (h >= 1 here: host_irq_ns 0 under a running vCPU is Unsupported)
+        gap = np.diff(x)
+        cand = np.flatnonzero(gap >= h)    # the gaps that can end a period
+        hc = gap[cand] >= c1 + h           # ... those that certainly do: the CPU is free by then (heads)
+        hidx = cand[hc] + 1
+        if not vx:
+            hidx = np.concatenate(([0], hidx))
+        cand = cand[~hc]
+        op[hidx] = True
+        # the walk over the other candidates, run by run (a run: from a head, or the carried period, to the
+        # next head), all runs at once: the first candidate gap that ends its run's current period opens one
+        rstart = np.concatenate(([0], hidx)) if vx else hidx
+        nrun = rstart.size
+        rE0 = x[rstart] + c1
+        rop = rstart.copy()
+        if vx:
+            rE0[0] = E0c
+            rop[0] = 0 if alone_c else -1
+        if cand.size:
+            rid = np.searchsorted(rstart, cand, side="right") - 1   # cand is sorted: so is rid
+            first = np.searchsorted(rid, np.arange(nrun))
+            cnt = np.searchsorted(rid, np.arange(nrun), side="right") - first
+            act = np.flatnonzero(cnt > 0)
+            rr = np.zeros(nrun, np.int64)     # each run's next candidate (ordinal in the run)
+            ar = np.arange(_WALK_BLOCK)
+            newop = []
+            while act.size:
+                # the run's next _WALK_BLOCK candidates, all judged against its current period; the first
+                # that ends it opens the next period, and the walk goes on after it
+                ca = cnt[act][:, None]
+                pos = rr[act][:, None] + ar
+                valid = pos < ca
+                ci = cand[first[act][:, None] + np.minimum(pos, ca - 1)]
+                xi, xn = x[ci], x[ci + 1]
+                e0 = rE0[act][:, None]
+                se = np.where(xi < e0, e0, e0 + ((xi - e0) // h + 1) * h)
+                ends = (xn >= se + np.where(rop[act][:, None] == ci, 0, h)) & valid
+                hit = ends.any(axis=1)
+                if hit.any():
+                    j = np.argmax(ends[hit], axis=1)
+                    a2 = act[hit]
+                    nx = ci[hit][np.arange(a2.size), j] + 1
+                    rop[a2] = nx
+                    rE0[a2] = x[nx] + c1
+                    newop.append(nx)
+                    rr[a2] += j + 1
+                rr[act[~hit]] += _WALK_BLOCK
+                act = act[rr[act] < cnt[act]]
+            if newop:
+                op[np.concatenate(newop)] = True
+        carried = bool(vx) and not op[0]          # the first arrivals continue the carried period
+        starts = np.flatnonzero(op)
+        if carried:
+            starts = np.concatenate(([0], starts))
+        E0p = x[starts] + c1
+        if carried:
+            E0p[0] = E0c
+        nst = starts.size
+        lens = np.empty(nst, dtype=np.int64)
+        lens[:-1] = starts[1:] - starts[:-1]
+        lens[-1] = m - starts[-1]
+        hh = max(h, 1)
+        base = np.repeat(E0p - hh, lens)           # per arrival: its period's e0 - h
+        k = np.subtract(x, base)                   # the slot: (x - e0) // h + 1, 0 before e0 (x - e0 >= -c1)
+        np.floor_divide(k, hh, out=k)
+        np.maximum(k, 0, out=k)
+        k[starts] = -1                                   # an opener is in service, not in a slot
+        if carried:
+            k[0] = -1 if alone_c else klast_c
+        firstk = np.empty(m, dtype=bool)                 # the first arrival of its slot: it waits in the IRR
+        firstk[0] = False                                # an opener, or the carried one (counted already)
+        np.not_equal(k[1:], k[:-1], out=firstk[1:])
+        firstk[starts] = False
+        sl = slice(vx, m)
+        now = op[sl]
+        li = np.flatnonzero(firstk[sl])
+        # busy periods: each ends after the job that serves its last arrival's slot
+        last = np.empty(nst, dtype=np.int64)
+        last[:-1] = starts[1:] - 1
+        last[-1] = m - 1
+        kl = k[last]
+        alone_l = kl < 0
+        end = np.where(alone_l, E0p, E0p + kl * h + h)
+        # the counters
+        nn = int(np.count_nonzero(now))
+        nl = int(li.size)
+        self.taken += nn + nl
+        self.jobs += nn + nl
+        self.waited += nl
+        self.merged += n - nn - nl
+        # dispatches from the IRR, to emit in key order: the first of slot k is taken at e0 + k h
+        if nl:
+            lv = li + vx
+            self.buf.append((base[lv] + hh + k[lv] * h, g[li] + goff, s[li] if np.ndim(s) else np.full(nl, s, np.int64),
+                             T[li]))
+        # finished periods, and the one still open: their starts (time, class, sub)
+        ps_t = x[starts]
+        ps_c = np.full(nst, K_RAISE, np.int64)
+        ps_s = g[np.maximum(starts - vx, 0)] + goff
+        if carried:
+            ps_t[0], ps_c[0], ps_s[0] = start_c
+        nfin = nst if (end[-1] <= frontier or frontier >= INF) else nst - 1
+        if nfin:
+            self._close_many(ps_t[:nfin], ps_c[:nfin], ps_s[:nfin], end[:nfin])
+        if nfin == nst:
             self.carry = None
             self.bend = -1
-        # what the IRRs give up to the frontier
-        later: list = []
+        else:
+            st = (int(ps_t[-1]), int(ps_c[-1]), int(ps_s[-1]))
+            self.carry = (int(E0p[-1]), bool(alone_l[-1]), int(kl[-1]), int(x[-1]), st)
+            self.bstart, self.bcls, self.bsub = st
+            self.bend = int(end[-1])
+        if not masks:
+            return np.flatnonzero(now), n - nn - nl, self._give(frontier)
+        return now, ~(op | firstk)[sl], self._give(frontier)
+
+    def _give(self, frontier: int) -> tuple | None:
+        """What the IRRs give up to the frontier (in order: a later buffer entry never precedes an earlier one)."""
+        later = None
         if self.buf:
-            d = np.concatenate([b[0] for b in self.buf])
-            gg = np.concatenate([b[1] for b in self.buf])
-            ss = np.concatenate([b[2] for b in self.buf])
-            tt = np.concatenate([b[3] for b in self.buf])
-            ok = d <= frontier
-            if ok.any():
-                later = np.stack([gg[ok], d[ok], np.full(int(ok.sum()), K_EARLY, np.int64), ss[ok], tt[ok]], axis=1)
-            self.buf = [(d[~ok], gg[~ok], ss[~ok], tt[~ok])] if (~ok).any() else []
-        return now, merged, later
+            if len(self.buf) == 1:
+                d, gg, ss, tt = self.buf[0]
+            else:
+                d, gg, ss, tt = (np.concatenate([b[i] for b in self.buf]) for i in range(4))
+            j = int(np.searchsorted(d, frontier, side="right")) if frontier < INF else d.size
+            if j:
+                later = (d[:j], gg[:j], ss[:j], tt[:j])
+            self.buf = [(d[j:], gg[j:], ss[j:], tt[j:])] if j < d.size else []
+        return later
 
     def _close(self, start: tuple, end: int) -> None:
         self.busy.append((start[0], start[1], start[2], end))
         self.nbusy += 1
         self.busy_ns += end - start[0]
+        self.last_end = end
+
+    def _close_many(self, t: np.ndarray, c: np.ndarray, sub: np.ndarray, end: np.ndarray) -> None:
+        if self.busy:   # keep them in order
+            self._arrays()
+        self.busy_arr.append((8 * t + c, sub.astype(np.int64, copy=False), end.astype(np.int64, copy=True)))
+        self.nbusy += int(t.size)
+        self.busy_ns += int((end - t).sum())
+        self.last_end = int(end[-1])

@@ -42,7 +42,7 @@ from .lines import (
 )
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
-from .cpus import INF as CINF, K_ENTRY, K_END, K_INJ_AFTER, K_INJ_BEFORE, K_RAISE, CpuStage
+from .cpus import INF as CINF, K_ENTRY, K_END, K_INJ_AFTER, K_INJ_BEFORE, K_RAISE, CpuStage, before_own, check_wakeups
 from .vcpu import VcpuWindows, WorkChain
 
 __all__ = ["run", "Unsupported", "DEFAULT_CHUNK"]
@@ -83,6 +83,72 @@ def _run_all(calls: list) -> list:
     return [f.result() for f in futs]
 
 
+def _key_order(K: np.ndarray, SB: np.ndarray) -> np.ndarray:
+    """The order of events by key, then sub: one stable sort of a combined key when it fits in 62 bits (runs
+    already in order make it cheap), else a lexsort."""
+    n = K.shape[0]
+    if n < 2:
+        return np.arange(n)
+    lo, hi = int(SB.min()), int(SB.max())
+    span = hi - lo + 1
+    kmin, kmax = int(K.min()), int(K.max())
+    if kmin >= 0 and (kmax + 1) * span < (1 << 62):
+        return np.argsort(K * span + (SB - lo), kind="stable")
+    return np.lexsort((SB, K))
+
+
+def _pairs_in(K: np.ndarray, SB: np.ndarray, pairs: list) -> np.ndarray:
+    """Which events (K[i], SB[i]) are among ``pairs`` [(key, sub)]: by a combined key when it fits in 62 bits."""
+    n = K.shape[0]
+    if not pairs or not n:
+        return np.zeros(n, dtype=bool)
+    P = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    lo = min(int(SB.min()), int(P[:, 1].min()))
+    span = max(int(SB.max()), int(P[:, 1].max())) - lo + 1
+    top = max(int(K.max()), int(P[:, 0].max()))
+    if min(int(K.min()), int(P[:, 0].min())) >= 0 and (top + 1) * span < (1 << 62):
+        return np.isin(K * span + (SB - lo), P[:, 0] * span + (P[:, 1] - lo))
+    kicks = set(map(tuple, P.tolist()))
+    return np.array([(a, b) in kicks for a, b in zip(K.tolist(), SB.tolist())], dtype=bool)
+
+
+class _Const:
+    """A column of ``n`` equal values, made an array only if it must be."""
+    __slots__ = ("v", "n")
+
+    def __init__(self, v: Any, n: int):
+        self.v, self.n = v, n
+
+    def array(self, dtype: Any) -> np.ndarray:
+        return np.full(self.n, self.v, dtype)
+
+
+class _Index:
+    """The interrupts of a chunk, ``off + i`` for chunk index ``i``, without an array of all of them: indexed by
+    chunk indices, a boolean mask, or one position, it gives what ``off + np.arange(size)`` would."""
+    __slots__ = ("off", "size")
+
+    def __init__(self, off: int, size: int):
+        self.off, self.size = off, size
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, (int, np.integer)):
+            if not -self.size <= i < self.size:
+                raise IndexError(i)
+            return self.off + (int(i) % self.size)
+        i = np.asarray(i)
+        if i.dtype == np.bool_:
+            return np.flatnonzero(i) + self.off
+        return (i if i.dtype == np.int64 else i.astype(np.int64)) + self.off
+
+
+def _cat(parts: list) -> tuple:
+    """Parts of equal-length tuples of arrays, as one tuple of arrays."""
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
+
+
 def _entry_exits(vp: Any, n: int) -> None:
     """n entries that delivered an interrupt: a halted vCPU was woken (its HLT exit ends), a running one
     without APICv took an external-interrupt exit (with APICv it takes the interrupt without exiting)."""
@@ -106,6 +172,11 @@ class Sink:
         self.prov: dict[int, int] = {}   # interrupts whose outcome may still change: PENDING or IN_FLIGHT
         self.ext: list = []              # interrupts held from before the storm: handle -2 - i
         self.ext_done: dict[int, tuple] = {}
+        self._tl = threading.local()     # a worker thread's own counts (``VectorEngine._run_local``)
+
+    def _c(self) -> np.ndarray:
+        c = getattr(self._tl, "counts", None)
+        return self.counts if c is None else c
 
     def external(self, ev: Any) -> int:
         """A handle for an IrqEvent the model holds from before the storm (a poll may settle it)."""
@@ -130,9 +201,22 @@ class Sink:
             if lat is not None:
                 self.latency[g] = lat
         if np.ndim(o):
-            self.counts += np.bincount(o, minlength=len(Outcome))
+            self._c()[:] += np.bincount(o, minlength=len(Outcome))
         else:
-            self.counts[o] += np.size(g)
+            self._c()[o] += np.size(g)
+
+    def mark(self, g: np.ndarray, o: int, n: int) -> None:
+        """``n`` of the interrupts ``g`` end as ``o``; all of them are marked so (one write, no masked gather): each
+        of the others is settled again later and its own outcome replaces the mark."""
+        if self.keep:
+            self.outcome[g] = o
+        self._c()[o] += n
+
+    def mark_chunk(self, i: np.ndarray, o: int, n: int) -> None:
+        """``mark`` for the current chunk's interrupts at chunk indices ``i``."""
+        if self.keep:
+            self.out_view[i] = o
+        self._c()[o] += n
 
     def settle1(self, g: int, o: int, lat: int | None = None, t_ack: int | None = None) -> None:
         if g <= -2:  # not in this storm: the model's own IrqEvent changes, and the host's ledger with it
@@ -146,7 +230,7 @@ class Sink:
             self.outcome[g] = o
             if lat is not None:
                 self.latency[g] = lat
-        self.counts[o] += 1
+        self._c()[o] += 1
 
     def pending(self, g: int) -> None:
         if g > -2:
@@ -211,6 +295,7 @@ class VectorEngine:
         self.first_id = None
         self._tables()
         # host CPUs (irqlab/cpu.py): a CPU stage as soon as a source's vector arrives at a CPU
+        check_wakeups(plan)
         self.cpus = CpuStage(self) if any(sp.cpu >= 0 for sp in plan.sources) else None
         if self.cpus is not None:
             self._bound_info()
@@ -426,32 +511,43 @@ class VectorEngine:
         self.chunk_t = t
         self.sink.chunk(off, t.size)
         self.t_last = max(self.t_last, int(t[-1]))
-        cnt = np.bincount(sid, minlength=self.P)
-        self.cnt += cnt
-        g = off + np.arange(t.size, dtype=np.int64)
-        evk = self.kind[sid].copy()
         dyn = [ml for ml in self.msi_lines.values() if ml.up and ml.lp.dynamic and not self.plan.noirqdebug]
-        cplx = np.zeros(t.size, dtype=bool)
+        cs.src_count = {} if self.P <= 8 else None   # sources the scan counts while it finds their arrivals
+        if dyn:
+            cnt = self._count(sid)
+            self.cnt += cnt
+        g = _Index(off, t.size)   # each arrival's interrupt (its index in the storm), made only where used
+        if dyn or self.kinds_present & {K_HELD, K_THREAD, K_INTX}:
+            evk = self.kind[sid].copy()
+        else:   # every arrival reaches its CPU as a plain vector
+            evk = np.zeros(0, np.int8)
+        cplx = None   # arrivals a line computed as taken at once (None: none)
         for ml in dyn:
+            if cplx is None:
+                cplx = np.zeros(t.size, dtype=bool)
             srcs = self.line_srcs[ml.desc.irq]
             self._msi_scan(ml, t, sid, off, cnt, evk)
             m = np.isin(sid, srcs) & (evk != K_HELD)
             cs.note_complex(ml.desc.cpu, t[m], g[m])
             cplx |= m
-        e = np.flatnonzero(evk == K_HELD)
+        kp = self.kinds_present if not dyn else set(np.unique(evk).tolist())
+        if not evk.size:
+            kp = set()
+        e = np.flatnonzero(evk == K_HELD) if K_HELD in kp else evk[:0]
         if e.size:
             self._held(t[e], sid[e], g[e])
-        e = np.flatnonzero(evk == K_THREAD)
-        thr_down = np.zeros(t.size, dtype=bool)
+        e = np.flatnonzero(evk == K_THREAD) if K_THREAD in kp else evk[:0]
+        thr_down = None
         thr_up = [ln for ln in self.thread_lines.values() if ln.up]
         if e.size:   # a threaded MSI line that is up: its CPU first (below), then the line; one that is down holds
+            thr_down = np.zeros(t.size, dtype=bool)
             ss = sid[e]
             for ln in self.thread_lines.values():
                 if not ln.up:
                     m = np.isin(ss, self.line_srcs[ln.desc.irq])
                     ln.hold(t[e[m]], g[e[m]])
                     thr_down[e[m]] = True
-        e = np.flatnonzero(evk == K_INTX)
+        e = np.flatnonzero(evk == K_INTX) if K_INTX in kp else evk[:0]
         self._intx(t[e], sid[e], g[e], t_next)
         if t_next >= INF:   # the last chunk: what a stuck line raises after the storm, its CPU takes before it ends
             for il in self.intx_lines.values():
@@ -464,43 +560,72 @@ class VectorEngine:
             for x in il.cpu_arr:
                 cs.note_complex(il.desc.cpu, *x)
             il.cpu_arr = []
-        simple = (evk != K_HELD) & (evk != K_INTX) & ~thr_down & ~cplx
-        T, cl, G, S, TR, SUB = cs.scan(t, sid, g, simple, t_next)
-        for ln in thr_up:   # what its CPU took, in the order it took it: the thread windows, note_interrupt
-            m = np.isin(S, self.line_srcs[ln.desc.irq])
-            if m.any():
-                o = np.lexsort((SUB[m], 8 * T[m] + cl[m]))
-                ln.feed(T[m][o], G[m][o], cl[m][o])
-        rest = np.flatnonzero((simple & (cs.src_cpu[sid] < 0)) | cplx)   # posted, or taken at once by their line
-        if rest.size:
-            T = np.concatenate([T, t[rest]])
-            cl = np.concatenate([cl, np.full(rest.size, K_RAISE, np.int64)])
-            G = np.concatenate([G, g[rest]])
-            S = np.concatenate([S, sid[rest]])
-            TR = np.concatenate([TR, t[rest]])
-            SUB = np.concatenate([SUB, g[rest]])
-        self._downstream(T, cl, G, S, TR, SUB, t_next)
+        simple = None   # which arrivals reach their CPU as plain vectors (None: all)
+        if K_HELD in kp or K_INTX in kp:
+            simple = (evk != K_HELD) & (evk != K_INTX)
+        for m in (thr_down, cplx):
+            if m is not None:
+                simple = ~m if simple is None else simple & ~m
+        parts, unrouted = cs.scan(t, sid, g, simple, t_next)
+        if not dyn:   # (the sources a grid CPU found were counted there)
+            self.cnt += self._count(sid, cs.src_count)
+        if thr_up and parts:
+            T, cl, G, S, TR, SUB = _cat(parts)
+            for ln in thr_up:   # what its CPU took, in the order it took it: the thread windows, note_interrupt
+                m = np.isin(S, self.line_srcs[ln.desc.irq])
+                if m.any():
+                    o = np.lexsort((SUB[m], 8 * T[m] + cl[m]))
+                    ln.feed(T[m][o], G[m][o], cl[m][o])
+        if cplx is None:
+            rest = unrouted
+        else:
+            cplx[unrouted] = True
+            rest = np.flatnonzero(cplx)
+        if rest.size:   # posted, or taken at once by their line
+            tr, gr = t[rest], g[rest]
+            parts.append((tr, np.full(rest.size, K_RAISE, np.int64), gr, sid[rest], tr, gr))
+        self._downstream(parts, t_next)
 
-    def _downstream(self, T, cl, G, S, TR, SUB, t_next: int) -> None:
-        """What the CPUs took (or what reached no CPU), at the instant and in the order it ran."""
-        o = np.lexsort((SUB, 8 * T + cl))
-        T, cl, G, S, TR, SUB = T[o], cl[o], G[o], S[o], TR[o], SUB[o]
-        k = self.kind[S] if S.size else np.zeros(0, np.int8)
-        e = np.flatnonzero(k == K_CONST)
-        if e.size:
-            s = S[e]
+    def _count(self, sid: np.ndarray, known: dict | None = None) -> np.ndarray:
+        """The chunk's interrupts per source (``known``: counts found already)."""
+        if self.P <= 8:   # a comparison per source is cheaper than bincount's cast of the ids
+            known = known or {}
+            return np.array([known[x] if x in known else np.count_nonzero(sid == x) for x in range(self.P)],
+                            dtype=np.int64)
+        return np.bincount(sid, minlength=self.P)
+
+    def _downstream(self, parts: list, t_next: int) -> None:
+        """What the CPUs took (or what reached no CPU), in parts (T, cls, g, s, traise, sub), unordered: each
+        consumer below puts its own share in the order it ran (key 8T + class, then sub) — one sort, or one
+        concatenation, of everything would be a pass too many."""
+        kind = self.kind   # (a line going down changes its sources' kind during the storm)
+        self.acc_mine = (kind == K_ACCEPT)[None, :] & (self.acc_vec >= 0)
+        is_const = kind == K_CONST
+        if is_const.any():
+            cparts = []
+            for p in parts:
+                e = np.flatnonzero(is_const[p[3]])
+                if e.size:
+                    cparts.append(tuple(x[e] for x in p))
+            if cparts:
+                self._const_cpu(*_cat(cparts))
+        self._accepts_cpu(parts, t_next)   # (irqfd work ran in the CPU stage)
+
+    def _const_cpu(self, T, cl, G, S, TR, SUB) -> None:
+        """Interrupts whose outcome is fixed by their source (host handlers, a line with no vCPU), as taken."""
+        if T.size:
+            s = S
             lat = self.const_lat[s]
-            lat = np.where(lat >= 0, lat + (T[e] - TR[e]), -1)
-            self.sink.settle(G[e], self.const_out[s], lat)
+            lat = np.where(lat >= 0, lat + (T - TR), -1)
+            self.sink.settle(G, self.const_out[s], lat)
             if self.nh_msgs:
-                self._nohandler_log_cpu(T[e], s, G[e], cl[e], SUB[e])
+                self._nohandler_log_cpu(T, s, G, cl, SUB)
             for src in self.instant_srcs:
-                ee = e[s == src]
+                ee = np.flatnonzero(s == src)
                 if ee.size:
-                    i = int(ee[-1])
+                    i = int(ee[np.lexsort((SUB[ee], 8 * T[ee] + cl[ee]))[-1]])   # the last one it took
                     for a in self.instant[src]:
                         self.vcpus[a.vcpu.index].instant_at((8 * int(T[i]) + int(cl[i]), 0, int(SUB[i])), a)
-        self._accepts_cpu(T, cl, G, S, TR, SUB, k, t_next)   # (irqfd work ran in the CPU stage)
 
     def _nohandler_log_cpu(self, T, s, G, cl, SUB) -> None:
         """_nohandler_log for what the CPUs took, in the order they took it (6-tuples: + class and order)."""
@@ -528,75 +653,146 @@ class VectorEngine:
             if ok[i]:
                 self.nh_log.append((tt, gg, "emerg", self.nh_msgs[int(mk[c[i]])], cc, sb))
 
-    def _accepts_cpu(self, T, cl, G, S, TR, SUB, k, t_next: int) -> None:
+    def _run_local(self, calls: list) -> list:
+        """``_run_all`` for calls that settle interrupts: each worker adds to its own counts (the sink's
+        thread-local ones), added to the ledger here, in this thread. Each call touches only its own state and
+        its own interrupts' slots, so the result is the same in any order."""
+        if sum(1 for c in calls if c[2] >= _PARALLEL_MIN) < 2:
+            return [fn(*args) for fn, args, _ in calls]
+        sink = self.sink
+
+        def local(fn: Any, args: tuple) -> tuple:
+            sink._tl.counts = np.zeros_like(sink.counts)
+            try:
+                return fn(*args), sink._tl.counts
+            finally:
+                sink._tl.counts = None
+        out = []
+        for r, c in _run_all([(local, (fn, args), n) for fn, args, n in calls]):
+            sink.counts += c
+            out.append(r)
+        return out
+
+    def _accepts_cpu(self, parts: list, t_next: int) -> None:
         """Every vCPU's accepts (what the CPUs took, VT-d posts, irqfd work due before the next chunk), at their keys;
-        each window ends at its timer or, for the vCPU a busy CPU runs, when that CPU lets it in."""
-        eA = np.flatnonzero(k == K_ACCEPT)
+        each window ends at its timer or, for the vCPU a busy CPU runs, when that CPU lets it in. The vCPUs are
+        independent here (their CPUs' busy periods are final up to the frontier and only read): two at once."""
+        calls = []
         for v, vw in enumerate(self.vcpus):
             if vw.vp.dedicated:
                 continue
-            col = self.acc_vec[v]
-            sel = eA[col[S[eA]] >= 0] if eA.size else eA
-            parts = []
-            if sel.size:
-                s = S[sel]
-                gg = np.where(self.acc_tok[v, s], G[sel], -1)
-                parts.append((8 * T[sel] + cl[sel], SUB[sel], T[sel], gg, TR[sel], col[s].astype(np.int64),
-                              self.cost[s], self.iommu[s]))
-            if vw.buf:
-                rest = []
-                for (Ti, gi, tevi, vli, ci, oi) in vw.buf:
-                    now = Ti < t_next
-                    if not now.all():
-                        rest.append((Ti[~now], gi[~now], tevi[~now], vli, ci, oi[~now]))
-                    Ti, gi, tevi, oi = Ti[now], gi[now], tevi[now], oi[now]
-                    if Ti.size:
-                        kc = K_INJ_BEFORE if vw.inject_after_w else K_INJ_AFTER
-                        parts.append((8 * Ti + kc, oi, Ti, gi, tevi, np.full(Ti.size, vli, np.int64),
-                                      np.full(Ti.size, ci, np.int64), np.zeros(Ti.size, bool)))
-                vw.buf = rest
-            if vw.defer:
-                parts = vw.defer + parts
-                vw.defer = []
-            if not parts:
+            mine = self.acc_mine[v]   # per source: an accept into this vCPU
+            sels = []                 # (part, its events that are, or None: all of them)
+            n = 0
+            for p in parts:
+                S = p[3]
+                if not S.size:
+                    continue
+                s0 = int(S[0])
+                if mine[s0] and (S.shape[0] == 1 or self.one_src_part(S)):
+                    sels.append((p, None))
+                    n += S.shape[0]
+                    continue
+                sel = np.flatnonzero(mine[S])
+                if sel.size:
+                    sels.append((p, sel))
+                    n += sel.size
+            if sels or vw.buf or vw.defer:
+                calls.append((self._vcpu_accepts, (v, vw, sels, t_next), n))
+        if len(calls) > 1:
+            for srv in self.cpus.servers.values():
+                srv._arrays()   # no busy period waits to be filed: the workers only read
+        self._run_local(calls)
+
+    def one_src_part(self, S: np.ndarray) -> bool:
+        """Whether a part of what the CPUs took comes from one source (a CPU that one source reaches)."""
+        return bool(S[0] == S[-1]) and bool((S == S[0]).all())
+
+    def _vcpu_accepts(self, v: int, vw: Any, sels: list, t_next: int) -> None:
+        col = self.acc_vec[v]
+        parts = []
+        own = self.vbound[v].cpu if self.vbound[v] is not None else None
+        for (T, cl, G, S, TR, SUB), sel in sels:
+            if sel is not None:
+                T, cl, G, S, TR, SUB = T[sel], cl[sel], G[sel], S[sel], TR[sel], SUB[sel]
+            if own is not None:
+                cl = before_own(cl, SUB, own)
+            if sel is not None:
+                gg = np.where(self.acc_tok[v, S], G, -1)
+                parts.append((8 * T + cl, SUB, T, gg, TR, col[S].astype(np.int64), self.cost[S], self.iommu[S]))
                 continue
+            s0 = int(S[0])   # a whole part from one source: its vector, cost and path are one value each
+            gg = G if self.acc_tok[v, s0] else np.full(G.shape[0], -1, np.int64)
+            parts.append((8 * T + cl, SUB, T, gg, TR, _Const(int(col[s0]), G.shape[0]),
+                          _Const(int(self.cost[s0]), G.shape[0]), _Const(bool(self.iommu[s0]), G.shape[0])))
+        if vw.buf:
+            rest = []
+            for (Ti, gi, tevi, vli, ci, oi) in vw.buf:
+                now = Ti < t_next
+                if not now.all():
+                    rest.append((Ti[~now], gi[~now], tevi[~now], vli, ci, oi[~now]))
+                Ti, gi, tevi, oi = Ti[now], gi[now], tevi[now], oi[now]
+                if Ti.size:
+                    kc = K_INJ_BEFORE if vw.inject_after_w else K_INJ_AFTER
+                    parts.append((8 * Ti + kc, oi, Ti, gi, tevi, np.full(Ti.size, vli, np.int64),
+                                  np.full(Ti.size, ci, np.int64), np.zeros(Ti.size, bool)))
+            vw.buf = rest
+        if vw.defer:
+            parts = vw.defer + parts
+            vw.defer = []
+        if not parts:
+            return
+        if len(parts) == 1:
+            K, SB = parts[0][0], parts[0][1]
+        else:
             K = np.concatenate([p[0] for p in parts])
             SB = np.concatenate([p[1] for p in parts])
-            o = np.lexsort((SB, K))
-            K, SB = K[o], SB[o]
-            Ta, Ga, Tev, VL, CO, IO = (np.concatenate([p[i] for p in parts])[o] for i in range(2, 8))
-            self._vcpu_cpu(v, vw, K, SB, Ta, Ga, Tev, VL, CO, IO, t_next)
+        o = _key_order(K, SB)   # in the order they ran: key, then sub
+        K, SB = K[o], SB[o]
+        cols = []
+        for i in range(2, 8):
+            c = [p[i] for p in parts]
+            if all(isinstance(x, _Const) for x in c) and len({x.v for x in c}) == 1:
+                cols.append(np.full(K.shape[0], c[0].v, np.bool_ if i == 7 else np.int64))   # no gather
+                continue
+            c = [x.array(np.bool_ if i == 7 else np.int64) if isinstance(x, _Const) else x for x in c]
+            cols.append((c[0] if len(c) == 1 else np.concatenate(c))[o])
+        Ta, Ga, Tev, VL, CO, IO = cols
+        self._vcpu_cpu(v, vw, K, SB, Ta, Ga, Tev, VL, CO, IO, t_next)
 
     def _vcpu_cpu(self, v: int, vw: Any, K, SB, T, G, TEV, VL, CO, IO, t_next: int) -> None:
         srv = self.vbound[v]
         vp = vw.vp
         d = vw.delta
         BIG = CINF * 2   # an end no accept reaches (still to be decided)
+        starts_pre = None
         if srv is None:   # its window ends at the entry timer
             ends = 8 * (T + d) + K_ENTRY
             entry, due, pir = T + d, T + d, None
         else:
             t = self.timing
-            end_b, inside, nxt = srv.busy_of(K, SB)
-            undet = inside & (end_b >= CINF)
+            if vp.halted:   # its window ends at its timer or at the end of the busy period that timer falls in
+                end_b = inside = nxt = undet = None
+            else:
+                end_b, inside, nxt = srv.busy_of(K, SB)
+                undet = inside & (end_b >= CINF)
             if not vp.halted and not vp.apicv:       # kicked: it enters when its CPU leaves hard-IRQ context
                 entry = nxt
                 undet = nxt >= CINF
                 ends = np.where(undet, BIG, 8 * np.minimum(nxt, CINF) + K_END)
-                kicks = {k for k in srv.kick_at}
-                kicked = np.array([(int(a), int(b)) in kicks for a, b in zip(K.tolist(), SB.tolist())], dtype=bool) \
-                    if kicks else np.zeros(K.shape[0], dtype=bool)
+                # (an accept keyed K_BEFORE was seen by the kicked CPU's scan at its own key, 8T + K_EARLY)
+                kicked = _pairs_in(np.where((K & 7) == 7, K + 2, K), SB, srv.kick_at)
                 due = np.where(kicked, T + t.ipi_ns + t.vmexit_ns, T)
                 pir = None
             else:
-                busy = inside & ~undet
                 # the window's timer — or, if its CPU is busy then, the end of that busy period
                 x = T + d
                 kx = 8 * x + K_ENTRY
-                e2, in2, _ = srv.busy_of(kx, np.full(K.shape[0], -1, np.int64))
+                e2, in2 = srv.end_if_busy(kx)
                 und2 = (in2 & (e2 >= CINF)) | (x >= t_next)
                 fx = np.where(in2, np.minimum(e2, CINF), x)
                 if not vp.halted:   # APICv: in hard-IRQ context it waits for the re-entry, which takes it anyway
+                    busy = inside & ~undet
                     early = ~inside & (nxt <= x)   # a re-entry before the window's end delivers it
                     entry = np.where(busy, end_b, np.where(early, nxt, fx))
                     at_end = busy | early | in2
@@ -613,6 +809,7 @@ class VectorEngine:
                 ends = np.where(undet, BIG, ends)
             if undet.any():
                 starts = vw.chain_preview(K, ends)
+                starts_pre = starts
                 cut = int(np.flatnonzero(starts & undet)[0]) if (starts & undet).any() else K.shape[0]
                 if cut < K.shape[0]:
                     vw.defer = [(K[cut:], SB[cut:], T[cut:], G[cut:], TEV[cut:], VL[cut:], CO[cut:], IO[cut:])]
@@ -620,13 +817,21 @@ class VectorEngine:
                         CO[:cut], IO[:cut]
                     ends, entry, due = ends[:cut], entry[:cut], due[:cut]
                     pir = pir[:cut] if pir is not None else None
+                    starts_pre = starts_pre[:cut]
                 if not K.shape[0]:
                     return
-        one = np.unique(VL)
-        vl = int(one[0]) if one.size == 1 else VL
+        vl = int(VL[0]) if VL.min() == VL.max() else VL
         cost = int(CO[0]) if (CO == CO[0]).all() else CO
         io = bool(IO[0]) if (IO == IO[0]).all() else IO
-        vw.process(T, False, G, TEV, vl, cost, io, SB, keys=K, ends=ends, entry_at=entry, due=due, pir=pir)
+        npiw = len(vw.piw_keys)
+        vw.process(T, False, G, TEV, vl, cost, io, SB, keys=K, ends=ends, entry_at=entry, due=due, pir=pir,
+                   starts_pre=starts_pre)
+        if len(vw.piw_keys) > npiw:   # VT-d wake-ups: those that found their CPU in hard-IRQ context waited
+            kp = np.concatenate(vw.piw_keys[npiw:])
+            vw.piw_keys = []
+            if srv is not None:
+                _, inside, _ = srv.busy_of(kp, np.full(kp.shape[0], -1, np.int64))
+                vw.piw_waited += int(inside.sum())
         if srv is not None and vp.apicv and not vp.halted:
             srv.note_posts(K[IO & pir], SB[IO & pir]) if pir is not None and (IO & pir).any() else None
 
@@ -906,15 +1111,14 @@ class VectorEngine:
     def _drain(self) -> None:
         """host.run(): timers and work until none is left but the periodic poller (which runs meanwhile)."""
         if self.cpus is not None:
-            z = np.zeros(0, np.int64)
-            self._accepts_cpu(z, z, z, z, z, z, np.zeros(0, np.int8), INF)
+            self.acc_mine = (self.kind == K_ACCEPT)[None, :] & (self.acc_vec >= 0)
+            self._accepts_cpu([], INF)
         else:
             self._flush_injects(INF)
         F = self.t_last
         if self.cpus is not None:
             for srv in self.cpus.servers.values():
-                if srv.busy:
-                    F = max(F, srv.busy[-1][3])
+                F = max(F, srv.last_end)
         for vw in self.vcpus:
             F = max(F, vw.carry_end)
         for wc in self.work.values():
@@ -1108,10 +1312,7 @@ class VectorEngine:
                     nbusy, busy_ns = nw, nw * t.vmexit_ns
             if vw is not None and vw.piw:
                 c.taken += vw.piw
-                if srv is not None and vw.piw_keys:
-                    K = np.concatenate(vw.piw_keys)
-                    _, inside, _ = srv.busy_of(K, np.full(K.shape[0], -1, np.int64))
-                    c.waited += int(inside.sum())
+                c.waited += vw.piw_waited
             c.busy_periods += nbusy
             if running:
                 c.exits += nbusy

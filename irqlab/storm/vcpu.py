@@ -65,6 +65,7 @@ class VcpuWindows:
         self.late_windows = 0
         self.timer_windows = 0
         self.piw_keys: list = []     # keys of the windows a VT-d wake-up notification opened (storm/cpus.py)
+        self.piw_waited = 0          # of those, the ones that found their CPU in hard-IRQ context
         self.coal_pir_n = 0          # accepts merged in the PIR behind another (mixed PIR/IRR vCPUs)
 
     def vector(self, x: int) -> int:
@@ -220,7 +221,7 @@ class VcpuWindows:
     def process(self, T: np.ndarray, inj: Any, g: np.ndarray, tev: np.ndarray, vl: Any, cost: Any,
                 iommu: Any, order: np.ndarray | None = None, *, keys: np.ndarray | None = None,
                 ends: np.ndarray | None = None, entry_at: np.ndarray | None = None, due: np.ndarray | None = None,
-                pir: np.ndarray | None = None) -> None:
+                pir: np.ndarray | None = None, starts_pre: np.ndarray | None = None) -> None:
         """Accepts in execution order: time T, from irqfd work (``inj`` True) or raised, carrying interrupt g
         (-1: none) raised at tev, vector (local index) vl, latency cost, VT-d posted (iommu).
 
@@ -243,7 +244,10 @@ class VcpuWindows:
         if self.carry_key is not None:
             c = int(np.searchsorted(K, self.carry_key, side="left"))
         Kc = K[c:]
-        starts = chain_starts(Kc, ends if np.ndim(ends) == 0 else ends[c:])
+        if starts_pre is not None:   # chain_preview's answer for these accepts (a greedy chain's prefix is its own)
+            starts = starts_pre[c:]
+        else:
+            starts = chain_starts(Kc, ends if np.ndim(ends) == 0 else ends[c:])
         sidx = np.flatnonzero(starts)
         nw = sidx.size
         if entry_at is not None:
@@ -329,9 +333,9 @@ class VcpuWindows:
             self.coal_pir_n += int(coal_pir.sum())
         if np.ndim(iommu) == 0:
             if not iommu:
-                self.kvm_seen[np.unique(vl) if not scal else int(vl)] = True
+                self.kvm_seen[np.bincount(vl, minlength=nv) > 0 if not scal else int(vl)] = True
         elif not iommu.all():
-            self.kvm_seen[np.unique(vl[~iommu]) if not scal else int(vl)] = True
+            self.kvm_seen[np.bincount(vl[~iommu], minlength=nv) > 0 if not scal else int(vl)] = True
         if newly is not None:
             self.irr_new += int(newly.sum())
             if self.vp.pir:
@@ -369,7 +373,11 @@ class VcpuWindows:
             dk = np.flatnonzero(deliv)
             wl = int(wid[dk].max())
             E = int(wend[wl]) if wl >= 0 else self.carry_end
-            vj = (np.unique(vl[dk[wid[dk] == wl]]).tolist() if not scal else [int(vl)])
+            if scal:
+                vj = [int(vl)]
+            else:   # the accepts of the last window are a tail (wid does not decrease)
+                lw0 = int(np.searchsorted(wid, wl, side="left"))
+                vj = np.unique(vl[dk[int(np.searchsorted(dk, lw0)):]]).tolist()
             vmin = min(self.vectors[j] for j in vj)
             if self.last_del_end == E:
                 vmin = min(vmin, self.last_del_min)
@@ -413,7 +421,12 @@ class VcpuWindows:
         if scal:
             groups = [(sel_all, int(vl))]
         else:
-            groups = [(sel_all[vl[sel_all] == j], j) for j in range(nv)] if nv <= 8 else None
+            if nv > 8:
+                groups = None
+            elif only is None:   # (indices, not a boolean gather: a vector's accepts are scattered)
+                groups = [(np.flatnonzero(vl == j), j) for j in range(nv)]
+            else:
+                groups = [(sel_all[np.flatnonzero(vl[sel_all] == j)], j) for j in range(nv)]
         if groups is not None:
             for sel, j in groups:
                 w = wid[sel]
