@@ -598,6 +598,26 @@ def test_a_wake_up_notification_under_another_running_vcpu_is_refused_not_guesse
         storm.run(make(), s, engine="vector", progress=False)
 
 
+@pytest.mark.parametrize("chunk", [1, 1 << 21])
+def test_a_wake_up_notification_counts_on_the_halted_vcpus_own_cpu(chunk):
+    """posted_nic(1), both vCPUs halted, vcpu0's thread moved to CPU2, which vcpu1 (halted too) calls its own:
+    each VT-d post to vcpu0 sends the wake-up vector to CPU2 (posted_intr.c: the descriptor's NDST is the vCPU's
+    CPU), which takes it (found by test_busy_cpus_vector_equals_reference: the vector engine counted PIW only on
+    a CPU whose current vCPU was the woken one, so CPU2 took nothing)."""
+    def make():
+        h = scenarios.posted_nic(1, trace=False)
+        for v in h.scenario.vm.vcpus:
+            v.mode = "halted"
+        h.scenario.vm.vcpus[0].sched_setaffinity(2)
+        return h
+    s = storm.poisson(sources=[Source("msi", "0000:01:00.0", 0)], rate_hz=200_000, duration_ns=1_000_000, seed=0)
+    hb = make()
+    b = storm.run(hb, s, engine="reference", progress=False)
+    a = storm.run(make(), s, engine="vector", chunk_events=chunk, progress=False)
+    assert a.equals(b), a.diff(b)
+    assert a.cpus() == b.cpus() and b.cpus()[2]["taken"] == b.cpus()[2]["PIW"] > 0 and b.cpus()[1]["taken"] == 0
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 30), st.integers(0, 7), st.integers(-1, 2)),
                 max_size=12),

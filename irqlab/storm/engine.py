@@ -1285,6 +1285,10 @@ class VectorEngine:
             if getattr(il, "vfio", None) is not None and il.vfio.from_irq:
                 work[il.desc.cpu] = work.get(il.desc.cpu, 0) + il.vfio.from_irq
         vw_of = {id(vw.vp): vw for vw in self.vcpus}
+        for vw in self.vcpus:   # a VT-d wake-up notification goes to the halted vCPU's own CPU (pi_desc NDST),
+            if vw.piw:          # whichever vCPU that CPU counts as its current one
+                h.cpus[vw.vp.pcpu].taken += vw.piw
+                h.cpus[vw.vp.pcpu].waited += vw.piw_waited
         for c in h.cpus:
             srv = cs.servers.get(c.id) if cs is not None else None
             vp = self.plan.cpu_curr.get(c.id)
@@ -1310,9 +1314,6 @@ class VectorEngine:
                     h.arch_count("RES", c.id, nw)
                     c.taken += nw
                     nbusy, busy_ns = nw, nw * t.vmexit_ns
-            if vw is not None and vw.piw:
-                c.taken += vw.piw
-                c.waited += vw.piw_waited
             c.busy_periods += nbusy
             if running:
                 c.exits += nbusy
