@@ -445,7 +445,7 @@ def test_the_benchs_heavy_storm_around_capacity_in_both_engines(load, chunk):
     """make bench's heavy storm (msix_nic(4), halted vCPUs): each queue's vector alone on its CPU (a grid CPU, its
     busy periods computed with array operations, two CPUs at once) at 0.5–3.75× one CPU's capacity per queue; what
     the CPUs take wakes the halted vCPUs, whose entries wait for their own CPU's busy periods."""
-    make = lambda: scenarios.msix_nic(4, trace=False, vcpu_mode="halted")  # noqa: E731
+    make = lambda: scenarios.msix_nic(4, trace=False, tuned=False, vcpu_mode="halted")  # noqa: E731
     s = storm.poisson(make(), rate_hz=int(load * CAPACITY), duration_ns=150_000, seed=7)
     a, h = _both(make, s, chunk)
     cpus = a.cpus()
@@ -463,7 +463,7 @@ def test_a_grid_cpu_whose_periods_end_between_many_near_misses(chunk):
     n = 4_000
     gaps = rng.choice([100, 1_400, 1_500, 1_501, 1_600, 2_200, 2_999], size=n, p=[.3, .1, .1, .1, .2, .1, .1])
     t = np.cumsum(gaps).astype(np.int64)
-    make = lambda: scenarios.msix_nic(1, trace=False, vcpu_mode="halted")  # noqa: E731
+    make = lambda: scenarios.msix_nic(1, trace=False, tuned=False, vcpu_mode="halted")  # noqa: E731
     s = storm.from_arrays(t, np.zeros(n, np.uint16), storm.sources(make()))
     a, _ = _both(make, s, chunk)
     c = next(c for c in a.cpus().values() if c["taken"])
@@ -474,7 +474,7 @@ def test_the_grid_cpus_and_the_vcpus_on_two_threads_change_nothing(monkeypatch):
     """Grid CPUs and the vCPUs' accepts run two at once (each worker settles into its own counts): forced on for a
     small storm, the result equals the replay; on and off give identical results on a big one."""
     from irqlab.storm import engine as E
-    make = lambda: scenarios.msix_nic(4, trace=False, vcpu_mode="halted")  # noqa: E731
+    make = lambda: scenarios.msix_nic(4, trace=False, tuned=False, vcpu_mode="halted")  # noqa: E731
     monkeypatch.setattr(E, "_PARALLEL_MIN", 1)
     s = storm.poisson(make(), rate_hz=int(1.5 * CAPACITY), duration_ns=200_000, seed=2)
     _both(make, s, 3)
@@ -491,11 +491,11 @@ def test_the_grid_cpus_and_the_vcpus_on_two_threads_change_nothing(monkeypatch):
 def _pt_host(kind, queues, modes, h_ns, masked):
     t = irqlab.Timing(host_irq_ns=h_ns)
     if kind == "switchboard":
-        h = scenarios.switchboard(timing=t, trace=False)
+        h = scenarios.switchboard(timing=t, trace=False, tuned=False)
     elif kind == "posted":
-        h = scenarios.posted_nic(queues, timing=t, trace=False)
+        h = scenarios.posted_nic(queues, timing=t, trace=False, tuned=False)
     else:
-        h = scenarios.msix_nic(queues, timing=t, trace=False, apicv=kind == "apicv")
+        h = scenarios.msix_nic(queues, timing=t, trace=False, tuned=False, apicv=kind == "apicv")
     for v, m in zip(h.scenario.vm.vcpus, modes):
         v.mode = m
     srcs = [x for x in storm.sources(h) if x.kind == "msi"]
@@ -554,7 +554,7 @@ def test_hard_interrupts_of_no_time_make_no_busy_period_in_either_engine():
     """Timing.host_irq_ns = 0 and halted vCPUs: a CPU takes each vector at once and is never busy — no busy
     period, nothing waits or merges (the grid CPU used to count a period of no time per interrupt)."""
     def make():
-        h = scenarios.switchboard(timing=irqlab.Timing(host_irq_ns=0), trace=False)
+        h = scenarios.switchboard(timing=irqlab.Timing(host_irq_ns=0), trace=False, tuned=False)
         for v in h.scenario.vm.vcpus:
             v.mode = "halted"
         return h
@@ -571,7 +571,7 @@ def test_a_vector_taken_at_the_instant_its_vcpu_re_enters_in_both_engines():
     CPU0 ends the hard IRQ of queue 3 (861 + 600) and takes the next one for vcpu1 from its IRR. The model lets the
     CPUs finish in CPU order: CPU0's accept first, into the IRR that still holds the vector (coalesced_irr); its
     kick finds vcpu1 back in guest mode (a RES IPI). The vector engine used to put the re-entry first (injected)."""
-    make = lambda: scenarios.msix_nic(4, timing=irqlab.Timing(host_irq_ns=600), trace=False)  # noqa: E731
+    make = lambda: scenarios.msix_nic(4, timing=irqlab.Timing(host_irq_ns=600), trace=False, tuned=False)  # noqa: E731
     srcs = [x for x in storm.sources(make()) if x.kind == "msi"]
     t = np.array([194, 459, 603, 725, 737, 861, 964, 1002, 1447, 1999], np.int64)
     s = storm.from_arrays(t, np.array([1, 2, 2, 0, 2, 3, 3, 3, 2, 0], np.uint16), srcs)
@@ -587,7 +587,7 @@ def test_a_wake_up_notification_under_another_running_vcpu_is_refused_not_guesse
     wake-up vector to CPU2, an external-interrupt exit of vcpu1 (the replay counts those busy periods). The vector
     engine says it cannot place them, though CPU2 takes no host vector (it used to give no busy period at all)."""
     def make():
-        h = scenarios.posted_nic(1, trace=False)
+        h = scenarios.posted_nic(1, trace=False, tuned=False)
         h.scenario.vm.vcpus[0].mode = "halted"
         h.scenario.vm.vcpus[0].sched_setaffinity(2)
         return h
@@ -605,7 +605,7 @@ def test_a_wake_up_notification_counts_on_the_halted_vcpus_own_cpu(chunk):
     CPU), which takes it (found by test_busy_cpus_vector_equals_reference: the vector engine counted PIW only on
     a CPU whose current vCPU was the woken one, so CPU2 took nothing)."""
     def make():
-        h = scenarios.posted_nic(1, trace=False)
+        h = scenarios.posted_nic(1, trace=False, tuned=False)
         for v in h.scenario.vm.vcpus:
             v.mode = "halted"
         h.scenario.vm.vcpus[0].sched_setaffinity(2)
