@@ -621,7 +621,8 @@ class VectorEngine:
                 d.kstat[d.cpu] += nd
                 a, kind = ml.lp.actions[0]
                 a.handled += nd
-                if kind == "vfio_msi":
+                if kind == "vfio_msi":   # vfio_msihandler of the device whose vector this is (the eventfd
+                    a.handler.__self__.handled["msi"] += nd   # may be another vector's trigger too)
                     self._signal(ml.lp.efd, nd)
                 if not ml.masked_here:
                     ml.pending_bit = False   # handle_irq_event clears IRQS_PENDING
@@ -710,9 +711,6 @@ class VectorEngine:
         """k eventfd_signal()s of a vfio trigger, each consumed by the irqfd if there is one."""
         efd = ep.efd
         efd.signals += k
-        src = efd.vfio_source
-        if src is not None:
-            src[0].handled["msi"] += k
         if ep.irqfd is None:
             efd.count = min(efd.count + k, ULLONG_MAX)
             return
