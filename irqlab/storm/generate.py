@@ -80,11 +80,13 @@ class Source:
             if self.irq is not None:
                 raise ValueError(f"a {self.kind} source names its device (bdf), not an irq")
         if self.kind == "msi":
-            _index(self.index, "an msi source's index (the MSI/MSI-X vector)")
+            if _index(self.index, "an msi source's index (the MSI/MSI-X vector)") > 2047:
+                raise ValueError(f"an MSI/MSI-X vector index is 0..2047 (the MSI-X table size), got {self.index}")
         elif self.index is not None:
             raise ValueError(f"only an msi source has an index, not a {self.kind} source")
         if self.kind == "spurious":
-            _index(self.irq, "a spurious source's irq")
+            if _index(self.irq, "a spurious source's irq") >= 1 << 31:
+                raise ValueError(f"an irq number is below 2**31 (IRQ_NOTCONNECTED), got {self.irq}")
             if self.bdf is not None:
                 raise ValueError("a spurious source is a glitch on a line (irq), not a device's (bdf)")
 
