@@ -20,6 +20,7 @@ from .pci import HostDriver, PciDevice
 from .timing import Timing
 from .trace import HARDWARE, Journey
 from .vfio import VfioPciDevice
+from .x86_vector import boot_nr_irqs
 
 __all__ = ["Host", "IrqEvent", "NO_EVENT", "ARCH_ROWS"]
 
@@ -46,7 +47,7 @@ class Host(Kernel):
             raise ValueError("posted_interrupts (VT-d posting) needs apicv=True: "
                              "enable_device_posted_irqs = enable_apicv && IRQ_POSTING_CAP")
         super().__init__(ncpus, timing or Timing(), trace)
-        self.nr_irqs = nr_irqs if nr_irqs is not None else 256 + 64 * ncpus
+        self.nr_irqs = nr_irqs if nr_irqs is not None else boot_nr_irqs(ncpus)  # vector.c arch_probe_nr_irqs
         self.enable_apicv = apicv
         self.enable_device_posted_irqs = posted_interrupts
         self.genirq = GenIrq(self)

@@ -4,6 +4,10 @@ Models kernel/irq/proc.c (``show_interrupts``), arch/x86/kernel/irq.c (``arch_sh
 kernel/irq/irqdesc.c (the sysfs attributes ``*_show``). It renders from plain rows, so it depends on no other
 part of the model. Simplification: the caller hands over one consistent snapshot (the kernel reads each
 counter while other CPUs keep counting), and the arch rows default to a bare-metal x86-64 KVM host's config.
+
+The parser reads what every kernel since 2.4 printed on any arch (older x86/ARM ``show_interrupts``, the ARM,
+arm64, RISC-V and s390 arch rows); its grammar and the rules it applies to ambiguous rows are written above
+``FLOW_NAMES``. tests/data/proc_interrupts/captures holds the real files it is checked against.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ __all__ = [
     "ARCH_TEXT",
     "KVM_HOST_ARCH_ROWS",
     "SAMPLE_6_18",
+    "FLOW_NAMES",
     "ArchRow",
     "IrqRow",
     "ParsedRow",
@@ -28,7 +33,7 @@ __all__ = [
     "render_sys_kernel_irq",
 ]
 
-#: A 6.18 /proc/interrupts of a KVM host with a vfio-intx line and a vfio-msix NIC (kernel-facts.md §3;
+#: A 6.18 /proc/interrupts of a KVM host with a vfio-intx line and a vfio-msix NIC (the course's sample;
 #: counts invented, some rows left out). The header's trailing spaces are the kernel's.
 SAMPLE_6_18 = (
     '           CPU0       CPU1       CPU2       CPU3       \n'
@@ -194,11 +199,55 @@ def render_sys_kernel_irq(row: IrqRow, *, possible_cpus_counts: list[int], type_
 
 
 # ---------------------------------------------------------------------------------------------- parsing
+#
+# The grammar of a row, from the printers that wrote them (kernel/irq/proc.c show_interrupts and each arch's
+# arch_show_interrupts; older kernels' arch/*/kernel/irq.c show_interrupts):
+#
+#   row      := NAME ":" COUNT* REST             NAME is the irq number (a device row) or letters (an arch row)
+#   COUNT    := decimal                          one per online CPU ("%10u"), or per present CPU on ARM <= 3.x
+#   REST     := [CHIP] [HWIRQ] [TRIGGER] ["-" FLOW] ["  " ACTION (", " ACTION)*]     (device rows)
+#             | DESCRIPTION                                                        (arch rows: "Local timer ...")
+#
+#   CHIP     "%8s" chip->name or irq_print_chip's text ("None": no chip, "-": a chip without a name); may hold a
+#            space ("PCIe MSI", "SiFive PLIC", "RISC-V INTC"). Absent on ARM kernels of 2.6 before genirq.
+#   HWIRQ    " %*lu" when the irq has a domain; blanks when it has none (6.18; older kernels printed nothing).
+#   TRIGGER  " %-8s" "Level"/"Edge" on arches with CONFIG_GENERIC_IRQ_SHOW_LEVEL (ARM, arm64, RISC-V, ...).
+#   FLOW     "-%-8s" desc->name, the flow handler's name ("edge", "fasteoi", Xen's "ioapic-level", "virq", ...).
+#            Before x86 had irq domains (2.6.19 to 4.x) it is glued to the chip: "IO-APIC-edge"; 2.4 and
+#            2.6.<=18 printed a type name of the same shape ("IO-APIC-level", "XT-PIC").
+#
+# Rules where a row alone is ambiguous (each applied in this order, the first that fits wins):
+#   1. Counts are every leading decimal token, however many the header has CPU columns: a CPU that goes offline
+#      or online between the header and a row changes that row's count (6.18 prints each row for the CPUs online
+#      at that moment), and ARM kernels up to 3.x printed IPI and LOC rows for every present CPU.
+#   2. CHIP HWIRQ then "-FLOW" or TRIGGER: the chip is the shortest prefix followed by a hwirq that is itself
+#      followed by "-flow" (a flow name starts with a lower-case letter, so "exynos-eint  7-0020" is a chip and an
+#      action) or by Level/Edge.  3. CHIP TRIGGER [-FLOW] with no hwirq.  4. CHIP then " -FLOW" (blanks for hwirq).
+#   5. A one-word CHIP and a bare HWIRQ ("intel-gpio  139  ELAN06DA:00").
+#   6. A glued "CHIP-FLOW" first word splits at the longest known flow name (FLOW_NAMES): "xen-pirq-ioapic-level"
+#      is chip "xen-pirq", flow "ioapic-level"; "XT-PIC" does not split (no flow "PIC").
+#   7. Otherwise the first word is the chip and the rest are actions ("GIC  s3c-pl330.0", "XT-PIC  PS/2 Mouse").
+#   A file has no chip column at all (ARM 2.6: "%10u " then "  %s", the action) when its device rows are printed
+#   in the kernel's fixed columns, none fits rules 2-6, and their text starts in one column while its first words
+#   end in different ones: a chip is right-aligned ("%8s", "%14s"), an action left-aligned.
+
+#: Flow-handler names (desc->name) the kernel sets with irq_set_chip_and_handler_name/__irq_set_handler: in 6.18,
+#: x86 io_apic.c and lapic "edge", "fasteoi", irq-riscv-rpmi-sysmsi.c "simple", drivers/xen/events and
+#: arch/x86/pci/xen.c "ioapic-edge", "ioapic-level", "msi", "msi-x", "event", "ipi", "virq"; earlier, "level" (the
+#: 2.4/2.6 type name "IO-APIC-level") and "XT" (2.6.2x i8259 rows "XT-PIC-XT").
+FLOW_NAMES = ("edge", "level", "fasteoi", "simple", "XT", "ioapic-edge", "ioapic-level", "msi", "msi-x", "event",
+              "ipi", "virq")
+
+
 @dataclass
 class ParsedRow:
-    """One row of a real /proc/interrupts: a device IRQ ("16") or an arch row ("NMI", "ERR", "PIN").
+    """One row of a real /proc/interrupts: a device IRQ ("16") or an arch row ("NMI", "ERR", "IPI0", "EXT").
 
-    ``counts`` has one value per CPU column ([value] for ERR/MIS); ``description`` is the raw text after them.
+    ``counts``: every count the row prints, in column order ([value] for ERR/MIS); it may hold fewer or more values
+    than the header has CPUs (see ``ProcInterrupts.cpus``). ``chip`` is None when the file has no chip column (ARM
+    2.6); the string "None" is the kernel's own word for an irq without a chip. ``hwirq`` is the text of the hwirq
+    column; ``trigger`` is "Level"/"Edge" on arches that print it; ``flow`` is desc->name. ``description`` is the raw
+    text after the counts.
     """
 
     irq: str
@@ -209,40 +258,117 @@ class ParsedRow:
     flow: str | None = None
     actions: list[str] = field(default_factory=list)
     description: str = ""
+    trigger: str | None = None
 
     @property
     def total(self) -> int:
         return sum(self.counts)
 
 
-# The remainder of a device row, newest layout first: 5.x-6.x "CHIP  HWIRQ-flow  actions"; arm "CHIP HWIRQ Level";
-# no domain "CHIP    -flow"; <= 4.x "CHIP-flow  actions" (no hwirq); and "CHIP HWIRQ  actions" (no desc->name).
-_LAYOUTS = [re.compile(p) for p in (
-    r"(?P<chip>\S+)\s+(?P<hwirq>\d+)-(?P<flow>\S+)(?:\s+(?P<actions>.*))?",
-    r"(?P<chip>\S+)\s+(?:(?P<hwirq>\d+)\s+)?(?P<flow>Level|Edge)(?:\s+(?P<actions>.*))?",
-    r"(?P<chip>\S+)\s+-(?P<flow>\S+)(?:\s+(?P<actions>.*))?",
-    r"(?P<chip>\S+?)-(?P<flow>[a-z][a-z_]*)(?:\s+(?P<actions>.*))?",
-    r"(?P<chip>\S+)\s+(?P<hwirq>\d+)(?:\s+(?P<actions>.*))?",
-    r"(?P<chip>\S+)(?:\s+(?P<actions>.*))?",
+_FLOW = r"[a-z][a-z0-9_]*(?:-[a-z0-9_]+)*"
+_ACTIONS = r"(?: +(?P<actions>\S.*))?"
+_ANCHORED = [re.compile(p) for p in (
+    # 2. CHIP HWIRQ-FLOW  |  CHIP HWIRQ TRIGGER [-FLOW]
+    rf"(?P<chip>\S.*?) +(?P<hwirq>\d+)(?:-(?P<flow>{_FLOW})| +(?P<trigger>Level|Edge)(?: *-(?P<flow2>{_FLOW}))?)"
+    + _ACTIONS,
+    # 3. CHIP TRIGGER [-FLOW] (no domain)
+    rf"(?P<chip>\S.*?) +(?P<trigger>Level|Edge)(?: *-(?P<flow>{_FLOW}))?" + _ACTIONS,
+    # 4. CHIP <blanks> -FLOW (no domain)
+    rf"(?P<chip>\S.*?) +-(?P<flow>{_FLOW})" + _ACTIONS,
+    # 5. CHIP HWIRQ (no flow name)
+    r"(?P<chip>\S+) +(?P<hwirq>\d+)" + _ACTIONS,
 )]
 _ROW = re.compile(r"\s*([^\s:]+):(.*)")
+_TOKEN = re.compile(r"\S+")
 
 
-def _device_row(irq: str, counts: list[int], rest: str) -> ParsedRow:
-    row = ParsedRow(irq, False, counts, description=rest)
-    for layout in _LAYOUTS:
+def _split_glued(word: str) -> tuple[str, str] | None:
+    """Rule 6: "IO-APIC-edge" -> ("IO-APIC", "edge") at the longest known flow name, or None."""
+    for flow in sorted(FLOW_NAMES, key=len, reverse=True):
+        if word.endswith("-" + flow) and len(word) > len(flow) + 1:
+            return word[:-len(flow) - 1], flow
+    return None
+
+
+def _actions(text: str | None) -> list[str]:
+    return [a.strip() for a in (text or "").split(", ") if a.strip()]
+
+
+def _anchored(rest: str) -> dict | None:
+    for layout in _ANCHORED:
         m = layout.fullmatch(rest)
         if m:
             d = m.groupdict()
-            row.chip, row.hwirq, row.flow = d["chip"], d.get("hwirq"), d.get("flow")
-            row.actions = [a.strip() for a in (d["actions"] or "").split(", ") if a.strip()]
-            break
+            return {"chip": d["chip"], "hwirq": d.get("hwirq"), "trigger": d.get("trigger"),
+                    "flow": d.get("flow") or d.get("flow2"), "actions": _actions(d.get("actions"))}
+    first, _, tail = rest.partition(" ")
+    glued = _split_glued(first)
+    if glued:
+        return {"chip": glued[0], "hwirq": None, "trigger": None, "flow": glued[1], "actions": _actions(tail)}
+    return None
+
+
+@dataclass
+class _Line:
+    number: int
+    name: str
+    counts: list[int]
+    rest: str               # the text after the counts, stripped
+    rest_col: int           # the column where it starts (-1 if empty)
+    aligned: bool           # every count ends where "%10u" per CPU after "NAME:" puts it
+
+
+def _split_line(n: int, ln: str) -> _Line:
+    m = _ROW.fullmatch(ln)
+    if not m:
+        raise ValueError(f"line {n} is not a /proc/interrupts row (expected '<irq>: <count per CPU> ...'): {ln!r}")
+    name, colon = m.group(1), m.end(1)
+    toks = list(_TOKEN.finditer(ln, colon + 1))
+    k = 0
+    while k < len(toks) and toks[k].group().isascii() and toks[k].group().isdigit():
+        k += 1
+    if k == 0:
+        raise ValueError(f"line {n}: row {name!r} has no counts after '{name}:': {ln!r}")
+    aligned = all(t.end() == colon + 1 + 11 * (i + 1) for i, t in enumerate(toks[:k]))
+    rest_col = toks[k].start() if k < len(toks) else -1
+    return _Line(n, name, [int(t.group()) for t in toks[:k]], ln[rest_col:].rstrip() if rest_col >= 0 else "",
+                 rest_col, aligned)
+
+
+def _has_chip_column(lines: list[_Line]) -> bool:
+    """False only for a file laid out as ARM 2.6 printed it: counts, then the actions, no chip (see the rules)."""
+    dev = [ln for ln in lines if ln.name.isdigit() and ln.rest]
+    if len(dev) < 2 or not all(ln.aligned for ln in dev) or any(_anchored(ln.rest) for ln in dev):
+        return True
+    starts = {ln.rest_col for ln in dev}
+    ends = {ln.rest_col + len(ln.rest.split()[0]) for ln in dev}
+    return not (len(starts) == 1 and len(ends) > 1)
+
+
+def _device_row(line: _Line, chip_column: bool) -> ParsedRow:
+    row = ParsedRow(line.name, False, line.counts, description=line.rest)
+    if not line.rest:
+        return row
+    if not chip_column:
+        row.actions = _actions(line.rest)
+        return row
+    fields = _anchored(line.rest)
+    if fields is None:
+        first, _, tail = line.rest.partition(" ")
+        fields = {"chip": first, "hwirq": None, "trigger": None, "flow": None, "actions": _actions(tail)}
+    row.chip, row.hwirq, row.trigger, row.flow, row.actions = (
+        fields["chip"], fields["hwirq"], fields["trigger"], fields["flow"], fields["actions"])
     return row
 
 
 @dataclass
 class ProcInterrupts:
-    """A parsed /proc/interrupts: ``cpus`` ("CPU0"...) and ``rows`` in file order."""
+    """A parsed /proc/interrupts: ``cpus`` ("CPU0"...) from the header and ``rows`` in file order.
+
+    A row's ``counts`` line up with ``cpus`` when their lengths agree. A longer row printed CPUs the header does not
+    name (present but offline CPUs on ARM <= 3.x, or a CPU that came online mid-read); a shorter one lost a CPU
+    that went offline mid-read: which one, the file does not say.
+    """
 
     cpus: list[str]
     rows: list[ParsedRow]
@@ -265,20 +391,23 @@ class ProcInterrupts:
         return {r.irq: r.counts for r in self.rows if r.irq in ("PIN", "NPI", "PIW")}
 
     def busiest_cpu(self) -> tuple[int, str]:
-        """The CPU column that took the most device interrupts: (index, "CPUn"); the first one on a tie."""
-        totals = [sum(r.counts[i] for r in self.device_rows()) for i in range(len(self.cpus))]
+        """The header's CPU column that took the most device interrupts: (index, "CPUn"); the first one on a tie."""
+        totals = [sum(r.counts[i] for r in self.device_rows() if i < len(r.counts)) for i in range(len(self.cpus))]
         i = max(range(len(totals)), key=lambda k: (totals[k], -k))
         return i, self.cpus[i]
 
     def to_records(self) -> list[dict]:
-        """One dict per row (for ``pandas.DataFrame(...)``): irq, arch, total, a column per CPU, chip...actions."""
+        """One dict per row (for ``pandas.DataFrame(...)``): irq, arch, total, a column per header CPU (None where
+        the row has no count), ``extra_counts`` (counts beyond the header's CPUs), chip ... description."""
         return [{"irq": r.irq, "arch": r.is_arch, "total": r.total,
                  **{c: (r.counts[i] if i < len(r.counts) else None) for i, c in enumerate(self.cpus)},
-                 "chip": r.chip, "hwirq": r.hwirq, "flow": r.flow, "actions": ", ".join(r.actions),
+                 "extra_counts": r.counts[len(self.cpus):], "chip": r.chip, "hwirq": r.hwirq,
+                 "trigger": r.trigger, "flow": r.flow, "actions": ", ".join(r.actions),
                  "description": r.description} for r in self.rows]
 
     def _cells(self, r: ParsedRow) -> list[str]:
-        return [r.irq, f"{r.total:,}", r.chip or "", r.hwirq or "", r.flow or "",
+        flow = "-".join(x for x in (r.trigger, r.flow) if x)
+        return [r.irq, f"{r.total:,}", r.chip or "", r.hwirq or "", flow,
                 ", ".join(r.actions) if not r.is_arch else r.description]
 
     def __str__(self) -> str:
@@ -297,7 +426,11 @@ class ProcInterrupts:
 
 
 def parse_proc_interrupts(text: str) -> ProcInterrupts:
-    """Read a real /proc/interrupts (any kernel, any CPU count) into rows; ValueError names the first bad line."""
+    """Read a real /proc/interrupts (any kernel since 2.4, any arch, any CPU count) into rows.
+
+    The grammar and the rules for ambiguous rows are in the comment above ``FLOW_NAMES``. ValueError names the
+    first line that is not a header or a row.
+    """
     if not isinstance(text, str):
         raise TypeError(f"parse_proc_interrupts takes the file's text (str), not {type(text).__name__}")
     numbered = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
@@ -307,28 +440,13 @@ def parse_proc_interrupts(text: str) -> ProcInterrupts:
     cpus = header.split()
     if not all(re.fullmatch(r"CPU\d+", c) for c in cpus):
         raise ValueError(f"line {hn} is not a /proc/interrupts header (expected 'CPU0 CPU1 ...'): {header!r}")
-    rows: list[ParsedRow] = []
-    for n, ln in body:
-        m = _ROW.fullmatch(ln)
-        if not m:
-            raise ValueError(f"line {n} is not a /proc/interrupts row (expected '<irq>: <count per CPU> ...'): "
-                             f"{ln!r}")
-        irq, rest = m.groups()
-        toks = rest.split()
-        k = 0
-        while k < min(len(toks), len(cpus)) and toks[k].isascii() and toks[k].isdigit():
-            k += 1
-        if k == 0 or (irq.isdigit() and k != len(cpus)):
-            raise ValueError(f"line {n}: row {irq!r} has {k} counts, expected one per CPU column "
-                             f"({len(cpus)}): {ln!r}")
-        tail = rest.split(None, k)[k].strip() if len(toks) > k else ""
-        counts = [int(t) for t in toks[:k]]
-        rows.append(_device_row(irq, counts, tail) if irq.isdigit()
-                    else ParsedRow(irq, True, counts, description=tail))
-    if not rows:
+    if not body:
         raise ValueError(f"no rows after the header (line {hn}): expected lines like "
                          "' 16:   0   0 IR-IO-APIC  16-fasteoi   ehci_hcd:usb1'")
-    return ProcInterrupts(cpus, rows)
+    lines = [_split_line(n, ln) for n, ln in body]
+    chip_column = _has_chip_column(lines)
+    return ProcInterrupts(cpus, [_device_row(ln, chip_column) if ln.name.isdigit()
+                                 else ParsedRow(ln.name, True, ln.counts, description=ln.rest) for ln in lines])
 
 
 def read_proc_interrupts(path: str | Path = "/proc/interrupts") -> ProcInterrupts:
