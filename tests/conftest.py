@@ -7,8 +7,10 @@ import pytest
 from hypothesis import settings
 
 # `make test` and CI draw the same examples every run, so a failure reproduces and the storm coverage check
-# cannot flake; IRQLAB_STORM_EXAMPLES=N (N > 1) hunts with fresh random draws, N times as many.
-settings.register_profile("irqlab", derandomize=float(os.environ.get("IRQLAB_STORM_EXAMPLES", "1")) <= 1)
+# cannot flake; IRQLAB_STORM_EXAMPLES=N (N > 1) hunts with fresh random draws, N times as many, and
+# IRQLAB_FUZZ_SECONDS=N (make fuzz) hunts with fresh draws for N seconds (tests/helpers.py fuzz_for).
+settings.register_profile("irqlab", derandomize=float(os.environ.get("IRQLAB_STORM_EXAMPLES", "1")) <= 1
+                          and not float(os.environ.get("IRQLAB_FUZZ_SECONDS", "0") or 0) > 0)
 settings.load_profile("irqlab")
 
 import irqlab

@@ -90,7 +90,7 @@ def is_open(defect: str) -> bool:
     return defect in OPEN
 
 
-SECONDS = float(os.environ.get("IRQLAB_FUZZ_SECONDS", "0") or 0)
+SECONDS = float(os.environ.get("IRQLAB_FUZZ_SECONDS", "0") or 0) * 0.75   # a quarter for the engine properties
 STATS: Counter = Counter()
 
 # ------------------------------------------------------------------------------------------ the hosts
@@ -303,7 +303,7 @@ def held(host) -> tuple[dict, set, dict, list]:
         for vc in vm.vcpus:
             for vec, ev in vc.irr_tokens.items():
                 add(ev, f"vm{vm.id} vcpu{vc.id} IRR 0x{vec:02x}", True)
-                if ev is not None and (vec & 0xF0) <= vc.lapic.ppr:
+                if ev is not None and 16 <= vec and (vec & 0xF0) <= vc.lapic.ppr:
                     forever.add(ev.id)         # the guest's PPR blocks it: waits for a TPR change
             for vec, ev in vc.pir_tokens.items():
                 add(ev, f"vm{vm.id} vcpu{vc.id} PIR 0x{vec:02x}", True)
@@ -891,7 +891,7 @@ class TwinHosts(RuleBasedStateMachine):
             audit(w.host, True, who)
 
 
-TwinHosts.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None,
+TwinHosts.TestCase.settings = settings(max_examples=100, stateful_step_count=40, deadline=None,
                                        suppress_health_check=list(HealthCheck))
 
 
