@@ -16,7 +16,7 @@ from .trace import Hop, Journey
 if TYPE_CHECKING:
     from .kernel import Kernel
 
-__all__ = ["IrqEvent", "NO_EVENT"]
+__all__ = ["IrqEvent", "NO_EVENT", "Echo"]
 
 
 class IrqEvent:
@@ -35,6 +35,7 @@ class IrqEvent:
         self.via_iommu = False    # posted by the IOMMU (charged iommu_post_ns)
         self.irq: int | None = None
         self.device: Any = None   # the PCI device that raised it (INTx status holder), if any
+        self.passed_on = False    # vfio signalled it downstream: the device's Status bit no longer holds it
         self.t_ack: int | None = None
         self.journey = Journey(eid, source, t) if trace else None
 
@@ -43,8 +44,12 @@ class IrqEvent:
 
     # tracing ---------------------------------------------------------------------------------------
     def hop(self, function: str, file: str, actor: str, detail: str = "") -> None:
+        """Append a hop at the current model time. Hops may follow the outcome (the way back of a
+        passed-through INTx: EOI, resample, unmask): ``journey.t_done`` is then the time of the last hop."""
         if self.journey is not None:
             self.journey.hops.append(Hop(self.host.now, function, file, actor, detail))
+            if self.journey.outcome is not None:
+                self.journey.t_done = self.host.now
 
     def change(self, what: str, before: Any, after: Any) -> None:
         """Record a state change on the hop that made it (the last one recorded)."""
@@ -93,10 +98,17 @@ class IrqEvent:
         return self.outcome is None or self.outcome == Outcome.PENDING
 
     def claim(self) -> "IrqEvent | None":
-        """Someone services this interrupt: it is in flight again if it was pending; None if already over."""
+        """Someone services this interrupt: it is in flight again if it was pending; None if already over,
+        or already passed on downstream by vfio (the device's Status bit then stands for no new interrupt)."""
+        if self.passed_on:
+            return None
         if self.outcome == Outcome.PENDING:
             self.unsettle()
         return self if self.outcome is None else None
+
+    def echo(self) -> "Echo":
+        """The way back of this interrupt after its outcome: hops go on its journey, nothing settles."""
+        return Echo(self)
 
     def outcome_is_pending(self) -> bool:
         return self.outcome == Outcome.PENDING
@@ -123,6 +135,7 @@ class _NoEvent(IrqEvent):
     def __init__(self) -> None:
         self.id, self.source, self.outcome, self.carried, self.journey = -1, "none", None, False, None
         self.device = None
+        self.passed_on = False
         self.via_host = self.via_iommu = False
 
     def hop(self, *a: Any, **k: Any) -> None:
@@ -150,6 +163,23 @@ class _NoEvent(IrqEvent):
 
     def claim(self) -> None:
         return None
+
+
+class Echo(_NoEvent):
+    """The way back of an interrupt that already has its outcome — a passed-through INTx after the guest took
+    it: its EOI, the resampler, the resamplefd, vfio's unmask. Hops go on to that interrupt's journey, but it
+    can never be settled, claimed or carried again (not a new interrupt: the ledger does not see it)."""
+
+    def __init__(self, of: IrqEvent) -> None:
+        super().__init__()
+        self.of = of
+        self.id, self.source = of.id, of.source
+
+    def hop(self, *a: Any, **k: Any) -> None:
+        self.of.hop(*a, **k)
+
+    def change(self, *a: Any, **k: Any) -> None:
+        self.of.change(*a, **k)
 
 
 NO_EVENT = _NoEvent()

@@ -29,6 +29,7 @@ class Outcome(IntEnum):
     COALESCED_PIR = 13
     INJECTED = 14
     POSTED = 15
+    CLOSED_EVENTFD = 16
 
     @property
     def label(self) -> str:
@@ -52,6 +53,8 @@ OUTCOME_TEXT = {
     Outcome.COALESCED_PIR: "coalesced in the posted-interrupt descriptor's PIR",
     Outcome.INJECTED: "injected: acknowledged by the guest",
     Outcome.POSTED: "posted: acknowledged by the guest without the host's handler",
+    Outcome.CLOSED_EVENTFD: "signalled to an eventfd userspace has closed: counted on the context vfio still "
+                            "holds, read by nobody",
 }
 
 OUTCOME_WHERE = {
@@ -70,6 +73,7 @@ OUTCOME_WHERE = {
     Outcome.COALESCED_PIR: ("pi_test_and_set_pir", "arch/x86/include/asm/posted_intr.h"),
     Outcome.INJECTED: ("kvm_apic_ack_interrupt", "arch/x86/kvm/lapic.c"),
     Outcome.POSTED: ("kvm_apic_ack_interrupt", "arch/x86/kvm/lapic.c"),
+    Outcome.CLOSED_EVENTFD: ("eventfd_signal_mask", "fs/eventfd.c"),
 }
 
 N_OUTCOMES = len(Outcome)

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 
 __all__ = ["PciDevice", "MsiVector", "HostDriver", "BDF_RE"]
 
+
+def _int(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{what} must be an int, not {type(v).__name__}")
+    return v
+
 BDF_RE = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$")
 PCI_STATUS_INTERRUPT = 0x08
 PCI_COMMAND_INTX_DISABLE = 0x400
@@ -80,10 +86,20 @@ class PciDevice:
     def add(cls, host: "Kernel", bdf: str, *, name: str | None = None, intx_pin: int = 1, gsi: int | None = None,
             msi: int = 0, msix: int = 0, pci_2_3: bool = True, pcie: bool = True,
             dynamic_msix: bool = True) -> "PciDevice":
+        """Put a function on the bus; every argument is checked before anything changes."""
         if not isinstance(bdf, str) or not BDF_RE.match(bdf):
             raise ValueError(f"bdf must look like '0000:01:00.0' (domain:bus:device.function, lowercase hex), got {bdf!r}")
         if bdf in host.devices:
             raise ValueError(f"{bdf} is already on this host")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, not {type(name).__name__}")
+        for what, v in (("intx_pin", intx_pin), ("msi", msi), ("msix", msix)):
+            _int(v, what)
+        if gsi is not None:
+            _int(gsi, "gsi")
+        for what, v in (("pci_2_3", pci_2_3), ("pcie", pcie), ("dynamic_msix", dynamic_msix)):
+            if not isinstance(v, bool):
+                raise TypeError(f"{what} must be True or False, not {v!r}")
         if intx_pin not in (0, 1, 2, 3, 4):
             raise ValueError("intx_pin is the Interrupt Pin register: 0 (none) or 1..4 (INTA#..INTD#)")
         if msi not in (0, 1, 2, 4, 8, 16, 32):
@@ -115,14 +131,20 @@ class PciDevice:
             ev.settle(Outcome.MASKED if self.disintx else Outcome.DISABLED)
             return
         self.intx_status_event = ev
-        if self.disintx:
-            ev.hop("INTx assert", DEV, "device", f"{self.bdf}: Status.Interrupt set; INTx Disable holds the line down")
-            ev.carried = True  # vfio re-sends it at unmask (pci_check_and_unmask_intx fails)
+        if self.disintx:  # it waits in the Status bit: vfio's unmask finds it and sends it (a claim)
+            ev.hop("INTx assert", DEV, "device", f"{self.bdf}: Status.Interrupt set; INTx Disable holds the line "
+                   "down: it waits there")
+            ev.settle(Outcome.PENDING)
             return
         ev.hop("INTx assert", DEV, "device", f"{self.bdf}: INT{'ABCD'[self.intx_pin - 1]}# → IO-APIC pin {self.gsi}")
+        self._intx_line_up(ev)
+
+    def _intx_line_up(self, ev: "IrqEvent") -> None:
+        """INTx# goes up: the IO-APIC pin sends its vector, or holds it if the chip has the pin masked."""
         desc = self.host.genirq.descs[self.gsi]
         if desc.masked:
-            ev.irq = desc.irq
+            if ev.real:
+                ev.irq = desc.irq
             self.host.genirq._hold_pending(desc, ev, "masked at the chip")
         else:
             self.host.deliver_vector(desc.cpu, desc.vector, ev)
@@ -147,7 +169,21 @@ class PciDevice:
         return True
 
     def pci_intx(self, enable: bool) -> None:
+        """drivers/pci/pci.c pci_intx: write Command.INTx Disable. Clearing it while Status.Interrupt is set lets
+        the device drive INTx# again: the line goes up with the interrupt the Status bit holds (none if vfio
+        passed it on already)."""
+        if not isinstance(enable, bool):
+            raise TypeError(f"pci_intx: enable must be True or False, not {enable!r}")
+        was = self.disintx
         self.disintx = not enable
+        ev = self.intx_status_event
+        if was and enable and ev is not None and self.gsi is not None:
+            from .event import NO_EVENT
+
+            tok = ev.claim() or NO_EVENT
+            tok.hop("pci_intx", "drivers/pci/pci.c", "vfio", f"{self.bdf}: INTx Disable cleared with "
+                    "Status.Interrupt set: INTx# goes up")
+            self._intx_line_up(tok)
 
     # MSI / MSI-X -----------------------------------------------------------------------------------
     @property
@@ -156,11 +192,15 @@ class PciDevice:
 
     def pci_alloc_irq_vectors(self, min_vecs: int, max_vecs: int, msix: bool) -> int:
         """Allocate vectors (per-device MSI domain, hwirq = index); returns how many, or raises."""
+        _int(min_vecs, "min_vecs")
+        _int(max_vecs, "max_vecs")
         if self.msi_enabled or self.msix_enabled:
             raise KernelError(errno.EINVAL, f"{self.bdf}: MSI/MSI-X already enabled")
         cap = self.msix_cap if msix else self.msi_cap
         if cap == 0:
             raise KernelError(errno.EINVAL, f"{self.bdf} has no {'MSI-X' if msix else 'MSI'} capability")
+        if min_vecs < 1 or max_vecs < min_vecs:
+            raise KernelError(errno.ERANGE, f"pci_alloc_irq_vectors: min {min_vecs}, max {max_vecs}")
         n = min(max_vecs, cap)
         if n < min_vecs:
             raise KernelError(errno.ENOSPC, f"{self.bdf}: only {n} vectors, {min_vecs} needed")
@@ -177,6 +217,11 @@ class PciDevice:
         return v
 
     def pci_msix_alloc_irq_at(self, index: int) -> MsiVector:
+        _int(index, "index")
+        if not 0 <= index < self.msix_cap:
+            raise KernelError(errno.EINVAL, f"{self.bdf}: MSI-X index {index} is beyond the table ({self.msix_cap})")
+        if self.vector(index) is not None:
+            raise KernelError(errno.EBUSY, f"{self.bdf}: MSI-X vector {index} is allocated already")
         if not (self.msix_enabled and self.dynamic_msix):
             raise KernelError(errno.EINVAL, f"{self.bdf}: vector {index} not allocated and no dynamic MSI-X")
         return self._alloc_vector(index)
@@ -234,22 +279,38 @@ class HostDriver:
     @classmethod
     def bind(cls, dev: PciDevice, name: str | None = None, *, vectors: int | None = None,
              use_msi: bool | None = None, queue_fmt: str = "{name}-q{i}") -> "HostDriver":
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, not {type(name).__name__}")
+        if vectors is not None and (_int(vectors, "vectors") < 1):
+            raise ValueError(f"vectors must be >= 1 (or None for every vector the device has), got {vectors}")
+        if use_msi is not None and not isinstance(use_msi, bool):
+            raise TypeError(f"use_msi must be True, False or None, not {use_msi!r}")
+        if not isinstance(queue_fmt, str):
+            raise TypeError(f"queue_fmt must be a str, not {type(queue_fmt).__name__}")
+        try:
+            queue_fmt.format(name="x", i=0)
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"queue_fmt {queue_fmt!r} may use only {{name}} and {{i}}: {e}") from None
         if dev.driver is not None:
             raise KernelError(errno.EBUSY, f"{dev.bdf} is already bound to {dev.driver.name}")
         drv = cls(dev, name or dev.name)
         host = dev.host
         if use_msi is None:
             use_msi = bool(dev.msix_cap or dev.msi_cap)
-        if use_msi:
-            msix = bool(dev.msix_cap)
-            n = dev.pci_alloc_irq_vectors(1, vectors or (dev.msix_cap or dev.msi_cap), msix)
-            for v in dev.vectors[:n]:
-                qname = drv.name if n == 1 else queue_fmt.format(name=drv.name, i=v.index)
-                host.genirq.request_irq(v.irq, drv.msi_handler, 0, qname, drv)
-                drv.irqs.append(v.irq)
-        elif dev.intx_pin:
-            host.genirq.request_irq(dev.gsi, drv.intx_handler, IRQF_SHARED, drv.name, drv)
-            drv.irqs.append(dev.gsi)
+        try:
+            if use_msi:
+                msix = bool(dev.msix_cap)
+                n = dev.pci_alloc_irq_vectors(1, vectors or (dev.msix_cap or dev.msi_cap), msix)
+                for v in dev.vectors[:n]:
+                    qname = drv.name if n == 1 else queue_fmt.format(name=drv.name, i=v.index)
+                    host.genirq.request_irq(v.irq, drv.msi_handler, 0, qname, drv)
+                    drv.irqs.append(v.irq)
+            elif dev.intx_pin:
+                host.genirq.request_irq(dev.gsi, drv.intx_handler, IRQF_SHARED, drv.name, drv)
+                drv.irqs.append(dev.gsi)
+        except KernelError:
+            drv.unbind()  # the probe failed: what it set up goes
+            raise
         dev.driver = drv
         return drv
 

@@ -32,8 +32,11 @@ class Timing:
       no exit (illustrative, 0.2 µs).
     - ``guest_handler_ns``: the guest's handler before it writes EOI for a level-triggered vector
       (edge vectors are EOI'd when acknowledged, as Linux's handle_edge_irq acks first) (illustrative, 2 µs).
-    - ``resample_ns``: from the guest's EOI of an INTx vector to vfio unmasking the device: EOI exit,
-      kvm_ioapic_update_eoi, resamplefd signal, virqfd unmask (illustrative, 3 µs).
+    - ``resample_ns``: the one deferred step of a resample: from virqfd_wakeup's schedule_work(&virqfd->inject)
+      to virqfd_inject running vfio's re-send (vfio_send_intx_eventfd) in a kworker, when the unmask found
+      the device still asserting (illustrative, 3 µs). The rest of the way back is synchronous in the guest's
+      EOI exit, at the EOI's instant: kvm_ioapic_update_eoi, the resampler, the resamplefd's virqfd_wakeup,
+      vfio_pci_intx_unmask_handler (the unmask itself) and the clearing of remote IRR.
     - ``exit_to_userspace_ns``: an exit to the VMM (split irqchip EOI), ≈6,500 cycles (kvm-unit-tests
       vmexit "exit to QEMU", commit b7ffc44d5b2e).
     - ``iommu_post_ns``: the IOMMU writing the PIR and sending the notification for a VT-d posted IRTE

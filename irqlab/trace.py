@@ -59,7 +59,9 @@ class Journey:
     """The ordered hops of one interrupt, its outcome and its latency to the guest.
 
     A Journey may still grow after it is returned: work items and the vCPU run later in model time
-    (``host.run()``); ``done`` tells whether its outcome is final.
+    (``host.run()``); ``done`` tells whether its outcome is known. Hops may follow the outcome: a
+    passed-through INTx is ``injected`` at its ack, then its way back (EOI, resample, unmask) is recorded;
+    ``t_done`` is the time of the last hop so far, ``latency_ns`` stays the latency to the ack.
     """
 
     id: int

@@ -1,7 +1,7 @@
 """KVM GSI routing and the in-kernel IOAPIC, from virt/kvm/kvm_main.c (KVM_SET_GSI_ROUTING),
 virt/kvm/irqchip.c (kvm_set_irq_routing, setup_routing_entry, kvm_set_irq), arch/x86/kvm/irq.c
 (kvm_set_routing_entry, kvm_msi_route_invalid, kvm_setup_default_irq_routing) and arch/x86/kvm/ioapic.c
-(ioapic_set_irq, ioapic_service, kvm_ioapic_update_eoi_one). kernel-facts §7 and §9."""
+(ioapic_set_irq, ioapic_service, kvm_ioapic_update_eoi_one, ioapic_write_indirect)."""
 import errno
 
 import pytest
@@ -361,8 +361,9 @@ def test_level_pin_remote_irr(host, vm):
 
 
 def test_level_pin_coalesced_at_the_ioapic_in_the_ledger():
-    """Through the whole path: a second INTx round while remote IRR is set ends coalesced_ioapic."""
-    host = irqlab.scenarios.shared_intx()
+    """Through the whole path: a second INTx round while remote IRR is set ends coalesced_ioapic (the guest's
+    handler outlasts the second inject work: remote IRR is cleared at its EOI)."""
+    host = irqlab.scenarios.shared_intx(timing=irqlab.Timing(guest_handler_ns=10_000))
     vm, bdf = host.scenario.vm, host.scenario.guest_bdf
     a = host.raise_intx(bdf)
     host.run(until=host.now + host.timing.irqfd_work_ns)      # injected: remote IRR set, ISR until the EOI
@@ -392,3 +393,63 @@ def test_gsi_0_15_reach_both_pic_and_ioapic(vm):
     vm.ioapic.write_redirtbl(4, vector=0x34, trigger_level=False)
     assert vm.kvm_set_irq(SRC, 4, 1, None) >= 1
     assert vm.pic.irq_states[4] & 1 and 0x34 in vm.vcpus[0].lapic.irr
+
+
+@pytest.mark.parametrize("kw,exc", [
+    (dict(vector=0x44, dest_id=256), ValueError),          # the entry's destination is 8 bits
+    (dict(vector=0x44, dest_id=-1), ValueError),
+    (dict(vector=0x44, delivery_mode=9), ValueError),      # 3 bits
+    (dict(vector=0x44, delivery_mode="fixed"), TypeError),
+    (dict(vector=68.0), TypeError),
+    (dict(vector=300), ValueError),
+    (dict(vector=0x44, trigger_level="level"), TypeError),
+    (dict(vector=0x44, masked=None), TypeError),
+])
+def test_write_redirtbl_refuses_bad_fields_before_writing(host, vm, kw, exc):
+    """ioapic_write_indirect writes bit fields (dest_id 63:56, delivery_mode 10:8...): a value that does not fit
+    is refused at the call and the entry is unchanged (dest_id=256 and delivery_mode=9 used to be stored and
+    crash the next interrupt mid-dispatch, in ioapic_service's encode, leaving it in flight)."""
+    vm.ioapic.write_redirtbl(17, vector=0x44, trigger_level=False)
+    before = vars(vm.ioapic.redirtbl[17]).copy()
+    with pytest.raises(exc):
+        vm.ioapic.write_redirtbl(17, **kw)
+    assert vars(vm.ioapic.redirtbl[17]) == before
+    with pytest.raises((TypeError, ValueError)):
+        vm.ioapic.write_redirtbl(24, vector=0x44)
+    vm.kvm_set_irq(SRC, 17, 1, None)  # the pin still works
+    assert 0x44 in vm.vcpus[0].lapic.irr
+
+
+def test_every_ioapic_delivery_mode_reaches_apic_accept_irq(host, vm):
+    """ioapic_service hands the entry's delivery mode to __apic_accept_irq as APIC_DM_* (<< 8): NMI is counted,
+    ExtINT returns 0 (so kvm_set_irq reports 0), INIT/SMI/the reserved 3 and 6 are counted too."""
+    lap = vm.vcpus[0].lapic
+    for pin, (mode, count) in enumerate(((4, "nmi_count"), (2, "smi_count"), (5, "init_count"), (3, "remrd_count"),
+                                         (6, "startup_count")), start=17):
+        vm.ioapic.write_redirtbl(pin, vector=0x44, trigger_level=False, delivery_mode=mode)
+        assert vm.kvm_set_irq(SRC, pin, 1, None) == 1 and getattr(lap, count) == 1, mode
+    vm.ioapic.write_redirtbl(22, vector=0x45, trigger_level=False, delivery_mode=7)
+    assert vm.kvm_set_irq(SRC, 22, 1, None) == 0 and not lap.irr
+
+
+def test_edge_eoi_still_runs_the_pins_ack_notifier(host, vm):
+    """ioapic.c kvm_ioapic_update_eoi_one calls kvm_notify_acked_irq *before* it looks at the trigger mode, and
+    kvm_ioapic_scan_entry puts a pin with an ack notifier in ioapic_handled_vectors even when it is edge: the
+    guest's EOI of an edge vector on a pin with a resampler de-asserts the GSI and signals the resamplefd; only
+    a level EOI (TMR bit set) goes on to clear remote IRR."""
+    trig, res = Eventfd(), Eventfd()
+    vm.kvm_set_gsi_routing([irqchip_route(17, KVM_IRQCHIP_IOAPIC, 17)])
+    vm.kvm_irqfd(trig, 17, irqlab.KVM_IRQFD_FLAG_RESAMPLE, resamplefd=res)
+    vm.ioapic.write_redirtbl(17, vector=0x44, trigger_level=False)
+    v0 = vm.vcpus[0]
+    assert v0.kvm_ioapic_handles_vector(0x44) and 0x44 in v0.ioapic_handled_vectors()
+    trig.signal()
+    host.run()
+    assert v0.delivered[0x44] == 1 and 0x44 not in v0.lapic.tmr
+    assert res.count == 1 and vm.resamplers[17].acks == 1 and vm.ioapic.irq_states[17] == 0
+    # the same notifier through kvm_ioapic_update_eoi directly: an edge EOI leaves remote IRR alone
+    vm.ioapic.redirtbl[17].remote_irr = True
+    vm.ioapic.kvm_ioapic_update_eoi(0x44, trigger_level=False)
+    assert res.count == 2 and vm.ioapic.redirtbl[17].remote_irr
+    vm.ioapic.kvm_ioapic_update_eoi(0x44, trigger_level=True)
+    assert res.count == 3 and not vm.ioapic.redirtbl[17].remote_irr

@@ -1,4 +1,4 @@
-"""The virtual local APIC (arch/x86/kvm/lapic.c and the SDM local APIC chapter; kernel-facts §9)."""
+"""The virtual local APIC (arch/x86/kvm/lapic.c and the SDM local APIC chapter)."""
 import pytest
 from hypothesis import given, strategies as st
 
@@ -94,3 +94,54 @@ def test_register_layout():
     assert regs[0x210] == 1 << 17 and regs[0x200] == 0 and len(regs) == 24
     a.kvm_cpu_get_interrupt()
     assert dict(a.regs())[0x110] == 1 << 17 and dict(a.regs())[0x210] == 0
+
+
+@pytest.mark.parametrize("bad,exc", [(1.5, TypeError), ("0x40", TypeError), (True, TypeError), (256, ValueError),
+                                     (-1, ValueError), (None, TypeError)])
+def test_set_tpr_refuses_bad_input_before_changing_it(bad, exc):
+    """lapic.c apic_set_tpr takes the register's 8 bits: anything else is refused at the call, with the TPR
+    unchanged (set_tpr(1.5) used to be stored and crash the next interrupt's PPR comparison)."""
+    a = KvmLapic()
+    a.set_tpr(0x20)
+    with pytest.raises(exc):
+        a.set_tpr(bad)
+    assert a.tpr == 0x20 and a.ppr == 0x20
+
+
+@pytest.mark.parametrize("kw,exc", [(dict(vector=256), ValueError), (dict(vector=1.0), TypeError),
+                                    (dict(vector=0x41, delivery_mode="sipi"), ValueError),
+                                    (dict(vector=0x41, delivery_mode=0), ValueError),
+                                    (dict(vector=0x41, trigger_level="level"), TypeError)])
+def test_accept_refuses_bad_input_before_changing_anything(kw, exc):
+    a = KvmLapic()
+    with pytest.raises(exc):
+        a.apic_accept_irq(**kw)
+    assert not a.irr and not a.tmr and a.accepted == 0
+
+
+def test_delivery_modes_of_apic_accept_irq():
+    """lapic.c __apic_accept_irq: APIC_DM_LOWEST raises apic_arb_prio and falls through to Fixed; SMI, RemRd
+    (the MSI-reserved 3), NMI, INIT return 1 without the IRR; STARTUP (the MSI-reserved 6) keeps its vector in
+    sipi_vector; ExtINT breaks out with 0 ("Should only be called by kvm_apic_local_deliver() with LVT0").
+    Every case but Fixed/Lowest leaves last_accept_coalesced clear."""
+    a = KvmLapic()
+    assert a.apic_accept_irq(0x41, delivery_mode="lowest") == 1 and a.apic_arb_prio == 1 and 0x41 in a.irr
+    assert a.apic_accept_irq(0x41) == 1 and a.last_accept_coalesced and a.apic_arb_prio == 1
+    assert a.apic_accept_irq(0x9A, delivery_mode="startup") == 1 and a.sipi_vector == 0x9A and a.startup_count == 1
+    assert not a.last_accept_coalesced and a.irr == {0x41}
+    assert a.apic_accept_irq(0x41) == 1 and a.last_accept_coalesced
+    assert a.apic_accept_irq(0x30, delivery_mode="extint") == 0 and not a.last_accept_coalesced
+    assert a.apic_accept_irq(0x30, delivery_mode="remrd") == 1 and a.remrd_count == 1
+    assert a.irr == {0x41} and 0x30 not in a.tmr
+
+
+def test_pir_sync_leaves_the_tmr_alone():
+    """lapic.c __kvm_apic_update_irr (vmx_sync_pir_to_irr) ORs the PIR into the IRR: the TMR is only written by
+    __apic_accept_irq, so a bit an earlier level interrupt set stays set under a posted edge one."""
+    a = KvmLapic()
+    a.apic_accept_irq(0x41, trigger_level=True)
+    a.kvm_cpu_get_interrupt()
+    a.apic_set_eoi()
+    assert a.last_eoi_level and 0x41 in a.tmr
+    assert a.kvm_apic_update_irr(0x41) and not a.kvm_apic_update_irr(0x41)
+    assert 0x41 in a.tmr and a.coalesced == 1 and not a.last_accept_coalesced

@@ -1,5 +1,5 @@
 """x86 MSI address/data (SDM "Message Signalled Interrupts", arch/x86/include/asm/msi.h) and KVM's decode
-and destination matching (arch/x86/kvm/irq.c kvm_msi_to_lapic_irq, lapic.c; kernel-facts §8)."""
+and destination matching (arch/x86/kvm/irq.c kvm_msi_to_lapic_irq, lapic.c)."""
 import pytest
 from hypothesis import given, strategies as st
 
@@ -41,14 +41,47 @@ def test_x2apic_32bit_ids():
 
 
 @pytest.mark.parametrize("args,exc", [
-    ((0xFED00000, 0x41), ValueError),      # not 0xFEE
     ((0xFEE00000, 1 << 32), ValueError),   # not a u32
     (("0xFEE00000", 0x41), TypeError),
     ((0xFEE00000, 0x41, -1), ValueError),
+    ((float(0xFEE00000), 0x41), TypeError),
 ])
 def test_bad_input(args, exc):
     with pytest.raises(exc):
         msi.decode(*args)
+
+
+def test_decode_reads_the_fields_only_like_kvm_msi_to_lapic_irq():
+    """arch/x86/kvm/irq.c kvm_msi_to_lapic_irq (and x86_msi_msg_get_destid, arch/x86/kernel/apic/apic.c) read
+    destid_0_7, dest_mode_logical, redirect_hint and the data fields: nothing checks base_address (0xFEE), so an
+    address outside the interrupt window decodes by its fields, never a Python error."""
+    m = msi.decode(0xFED01000, 0x4051)
+    assert (m.base_address, m.dest_id, m.vector, m.delivery_mode) == (0xFED, 1, 0x51, 0)
+    assert "never checks" in m.fields()[0][3]
+    assert msi.decode(0x00001000, 0x51).dest_id == 1
+
+
+@pytest.mark.parametrize("kw,exc", [
+    (dict(dest_id=-1, vector=0x41), ValueError),            # was encoded as 0xFF: a broadcast
+    (dict(dest_id=256, vector=0x41), ValueError),
+    (dict(dest_id=1.0, vector=0x41), TypeError),
+    (dict(dest_id=True, vector=0x41), TypeError),
+    (dict(dest_id=1, vector=256), ValueError),
+    (dict(dest_id=1, vector=-1), ValueError),
+    (dict(dest_id=1, vector="0x41"), TypeError),
+    (dict(dest_id=1, vector=0x41, delivery_mode=8), ValueError),
+    (dict(dest_id=1, vector=0x41, delivery_mode=-1), ValueError),
+    (dict(dest_id=1, vector=0x41, delivery_mode="sipi"), ValueError),
+    (dict(dest_id=1, vector=0x41, dest_mode_logical="yes"), TypeError),
+    (dict(dest_id=1, vector=0x41, trigger_level=2), TypeError),
+    (dict(dest_id=-5, vector=0x41, x2apic_32bit_ids=True), ValueError),
+    (dict(dest_id=2**32, vector=0x41, x2apic_32bit_ids=True), ValueError),
+])
+def test_encode_refuses_bad_fields(kw, exc):
+    """A field that does not fit its bits is refused, not masked into another message (dest_id=-1 used to
+    become 0xFF, the broadcast)."""
+    with pytest.raises(exc):
+        msi.encode(**kw)
 
 
 @given(st.integers(0, 255), st.integers(0, 255), st.sampled_from([0, 1, 2, 4, 5, 7]), st.booleans(), st.booleans(),

@@ -224,14 +224,15 @@ def test_a_host_with_every_path_agrees(chunk):
     broadcast through irqfd work, a vector left to userspace, host MSI and INTx drivers, vfio INTx and an
     orphan on a line primed near note_interrupt's verdict), dense enough to coalesce in the PIR and to mask
     vfio INTx. Deterministic, like the test above: the coverage below must not depend on the draws
-    (coalesced_pir and userspace were each missed now and then)."""
+    (coalesced_pir and userspace were each missed now and then; seed 27: two of the card's assertions come
+    within a round trip, before the primed line is disabled)."""
     p = dict(ncpus=2, nvcpus=2, apicv=True, posted=True, timing=Timing(),
              modes=["halted", "running", "running", "running"], nvec=4, routes=["fast", "nodest", "fast", "broadcast"],
              dests=[0, 1, 0, 0], vectors=[0x41, 0x42, 0x31, 0x51], host_msi=True, host_intx=True, intx_vfio=True,
              orphan=True, userspace=True, prime=16, shared_gsi=16, noirqdebug=False, pba=False)
     make = lambda: build_custom(p)  # noqa: E731
     srcs = storm.sources(make())
-    t, ids = storm_arrays(7, len(srcs), 800, 3_000_000, 1)
+    t, ids = storm_arrays(27, len(srcs), 800, 3_000_000, 1)
     compare(make, srcs, t, ids, chunk, again=True)
     res = storm.run(make(), storm.from_arrays(t, ids, srcs), "vector", chunk_events=chunk, progress=False)
     assert {"coalesced_pir", "userspace", "masked", "posted", "no_route", "disabled"} <= set(res.ledger)

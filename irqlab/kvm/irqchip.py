@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from ..errors import KernelError
 from ..ledger import Outcome
 from ..sched import HZ, NSEC_PER_JIFFY, WorkStruct
-from .msi import _u32
+from .msi import _flag, _int, _u32
 from ..uapi import (
     KVM_IOAPIC_NUM_PINS, KVM_IRQ_ROUTING_HV_SINT, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI,
     KVM_IRQ_ROUTING_XEN_EVTCHN, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
@@ -149,6 +149,15 @@ def validate_routing(vm: "Vm", entries: list[RoutingEntry], flags: int) -> Routi
     return table
 
 
+def _pin_source_level(pin: int, source: int, level: int, npins: int) -> None:
+    """A pin of the chip, an irq source id (a bit of irq_states, BITS_PER_LONG) and a level 0/1, or an error."""
+    if type(pin) is int and type(source) is int and level in (0, 1) and 0 <= pin < npins and 0 <= source < 64:
+        return
+    _int(pin, "pin", 0, npins - 1), _int(source, "irq source id", 0, 63)
+    if not isinstance(level, bool):
+        _int(level, "level", 0, 1)
+
+
 @dataclass
 class RedirEntry:
     """One IOAPIC redirection-table entry, as the guest programs it."""
@@ -161,6 +170,13 @@ class RedirEntry:
     masked: bool = True
     remote_irr: bool = False
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in ("vector", "trigger_level"):  # what KvmIoapic.pins_with_vector's cache is made of
+            _REDIR_GEN[0] += 1
+
+
+_REDIR_GEN = [0]  # bumped on every vector or trigger-mode change of any redirection entry
 
 IOAPIC_SUCCESSIVE_IRQ_MAX_COUNT = 10000  # ioapic.c: EOIs in a row that re-inject a still-asserted pin
 
@@ -171,6 +187,8 @@ class KvmIoapic:
     def __init__(self, vm: "Vm"):
         self.vm = vm
         self.redirtbl = [RedirEntry() for _ in range(KVM_IOAPIC_NUM_PINS)]
+        self._by_vector: dict[int, tuple[int, ...]] = {}
+        self._by_vector_gen = -1
         self.irr = 0
         self.irq_states: list[int] = [0] * KVM_IOAPIC_NUM_PINS  # bit per irq_source_id
         self.irq_eoi: list[int] = [0] * KVM_IOAPIC_NUM_PINS     # successive EOIs that re-injected the pin
@@ -181,11 +199,16 @@ class KvmIoapic:
                        masked: bool = False, dest_mode_logical: bool = False, delivery_mode: int = 0) -> None:
         """ioapic_write_indirect: the guest programs a pin (Linux's IO-APIC driver, through IOREGSEL/IOWIN).
         Writing an edge entry clears remote IRR; an unmasked, idle level pin still asserted is resampled
-        through the irqfd resampler if the pin has one, else serviced (an edge that came while masked is lost)."""
-        if not 0 <= pin < KVM_IOAPIC_NUM_PINS:
-            raise ValueError("pin must be 0..23")
-        if not 16 <= vector <= 255:
-            raise ValueError("vector must be 16..255")
+        through the irqfd resampler if the pin has one, else serviced (an edge that came while masked is lost).
+        The fields are the entry's: an 8-bit destination, a 3-bit delivery mode (ioapic_service hands it to
+        __apic_accept_irq as APIC_DM_*), one bit each for the flags; the vector 16..255 (a Linux guest never
+        programs an illegal one). Bad values raise TypeError/ValueError before the entry changes."""
+        pin = _int(pin, "pin", 0, KVM_IOAPIC_NUM_PINS - 1)
+        vector = _int(vector, "vector", 16, 255)
+        dest_id = _int(dest_id, "dest_id (the entry's 8-bit destination field)", 0, 0xFF)
+        delivery_mode = _int(delivery_mode, "delivery_mode (a 3-bit field)", 0, 7)
+        trigger_level, masked = _flag(trigger_level, "trigger_level"), _flag(masked, "masked")
+        dest_mode_logical = _flag(dest_mode_logical, "dest_mode_logical")
         e = self.redirtbl[pin]
         e.vector, e.dest_id, e.trigger_level, e.masked = vector, dest_id, trigger_level, masked
         e.dest_mode_logical, e.delivery_mode = dest_mode_logical, delivery_mode
@@ -200,6 +223,7 @@ class KvmIoapic:
 
     def set_irq(self, pin: int, source: int, level: int, token: Any) -> int:
         """kvm_ioapic_set_irq → ioapic_set_irq: 0 when coalesced, -1 if not delivered, else #CPUs."""
+        _pin_source_level(pin, source, level, KVM_IOAPIC_NUM_PINS)
         mask = 1 << pin
         if level:
             self.irq_states[pin] |= 1 << source
@@ -247,19 +271,33 @@ class KvmIoapic:
             entry.remote_irr = True
         return ret
 
+    def pins_with_vector(self, vector: int) -> tuple[int, ...]:
+        """Every pin (masked or not) programmed with ``vector`` (cached until an entry's vector or trigger
+        changes: looked up at each delivery and EOI)."""
+        if self._by_vector_gen != _REDIR_GEN[0]:
+            by: dict[int, tuple[int, ...]] = {}
+            for p, e in enumerate(self.redirtbl):
+                by[e.vector] = by.get(e.vector, ()) + (p,)
+            self._by_vector, self._by_vector_gen = by, _REDIR_GEN[0]
+        return self._by_vector.get(vector, ())
+
     def pins_for_vector(self, vector: int) -> list[int]:
         """The unmasked pins that deliver ``vector`` (what a guest handler of that vector may be serving)."""
         return [p for p, e in enumerate(self.redirtbl) if e.vector == vector and not e.masked]
 
-    def kvm_ioapic_update_eoi(self, vector: int) -> None:
-        """Guest EOI of a level vector: every pin with that vector, masked or not, runs its ack notifiers,
-        then clears remote IRR and, if still asserted and unmasked, is serviced again; the 10,000th
-        re-injection in a row waits HZ/100 instead ("lets a buggy guest make slow progress")."""
+    def kvm_ioapic_update_eoi(self, vector: int, trigger_level: bool = True) -> None:
+        """A guest EOI that reached the IOAPIC (kvm_ioapic_send_eoi: the vector is in the vCPU's
+        ioapic_handled_vectors). ``trigger_level``: the vector's TMR bit at the EOI, the trigger_mode KVM passes.
+        kvm_ioapic_update_eoi_one, for every pin with that vector, masked or not, edge or level: the pin's ack
+        notifiers run first (kvm_notify_acked_irq: an irqfd resampler), then, only for a level EOI, remote IRR
+        is cleared and a pin still asserted and unmasked is serviced again; the 10,000th re-injection in a row
+        waits HZ/100 instead ("lets a buggy guest make slow progress")."""
+        vector, trigger_level = _int(vector, "vector", 0, 255), _flag(trigger_level, "trigger_level")
         for pin, entry in enumerate(self.redirtbl):
             if entry.vector != vector:
                 continue
             self.vm.kvm_notify_acked_irq(KVM_IRQCHIP_IOAPIC, pin)  # kvm_ioapic_update_eoi_one
-            if not entry.trigger_level:
+            if not trigger_level:  # "if (trigger_mode != IOAPIC_LEVEL_TRIG || ...) return;"
                 continue
             entry.remote_irr = False
             if not entry.masked and self.irr & (1 << pin):
@@ -293,6 +331,7 @@ class KvmPic:
 
     def set_irq(self, pin: int, source: int, level: int) -> int:
         """kvm_pic_set_irq → pic_set_irq1: 1, or 0 for an edge already pending in IRR; -1 if masked."""
+        _pin_source_level(pin, source, level, 16)
         if level:
             self.irq_states[pin] |= 1 << source
         else:

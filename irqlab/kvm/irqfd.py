@@ -26,23 +26,36 @@ EVENTFD_C = "virt/kvm/eventfd.c"
 
 
 class IrqfdResampler:
-    """One per (VM, GSI): an irq-ack notifier that de-asserts the GSI and signals every resamplefd."""
+    """One per (VM, GSI): an irq-ack notifier that de-asserts the GSI and signals every resamplefd.
+
+    It runs in the vCPU thread, inside the guest's EOI exit (kvm_ioapic_update_eoi_one → kvm_notify_acked_irq),
+    before the IOAPIC clears remote IRR: everything a resamplefd's waiter does in its wake-up (vfio's
+    virqfd_wakeup → vfio_pci_intx_unmask_handler) happens then, synchronously."""
 
     def __init__(self, vm: "Vm", gsi: int):
         self.vm, self.gsi = vm, gsi
         self.irqfds: list[Irqfd] = []
         self.acks = 0
 
-    def irqfd_resampler_ack(self) -> None:
-        """The guest EOId the GSI's pin: de-assert it for the resample source, then notify."""
+    def irqfd_resampler_ack(self, token: Any = None) -> None:
+        """The guest EOId the GSI's pin: de-assert it for the resample source, then notify. ``token``: the way
+        back of the interrupt whose EOI this is (traced on its journey), or None."""
         self.acks += 1
+        if token is not None:
+            token.hop("irqfd_resampler_ack", EVENTFD_C, "kvm", f"GSI {self.gsi}: de-assert, then signal "
+                      f"{len(self.irqfds)} resamplefd(s)")
+            token.hop("kvm_set_irq", "virt/kvm/irqchip.c", "kvm", f"gsi {self.gsi} level 0 "
+                      "(KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID): the irqfd's assertion is lowered")
         self.vm.kvm_set_irq(KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID, self.gsi, 0, None)
-        self.irqfd_resampler_notify()
+        self.irqfd_resampler_notify(token)
 
-    def irqfd_resampler_notify(self) -> None:
+    def irqfd_resampler_notify(self, token: Any = None) -> None:
         """Signal every resamplefd: the VMM (vfio) unmasks and re-checks its device."""
+        if token is not None:
+            token.hop("irqfd_resampler_notify", EVENTFD_C, "kvm",
+                      ", ".join(f.resamplefd.name for f in self.irqfds) or "no resamplefd")
         for irqfd in list(self.irqfds):
-            irqfd.resamplefd.signal()
+            irqfd.resamplefd.signal(token)
 
 
 class Irqfd:

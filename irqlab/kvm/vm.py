@@ -2,11 +2,15 @@
 
 Models virt/kvm/kvm_main.c and virt/kvm/eventfd.c (``kvm_vm_ioctl`` for KVM_SET_GSI_ROUTING, KVM_IRQFD,
 KVM_SIGNAL_MSI), arch/x86/kvm/lapic.c (``kvm_irq_delivery_to_apic[_fast]``, ``__apic_accept_irq``,
-``kvm_apic_ack_interrupt``, ``apic_set_eoi``), arch/x86/kvm/x86.c (``kvm_vcpu_kick``, ``vcpu_enter_guest``)
-and vmx (``vmx_deliver_interrupt``). Simplification: a vCPU takes interrupts at *entry instants*: the first
-interrupt accepted opens a window (a kick and VM exit, a posted delivery, or a wake-up, by the vCPU's
-mode) and everything deliverable at its end is taken then, in priority order; the guest is a Linux guest
-that EOIs an edge vector as it acknowledges it and a level vector after its handler.
+``kvm_lapic_set_eoi``, ``kvm_ioapic_send_eoi``), arch/x86/kvm/irq.c (``kvm_cpu_get_interrupt``,
+``kvm_scan_ioapic_routes``), arch/x86/kvm/x86.c (``kvm_vcpu_kick``, ``vcpu_enter_guest``,
+``kvm_check_and_inject_events``, ``vcpu_scan_ioapic``) and vmx (``vmx_deliver_interrupt``, ``vmx_inject_irq``,
+the EOI-exit bitmap). Simplification: a vCPU takes interrupts at *entry instants*: the first interrupt accepted
+opens a window (a kick and VM exit, a posted delivery, or a wake-up, by the vCPU's mode) and everything
+deliverable at its end is taken then, in priority order — without APICv KVM injects one vector per entry and
+takes the next after an interrupt-window exit, which the model neither waits for nor counts. The guest is a
+Linux guest that EOIs a level-triggered IOAPIC pin's vector after its handler and any other vector as it
+takes it.
 """
 from __future__ import annotations
 
@@ -18,9 +22,9 @@ from ..errors import KernelError
 from ..eventfd import EPOLLIN, Eventfd
 from ..ledger import Outcome
 from ..uapi import (
-    KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
+    KVM_IOAPIC_NUM_PINS, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
     KVM_IRQCHIP_PIC_SLAVE, KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, KVM_MSI_VALID_DEVID,
-    POSTED_INTR_WAKEUP_VECTOR,
+    POSTED_INTR_VECTOR, POSTED_INTR_WAKEUP_VECTOR, VFIO_PCI_INTX_IRQ_INDEX,
 )
 from . import msi as _msi
 from .irqchip import (
@@ -39,6 +43,7 @@ __all__ = ["Vm", "Vcpu", "default_routing"]
 LAPIC_C = "arch/x86/kvm/lapic.c"
 X86_C = "arch/x86/kvm/x86.c"
 MODES = ("running", "halted")
+RTC_GSI = 8  # ioapic.h: the RTC's pin, whose EOIs KVM always tracks
 
 
 def default_routing() -> list[RoutingEntry]:
@@ -60,8 +65,8 @@ class Vcpu:
         self.apic_id = idx
         self.lapic = KvmLapic(apic_id=idx)
         self.pcpu = pcpu
-        self._mode = mode
         self.pi = PiDesc(ndst=pcpu)
+        self.mode = mode
         self.irr_tokens: dict[int, Any] = {}
         self.pir_tokens: dict[int, Any] = {}
         self.entry_timer: Any = None
@@ -80,10 +85,10 @@ class Vcpu:
 
     @mode.setter
     def mode(self, m: str) -> None:
-        if m not in MODES:
+        if not isinstance(m, str) or m not in MODES:
             raise ValueError(f"vCPU mode is 'running' or 'halted', not {m!r}")
         self._mode = m
-        self.pi.nv = POSTED_INTR_WAKEUP_VECTOR if m == "halted" else 0xF2
+        self.pi.nv = POSTED_INTR_WAKEUP_VECTOR if m == "halted" else POSTED_INTR_VECTOR
 
     @property
     def vmexits(self) -> int:
@@ -97,10 +102,17 @@ class Vcpu:
             return t.vcpu_wakeup_ns
         return t.posted_delivery_ns if self.vm.apicv else t.kick_ns
 
+    def identity(self) -> _msi.ApicIdentity:
+        return self.vm.apic_identities()[self.id]
+
     # accepting --------------------------------------------------------------------------------------
-    def apic_accept_irq(self, vector: int, trigger_level: bool, token: Any) -> int:
-        """__apic_accept_irq for Fixed/Lowest: TMR first, then vmx_deliver_interrupt (APICv posts; otherwise
-        set IRR and kick). An illegal vector (0-15) is dropped as the SDM says, with or without APICv."""
+    def apic_accept_irq(self, vector: int, trigger_level: bool, token: Any, mode: str = "fixed") -> int:
+        """__apic_accept_irq for Fixed/Lowest (``mode``): Lowest raises apic_arb_prio; the TMR takes the trigger
+        mode; then vmx_deliver_interrupt (APICv posts; otherwise set IRR and kick). An illegal vector (0-15) is
+        dropped as the SDM says, with or without APICv."""
+        vector, mode, trigger_level = self.lapic.check_accept(vector, mode, trigger_level)
+        if mode not in ("fixed", "lowest"):
+            raise ValueError(f"Vcpu.apic_accept_irq takes Fixed/Lowest interrupts, not {mode!r} (use KvmLapic's)")
         if self.lapic.illegal(vector):
             if token is not None:  # the SDM's rule, which KVM's __apic_accept_irq does not check
                 token.hop("illegal vector", HARDWARE, "lapic", f"vcpu{self.id}: vector {vector} < 16 is not "
@@ -110,27 +122,30 @@ class Vcpu:
         if token is not None:
             token.hop("kvm_apic_set_irq", LAPIC_C, "lapic", f"vcpu{self.id}")
             token.hop("__apic_accept_irq", LAPIC_C, "lapic", f"vcpu{self.id}: vector 0x{vector:02x} "
-                      f"{'level' if trigger_level else 'edge'}")
+                      f"{'level' if trigger_level else 'edge'}" + (", lowest priority" if mode == "lowest" else ""))
             token.hop("vmx_deliver_interrupt", "arch/x86/kvm/vmx/vmx.c", "kvm",
                       "APICv: post it" if self.vm.apicv else "no APICv: set IRR, request an event, kick")
-        if self.vm.apicv:
-            if trigger_level:  # the TMR is set before the interrupt is posted, so the EOI exits for level
-                self.lapic.tmr.add(vector)
-            else:
-                self.lapic.tmr.discard(vector)
-            return self.post_interrupt(vector, token, iommu=False, trigger_level=trigger_level)
-        self.lapic.apic_accept_irq(vector, trigger_level=trigger_level)
-        self._irr_set(vector, token, Outcome.COALESCED_IRR)
-        self.kvm_vcpu_kick(token)
-        return 1
+        if not self.vm.apicv:
+            self.lapic.apic_accept_irq(vector, delivery_mode=mode, trigger_level=trigger_level)
+            self._irr_set(vector, token, not self.lapic.last_accept_coalesced)
+            self.kvm_vcpu_kick(token)
+            return 1
+        if mode == "lowest":
+            self.lapic.apic_arb_prio += 1
+        if trigger_level:  # the TMR is set before the interrupt is posted
+            self.lapic.tmr.add(vector)
+        else:
+            self.lapic.tmr.discard(vector)
+        return self.post_interrupt(vector, token, iommu=False)
 
-    def _irr_set(self, vector: int, token: Any, coalesced: Outcome, hw: bool = False) -> None:
+    def _irr_set(self, vector: int, token: Any, new: bool, hw: bool = False) -> None:
+        """The IRR bit is set (``new``) or was set already: the interrupt waits there, or merges (coalesced_irr)."""
         fn, file = ("vIRR", HARDWARE) if hw else ("kvm_lapic_set_irr", "arch/x86/kvm/lapic.h")
-        if self.lapic.last_accept_coalesced:
+        if not new:
             self.coalesced[vector] += 1
             if token is not None:
                 token.hop(fn, file, "lapic", f"vcpu{self.id}: IRR[0x{vector:02x}] already set: coalesced")
-                token.settle(coalesced)
+                token.settle(Outcome.COALESCED_IRR)
             return
         self.irr_tokens[vector] = token
         if token is not None:
@@ -138,8 +153,16 @@ class Vcpu:
             token.change(f"vcpu{self.id} IRR", "", f"0x{vector:02x}")
             token.carried = True
 
-    def post_interrupt(self, vector: int, token: Any, *, iommu: bool, trigger_level: bool = False) -> int:
-        """__vmx_deliver_posted_interrupt (APICv) or the IOMMU writing a posted IRTE's PIR bit."""
+    def post_interrupt(self, vector: int, token: Any, *, iommu: bool) -> int:
+        """__vmx_deliver_posted_interrupt (APICv) or the IOMMU writing a posted IRTE's PIR bit. Neither touches
+        the TMR (__apic_accept_irq set it before posting; the IOMMU never does). A VT-d posted vector 0-15 is
+        refused where it reaches the LAPIC, as the SDM says (nothing in KVM or VT-d checks it)."""
+        if iommu and self.lapic.illegal(vector):
+            if token is not None:
+                token.hop("illegal vector", HARDWARE, "lapic", f"vcpu{self.id}: posted vector {vector} < 16 is not "
+                          "delivered (SDM: ESR Receive Illegal Vector; neither VT-d nor KVM checks it)")
+                token.settle(Outcome.NO_ROUTE)
+            return 0
         if self._mode == "running":
             # In guest mode the notification is processed at once: PIR is synced into the virtual IRR.
             if token is not None:
@@ -150,11 +173,16 @@ class Vcpu:
                               f"vcpu{self.id} in guest mode: notification IPI 0xf2 to CPU{self.pcpu}")
                 token.hop("posted-interrupt processing", HARDWARE, "lapic",
                           f"vcpu{self.id} in guest mode: the CPU moves PIR into the virtual IRR, no VM exit")
-            self.lapic.apic_accept_irq(vector, trigger_level=trigger_level)
-            self._irr_set(vector, token, Outcome.COALESCED_IRR, hw=True)
+            new = self.lapic.kvm_apic_update_irr(vector)
+            if not iommu:
+                self.lapic.last_accept_coalesced = not new
+            self._irr_set(vector, token, new, hw=True)
             self._request_entry(None)
             return 1
-        if self.pi.pi_test_and_set_pir(vector):
+        pir_was_set = self.pi.pi_test_and_set_pir(vector)
+        if not iommu:
+            self.lapic.last_accept_coalesced = pir_was_set
+        if pir_was_set:
             self.coalesced[vector] += 1
             if token is not None:
                 token.hop("pi_test_and_set_pir", "arch/x86/include/asm/posted_intr.h", "lapic",
@@ -198,14 +226,14 @@ class Vcpu:
 
     # entering the guest -----------------------------------------------------------------------------
     def vcpu_enter_guest(self) -> None:
+        """The entry: vmx_sync_pir_to_irr (the PIR into the IRR, TMR untouched), then every deliverable vector."""
         self.entries += 1
         if self.pi.pir:
             for v in sorted(self.pi.pir):
                 tok = self.pir_tokens.pop(v, None)
                 if tok is not None:
                     tok.hop("vmx_sync_pir_to_irr", "arch/x86/kvm/vmx/vmx.c", "kvm", f"vcpu{self.id} entry: PIR → IRR")
-                self.lapic.apic_accept_irq(v, trigger_level=v in self.lapic.tmr)  # the sync leaves TMR alone
-                self._irr_set(v, tok, Outcome.COALESCED_IRR)
+                self._irr_set(v, tok, self.lapic.kvm_apic_update_irr(v))
             self.pi.pir.clear()
             self.pi.on = False
         self._deliver_pending()
@@ -213,6 +241,12 @@ class Vcpu:
             self.exits["HLT"] += 1  # the guest halts again once it has handled them
 
     def _deliver_pending(self) -> None:
+        """Every deliverable vector, highest first, at this instant. Without APICv this is
+        kvm_check_and_inject_events → kvm_cpu_get_interrupt → vmx_inject_irq, one vector per entry: KVM asks for
+        an interrupt window (an INTERRUPT_WINDOW exit) for the next. The model takes them all at this entry
+        and counts no interrupt-window exit (its simplification, docs/model-time.md). With APICv the CPU's
+        virtual-interrupt delivery takes them one after another, no exit. The guest EOIs a vector of a
+        level-triggered IOAPIC pin after its handler (handle_fasteoi_irq), any other as it takes it."""
         host = self.vm.host
         while True:
             v = self.lapic.kvm_apic_has_interrupt()
@@ -221,36 +255,131 @@ class Vcpu:
             self.lapic.kvm_apic_ack_interrupt(v)
             self.delivered[v] += 1
             tok = self.irr_tokens.pop(v, None)
-            level = v in self.lapic.tmr
+            late = self.vm.guest_level_vector(v)
             if tok is not None:
-                kind = "level" if level else "edge"
+                kind = "level" if v in self.lapic.tmr else "edge"
                 if self.vm.apicv:  # virtual-interrupt delivery: the CPU acknowledges it, not KVM
                     tok.hop("virtual-interrupt delivery", HARDWARE, "guest",
                             f"vcpu{self.id} takes vector 0x{v:02x}: vIRR → vISR ({kind}), no VM exit")
                 else:
+                    tok.hop("kvm_check_and_inject_events", X86_C, "lapic", f"vcpu{self.id} entry: an interrupt "
+                            "is injectable and the guest takes interrupts")
+                    tok.hop("kvm_cpu_get_interrupt", "arch/x86/kvm/irq.c", "lapic",
+                            f"no ExtINT; kvm_apic_has_interrupt: vector 0x{v:02x}, class above PPR")
                     tok.hop("kvm_apic_ack_interrupt", LAPIC_C, "guest",
-                            f"vcpu{self.id} entry: vector 0x{v:02x} IRR → ISR ({kind}), injected")
+                            f"vector 0x{v:02x} IRR → ISR ({kind}); vmx_inject_irq puts it in VM_ENTRY_INTR_INFO: "
+                            "injected at this entry")
                 tok.settle(Outcome.POSTED if getattr(tok, "via_iommu", False) else Outcome.INJECTED, t_ack=host.now)
-            if level:
-                host.sched.call_at(host.now + host.timing.guest_handler_ns, self._guest_eoi, v,
+            if late:
+                host.sched.call_at(host.now + host.timing.guest_handler_ns, self._guest_eoi, v, tok,
                                    name=f"vcpu{self.id} EOI 0x{v:02x}")
             else:
-                self.lapic.apic_set_eoi()
-                if not self.vm.apicv:
-                    self.exits["EOI"] += 1
+                self.kvm_lapic_set_eoi()
 
-    def _guest_eoi(self, vector: int) -> None:
-        """The guest's level handler is done: it services the device, then writes EOI (an EOI exit)."""
-        vm, host = self.vm, self.vm.host
-        vm.guest_service(vector)
-        self.lapic.apic_set_eoi()
-        self.exits["EOI"] += 1
+    def kvm_lapic_set_eoi(self) -> int:
+        """The guest writes EOI: apic_set_eoi, then kvm_ioapic_send_eoi if the vector is one KVM must see.
+        Without APICv every EOI write exits (APIC access or x2APIC MSR write); with APICv only a vector in
+        the EOI-exit bitmap (vmx_load_eoi_exitmap: ioapic_handled_vectors) exits, EXIT_REASON_EOI_INDUCED."""
+        v = self.lapic.apic_set_eoi()
+        if v < 0:
+            return v
+        handled = self.kvm_ioapic_handles_vector(v)
+        if handled or not self.vm.apicv:
+            self.exits["EOI"] += 1
+        if handled:
+            self.kvm_ioapic_send_eoi(v, self.lapic.last_eoi_level)
+        return v
+
+    def kvm_ioapic_send_eoi(self, vector: int, trigger_level: bool) -> None:
+        """lapic.c kvm_ioapic_send_eoi: with the full irqchip, kvm_ioapic_update_eoi with the vector's TMR bit as
+        the trigger mode (ack notifiers run for edge EOIs too); with a split one KVM exits to the VMM
+        (KVM_EXIT_IOAPIC_EOI, not modelled: the VMM's IOAPIC is not part of the model)."""
+        if self.vm.ioapic is not None:
+            self.vm.ioapic.kvm_ioapic_update_eoi(vector, trigger_level)
+
+    def ioapic_handled_vectors(self) -> set[int]:
+        """vcpu_scan_ioapic: the vectors whose EOI KVM must see, from the IOAPIC pins (kvm_ioapic_scan_entry:
+        level-triggered pins, pins with an ack notifier, and the RTC's pin 8) or, with a split irqchip, from the
+        level MSI routes of GSIs 0-23 (kvm_scan_ioapic_routes), whose destination matches this vCPU
+        (kvm_scan_ioapic_irq). With APICv it is also the EOI-exit bitmap. Simplification: computed when asked;
+        KVM recomputes it at the entry after a change (KVM_REQ_SCAN_IOAPIC) and keeps a vector still pending
+        from the old routing (highest_stale_pending_ioapic_eoi)."""
+        return {v for v in range(256) if self.kvm_ioapic_handles_vector(v)}
+
+    def kvm_ioapic_handles_vector(self, vector: int) -> bool:
+        """Whether ``vector`` is in ioapic_handled_vectors (see there): only the pins or routes with it count."""
+        vm, me = self.vm, None
         if vm.ioapic is not None:
-            host.sched.call_at(host.now + host.timing.resample_ns, vm.ioapic.kvm_ioapic_update_eoi, vector,
-                               name=f"kvm_ioapic_update_eoi 0x{vector:02x}")
+            for pin in vm.ioapic.pins_with_vector(vector):
+                e = vm.ioapic.redirtbl[pin]
+                if not (e.trigger_level or pin == RTC_GSI or vm.kvm_irq_has_notifier(KVM_IRQCHIP_IOAPIC, pin)):
+                    continue
+                me = me or self.identity()
+                m = _msi.encode(dest_id=e.dest_id, vector=e.vector, dest_mode_logical=e.dest_mode_logical)
+                if _msi.kvm_apic_match_dest(m, me):
+                    return True
+        elif vm.irqchip_split:
+            for gsi in range(KVM_IOAPIC_NUM_PINS):  # nr_reserved_ioapic_pins: a VMM's 24-pin IOAPIC
+                for e in vm.routing.entries(gsi):
+                    if e.type != KVM_IRQ_ROUTING_MSI or e.data & 0xFF != vector:
+                        continue
+                    m = _msi.decode(e.address_lo, e.data, e.address_hi, x2apic_32bit_ids=vm.x2apic_32bit_ids)
+                    me = me or self.identity()
+                    if m.trigger_level and _msi.kvm_apic_match_dest(m, me):
+                        return True
+        return False
+
+    def _guest_eoi(self, vector: int, tok: Any = None) -> None:
+        """The guest's level handler is done: it services the device, then writes EOI — an EOI exit (the
+        vector's TMR bit is set; with APICv it is in the EOI-exit bitmap). KVM finishes in that exit, at this
+        instant: apic_set_eoi → kvm_ioapic_send_eoi → kvm_ioapic_update_eoi, whose ack notifiers run the
+        resampler (de-assert, signal the resamplefd: vfio's virqfd_wakeup unmasks the device right there)
+        before each pin's remote IRR is cleared. ``tok``: the interrupt the guest took; its journey records
+        this way back (its outcome and latency stay those of the ack)."""
+        vm = self.vm
+        echo = tok.echo() if tok is not None and getattr(tok, "journey", None) is not None else None
+        vm.guest_service(vector, echo)
+        isr = sorted(self.lapic.isr)
+        v = self.lapic.apic_set_eoi()
+        handled = v >= 0 and self.kvm_ioapic_handles_vector(v)  # as kvm_lapic_set_eoi counts and forwards it
+        if handled or not vm.apicv:
+            self.exits["EOI"] += 1
+        if echo is not None:
+            if vm.apicv:
+                echo.hop("handle_apic_eoi_induced", "arch/x86/kvm/vmx/vmx.c", "kvm", f"vcpu{self.id}: EOI-induced "
+                         f"exit: vector 0x{v:02x} is in the EOI-exit bitmap (the CPU cleared vISR)")
+                echo.hop("kvm_apic_set_eoi_accelerated", LAPIC_C, "lapic", f"vcpu{self.id}: vector 0x{v:02x}")
+            else:
+                echo.hop("kvm_lapic_reg_write", LAPIC_C, "kvm", f"vcpu{self.id}: the guest's write to APIC_EOI "
+                         "traps: EOI exit")
+                echo.hop("apic_set_eoi", LAPIC_C, "lapic", f"vcpu{self.id}: ISR[0x{v:02x}] cleared")
+            echo.change(f"vcpu{self.id} ISR", " ".join(f"0x{x:02x}" for x in isr),
+                        " ".join(f"0x{x:02x}" for x in sorted(self.lapic.isr)))
+            if vm.ioapic is not None:
+                echo.hop("kvm_ioapic_send_eoi", LAPIC_C, "lapic", f"TMR[0x{v:02x}] set: level, "
+                         "kvm_ioapic_update_eoi")
+        if vm.ioapic is not None and handled:
+            io = vm.ioapic
+            pins = [p for p, e in enumerate(io.redirtbl) if e.vector == vector]
+            was = {p: io.redirtbl[p].remote_irr for p in pins}
+            if echo is not None:
+                echo.hop("kvm_ioapic_update_eoi", "arch/x86/kvm/ioapic.c", "kvm",
+                         f"vector 0x{vector:02x}: IOAPIC pin(s) {', '.join(map(str, pins)) or 'none'}")
+            vm.eoi_echo = echo
+            try:
+                io.kvm_ioapic_update_eoi(vector, self.lapic.last_eoi_level)
+            finally:
+                vm.eoi_echo = None
+            if echo is not None:
+                for p in pins:
+                    if was[p] and not io.redirtbl[p].remote_irr:
+                        echo.hop("kvm_ioapic_update_eoi_one", "arch/x86/kvm/ioapic.c", "kvm",
+                                 f"pin {p}: after its ack notifiers, remote IRR cleared")
+                        echo.change(f"IOAPIC pin {p} remote IRR", 1, 0)
         self._deliver_pending()  # a lower vector blocked by this one's PPR is taken now
 
     def set_tpr(self, tpr: int) -> None:
+        """The guest writes its TPR (checked first: an int 0..255); a vector it unblocks is taken now."""
         self.lapic.set_tpr(tpr)
         self._deliver_pending()
 
@@ -260,20 +389,29 @@ class Vm:
 
     def __init__(self, host: "Kernel", *, nvcpus: int = 1, irqchip: str | None = "full", apicv: bool | None = None,
                  x2apic_32bit_ids: bool = False, pcpus: Iterable[int] | None = None, vcpu_mode: str = "running"):
+        # every argument is checked before anything is built (TypeError/ValueError say what to fix)
         if isinstance(nvcpus, bool) or not isinstance(nvcpus, int) or not 1 <= nvcpus <= 64:
             raise ValueError(f"nvcpus must be an int between 1 and 64, got {nvcpus!r}")
-        if irqchip not in ("full", "split", None):
+        if not (irqchip is None or isinstance(irqchip, str)) or irqchip not in ("full", "split", None):
             raise ValueError("irqchip must be 'full' (KVM_CREATE_IRQCHIP), 'split' (KVM_CAP_SPLIT_IRQCHIP) or None")
+        apicv = host.enable_apicv if apicv is None else _msi._flag(apicv, "apicv")
+        if apicv and not host.enable_apicv:
+            raise ValueError("apicv=True needs a host created with apicv=True (kvm_intel.enable_apicv)")
+        x2apic_32bit_ids = _msi._flag(x2apic_32bit_ids, "x2apic_32bit_ids")
+        if not isinstance(vcpu_mode, str) or vcpu_mode not in MODES:
+            raise ValueError(f"vcpu_mode is 'running' or 'halted', not {vcpu_mode!r}")
+        if pcpus is None:
+            pcpus = [(i + 1) % host.ncpus for i in range(nvcpus)]
+        elif isinstance(pcpus, (str, bytes)) or not hasattr(pcpus, "__iter__"):
+            raise TypeError(f"pcpus must be a list of {nvcpus} host CPU numbers, not {type(pcpus).__name__}")
+        pcpus = [_msi._int(p, "pcpus[i]", 0, host.ncpus - 1) for p in pcpus]
+        if len(pcpus) != nvcpus:
+            raise ValueError(f"pcpus must name {nvcpus} host CPUs in 0..{host.ncpus - 1}, got {len(pcpus)}")
         self.id = len(host.vms) + 1
         self.host = host
         self.irqchip = irqchip
-        self.apicv = host.enable_apicv if apicv is None else bool(apicv)
-        if self.apicv and not host.enable_apicv:
-            raise ValueError("apicv=True needs a host created with apicv=True (kvm_intel.enable_apicv)")
+        self.apicv = apicv
         self.x2apic_32bit_ids = x2apic_32bit_ids
-        pcpus = list(pcpus) if pcpus is not None else [(i + 1) % host.ncpus for i in range(nvcpus)]
-        if len(pcpus) != nvcpus or not all(0 <= p < host.ncpus for p in pcpus):
-            raise ValueError(f"pcpus must name {nvcpus} host CPUs in 0..{host.ncpus - 1}")
         self.vcpus = [Vcpu(self, i, pcpus[i], vcpu_mode) for i in range(nvcpus)]
         self.ioapic = KvmIoapic(self) if irqchip == "full" else None
         self.pic = KvmPic() if irqchip == "full" else None
@@ -281,6 +419,7 @@ class Vm:
         self.irqfds: list[Irqfd] = []
         self.resamplers: dict[int, IrqfdResampler] = {}
         self.signal_msi_calls = 0
+        self.eoi_echo: Any = None  # the way back of the interrupt whose EOI exit is running (traced), if any
 
     def __repr__(self) -> str:
         return f"<Vm {self.id}: {len(self.vcpus)} vCPUs, irqchip={self.irqchip}, {len(self.irqfds)} irqfds>"
@@ -302,8 +441,12 @@ class Vm:
 
     # KVM_SET_GSI_ROUTING ----------------------------------------------------------------------------
     def kvm_set_gsi_routing(self, entries: Iterable[RoutingEntry], flags: int = 0) -> int:
-        """Replace the whole routing table, then let every irqfd pick up its GSI's new route."""
+        """Replace the whole routing table, then let every irqfd pick up its GSI's new route. Every entry is
+        checked first (kvm_set_irq_routing builds the new table before it swaps it in): an error changes nothing."""
+        if isinstance(entries, (str, bytes, RoutingEntry)) or not hasattr(entries, "__iter__"):
+            raise TypeError("entries must be a list of routing entries (irqlab.msi_route()/irqchip_route())")
         entries = list(entries)
+        flags = _msi._u32(flags, "KVM_SET_GSI_ROUTING flags")
         self.routing = validate_routing(self, entries, flags)
         for irqfd in self.irqfds:  # kvm_irq_routing_update → irqfd_update (+ IRTE update)
             irqfd.irqfd_update()
@@ -312,10 +455,9 @@ class Vm:
 
     # KVM_IRQFD --------------------------------------------------------------------------------------
     def kvm_irqfd(self, fd: Any, gsi: int, flags: int = 0, resamplefd: Any = None) -> int:
-        for name, v in (("gsi", gsi), ("flags", flags)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise TypeError(f"kvm_irqfd: {name} must be a non-negative int") if not isinstance(v, int) or \
-                    isinstance(v, bool) else ValueError(f"kvm_irqfd: {name} is a u32, got {v}")
+        """KVM_IRQFD (struct kvm_irqfd: u32 fd, gsi, flags, resamplefd): ``gsi`` and ``flags`` are u32s (any GSI
+        is accepted: one without a route injects nothing); the kernel's errors as KernelError."""
+        gsi, flags = _msi._u32(gsi, "kvm_irqfd gsi"), _msi._u32(flags, "kvm_irqfd flags")
         if flags & ~(KVM_IRQFD_FLAG_DEASSIGN | KVM_IRQFD_FLAG_RESAMPLE):
             raise KernelError(errno.EINVAL, f"KVM_IRQFD: unknown flags 0x{flags:x}")
         if flags & KVM_IRQFD_FLAG_DEASSIGN:
@@ -354,8 +496,9 @@ class Vm:
 
     def kvm_irqfd_deassign(self, fd: Any, gsi: int) -> int:
         """Deactivate every irqfd on (eventfd, gsi); returns 0 even when nothing matched."""
-        if not isinstance(fd, Eventfd):
-            raise KernelError(errno.EBADF, f"KVM_IRQFD deassign: {fd!r} is not an eventfd")
+        gsi = _msi._u32(gsi, "kvm_irqfd gsi")
+        if not isinstance(fd, Eventfd) or fd.closed:  # eventfd_ctx_fdget(args->fd)
+            raise KernelError(errno.EBADF, f"KVM_IRQFD deassign: {fd!r} is not an open eventfd")
         for irqfd in [i for i in self.irqfds if i.eventfd is fd and i.gsi == gsi]:
             self._irqfd_shutdown(irqfd)
         return 0
@@ -376,7 +519,14 @@ class Vm:
 
     # injection --------------------------------------------------------------------------------------
     def kvm_set_irq(self, irq_source_id: int, gsi: int, level: int, token: Any) -> int:
-        """Call every routing entry of the GSI; < 0 ignored, 0 coalesced, > 0 the number of CPUs."""
+        """Call every routing entry of the GSI; < 0 ignored, 0 coalesced, > 0 the number of CPUs. The source is
+        a bit of the pins' irq_states (0..63: BITS_PER_LONG), the GSI a u32, the level 0 or 1 (checked first)."""
+        if type(irq_source_id) is not int or type(gsi) is not int or type(level) is not int or \
+                not (0 <= irq_source_id < 64 and 0 <= gsi <= 0xFFFFFFFF and level in (0, 1)):
+            if not isinstance(level, bool):
+                _msi._int(level, "level", 0, 1)
+            _msi._int(irq_source_id, "irq_source_id", 0, 63), _msi._u32(gsi, "gsi")
+            irq_source_id, gsi, level = int(irq_source_id), int(gsi), int(level)
         entries = self.routing.entries(gsi)
         if token is not None:
             token.hop("kvm_set_irq", "virt/kvm/irqchip.c", "kvm", f"gsi {gsi} level {level}: {len(entries)} route(s)")
@@ -444,7 +594,7 @@ class Vm:
             vcpu = self.vcpus[i]
             tok = token if n == 0 else None
             if mode in ("fixed", "lowest"):
-                r += vcpu.apic_accept_irq(msg.vector, msg.trigger_level, tok)
+                r += vcpu.apic_accept_irq(msg.vector, msg.trigger_level, tok, mode)
                 continue
             # SMI, RemRd, NMI, INIT, SIPI bypass IRR/ISR; ExtINT is ignored (only LVT0 may deliver it)
             a = vcpu.lapic.apic_accept_irq(msg.vector, delivery_mode=mode)
@@ -461,13 +611,13 @@ class Vm:
     def kvm_signal_msi(self, address_lo: int, address_hi: int, data: int, flags: int = 0, devid: int = 0) -> int:
         """KVM_SIGNAL_MSI: > 0 on delivery, 0 if dropped (e.g. a physical ID no vCPU has: the fast path reports
         0); -1 (EPERM) only when the loop over every vCPU (a broadcast, no APIC map) finds no destination."""
+        e = RoutingEntry(0, KVM_IRQ_ROUTING_MSI, flags, address_lo=address_lo, address_hi=address_hi, data=data,
+                         devid=devid)  # struct kvm_msi: u32 fields (TypeError/ValueError before anything)
         if not self.irqchip_in_kernel:
             raise KernelError(errno.EINVAL, "KVM_SIGNAL_MSI: no in-kernel irqchip (KVM_CREATE_IRQCHIP first)")
         if flags & ~KVM_MSI_VALID_DEVID:
             raise KernelError(errno.EINVAL, "KVM_SIGNAL_MSI: flags other than KVM_MSI_VALID_DEVID")
         self.signal_msi_calls += 1
-        e = RoutingEntry(0, KVM_IRQ_ROUTING_MSI, flags, address_lo=address_lo, address_hi=address_hi, data=data,
-                         devid=devid)
         r = self.kvm_set_msi(e, 1, None)
         if r == -errno.EINVAL:
             raise KernelError(errno.EINVAL, "KVM_SIGNAL_MSI: address_hi bits 7:0 must be 0 with 32-bit x2APIC IDs")
@@ -475,11 +625,22 @@ class Vm:
             raise KernelError(errno.EPERM, "KVM_SIGNAL_MSI: no destination vCPU (the ioctl returns -1)")
         return r
 
+    def kvm_irq_has_notifier(self, irqchip: int, pin: int) -> bool:
+        """virt/kvm/irqchip.c kvm_irq_has_notifier: an ack notifier (a resampler) on the pin's GSI."""
+        return self.routing.chip_pin(irqchip, pin) in self.resamplers
+
     def kvm_notify_acked_irq(self, irqchip: int, pin: int) -> None:
         """Ack notifiers of the pin's GSI (kvm_irq_map_chip_pin: the GSI routed to it last): its resampler."""
-        res = self.resamplers.get(self.routing.chip_pin(irqchip, pin))
+        gsi = self.routing.chip_pin(irqchip, pin)
+        res = self.resamplers.get(gsi)
+        echo = self.eoi_echo
+        if echo is not None:
+            echo.hop("kvm_ioapic_update_eoi_one", "arch/x86/kvm/ioapic.c", "kvm", f"pin {pin}: ack notifiers "
+                     "first (remote IRR is cleared after them)")
+            echo.hop("kvm_notify_acked_irq", "virt/kvm/eventfd.c", "kvm", f"chip {irqchip} pin {pin} → GSI {gsi}: "
+                     + ("its resampler" if res is not None else "no ack notifier"))
         if res is not None:
-            res.irqfd_resampler_ack()
+            res.irqfd_resampler_ack(echo)
 
     def kvm_notify_irqfd_resampler(self, irqchip: int, pin: int) -> bool:
         """virt/kvm/eventfd.c: signal the resamplefds of the pin's GSI, if it has a resampler (no de-assert)."""
@@ -503,8 +664,25 @@ class Vm:
         return self.vcpus[dests[0]] if len(dests) == 1 else None
 
     # the guest --------------------------------------------------------------------------------------
-    def guest_service(self, vector: int) -> None:
-        """The guest driver behind a level vector reads and clears its passed-through device's status."""
+    def guest_level_vector(self, vector: int) -> bool:
+        """The guest's flow for a vector (the model's guest is Linux): a vector it programmed on a
+        level-triggered IO-APIC pin runs handle_fasteoi_irq (EOI after the handler), any other handle_edge_irq
+        (EOI as it takes it) — whatever the LAPIC's TMR says. With a split irqchip the IOAPIC is the VMM's, and
+        its level pins reach KVM as level MSI routes on GSIs 0-23 (what kvm_scan_ioapic_routes reads)."""
+        if self.ioapic is not None:
+            rt = self.ioapic.redirtbl
+            return any(rt[p].trigger_level for p in self.ioapic.pins_with_vector(vector))
+        if self.irqchip_split:
+            return any(e.type == KVM_IRQ_ROUTING_MSI and e.data & 0xFF == vector and e.data & (1 << 15)
+                       for gsi in range(KVM_IOAPIC_NUM_PINS) for e in self.routing.entries(gsi))
+        return False
+
+    def guest_service(self, vector: int, token: Any = None) -> None:
+        """The guest driver behind a level vector reads and clears its passed-through device's Status bit (MMIO
+        through the BAR, no exit). An interrupt that bit held and that was never sent to the guest — held
+        behind INTx Disable, or pending at a disabled host line — ends here: the guest serviced it with the
+        one it is handling (``masked``: INTx Disable held it), or it went with the disabled line
+        (``disabled``). ``token``: the way back of the interrupt the guest took (traced), or None."""
         if self.ioapic is None:
             return
         pins = set(self.ioapic.pins_for_vector(vector))
@@ -514,6 +692,18 @@ class Vm:
             if not any(e.type == KVM_IRQ_ROUTING_IRQCHIP and e.irqchip == KVM_IRQCHIP_IOAPIC and e.pin in pins
                        for e in self.routing.entries(irqfd.gsi)):
                 continue
-            src = getattr(irqfd.eventfd, "vfio_source", None)
-            if src is not None:
-                src[0].dev.take_intx()
+            src = irqfd.eventfd.vfio_source
+            if src is None or src[1] != VFIO_PCI_INTX_IRQ_INDEX:
+                continue
+            dev = src[0].dev
+            ev = dev.take_intx()
+            if ev is None:
+                continue
+            if token is not None:
+                token.hop("guest driver services the device", HARDWARE, "guest", f"{dev.bdf}: reads and clears "
+                          "Status.Interrupt (MMIO through the BAR, no exit)")
+                token.change(f"{dev.bdf} Status.Interrupt", 1, 0)
+            if ev.live and not ev.passed_on:
+                ev.hop("guest driver services the device", HARDWARE, "guest", f"{dev.bdf}: Status cleared before "
+                       "this interrupt was sent: serviced with the one the guest is handling")
+                ev.settle(Outcome.MASKED if dev.disintx else Outcome.DISABLED)

@@ -24,7 +24,7 @@ from ..uapi import (
 from ..uapi import __IRQF_TIMER as _IRQF_TIMER_BIT
 from ..vfio import VfioPciDevice
 
-__all__ = ["Unsupported", "compile_host", "source_target", "Plan", "POLL_NS",
+__all__ = ["Unsupported", "compile_host", "source_target", "Plan", "POLL_NS", "INSTANT_OUTCOME",
            "R_LINE", "R_POSTED", "R_PBA", "R_NOHANDLER", "R_INTX"]
 
 POLL_NS = POLL_SPURIOUS_IRQ_INTERVAL * NSEC_PER_JIFFY
@@ -80,15 +80,28 @@ class VcpuPlan:
     has_iommu: bool = False
     has_cpu: bool = False    # takes interrupts that are not VT-d posted
     has_work: bool = False   # takes interrupts injected by irqfd work
+    vectors_iommu: set = field(default_factory=set)  # vectors the IOMMU posts to it (VT-d: the TMR is left alone)
+    vectors_kvm: set = field(default_factory=set)    # vectors __apic_accept_irq accepts (edge: the TMR bit cleared)
+    handled: set = field(default_factory=set)        # of those, the ones in ioapic_handled_vectors (EOI exits)
+    stale_tmr: set = field(default_factory=set)      # posted vectors whose TMR bit an earlier level interrupt set
 
 
 @dataclass(eq=False)
 class Accept:
-    """One LAPIC accept a delivery makes: (vCPU plan, vector), or an instant SMI/RemRd/NMI/INIT/SIPI."""
+    """One LAPIC accept a delivery makes: (vCPU plan, vector), or an instant one that bypasses the IRR."""
 
     vcpu: VcpuPlan
     vector: int
-    mode: str = "fixed"  # "fixed" (Fixed/Lowest: IRR/PIR) or smi/remrd/nmi/init/startup (no IRR, acked at once)
+    #: "fixed" (Fixed/Lowest: IRR/PIR); smi/remrd/nmi/init/startup (counted at once, no IRR); "extint"
+    #: (__apic_accept_irq returns 0); "illegal" (a Fixed/Lowest vector 0-15: refused, ESR set)
+    mode: str = "fixed"
+    lowest: bool = False  # APIC_DM_LOWEST: apic_arb_prio + 1 per accept
+
+
+#: what an instant accept makes of the interrupt it carries
+INSTANT_OUTCOME = {"smi": Outcome.INJECTED, "remrd": Outcome.INJECTED, "nmi": Outcome.INJECTED,
+                   "init": Outcome.INJECTED, "startup": Outcome.INJECTED, "extint": Outcome.NO_ROUTE,
+                   "illegal": Outcome.NO_ROUTE}
 
 
 @dataclass(eq=False)
@@ -216,8 +229,7 @@ class _Compiler:
         pending = [tm for _, tok, tm in h.sched._heap if tm._token == tok and tm is not gi.poll_timer]
         if pending:
             raise Unsupported(f"the host has a timer or work pending ({pending[0].name}): host.run() before a storm")
-        for name in ("irqfd_work_ns", "vmexit_ns", "guest_handler_ns", "resample_ns", "vcpu_wakeup_ns",
-                     "posted_delivery_ns"):
+        for name in ("irqfd_work_ns", "vmexit_ns", "guest_handler_ns", "vcpu_wakeup_ns", "posted_delivery_ns"):
             v = getattr(t, name)
             if not 1 <= v < MAX_DELAY_NS:
                 raise Unsupported(f"Timing.{name}={v}: the vector engine needs every delay between 1 ns and "
@@ -234,7 +246,8 @@ class _Compiler:
                 raise Unsupported(f"irq {desc.irq} holds an interrupt that is not pending")
         for vm in h.vms:
             for v in vm.vcpus:
-                if v.lapic.irr or v.lapic.isr or v.pi.pir or v.pi.on:
+                lap = v.lapic  # vectors the TPR blocks may wait in the IRR (they stay blocked all storm long)
+                if lap.isr or v.pi.pir or v.pi.on or any((x & 0xF0) > lap.tpr for x in lap.irr):
                     raise Unsupported(f"vm{vm.id} vcpu{v.id} has interrupts pending: host.run() first")
 
     # ------------------------------------------------------------------ sources
@@ -252,9 +265,10 @@ class _Compiler:
         irte = h.irqbypass.posted_irte(v.irq)
         if irte is not None:
             vp = self._vcpu(irte.vcpu)
-            if irte.vector < 16:
-                raise Unsupported(f"{s.label}: a posted IRTE with vector {irte.vector} (< 16)")
+            if irte.vector < 16:  # refused where it reaches the LAPIC (the SDM's illegal vector): no_route
+                return SourcePlan(s, R_POSTED, vector=v, posted=Accept(vp, irte.vector, "illegal"), irte=irte)
             vp.has_iommu = True
+            vp.vectors_iommu.add(irte.vector)
             return SourcePlan(s, R_POSTED, vector=v, posted=Accept(vp, irte.vector), irte=irte)
         desc = v.desc
         if h.genirq.vector_irq[desc.cpu].get(desc.vector) is not desc:
@@ -445,19 +459,18 @@ class _Compiler:
         if msg.trigger_level:
             raise Unsupported(f"{what}: a level-triggered MSI")
         acc = []
-        if msg.kvm_mode == "extint":  # __apic_accept_irq ignores it: dropped, like a message to nobody
-            return Delivery(acc)
+        mode = msg.kvm_mode
         for i in dests:
             vp = self._vcpu(vm.vcpus[i])
-            if msg.kvm_mode in ("fixed", "lowest"):
-                if msg.vector < 16:
-                    raise Unsupported(f"{what}: vector {msg.vector} (< 16, illegal)")
-                if vp.vcpu.lapic.tpr & 0xF0 >= msg.vector & 0xF0:
-                    raise Unsupported(f"{what}: vcpu{vp.vcpu.id}'s TPR blocks vector 0x{msg.vector:02x}")
-                acc.append(Accept(vp, msg.vector))
+            if mode in ("fixed", "lowest"):
+                if msg.vector < 16:  # the SDM's illegal vector: refused before __apic_accept_irq, ESR set
+                    acc.append(Accept(vp, msg.vector, "illegal"))
+                    continue
+                acc.append(Accept(vp, msg.vector, lowest=mode == "lowest"))
                 vp.has_cpu = True
-            else:  # smi, remrd, nmi, init, startup: counted, no IRR
-                acc.append(Accept(vp, msg.vector, msg.kvm_mode))
+                vp.vectors_kvm.add(msg.vector)
+            else:  # smi, remrd, nmi, init, startup: counted, no IRR; extint: ignored (__apic_accept_irq gives 0)
+                acc.append(Accept(vp, msg.vector, mode))
         return Delivery(acc)
 
     # ------------------------------------------------------------------ vCPUs
@@ -482,6 +495,34 @@ class _Compiler:
             if vp.has_work and (vp.has_cpu or vp.has_iommu) and self.t.irqfd_work_ns == vp.delta:
                 raise Unsupported(f"vcpu{vp.vcpu.id} takes irqfd-work and direct interrupts, and irqfd_work_ns equals "
                                   "its delivery delay (ties decided by the order of the interrupts behind them)")
+            if not vp.dedicated:
+                self._check_eoi(vp)
+
+    def _check_eoi(self, vp: VcpuPlan) -> None:
+        """How the guest EOIs the vCPU's vectors, and what each EOI does (lapic.c kvm_lapic_set_eoi →
+        kvm_ioapic_send_eoi for a vector in ioapic_handled_vectors, an EOI exit with APICv too)."""
+        vc = vp.vcpu
+        vm, lap, io = vc.vm, vc.lapic, vc.vm.ioapic
+        vp.stale_tmr = {x for x in vp.vectors_iommu if x in lap.tmr}
+        both = vp.stale_tmr & vp.vectors_kvm
+        if both:
+            raise Unsupported(f"vcpu{vc.id}: vector 0x{min(both):02x} has its TMR bit set by an earlier level interrupt "
+                              "and comes both posted by the IOMMU and through __apic_accept_irq (which clears it)")
+        for x in sorted(vp.vectors_iommu | vp.vectors_kvm):
+            if vm.guest_level_vector(x):
+                raise Unsupported(f"vcpu{vc.id}: vector 0x{x:02x} is a level-triggered IOAPIC pin's too: the guest "
+                                  "EOIs it after its handler")
+            if not vc.kvm_ioapic_handles_vector(x):
+                continue
+            vp.handled.add(x)
+            pins = [p for p, e in enumerate(io.redirtbl) if e.vector == x] if io is not None else []
+            if any(vm.kvm_irq_has_notifier(KVM_IRQCHIP_IOAPIC, p) for p in pins):
+                raise Unsupported(f"vcpu{vc.id}: vector 0x{x:02x} is an IOAPIC pin's with an ack notifier (a "
+                                  "resampler): each EOI runs it")
+            if x in vp.stale_tmr and any(io.irq_eoi[p] or (io.irr >> p & 1 and not io.redirtbl[p].masked)
+                                         for p in pins):
+                raise Unsupported(f"vcpu{vc.id}: vector 0x{x:02x}'s EOIs are level (its TMR bit) and re-service an "
+                                  "asserted IOAPIC pin")
 
     def plan(self) -> Plan:
         gi = self.host.genirq

@@ -26,8 +26,9 @@ from ..sched import NSEC_PER_JIFFY, Timer
 from ..spurious import handler_line
 from ..uapi import IRQS_PENDING, IRQS_REPLAY, IRQS_SPURIOUS_DISABLED, IRQS_WAITING, KVM_USERSPACE_IRQ_SOURCE_ID
 from ..eventfd import ULLONG_MAX
+from ..kvm.lapic import ESR_RECV_ILLEGAL_VECTOR
 from .compile import (
-    L_INTX, L_MSI_HOST, R_INTX, R_LINE, R_NOHANDLER, R_PBA, R_POSTED, Unsupported,
+    INSTANT_OUTCOME, L_INTX, L_MSI_HOST, R_INTX, R_LINE, R_NOHANDLER, R_PBA, R_POSTED, Unsupported,
     compile_host, source_target,
 )
 from .generate import LazyStorm, Storm
@@ -198,12 +199,16 @@ class VectorEngine:
         self.cost = np.zeros(P, dtype=np.int64)
         self.iommu = np.zeros(P, dtype=bool)
         self.instant: list[list] = [[] for _ in range(P)]
+        self.src_lowest: list[list] = [[] for _ in range(P)]  # per source, the vCPUs its accepts raise arb_prio on
         for s, sp in enumerate(plan.sources):
             r = sp.route
             if r == R_NOHANDLER:
                 self.const_out[s] = O.NO_HANDLER
             elif r == R_PBA:
                 self.kind[s] = K_HELD
+            elif r == R_POSTED and sp.posted.mode == "illegal":  # refused at the LAPIC: no_route, ESR
+                self.const_out[s] = O.NO_ROUTE
+                self.instant[s].append(sp.posted)
             elif r == R_POSTED:
                 self.kind[s] = K_ACCEPT
                 a = sp.posted
@@ -245,8 +250,8 @@ class VectorEngine:
             self.const_out[s] = O.HANDLED_HOST
             return
         ep = lp.efd
-        if ep.irqfd is None:
-            self.const_out[s] = O.USERSPACE
+        if ep.irqfd is None:  # nobody in the kernel takes it: userspace's, or nobody's once it closed the fd
+            self.const_out[s] = O.CLOSED_EVENTFD if ep.efd.closed else O.USERSPACE
             return
         fp = ep.irqfd
         if not fp.fast:
@@ -258,8 +263,10 @@ class VectorEngine:
             self.const_out[s] = O.NO_ROUTE
             return
         if acc[0].mode != "fixed":
-            self.const_out[s] = O.INJECTED
-            self.const_lat[s] = t.host_irq_ns
+            o = INSTANT_OUTCOME[acc[0].mode]
+            self.const_out[s] = o
+            if o == O.INJECTED:
+                self.const_lat[s] = t.host_irq_ns
         else:
             self.kind[s] = K_ACCEPT
         self.cost[s] = t.host_irq_ns
@@ -267,6 +274,8 @@ class VectorEngine:
             if a.mode != "fixed":
                 self.instant[s].append(a)
                 continue
+            if a.lowest:
+                self.src_lowest[s].append(a.vcpu.index)
             vi = a.vcpu.index
             self.acc_vec[vi, s] = self.vcpus[vi].vector(a.vector)
             self.acc_tok[vi, s] = n == 0
@@ -319,7 +328,7 @@ class VectorEngine:
                     ee = e[s == src]
                     if ee.size:
                         for a in self.instant[src]:
-                            self.vcpus[a.vcpu.index].accepted_at((int(t[ee[-1]]), 1, off + int(ee[-1])), False)
+                            self.vcpus[a.vcpu.index].instant_at((int(t[ee[-1]]), 1, off + int(ee[-1])), a)
         if K_HELD in kinds:
             e = sel_kind(K_HELD)
             if e.size:
@@ -403,17 +412,22 @@ class VectorEngine:
             self.sink.settle(g, O.NO_ROUTE)
             return
         if acc[0].mode != "fixed":
-            self.sink.settle(g, O.INJECTED, T - tev + cost)
+            o = INSTANT_OUTCOME[acc[0].mode]
+            self.sink.settle(g, o, T - tev + cost if o == O.INJECTED else None)
         for n, a in enumerate(acc):
             if a.mode != "fixed":
                 self.instant_counts[id(a)] = (a, self.instant_counts.get(id(a), (a, 0))[1] + T.size)
-                self.vcpus[a.vcpu.index].accepted_at((int(T[-1]), 0, int(g[-1])), False)
+                self.vcpus[a.vcpu.index].instant_at((int(T[-1]), 0, int(g[-1])), a)
                 continue
             vw = self.vcpus[a.vcpu.index]
             vw.buf.append((T, g if n == 0 else np.full(T.size, -1, np.int64), tev, vw.vector(a.vector), cost, g))
 
     def _vcpu_info(self) -> None:
         """Per vCPU, what its accepts at raise time have in common (the fast path needs one of each)."""
+        for wc in self.work.values():  # the vectors irqfd work injects, known before the first chunk
+            for a in wc.fp.delivery.accepts:
+                if a.mode == "fixed":
+                    self.vcpus[a.vcpu.index].vector(a.vector)
         self.vinfo = []
         for v, vw in enumerate(self.vcpus):
             col = self.acc_vec[v]
@@ -421,7 +435,7 @@ class VectorEngine:
             vecs = sorted(set(col[srcs].tolist()))
             costs, ios = set(self.cost[srcs].tolist()), set(self.iommu[srcs].tolist())
             tokall = bool(self.acc_tok[v, srcs].all()) if srcs.size else True
-            fast = tokall and len(costs) <= 1 and len(ios) <= 1 and not vw.mixed
+            fast = tokall and len(costs) <= 1 and len(ios) <= 1 and not vw.mixed and not vw.any_blocked
             vtab = np.where(col >= 0, col, 0).astype(np.int8)
             self.vinfo.append(dict(srcs=srcs, vecs=vecs, fast=fast, vtab=vtab, tokall=tokall,
                                    one_cost=len(costs) <= 1, one_io=len(ios) <= 1,
@@ -666,13 +680,24 @@ class VectorEngine:
                 if wc.runs:  # one kvm_set_irq pulse leaves the 8259 as any number of them would
                     pic.set_irq(pin, KVM_USERSPACE_IRQ_SOURCE_ID, 1)
                     pic.set_irq(pin, KVM_USERSPACE_IRQ_SOURCE_ID, 0)
-        for s, sp in enumerate(plan.sources):  # NMI/SMI/INIT/ExtINT on the irqfd fast path
+        for s, sp in enumerate(plan.sources):  # NMI/SMI/INIT/ExtINT/illegal vectors at raise time
             for a in self.instant[s]:
                 k = int(disp[s])
                 self.instant_counts[id(a)] = (a, self.instant_counts.get(id(a), (a, 0))[1] + k)
+            for vi in self.src_lowest[s]:  # APIC_DM_LOWEST: apic_arb_prio + 1 per accept
+                self.vcpus[vi].vp.vcpu.lapic.apic_arb_prio += int(disp[s])
+        for wc in self.work.values():
+            for a in wc.fp.delivery.accepts:
+                if a.lowest:
+                    a.vcpu.vcpu.lapic.apic_arb_prio += wc.runs
         for (a, k) in self.instant_counts.values():
             lap = a.vcpu.vcpu.lapic
-            setattr(lap, f"{a.mode}_count", getattr(lap, f"{a.mode}_count") + k)
+            if not k:
+                continue
+            if a.mode == "illegal":
+                lap.esr |= ESR_RECV_ILLEGAL_VECTOR
+            elif a.mode != "extint":
+                setattr(lap, f"{a.mode}_count", getattr(lap, f"{a.mode}_count") + k)
         self._write_log(h.log)
         # the clock and the poller
         h.sched.now = max(h.sched.now, self.F)
@@ -711,6 +736,8 @@ class VectorEngine:
         """k eventfd_signal()s of a vfio trigger, each consumed by the irqfd if there is one."""
         efd = ep.efd
         efd.signals += k
+        if efd.closed:
+            efd.signals_after_close += k
         if ep.irqfd is None:
             efd.count = min(efd.count + k, ULLONG_MAX)
             return
@@ -749,11 +776,10 @@ class VectorEngine:
         f.wakeups += v.cycles
         f.work_path += v.cycles
         f.inject.runs += v.cycles
-        p.resampler.acks += v.acks
-        p.resamplefd.signals += v.acks
-        if v.acks:
+        p.resampler.acks += v.eois      # each EOI: one resampler ack, one resamplefd signal that virqfd reads
+        p.resamplefd.signals += v.eois
+        if v.eois:
             p.resamplefd.count = 0
-        p.virqfd.inject.runs += v.resends
         # the dedicated vCPU
         vp = p.vcpu
         vc, lap = vp.vcpu, vp.vcpu.lapic
@@ -777,11 +803,27 @@ class VectorEngine:
         vp = vw.vp
         if vp.dedicated:
             return
+        vc, lap = vp.vcpu, vp.vcpu.lapic
         if vw.last_key is not None:
-            vp.vcpu.lapic.last_accept_coalesced = bool(vw.last_coalesced) and not vp.pir
+            lap.last_accept_coalesced = bool(vw.last_coalesced)
+        if vw.sipi is not None:
+            lap.sipi_vector = vw.sipi[1]
+        for x, seen in zip(vw.vectors, vw.kvm_seen.tolist()):
+            if seen:  # an edge __apic_accept_irq clears the TMR bit; VT-d posting leaves it alone
+                lap.tmr.discard(x)
+        # blocked vectors now waiting in the IRR (each with the interrupt that set it)
+        for x, (gidx, tt, io) in vw.held_new.items():
+            lap.irr.add(x)
+            ev = None
+            if gidx >= 0 or gidx <= -2:
+                ev = self._held_event(gidx, tt, None, None)
+                ev.via_iommu, ev.via_host = io, not io
+                self.host._inflight[ev.id] = ev
+            vc.irr_tokens[x] = ev
+        lap.accepted += vw.irr_new
+        lap.coalesced += vw.irr_coal_pir
         if not vw.windows:
             return
-        vc, lap = vp.vcpu, vp.vcpu.lapic
         nw = vw.windows
         nd = int(vw.delivered.sum())
         nc = int(vw.coalesced.sum())
@@ -795,21 +837,23 @@ class VectorEngine:
         lap.accepted += nd
         lap.acked += nd
         lap.eois += nd
-        lap.last_eoi_level = False
-        for x in vw.vectors:
-            lap.tmr.discard(x)
+        if nd:  # the last EOI: the lowest vector of the last entry that delivered; its TMR bit is the trigger
+            last = vw.last_del_min if vw.any_blocked else min(vw.carry_vecs)
+            lap.last_eoi_level = last in vp.stale_tmr
         if not vp.pir:
             lap.coalesced += nc
         _entry_exits(vp, nw)
-        if not vp.apicv:
-            vc.exits["EOI"] += nd
+        # EOI exits: every EOI write without APICv; with APICv only the EOI-exit bitmap's vectors
+        ne = nd if not vp.apicv else sum(k for x, k in zip(vw.vectors, vw.delivered.tolist()) if x in vp.handled)
+        if ne:
+            vc.exits["EOI"] += int(ne)
         if vw.piw:
             self.host.arch_count("PIW", vp.pcpu, vw.piw)
 
     def _held_event(self, gidx: int, t: int, device: Any, outcome: Any = O.PENDING) -> IrqEvent:
         """The IrqEvent the replay would leave held here (a device's Status bit, a line's IRQS_PENDING, the
-        PBA): the model's own if it is from before the storm, else one with the id the replay would have
-        given it, so later calls on the model see the same."""
+        PBA, an IRR bit behind the TPR with ``outcome`` None: in flight): the model's own if it is from before
+        the storm, else one with the id the replay would have given it, so later calls on the model see the same."""
         h = self.host
         if gidx <= -2:
             ev = self.sink.event(gidx)
@@ -830,9 +874,9 @@ def run(host: Any, storm: Any, engine: str = "vector", *, chunk_events: int = DE
     """Push ``storm`` through ``host``: ``engine="vector"`` (numpy) or ``"reference"`` (the object model, one
     interrupt at a time). Both leave the host in the same state and return identical results. The run
     settles like ``host.run()``: after the last interrupt, timers and work go on until only the periodic
-    spurious poller is left — the settle horizon, the same for both engines: at most two INTx round trips
-    (2 × (irqfd_work + delivery + guest handler + resample)) after the last interrupt or after the last poll
-    that serviced one; the poller fires meanwhile and is left armed. ``chunk_events``: interrupts per chunk
+    spurious poller is left — the settle horizon, the same for both engines: at most one INTx round trip
+    (irqfd_work + delivery + guest handler, to the EOI that unmasks) after the last interrupt or after the last
+    poll that serviced one; the poller fires meanwhile and is left armed. ``chunk_events``: interrupts per chunk
     (state carries across chunks; a lazy storm is generated chunk by chunk). ``progress``: a tqdm.auto bar;
     None shows it (on a terminal or in a notebook) for storms of more than one chunk."""
     if not isinstance(host, Kernel):

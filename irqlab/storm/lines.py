@@ -3,10 +3,11 @@
 Models kernel/irq/spurious.c (``note_interrupt``: the 100,000-interrupt window, > 99,900 unhandled, HZ/10
 ageing; ``poll_spurious_irqs`` every HZ/10 and ``try_one_irq``), kernel/irq/chip.c (a disabled line masks at
 the next interrupt and holds one pending), drivers/pci/pci.c (the INTx Status bit), drivers/vfio/pci/
-vfio_pci_intrs.c and virqfd.c (automask, unmask, re-send), and the resampling irqfd's round trip through the
-IOAPIC's remote IRR to a dedicated vCPU (virt/kvm/eventfd.c, arch/x86/kvm/ioapic.c, lapic.c).
-Simplification: one Python step per round trip and per poll, never per interrupt; what falls between two
-such instants is classified with array operations.
+vfio_pci_intrs.c and virqfd.c (automask; unmask in the guest's EOI exit), and the resampling irqfd's round trip
+through the IOAPIC's remote IRR to a dedicated vCPU (virt/kvm/eventfd.c, arch/x86/kvm/ioapic.c, lapic.c).
+Simplification: one Python step per poll and per round trip of a line that is down, never per interrupt
+(the round trips on an up line are one window chain); what falls between two such instants is classified
+with array operations.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..sched import NSEC_PER_JIFFY
 from ..spurious import AGEING_JIFFIES, POLL_SPURIOUS_IRQ_INTERVAL, SPURIOUS_THRESHOLD, SPURIOUS_WINDOW
 from ..uapi import IRQS_PENDING
 from .compile import POLL_NS
+from .windows import chain_starts
 
 __all__ = ["spurious_scan", "PollSchedule", "MsiLine", "IntxLine"]
 
@@ -109,34 +111,35 @@ class PollSchedule:
         return cur + POLL_NS * ((f - cur) // POLL_NS + 1)
 
 
-# a vfio device's INTx state
-IDLE, HELD, BUSY, CLEARED, RESEND, WAIT = range(6)
+# a vfio device's INTx state: IDLE (Status clear, unmasked), HELD (Status set while the host line is down,
+# waiting for a poll), BUSY (Status set and masked: its round trip is in flight until the guest's EOI)
+IDLE, HELD, BUSY = range(3)
 
 
 class VfioIntx:
     """vfio-pci INTx of one device, one round trip at a time: vfio_intx_handler masks (INTx Disable) and
     signals the trigger; the resampling irqfd's work raises the IOAPIC level pin after irqfd_work_ns; the
-    dedicated vCPU takes the vector at its entry; the guest's handler clears the device's status and EOIs
-    (guest_handler_ns later); resample_ns after that the resampler lowers the pin and signals the resamplefd,
-    and virqfd unmasks — or, if the device asserted again meanwhile, stays masked and re-sends the trigger
-    irqfd_work_ns later, without a host interrupt."""
+    dedicated vCPU takes the vector at its entry; guest_handler_ns later the guest's handler clears the
+    device's Status and writes EOI, and KVM finishes in that EOI exit, at that instant: the resampler lowers
+    the pin and signals the resamplefd, virqfd_wakeup calls vfio_pci_intx_unmask_handler, which finds Status
+    clear and unmasks, and remote IRR is cleared. Status is always clear there (the guest has just cleared
+    it), so vfio's deferred re-send (virqfd_inject) never runs in a storm; an assertion while BUSY merges
+    into the Status bit (``masked``)."""
 
     def __init__(self, eng: Any, dp: Any, j: int):
         self.eng, self.j = eng, j
         self.p = p = dp.vfio
         t = eng.timing
-        self.W, self.G, self.R = t.irqfd_work_ns, t.guest_handler_ns, t.resample_ns
+        self.W, self.G = t.irqfd_work_ns, t.guest_handler_ns
         self.delta = p.vcpu.delta
         self.host_cost = t.host_irq_ns
         self.state = IDLE
         self.tok: list | None = None    # [gidx, t, via_host] of the interrupt the status bit holds (via_host
         #                                 is set later if the first interrupt at a disabled line is this one)
-        self.c = self.u = INF           # guest EOI (status cleared) and resample (unmask) of the round trip
+        self.c = INF                    # the guest's EOI (status cleared, resample, unmask) of the round trip
         self.cycles = 0                 # trigger signals: irqfd wake-ups and inject work items
         self.via_handler = 0            # round trips vfio_intx_handler started (host interrupt or poll)
-        self.resends = 0                # virqfd re-sends queued
-        self.eois = 0                   # guest EOIs done
-        self.acks = 0                   # resampler acks done
+        self.eois = 0                   # guest EOIs done (each one resampler ack and one unmask)
         self.last = 0                   # the last instant a timer of this device ran
         self.dry = False
         ev = dp.dev.intx_status_event   # held in the Status bit since before the storm (the line is down)
@@ -144,12 +147,10 @@ class VfioIntx:
             self.state, self.tok = HELD, [eng.sink.external(ev), ev.t, ev.via_host]
 
     def snapshot(self) -> tuple:
-        return (self.state, self.tok, self.c, self.u, self.cycles, self.via_handler, self.resends, self.eois,
-                self.acks, self.last)
+        return (self.state, self.tok, self.c, self.cycles, self.via_handler, self.eois, self.last)
 
     def restore(self, s: tuple) -> None:
-        (self.state, self.tok, self.c, self.u, self.cycles, self.via_handler, self.resends, self.eois,
-         self.acks, self.last) = s
+        (self.state, self.tok, self.c, self.cycles, self.via_handler, self.eois, self.last) = s
 
     def start(self, s: int, tok: list, via_handler: bool) -> None:
         """The trigger is signalled at ``s`` carrying ``tok``: irqfd_wakeup queues the inject work."""
@@ -160,37 +161,25 @@ class VfioIntx:
             gidx, t, via_host = tok
             self.eng.sink.settle1(gidx, O.INJECTED, entry - t + (self.host_cost if via_host else 0), t_ack=entry)
         self.tok = tok
-        self.state, self.c, self.u = BUSY, entry + self.G, entry + self.G + self.R
+        self.state, self.c = BUSY, entry + self.G
         self.last = max(self.last, entry)
 
     def due(self) -> int:
-        st = self.state
-        return self.c if st == BUSY else self.u if st in (CLEARED, RESEND) else self.u + self.W if st == WAIT else INF
+        return self.c if self.state == BUSY else INF
 
     def timers(self, limit: int, inclusive: bool = True) -> None:
-        """Run this device's timers due before ``limit`` (or at it, if ``inclusive``)."""
-        while True:
-            due = self.due()
-            if due > limit or (due == limit and not inclusive):
-                return
-            self.last = max(self.last, due)
-            if self.state == BUSY:       # guest EOI: guest_service clears the status bit
-                self.state, self.tok = CLEARED, None
-                self.eois += 1
-            elif self.state == CLEARED:  # resample, then unmask: INTx Disable cleared
-                self.state = IDLE
-                self.acks += 1
-            elif self.state == RESEND:   # resample: asserted again, virqfd queues the re-send
-                self.state = WAIT
-                self.acks += 1
-                self.resends += 1
-            else:                        # the re-send: the trigger again, no host interrupt
-                self.start(self.u + self.W, self.tok, False)
+        """Run this device's timer (the guest's EOI) if due before ``limit`` (or at it, if ``inclusive``)."""
+        if self.state == BUSY and (self.c < limit or (inclusive and self.c == limit)):
+            self.last = max(self.last, self.c)
+            self.state, self.tok = IDLE, None
+            self.eois += 1
 
     def events(self, tv: np.ndarray, gv: np.ndarray, up: bool, out: list) -> list:
         """This device's assertions tv (all while the line is up, or all while it is down with no poll in
         between). Appends (lo, hi, outcome) ranges to ``out``; returns the positions dispatched (up) or the
         position that went HELD (down)."""
+        if up and self.state != HELD and tv.shape[0] > 1:
+            return self._events_up(tv, gv)
         hits = []
         i, hi = 0, tv.shape[0]
         sink = self.eng.sink
@@ -211,18 +200,45 @@ class VfioIntx:
             elif st == HELD:  # merged into the held one (INTx Disable is clear)
                 out.append((i, hi, O.DISABLED))
                 i = hi
-            elif st == CLEARED:  # the status bit is set again while INTx Disable holds the line down
-                self.tok, self.state = [int(gv[i]), ti, False], RESEND
-                if not self.dry:
-                    sink.carry(int(gv[i]))
-                i += 1
-            else:  # BUSY, RESEND, WAIT: status and INTx Disable both set: merged, masked
-                due = self.due()
-                j = hi if due >= INF else int(np.searchsorted(tv, due, side="left"))
-                j = min(max(j, i + 1), hi)
+            else:  # BUSY: status and INTx Disable both set until the EOI: merged, masked
+                j = min(max(int(np.searchsorted(tv, self.c, side="left")), i + 1), hi)
                 out.append((i, j, O.MASKED))
                 i = j
         return hits
+
+    def _events_up(self, tv: np.ndarray, gv: np.ndarray) -> np.ndarray:
+        """``events`` while the line is up, vectorized: the round trips are a greedy chain of windows
+        [start, start + irqfd_work + delivery + guest handler), each closed by its EOI (which runs before an
+        assertion at that instant); every other assertion merges into the Status bit (masked). Settles them
+        itself (nothing in ``out``) unless dry; returns the window starts."""
+        n = tv.shape[0]
+        k0 = 0
+        ran_c = 0
+        if self.state == BUSY:
+            k0 = int(np.searchsorted(tv, self.c, side="left"))
+            if k0 == n:
+                if not self.dry:
+                    self.eng.sink.settle(gv, O.MASKED)
+                return np.zeros(0, np.int64)
+            ran_c = self.c               # its EOI runs before the assertion at tv[k0]
+            self.eois += 1
+        T = self.W + self.delta + self.G
+        st = k0 + np.flatnonzero(chain_starts(tv[k0:], T))
+        ns = st.size
+        if not self.dry:
+            sink = self.eng.sink
+            m = np.ones(n, dtype=bool)
+            m[st] = False
+            sink.settle(gv[m], O.MASKED)
+            sink.settle(gv[st], O.INJECTED, self.W + self.delta + self.host_cost)
+        self.cycles += ns
+        self.via_handler += ns
+        self.eois += ns - 1              # every window but the last has closed: its EOI ran
+        ls = int(tv[st[-1]])
+        self.last = max(self.last, ran_c, int(tv[st[-2]]) + T if ns > 1 else 0, ls + self.W + self.delta)
+        self.tok = [int(gv[st[-1]]), ls, True]
+        self.state, self.c = BUSY, ls + T
+        return st
 
     def poll(self, P: int) -> bool:
         """try_one_irq runs vfio_intx_handler: a held assertion is masked and signalled (True)."""

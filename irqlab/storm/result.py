@@ -94,7 +94,7 @@ def snapshot(host: Any) -> dict:
                 "last_accept_coalesced": lap.last_accept_coalesced, "last_eoi_level": lap.last_eoi_level,
                 "pir": tuple(sorted(v.pi.pir)), "on": v.pi.on}
     for role, efd in efds.values():
-        s[("eventfd", *role)] = {"signals": efd.signals, "count": efd.count}
+        s[("eventfd", *role)] = {"signals": efd.signals, "count": efd.count, "after_close": efd.signals_after_close}
     for irq, irte in host.irqbypass.irtes.items():
         s[("irte", irq)] = {"posted": irte.posted}
     s[("arch",)] = {k: tuple(v) for k, v in host.arch_counts.items()}

@@ -4,8 +4,11 @@ Models arch/x86/kvm/lapic.c and vmx (``__apic_accept_irq`` setting the IRR, or t
 ``__vmx_deliver_posted_interrupt`` and VT-d posting; ``kvm_vcpu_kick`` / wake-up; at the entry, PIR → IRR and
 ``kvm_apic_ack_interrupt`` of every deliverable vector; exits by reason) and virt/kvm/eventfd.c
 (``schedule_work(&irqfd->inject)``: a no-op while the work is pending). Simplification: a vCPU here takes
-edge-triggered vectors only, with TPR below them (level INTx vectors go to a dedicated vCPU, lines.py), so
-every window delivers each of its vectors once, at its end.
+vectors the guest handles as edge (EOI at once; level INTx vectors go to a dedicated vCPU, lines.py), so every
+window delivers each of its deliverable vectors once, at its end (as the object model does: without APICv
+KVM would inject one per entry and take the others after interrupt-window exits, docs/model-time.md); a
+vector the TPR blocks waits in the IRR (the first one of the storm, in flight) and every later one merges
+into it.
 """
 from __future__ import annotations
 
@@ -44,6 +47,19 @@ class VcpuWindows:
         self.last_coalesced = None
         self.last_key = None        # (time, timer first, order) of the last LAPIC accept, and if it coalesced
         self.inject_after_w = eng.timing.irqfd_work_ns > vp.delta
+        # vectors the TPR blocks (class not above it: never deliverable during the storm, the PPR being the TPR)
+        lap = vp.vcpu.lapic
+        self.tpr = lap.tpr
+        self.blocked = np.zeros(0, dtype=bool)
+        self.any_blocked = False
+        self.kvm_seen = np.zeros(0, dtype=bool)  # per vector: an __apic_accept_irq took it (its TMR bit cleared)
+        self.held: set[int] = set(lap.irr)   # blocked vectors the IRR holds (from before, or since a first accept)
+        self.held_new: dict[int, tuple] = {}  # vector -> (interrupt, raised at, VT-d posted) now waiting in the IRR
+        self.irr_new = 0             # IRR bits newly set by blocked vectors
+        self.irr_coal_pir = 0        # PIR mode: blocked vectors synced into an IRR that holds them already
+        self.last_del_end = None     # the last entry that delivered, and the lowest vector it delivered (EOI'd last)
+        self.last_del_min = None
+        self.sipi: tuple | None = None  # (key, vector) of the last APIC_DM_STARTUP
 
     def vector(self, x: int) -> int:
         if self.vloc[x] < 0:
@@ -51,6 +67,10 @@ class VcpuWindows:
             self.vectors.append(x)
             self.delivered = np.append(self.delivered, 0)
             self.coalesced = np.append(self.coalesced, 0)
+            b = (x & 0xF0) <= self.tpr   # apic_has_interrupt_for_ppr: (irr & 0xF0) <= ppr, ppr = tpr (no ISR)
+            self.blocked = np.append(self.blocked, b)
+            self.any_blocked |= b
+            self.kvm_seen = np.append(self.kvm_seen, False)
         return int(self.vloc[x])
 
     def process_fast(self, T: np.ndarray, sel: np.ndarray, vl: Any, cost: int, iommu: bool) -> tuple:
@@ -105,11 +125,14 @@ class VcpuWindows:
             jj = int(vl) if one else j
             self.delivered[jj] += int(dv[j])
             self.coalesced[jj] += int(counts[j] - dv[j])
+            if not iommu and counts[j]:
+                self.kvm_seen[jj] = True
         self.windows += nw
         if self.vp.pir and iommu:
             self.piw += nw
-        last_first = (nw and sidx[-1] == m - 1) or (extra.size and extra.max() == m - 1)
-        self.accepted_at((int(T[-1]), 1, int(sel[-1]) + self.eng.off), not last_first)
+        if not iommu:  # VT-d posting does not go through __apic_accept_irq
+            last_first = (nw and sidx[-1] == m - 1) or (extra.size and extra.max() == m - 1)
+            self.accepted_at((int(T[-1]), 1, int(sel[-1]) + self.eng.off), not last_first)
         if nw:
             lw = int(sidx[-1])
             self.carry_key = self.carry_end = int(T[lw]) + d
@@ -179,6 +202,15 @@ class VcpuWindows:
         if self.last_key is None or key >= self.last_key:
             self.last_key, self.last_coalesced = key, coalesced
 
+    def instant_at(self, key: tuple, a: Any) -> None:
+        """An accept that bypasses the IRR at ``key``: SMI, RemRd, NMI, INIT, SIPI (counted) and ExtINT (0) clear
+        last_accept_coalesced; SIPI keeps its vector; an illegal vector never reaches __apic_accept_irq."""
+        if a.mode == "illegal":
+            return
+        self.accepted_at(key, False)
+        if a.mode == "startup" and (self.sipi is None or key >= self.sipi[0]):
+            self.sipi = (key, a.vector)
+
     def process(self, T: np.ndarray, inj: Any, g: np.ndarray, tev: np.ndarray, vl: Any, cost: Any,
                 iommu: Any, order: np.ndarray | None = None) -> None:
         """Accepts in execution order: time T, from irqfd work (``inj`` True) or raised, carrying interrupt g
@@ -225,49 +257,104 @@ class VcpuWindows:
                 else:
                     first[sel] = f
         else:
-            order = np.lexsort((np.arange(m), vl, wid))
-            ws, vs = wid[order], vl[order]
+            srt = np.lexsort((np.arange(m), vl, wid))
+            ws, vs = wid[srt], vl[srt]
             f = np.ones(m, dtype=bool)
             f[1:] = (ws[1:] != ws[:-1]) | (vs[1:] != vs[:-1])
             if c:
                 cv = np.array([self.vloc[x] for x in self.carry_vecs], dtype=np.int64)
                 f &= ~((ws < 0) & np.isin(vs, cv))
-            first[order] = f
+            first[srt] = f
+        # blocked vectors: the first accept of one the IRR does not hold yet waits there (in flight); a first in
+        # its window later is synced into an IRR that holds it (coalesced_irr); any other merges (self.coal)
+        deliv, newly, irrc = first, None, None
+        if self.any_blocked:
+            bl = self.blocked[vl]
+            if np.any(bl):
+                newly = np.zeros(m, dtype=bool)
+                for j in (np.unique(vl[bl]).tolist() if not scal else [int(vl)]):
+                    x = self.vectors[j]
+                    if x in self.held:
+                        continue
+                    i0 = 0 if scal else int(np.argmax(vl == j))
+                    newly[i0] = True
+                    self.held.add(x)
+                    self.held_new[x] = (int(g[i0]), int(tev[i0]), bool(iommu if np.ndim(iommu) == 0 else iommu[i0]))
+                deliv = first & ~bl
+                irrc = first & bl & ~newly
         # outcomes of the interrupts carried: delivered at their window's end, or coalesced
         tok = g >= 0
-        if tok.all():
-            gi, fi, ti = g, first, tev
+        if newly is not None:
+            wait = newly & tok
+            for gg in g[wait].tolist():
+                self.eng.sink.carry(gg)
+            tok = tok & ~newly
+        allt = bool(tok.all())
+        if allt:
+            gi, fi, ti = g, deliv, tev
             wi = wid
         else:
-            gi, fi, ti, wi = g[tok], first[tok], tev[tok], wid[tok]
+            gi, fi, ti, wi = g[tok], deliv[tok], tev[tok], wid[tok]
         if gi.size:
             end_of = np.where(wi >= 0, wend[np.maximum(wi, 0)] if nw else 0, self.carry_end)
             if np.ndim(iommu) == 0:
                 o_del = O.POSTED if iommu else O.INJECTED
-                io = None
             else:
-                io = iommu if tok.all() else iommu[tok]
+                io = iommu if allt else iommu[tok]
                 o_del = np.where(io, O.POSTED, O.INJECTED).astype(np.int8)
             out = np.where(fi, o_del, self.coal).astype(np.int8)
+            if irrc is not None:
+                out[irrc if allt else irrc[tok]] = O.COALESCED_IRR
             lat = end_of - ti
-            lat += cost if np.ndim(cost) == 0 else (cost if tok.all() else cost[tok])
+            lat += cost if np.ndim(cost) == 0 else (cost if allt else cost[tok])
             lat[~fi] = -1
             self.eng.sink.settle(gi, out, lat)
         # counters
         if scal:
-            nf = int(np.count_nonzero(first))
+            nf = int(np.count_nonzero(deliv))
             self.delivered[int(vl)] += nf
-            self.coalesced[int(vl)] += m - nf
+            self.coalesced[int(vl)] += m - nf - (int(newly.sum()) if newly is not None else 0)
         else:
-            self.delivered += np.bincount(vl[first], minlength=nv)
-            self.coalesced += np.bincount(vl[~first], minlength=nv)
+            self.delivered += np.bincount(vl[deliv], minlength=nv)
+            rest = ~deliv if newly is None else ~(deliv | newly)
+            self.coalesced += np.bincount(vl[rest], minlength=nv)
+        if np.ndim(iommu) == 0:
+            if not iommu:
+                self.kvm_seen[np.unique(vl) if not scal else int(vl)] = True
+        elif not iommu.all():
+            self.kvm_seen[np.unique(vl[~iommu]) if not scal else int(vl)] = True
+        if newly is not None:
+            self.irr_new += int(newly.sum())
+            if self.vp.pir:
+                self.irr_coal_pir += int(irrc.sum())
         self.windows += nw
         if self.vp.pir and nw and np.ndim(iommu) == 0:
             self.piw += nw if iommu else 0
         elif self.vp.pir and nw:
             self.piw += int(np.count_nonzero(iommu[c:][sidx]))
-        last = (int(T[-1]), 0 if (np.ndim(inj) and inj[-1]) else 1, int((g if order is None else order)[-1]))
-        self.accepted_at(last, not bool(first[-1]))
+        # the last LAPIC accept (__apic_accept_irq: VT-d posting is not one) and whether it found its vector
+        # pending: in the PIR (PIR mode) or the IRR
+        if np.ndim(iommu) == 0:
+            li = -1 if iommu else m - 1
+        else:
+            kv = np.flatnonzero(~iommu)
+            li = int(kv[-1]) if kv.size else -1
+        if li >= 0:
+            last = (int(T[li]), 0 if (np.ndim(inj) and inj[li]) else 1, int((g if order is None else order)[li]))
+            if newly is not None and not self.vp.pir and (bool(bl) if scal else bl[li]):
+                self.accepted_at(last, not bool(newly[li]))
+            else:
+                self.accepted_at(last, not bool(first[li]))
+        # the last entry that delivered something, and its lowest vector (the last EOI)
+        if deliv.any():
+            dk = np.flatnonzero(deliv)
+            wl = int(wid[dk].max())
+            E = int(wend[wl]) if wl >= 0 else self.carry_end
+            vj = (np.unique(vl[dk[wid[dk] == wl]]).tolist() if not scal else [int(vl)])
+            vmin = min(self.vectors[j] for j in vj)
+            if self.last_del_end == E:
+                vmin = min(vmin, self.last_del_min)
+            self.last_del_end, self.last_del_min = E, vmin
         # the last window stays open for what comes next
         if nw:
             lw = c + int(sidx[-1])

@@ -3,8 +3,8 @@
 Models the shape of kernel/workqueue.c's pending bit (irqfd->inject: ``vcpu.WorkChain``) and of a vCPU's
 entry window (arch/x86/kvm/x86.c: a kick pending until the entry, the IRR/PIR filling meanwhile:
 ``vcpu.VcpuWindows``): a window opens with the first event, closes at its end, events inside it coalesce,
-and the first event at or after the end opens the next. (The IOAPIC's remote IRR, one round trip at a
-time, is stepped in ``lines.VfioIntx``, not here.) Simplification: none — the result is exact for any input; only the cost
+and the first event at or after the end opens the next; ``lines.VfioIntx`` too: a vfio INTx round trip, from
+the trigger to the guest's EOI that unmasks, is one window while its line is up. Simplification: none — the result is exact for any input; only the cost
 depends on the data (it grows with the number of windows, never with a Python step per event).
 
 How: an event after a gap at least as long as a window always starts one (a run head). Inside a dense
