@@ -140,8 +140,6 @@ def watch(h, ns=60_000, step=250):
     audit(h, True, "run dry")
 
 
-@pytest.mark.xfail(strict=True, reason="vfio: a closed eventfd still held by vfio/KVM raises mid-path (issue 11) — "
-                                       "branch vfio")
 @pytest.mark.parametrize("which", ["msix trigger", "resamplefd"])
 def test_a_closed_eventfd_still_held_by_vfio_or_kvm(which):
     """fs/eventfd.c: userspace's close drops its reference only; vfio and the irqfd hold their own, so the
@@ -157,8 +155,6 @@ def test_a_closed_eventfd_still_held_by_vfio_or_kvm(which):
     watch(h)
 
 
-@pytest.mark.xfail(strict=True, reason="kvm: a VT-d posted route with a vector below 16 leaves its interrupt in "
-                                       "flight for ever (issue 11) — branch kvm")
 @pytest.mark.parametrize("mode", ["running", "halted"])
 def test_a_posted_route_with_a_vector_below_16(mode):
     h = scenarios.posted_nic(1, trace=False, vcpu_mode=mode)
@@ -186,8 +182,6 @@ def _resend_after(how):
     return h
 
 
-@pytest.mark.xfail(strict=True, reason="vfio: unmask re-sends an INTx interrupt that is already downstream (issue "
-                                       "11) — branch vfio")
 @pytest.mark.parametrize("how", ["a resamplefd write", "VFIO_IRQ_SET_ACTION_UNMASK",
                                  "a level MSI's EOI on the same vector"])
 def test_an_unmask_does_not_resend_an_interrupt_already_downstream(how):
@@ -198,8 +192,6 @@ def test_an_unmask_does_not_resend_an_interrupt_already_downstream(how):
         (how == "a level MSI's EOI on the same vector")
 
 
-@pytest.mark.xfail(strict=True, reason="vfio: an ACTION_MASK-held INTx is dropped when a loopback makes the guest "
-                                       "service the device (issue 11) — branch vfio")
 def test_an_intx_held_by_action_mask_survives_a_loopback():
     h = scenarios.shared_intx(trace=False)
     sc = h.scenario

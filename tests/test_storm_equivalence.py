@@ -367,8 +367,6 @@ def test_two_lines_disabled_at_one_instant():
             1 << 21)
 
 
-@pytest.mark.xfail(strict=True, reason="kvm: a posted vector blocked by the TPR is reported posted by the vector "
-                                       "engine (issue 11) — branch kvm")
 @pytest.mark.parametrize("mode", ["running", "halted"])
 def test_a_posted_vector_the_tpr_blocks(mode):
     """It waits in the IRR (in flight) until the TPR drops, as the replay says."""
@@ -379,8 +377,6 @@ def test_a_posted_vector_the_tpr_blocks(mode):
     compare(make, storm.sources(make()), np.array([10, 20, 5000]), np.zeros(3, np.uint16), 1 << 21)
 
 
-@pytest.mark.xfail(strict=True, reason="kvm: a posted vector whose TMR bit is left from a level MSI, to a halted "
-                                       "vCPU: EOI exits and latency differ (issue 11) — branch kvm")
 def test_a_posted_vector_with_a_tmr_bit_left_from_a_level_msi():
     def make():
         h = scenarios.posted_nic(1, trace=False, vcpu_mode="halted")
@@ -392,8 +388,6 @@ def test_a_posted_vector_with_a_tmr_bit_left_from_a_level_msi():
     compare(make, storm.sources(make()), np.array([t0 + 10, t0 + 20, t0 + 9000]), np.zeros(3, np.uint16), 1 << 21)
 
 
-@pytest.mark.xfail(strict=True, reason="kvm: ExtINT delivery leaves the LAPIC's last_accept_coalesced as the "
-                                       "vector engine had it (issue 11) — branch kvm")
 def test_an_extint_route_after_a_coalesced_accept():
     """__apic_accept_irq clears last_accept_coalesced on every call, ExtINT included (which it then ignores)."""
     def make():

@@ -66,16 +66,6 @@ KNOWN = {
     "poll-chunk-boundary": "genirq: a spurious poll on a chunk boundary runs after the interrupts at that instant",
     "poll-no-source": "genirq: the vector engine skips the poller for lines with no source in the storm",
     "spurious-order": "genirq: host.spurious_disabled order for two lines disabled at one instant",
-    "vfio-resend-downstream": "vfio: unmask re-sends an INTx interrupt that is already downstream",
-    "vfio-mask-loopback": "vfio: an ACTION_MASK-held INTx is dropped when a loopback makes the guest service it",
-    "closed-eventfd": "vfio/kvm: a closed eventfd still held by vfio or KVM raises mid-path",
-    "posted-vector-lt16": "kvm: a VT-d posted route with a vector below 16 leaves its interrupt in flight",
-    "msi-not-fee": "kvm: an MSI route whose address is not 0xFEExxxxx crashes the next interrupt",
-    "redir-bad-values": "kvm: write_redirtbl(dest_id=256) or delivery_mode=9 crash the next interrupt",
-    "tpr-float": "kvm: set_tpr(1.5) crashes the next interrupt",
-    "posted-tpr": "kvm: a posted vector blocked by the TPR is reported posted by the vector engine",
-    "posted-tmr": "kvm: a posted vector whose TMR bit is left from a level MSI, to a halted vCPU",
-    "extint": "kvm: ExtINT delivery and the LAPIC's last_accept_coalesced differ between the engines",
     # found by this fuzzer (not in issue 11)
     "pending-lost": "genirq: a line's pending interrupt is forgotten and stays 'pending' in the ledger with "
                     "nothing holding it: free_irq of the last action, freeing the descriptor (vfio MSI disable), "
@@ -203,8 +193,7 @@ class World:
             vd.set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1,
                         [self.efds[5]])
             if full:
-                self.vm.ioapic.write_redirtbl(20, vector=0x62 if not is_open("vfio-resend-downstream") else
-                                              pin_vector(20), dest_id=self.vm.vcpus[-1].apic_id, trigger_level=True)
+                self.vm.ioapic.write_redirtbl(20, vector=0x62, dest_id=self.vm.vcpus[-1].apic_id, trigger_level=True)
                 self.vm.kvm_irqfd(self.efds[4], 20, KVM_IRQFD_FLAG_RESAMPLE, resamplefd=self.efds[5])
         if cfg["pt_msi"]:
             h.add_pci_device(PT_MSI, name="gpu", intx_pin=0, msi=1)
@@ -216,11 +205,6 @@ class World:
 
     def efd(self, i: int):
         return self.efds[i]
-
-
-def pin_vector(pin: int) -> int:
-    """While vfio-resend-downstream is open, every IOAPIC pin has a vector of its own (no other EOI unmasks)."""
-    return 0x60 + PINS.index(pin) if pin in PINS else 0x6F
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -242,17 +226,6 @@ class Twice(AssertionError):
 
 def known_defect(exc: BaseException) -> str | None:
     """The open defect this failure is the signature of; None for anything else (a new defect: the test fails)."""
-    text = str(exc)
-    vfio = irqlab.vfio.VfioPciDevice
-    if is_open("vfio-resend-downstream") and (
-            (isinstance(exc, AssertionError) and "settled twice" in text)
-            or (isinstance(exc, Twice) and all(e.device is not None and isinstance(e.device.driver, vfio)
-                                               for e in exc.events))):
-        return "vfio-resend-downstream"  # the same INTx re-sent while it was already on its way to the guest
-    if is_open("vfio-mask-loopback") and isinstance(exc, Lost) and all(
-            e.device is not None and isinstance(e.device.driver, vfio) and e.carried
-            and e.device.intx_status_event is not e for e in exc.events):
-        return "vfio-mask-loopback"   # an INTx that waited in the Status bit, serviced by the guest unaccounted
     if is_open("pending-lost") and isinstance(exc, Lost) and exc.pending:
         return "pending-lost"
     return None
@@ -384,28 +357,6 @@ def same_twins(a, b) -> None:
     ia = [(e.id, e.outcome) for e in a.host.events_in_flight()]
     ib = [(e.id, e.outcome) for e in b.host.events_in_flight()]
     assert ia == ib, f"interrupts still to account for differ: {ia} vs {ib}"
-
-
-def downstream(host, ev) -> bool:
-    """ev (a device's Status bit) has gone on into the guest's path, or is over."""
-    if ev is None:
-        return False
-    if not ev.live:
-        return True
-    where = held(host)[0]
-    w = where.get(ev.id, "")
-    return "Status bit" not in w or any(ev is t for vm in host.vms for vc in vm.vcpus
-                                        for t in (*vc.irr_tokens.values(), *vc.pir_tokens.values())) \
-        or any(f.inject.pending and f.inject_token is ev for vm in host.vms for f in vm.irqfds)
-
-
-def kernel_held(w, efd) -> bool:
-    """Whether vfio or KVM holds this eventfd (a trigger, an unmask virqfd, an irqfd or a resamplefd)."""
-    for vd in w.vdevs.values():
-        if efd is vd.intx_trigger or efd in vd.msi_triggers.values() or efd is vd.err_trigger \
-                or efd is vd.req_trigger or (vd.intx_unmask is not None and vd.intx_unmask.eventfd is efd):
-            return True
-    return any(efd is f.eventfd or efd is f.resamplefd for f in w.vm.irqfds) or bool(efd.waiters)
 
 
 # ------------------------------------------------------------------------------------------ the machine
@@ -632,13 +583,6 @@ class TwinHosts(RuleBasedStateMachine):
         """VFIO_DEVICE_SET_IRQS on the INTx index, every action QEMU uses."""
         if self._vdev(b) is None:
             return
-        ha = self.a.host
-        dev = ha.devices[b]
-        ev = dev.intx_status_event
-        if action in ("unmask", "unmask_bool") and is_open("vfio-resend-downstream") and downstream(ha, ev):
-            return
-        if action in ("loopback", "loopback_bool") and is_open("vfio-mask-loopback") and ev is not None and ev.live:
-            return
         I, T, U, M = VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_UNMASK, \
             VFIO_IRQ_SET_ACTION_MASK
         N, B, E = VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD
@@ -684,7 +628,7 @@ class TwinHosts(RuleBasedStateMachine):
     def eventfd(self, k, op, n):
         efd = self.a.efd(k)
         if op == "close":
-            if efd.closed or (is_open("closed-eventfd") and kernel_held(self.a, efd)):
+            if efd.closed:
                 return
             self.both("eventfd close", lambda w: w.efd(k).close())
         elif op == "fresh":
@@ -693,10 +637,6 @@ class TwinHosts(RuleBasedStateMachine):
                 w.efds[k] = Eventfd(name=f"efd{k}.{w.gen[k]}")
             self.both("eventfd new", go)
         elif op == "write":
-            if is_open("vfio-resend-downstream") and any(
-                    efd is vd.intx_unmask.eventfd and downstream(self.a.host, vd.dev.intx_status_event)
-                    for vd in self.a.vdevs.values() if vd.intx_unmask is not None):
-                return
             self.both("eventfd write", lambda w: w.efd(k).write(n))
         else:
             self.both("eventfd read", lambda w: w.efd(k).read())
@@ -711,14 +651,6 @@ class TwinHosts(RuleBasedStateMachine):
     def route(self, g, kind, dest, vector, mode, logical, rh, level, pin):
         """KVM_SET_GSI_ROUTING: GSI g becomes an MSI route (any destination, vector, delivery mode, edge or
         level), an IOAPIC pin, or nothing; the rest of the table is kept."""
-        if vector < 16 and is_open("posted-vector-lt16"):
-            vector = 0x21
-        if mode == 7 and is_open("extint"):
-            mode = 0
-        if kind == "notfee" and is_open("msi-not-fee"):
-            kind = "msi"
-        if is_open("vfio-resend-downstream") and (vector & 0xF0) == 0x60:
-            vector = 0x51
 
         def go(w):
             keep = [e for e in w.vm.routing.all() if e.gsi != g]
@@ -756,12 +688,6 @@ class TwinHosts(RuleBasedStateMachine):
         """The guest programs an IOAPIC pin (its redirection-table entry)."""
         if self.a.vm.ioapic is None:
             return
-        if is_open("redir-bad-values"):
-            dest, mode = min(dest, 0xFF), mode if mode <= 7 else 0
-        if mode == 7 and is_open("extint"):
-            mode = 0
-        if is_open("vfio-resend-downstream"):
-            vector = pin_vector(pin)
         self.both("write_redirtbl", lambda w: w.vm.ioapic.write_redirtbl(
             pin, vector=vector, dest_id=dest, trigger_level=level, masked=masked, delivery_mode=mode))
 
@@ -780,16 +706,12 @@ class TwinHosts(RuleBasedStateMachine):
     def set_tpr(self, v, tpr):
         if v >= len(self.a.vm.vcpus):
             return
-        if isinstance(tpr, float) and is_open("tpr-float"):
-            tpr = 0x30
         self.both("set_tpr", lambda w: w.vm.vcpus[v].set_tpr(tpr))
 
     @rule(dest=st.sampled_from([0, 1, 7, 0xFF]), vector=st.sampled_from([0x31, 0x41, 0x62, 2]),
           mode=st.sampled_from([0, 1, 4, 7]), level=st.booleans())
     @step
     def signal_msi(self, dest, vector, mode, level):
-        if mode == 7 and is_open("extint"):
-            mode = 0
         m = msi.encode(dest_id=dest, vector=vector, delivery_mode=mode, trigger_level=level)
         self.both("KVM_SIGNAL_MSI", lambda w: w.vm.kvm_signal_msi(m.address_lo, m.address_hi, m.data))
 
@@ -854,14 +776,6 @@ class TwinHosts(RuleBasedStateMachine):
             return "poll-no-source", chunk
         if is_open("spurious-order") and len(may_disable) >= 2:
             return "spurious-order", chunk
-        for irte in h.irqbypass.irtes.values():
-            lap = irte.vcpu.lapic
-            if is_open("posted-tpr") and (irte.vector & 0xF0) <= (lap.tpr & 0xF0):
-                return "posted-tpr", chunk
-            if is_open("posted-tmr") and irte.vector in lap.tmr:
-                return "posted-tmr", chunk
-        if is_open("extint") and any(v.lapic.last_accept_coalesced for vm in h.vms for v in vm.vcpus):
-            return "extint", chunk
         if is_open("poll-chunk-boundary") and poll:
             chunk = 1 << 21
         return None, chunk
