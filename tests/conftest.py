@@ -37,3 +37,10 @@ def line(host):
 def msi_line(host):
     return host.alloc_irq(None, chip_name="IR-PCI-MSIX-0000:01:00.0", hwirq=0, level=False, oneshot_safe=True)
 
+
+def pytest_terminal_summary(terminalreporter):
+    """The fuzzers' summaries (how many sequences and storms ran clean), even under -q."""
+    from helpers import FUZZ_REPORT
+
+    for line in FUZZ_REPORT:
+        terminalreporter.write_line(line)

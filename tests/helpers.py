@@ -28,6 +28,8 @@ def route(gsi, dest=0, vector=0x41, **kw):
     return msi_route(gsi, m.address_lo, m.data, m.address_hi)
 
 
+#: lines the fuzzers report at the end of the run (conftest.py prints them)
+FUZZ_REPORT: list = []
 #: make fuzz: how long the fuzzers hunt (0: the fixed-seed run of make test)
 FUZZ_SECONDS = float(os.environ.get("IRQLAB_FUZZ_SECONDS", "0") or 0)
 
