@@ -1,32 +1,37 @@
 """The twin fuzzer (issue 11): nothing is lost, and the two engines are one truth, under random sequences.
 
 Two hosts are built alike, then every step of a random sequence of host, vfio, KVM, eventfd and userspace
-actions is applied to both: request/free/disable/enable irqs, irq_set_affinity, raising INTx/MSI/glitches,
-running time, eventfd writes/reads/closes, VFIO_DEVICE_SET_IRQS (triggers, unmask eventfds, ACTION_MASK/UNMASK,
-loopback triggers), KVM_SET_GSI_ROUTING, KVM_IRQFD (assign, resample, deassign), IOAPIC pins, TPR, halted and
-running vCPUs, level and edge MSIs, on hosts with and without APICv and VT-d posting. A storm goes through the
-vector engine on one twin and through the one-by-one replay on the other (chunks of 1 interrupt and up, lazy
-storms, storm after storm on the same hosts); a storm the vector engine refuses (``Unsupported``) must leave
-its twin untouched and is then replayed on both.
+actions is applied to both: request/free/disable/enable irqs (threaded too), irq_set_affinity, many lines on one
+CPU, raising INTx/MSI/glitches, running time, eventfd writes/reads/closes, VFIO_DEVICE_SET_IRQS (INTx and MSI
+triggers, unmask eventfds, ACTION_MASK/UNMASK, loopback triggers, disable), KVM_SET_GSI_ROUTING (any
+destination, vector, delivery mode, edge or level, addresses outside 0xFEExxxxx), KVM_IRQFD (assign, resample,
+deassign), KVM_SIGNAL_MSI, IOAPIC pins, TPR, halted and running vCPUs, on hosts with and without APICv and VT-d
+posting. A storm goes through the vector engine on one twin and through the one-by-one replay on the other
+(chunks of 1 interrupt and up, lazy storms, storm after storm on the same hosts); a storm the vector engine
+refuses (``Unsupported``) must leave its twin untouched and is then replayed on both.
 
 After every step:
 
 - both twins are identical: ``irqlab.storm.result.snapshot``, the kernel log, the clock, and the interrupts
-  still to be accounted for;
+  still to be accounted for; both answered the step alike (the same result or the same refusal);
 - the ledger adds up, and every interrupt not settled is held by something that will settle it (a device's
-  Status bit, a line's or an MSI-X vector's pending bit, a vCPU's IRR or PIR, an irqfd's inject work);
+  Status bit, a line's or an MSI-X vector's pending bit, a vCPU's IRR or PIR, an irqfd's inject work, a woken
+  irq thread); what is carried downstream (IRR, PIR, irqfd work) is in flight and in one place only;
 - once the host is run dry (``host.run()``, and after every storm), the only interrupts still in flight are
   the ones the model legitimately holds for ever: an INTx in the Status bit of a device whose INTx Disable
-  vfio has set (nobody unmasks it), and a vector in a vCPU's IRR that the guest's PPR blocks (nobody lowers
-  its TPR); the only ``pending`` ones sit on a disabled or masked line, in a masked MSI-X vector's pending
-  bit, or in the Status bit of a device whose line is masked;
+  vfio has set (nobody unmasks it), and a vector >= 16 in a vCPU's IRR that the guest's PPR blocks (nobody
+  lowers its TPR); the only ``pending`` ones sit on a disabled or masked line, in a masked MSI-X vector's
+  pending bit, or in the Status bit of a device whose line is masked. A host that never runs dry (a level
+  interrupt nobody lowers storms the guest, as in the kernel) ends its sequence, both twins alike;
 - /proc/interrupts re-parses (``irqlab.procfs.parse_proc_interrupts``) to the model's descriptors and counts;
-- a call refused with TypeError/ValueError/KernelError changed nothing (the snapshot before = after).
+- a call refused with TypeError/ValueError/KernelError changed nothing (the snapshot before = after), except
+  where the kernel itself changes state before it fails (SET_IRQS on MSI vectors frees the old trigger first).
 
-``make test`` runs it derandomized (the same sequences every run) in about a minute; ``make fuzz`` sets
-``IRQLAB_FUZZ_SECONDS=N`` and it runs fresh random sequences for N seconds (the engine-equivalence properties of
-test_storm_equivalence.py do the same). Defects still open on main (KNOWN below, each fixed on another branch)
-are not generated while open: ``IRQLAB_FUZZ_OPEN=`` (empty) generates everything, ``IRQLAB_FUZZ_OPEN=a,b``
+``make test`` runs it derandomized (the same sequences every run) in well under a minute; ``make fuzz`` sets
+``IRQLAB_FUZZ_SECONDS=N``: fresh random sequences for three quarters of N seconds (the engine-equivalence
+properties of test_storm_equivalence.py take the rest), summed up at the end of the run. Defects still open on
+main (KNOWN below, each fixed on another branch or reported) are not generated while open, or end a sequence
+when their exact signature shows: ``IRQLAB_FUZZ_OPEN=`` (empty) generates everything, ``IRQLAB_FUZZ_OPEN=a,b``
 only keeps a and b out.
 """
 from __future__ import annotations
