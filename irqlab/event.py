@@ -8,15 +8,81 @@ carries on.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .ledger import Outcome
-from .trace import Hop, Journey
+from .trace import Hop, Journey, diff_states, observe
 
 if TYPE_CHECKING:
     from .kernel import Kernel
 
-__all__ = ["IrqEvent", "NO_EVENT", "Echo"]
+__all__ = ["IrqEvent", "NO_EVENT", "Echo", "StateRecorder"]
+
+
+class StateRecorder:
+    """While journeys are traced, what each hop changed and the state after it (``Hop.changes``/``.state``).
+
+    Every hop recorded takes a snapshot of the observable state (``irqlab.trace.observe``); the difference
+    from the snapshot taken when the previous hop was recorded is what that previous hop changed. A hop's
+    changes end when the next hop is recorded (any interrupt's), or when the model hands control on: an
+    interrupt is raised (``begin``), a timer or work item starts (the scheduler's ``before_callback``), or
+    a raise or ``run()`` returns (``end``), or the model says the next hop's function starts here (``mark``:
+    where a hop is recorded after the work it describes). Changes made before a first hop (of a raise, a
+    callback, or after a mark) belong to that hop. Nothing is observed while ``kernel.trace`` is off
+    (storms, the reference replay).
+    """
+
+    __slots__ = ("kernel", "open", "base")
+
+    def __init__(self, kernel: "Kernel"):
+        self.kernel = kernel
+        self.open: tuple[Journey, int, dict] | None = None   # the hop collecting changes, and its snapshot
+        self.base: dict | None = None   # the state when the model took control (for a first hop's changes)
+
+    def _close(self, now: dict | None = None) -> dict:
+        now = observe(self.kernel) if now is None else now
+        if self.open is not None:
+            j, i, before = self.open
+            h = j.hops[i]
+            j.hops[i] = replace(h, changes=h.changes + diff_states(before, now), state=now)
+            self.open = None
+        return now
+
+    def begin(self) -> None:
+        """The model takes control (a raise, a timer, a work item): close the open hop, remember the state."""
+        k = self.kernel
+        if not k.trace:
+            if k.sched.before_callback == self.begin:
+                k.sched.before_callback = None
+            self.open = self.base = None
+            return
+        k.sched.before_callback = self.begin
+        self.base = self._close()
+
+    def end(self) -> None:
+        """Control goes back to the caller: the open hop's changes end here."""
+        if self.open is not None:
+            self._close()
+        self.base = None
+
+    def mark(self) -> None:
+        """The function of the next hop starts here: the open hop's changes end now, and what changes from
+        here until that hop is recorded is that hop's."""
+        if self.open is not None and self.kernel.trace:
+            self.base = self._close()
+
+    def record(self, journey: Journey, hop: Hop) -> None:
+        """Append ``hop``: close the open hop at the state now, or give this one what changed since ``base``."""
+        now = observe(self.kernel)
+        pre: tuple = ()
+        if self.open is not None:
+            self._close(now)
+        elif self.base is not None:
+            pre = diff_states(self.base, now)
+        journey.hops.append(replace(hop, changes=pre) if pre else hop)
+        self.open = (journey, len(journey.hops) - 1, now)
+        self.base = None
 
 
 class IrqEvent:
@@ -38,25 +104,36 @@ class IrqEvent:
         self.passed_on = False    # vfio signalled it downstream: the device's Status bit no longer holds it
         self.t_ack: int | None = None
         self.journey = Journey(eid, source, t) if trace else None
+        if trace:
+            host.recorder.begin()
 
     def __repr__(self) -> str:
         return f"<IrqEvent #{self.id} {self.source} {self.outcome.label if self.outcome else 'in flight'}>"
 
     # tracing ---------------------------------------------------------------------------------------
     def hop(self, function: str, file: str, actor: str, detail: str = "") -> None:
-        """Append a hop at the current model time. Hops may follow the outcome (the way back of a
-        passed-through INTx: EOI, resample, unmask): ``journey.t_done`` is then the time of the last hop."""
+        """Record a hop at the current model time; what it changes is observed (StateRecorder), never passed
+        in. Hops may follow the outcome (the way back of a passed-through INTx: EOI, resample, unmask):
+        ``journey.t_done`` is then the time of the last hop."""
+        j = self.journey
+        if j is not None:
+            if j.device is None and self.device is not None:
+                j.device = self.device.bdf
+            if j.irq is None and self.irq is not None:
+                j.irq = self.irq
+            self.host.recorder.record(j, Hop(self.host.now, function, file, actor, detail))
+            if j.outcome is not None:
+                j.t_done = self.host.now
+
+    def mark(self) -> None:
+        """Where a hop is recorded after the work it describes: call this where that work starts, so its
+        changes go to that hop and not to the hop before it."""
         if self.journey is not None:
-            self.journey.hops.append(Hop(self.host.now, function, file, actor, detail))
-            if self.journey.outcome is not None:
-                self.journey.t_done = self.host.now
+            self.host.recorder.mark()
 
     def change(self, what: str, before: Any, after: Any) -> None:
-        """Record a state change on the hop that made it (the last one recorded)."""
-        j = self.journey
-        if j is not None and j.hops:
-            h = j.hops[-1]
-            j.hops[-1] = Hop(h.t_ns, h.function, h.file, h.actor, h.detail, h.changes + ((what, before, after),))
+        """Kept for callers written before state was observed: ``Hop.changes`` now comes from snapshots of
+        the whole observable state (StateRecorder), which see this change too, so nothing is added here."""
 
     # outcome ---------------------------------------------------------------------------------------
     @property
@@ -141,6 +218,9 @@ class _NoEvent(IrqEvent):
     def hop(self, *a: Any, **k: Any) -> None:
         pass
 
+    def mark(self) -> None:
+        pass
+
     def change(self, *a: Any) -> None:
         pass
 
@@ -177,6 +257,9 @@ class Echo(_NoEvent):
 
     def hop(self, *a: Any, **k: Any) -> None:
         self.of.hop(*a, **k)
+
+    def mark(self) -> None:
+        self.of.mark()
 
     def change(self, *a: Any, **k: Any) -> None:
         self.of.change(*a, **k)

@@ -144,6 +144,7 @@ class Host(Kernel):
         return self._journey(ev)
 
     def _journey(self, ev: IrqEvent) -> Journey:
+        self.recorder.end()  # the raise returns: its last hop's changes end here
         if ev.journey is None:
             j = Journey(ev.id, ev.source, ev.t)
             j.outcome = ev.outcome.label if ev.outcome else None

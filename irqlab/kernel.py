@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .event import IrqEvent
+from .event import IrqEvent, StateRecorder
 from .ledger import Ledger
 from .sched import Scheduler, check_time
 from .timing import Timing
@@ -51,6 +51,7 @@ class Kernel:
         self._inflight: dict[int, IrqEvent] = {}
         self.last_journey: "Journey | None" = None
         self.last_event: IrqEvent | None = None
+        self.recorder = StateRecorder(self)  # what each traced hop changed (Hop.changes, Hop.state)
 
     # time ----------------------------------------------------------------------------------------
     @property
@@ -63,7 +64,10 @@ class Kernel:
 
     def run(self, until: int | None = None) -> int:
         """Run pending timers and work up to ``until`` ns (everything pending if None)."""
-        return self.sched.run(until)
+        try:
+            return self.sched.run(until)
+        finally:
+            self.recorder.end()
 
     def _advance(self, at: int | None) -> None:
         if at is not None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
 from .ledger import Outcome
-from .uapi import IRQ_HANDLED, IRQ_NONE, IRQF_SHARED
+from .uapi import IRQ_HANDLED, IRQ_NONE, IRQF_ONESHOT, IRQF_SHARED
 
 if TYPE_CHECKING:
     from .genirq import IrqDesc
@@ -269,6 +269,8 @@ class HostDriver:
 
     MSI-X/MSI devices get one exclusive action per vector named ``<name>-q<i>`` (``nvme0q0``-style);
     INTx devices get one IRQF_SHARED action that checks Status.Interrupt, like a well-behaved driver.
+    ``threaded=True`` requests ``request_threaded_irq(irq, NULL, thread_fn, ...)`` instead, as drivers on slow
+    buses do: the default primary handler wakes the thread, which does the work (IRQF_ONESHOT on INTx).
     """
 
     def __init__(self, dev: PciDevice, name: str):
@@ -278,13 +280,15 @@ class HostDriver:
 
     @classmethod
     def bind(cls, dev: PciDevice, name: str | None = None, *, vectors: int | None = None,
-             use_msi: bool | None = None, queue_fmt: str = "{name}-q{i}") -> "HostDriver":
+             use_msi: bool | None = None, queue_fmt: str = "{name}-q{i}", threaded: bool = False) -> "HostDriver":
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, not {type(name).__name__}")
         if vectors is not None and (_int(vectors, "vectors") < 1):
             raise ValueError(f"vectors must be >= 1 (or None for every vector the device has), got {vectors}")
         if use_msi is not None and not isinstance(use_msi, bool):
             raise TypeError(f"use_msi must be True, False or None, not {use_msi!r}")
+        if not isinstance(threaded, bool):
+            raise TypeError(f"threaded must be True or False, not {threaded!r}")
         if not isinstance(queue_fmt, str):
             raise TypeError(f"queue_fmt must be a str, not {type(queue_fmt).__name__}")
         try:
@@ -303,10 +307,17 @@ class HostDriver:
                 n = dev.pci_alloc_irq_vectors(1, vectors or (dev.msix_cap or dev.msi_cap), msix)
                 for v in dev.vectors[:n]:
                     qname = drv.name if n == 1 else queue_fmt.format(name=drv.name, i=v.index)
-                    host.genirq.request_irq(v.irq, drv.msi_handler, 0, qname, drv)
+                    if threaded:
+                        host.genirq.request_threaded_irq(v.irq, None, drv.msi_thread, 0, qname, drv)
+                    else:
+                        host.genirq.request_irq(v.irq, drv.msi_handler, 0, qname, drv)
                     drv.irqs.append(v.irq)
             elif dev.intx_pin:
-                host.genirq.request_irq(dev.gsi, drv.intx_handler, IRQF_SHARED, drv.name, drv)
+                if threaded:
+                    host.genirq.request_threaded_irq(dev.gsi, None, drv.intx_thread, IRQF_SHARED | IRQF_ONESHOT,
+                                                     drv.name, drv)
+                else:
+                    host.genirq.request_irq(dev.gsi, drv.intx_handler, IRQF_SHARED, drv.name, drv)
                 drv.irqs.append(dev.gsi)
         except KernelError:
             drv.unbind()  # the probe failed: what it set up goes
@@ -324,6 +335,14 @@ class HostDriver:
         if ev.claim() is not None:
             ev.settle(Outcome.HANDLED_HOST)
         return IRQ_HANDLED
+
+    def msi_thread(self, irq: int, dev_id: Any) -> int:
+        """The thread_fn of a threaded driver's MSI vector: the work, in its irq thread."""
+        return self.msi_handler(irq, dev_id)
+
+    def intx_thread(self, irq: int, dev_id: Any) -> int:
+        """The thread_fn of a threaded INTx driver: services its device if Status.Interrupt is set."""
+        return self.intx_handler(irq, dev_id)
 
     def unbind(self) -> None:
         for irq in self.irqs:

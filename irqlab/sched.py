@@ -66,6 +66,9 @@ class Scheduler:
         self.now = 0
         self._heap: list[tuple[int, int, Timer]] = []
         self._seq = itertools.count()
+        self.to_quiet = False  # inside run(until=None): a callback may refuse an endless model
+        self.quiet_runs = 0    # how many run(until=None) have started
+        self.before_callback: Callable[[], Any] | None = None  # set while journeys are traced (StateRecorder)
 
     @property
     def jiffies(self) -> int:
@@ -143,12 +146,26 @@ class Scheduler:
             if until < self.now:
                 raise ValueError(f"cannot run backwards: until={until} ns < now={self.now} ns")
         ran = 0
+        self.to_quiet, outer = until is None, self.to_quiet
+        self.quiet_runs += until is None
+        try:
+            ran = self._run(until)
+        finally:
+            self.to_quiet = outer
+        if until is not None:
+            self.now = max(self.now, until)
+        return ran
+
+    def _run(self, until: int | None) -> int:
+        ran = 0
         while True:
             due = self.next_due()
             if due is None or (until is not None and due > until) or (until is None and self._only_periodic_left()):
                 break
             when, token, timer = heapq.heappop(self._heap)
             self.now = max(self.now, when)
+            if self.before_callback is not None:  # before the timer stops being pending: that is the callback's
+                self.before_callback()
             timer._token = -1
             timer.fn(*timer.args)
             ran += 1
@@ -157,8 +174,6 @@ class Scheduler:
                     f"run() ran {ran:,} timers and work items and the model is still busy at {self.now:,} ns: "
                     "something re-arms itself forever (a level interrupt nobody lowers storms the guest, as it "
                     "would in the kernel). Use run(until=...) to watch a bounded stretch.")
-        if until is not None:
-            self.now = max(self.now, until)
         return ran
 
     def advance(self, t: int) -> None:

@@ -41,6 +41,8 @@ class Timing:
       vmexit "exit to QEMU", commit b7ffc44d5b2e).
     - ``iommu_post_ns``: the IOMMU writing the PIR and sending the notification for a VT-d posted IRTE
       (illustrative, 0.3 µs).
+    - ``irq_thread_ns``: from ``__irq_wake_thread`` (wake_up_process of the SCHED_FIFO ``irq/<n>-<name>``
+      kthread) to its ``thread_fn`` running (illustrative, 5 µs). An IRQF_ONESHOT line stays masked meanwhile.
     """
 
     host_irq_ns: int = 1_500
@@ -53,6 +55,7 @@ class Timing:
     resample_ns: int = 3_000
     exit_to_userspace_ns: int = cycles_to_ns(6_500)
     iommu_post_ns: int = 300
+    irq_thread_ns: int = 5_000
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -368,6 +368,8 @@ class VfioPciDevice:
         d = self.dev
         host = d.host
         cur = host.current
+        if cur is not None:
+            cur.mark()  # its hop comes after the mask: the mask is its change, not its caller's
         if not d.pci_2_3:
             host.genirq.disable_irq_nosync(irq)
             self.intx_masked = True
@@ -385,10 +387,10 @@ class VfioPciDevice:
             cur.hop("vfio_intx_handler", INTRS, "vfio", f"{self.intx_name}: {what}, IRQ_HANDLED")
             if d.pci_2_3:
                 cur.change(f"{d.bdf} DisINTx", 0, 1)
-        # the Status bit's interrupt; none set (a device without INTx masking, a glitch on its exclusive line):
-        # whatever came in on the line
+        # the Status bit's interrupt; none set, or already passed on (a device without INTx masking that the line
+        # delivers again at enable_irq, a glitch on its exclusive line): whatever came in on the line
         ev = d.intx_status_event
-        if ev is None and cur is not None and cur.live:
+        if (ev is None or ev.passed_on) and cur is not None and cur.live:
             ev = cur
         self.vfio_send_intx_eventfd(ev)
         return ret
@@ -437,6 +439,8 @@ class VfioPciDevice:
                       f"{int(self.intx_masked)}")
         if self._is_intx() and self.intx_masked:
             if d.pci_2_3:
+                if token is not None:
+                    token.mark()  # the unmask is pci_check_and_unmask_intx's (its hop comes after)
                 ok = d.pci_check_and_unmask_intx()
                 if not ok:
                     ret = 1

@@ -150,13 +150,7 @@ def test_no_action_and_no_vector(host, line):
     # a vector nobody allocated on this CPU
     ev = host.new_event("stray")
     host.deliver_vector(3, 0x99, ev)
-    assert ev.outcome.label == "no_handler" and "No irq handler for vector" in host.dmesg()
-
-
-def test_handler_must_return_irqreturn(host, line):
-    host.request_irq(16, lambda i, d: None, IRQF_SHARED, "bad", 1)
-    with pytest.raises(TypeError, match="IRQ_NONE or IRQ_HANDLED"):
-        host.generic_handle_irq(16)
+    assert ev.outcome.label == "no_handler" and host.log[-1][1:] == ("emerg", "No irq handler for 3.153")
 
 
 def test_journey_names_real_functions(host, msi_line):
@@ -201,3 +195,295 @@ def test_ledger_and_depth_invariants(ops):
         d = host.irq_to_desc(16)
         assert d.depth >= 0 and (d.depth > 0) == d.disabled or not d.actions
         host.ledger.check()
+
+
+# ------------------------------------------------------------------ irq threads (kernel/irq/handle.c, manage.c)
+from irqlab import IRQ_HANDLED, IRQ_WAKE_THREAD  # noqa: E402
+from irqlab.genirq import BITS_PER_LONG, VECTOR_SHUTDOWN  # noqa: E402
+
+
+def _threaded(host, irq, primary, thread_ret, flags=IRQF_SHARED | IRQF_ONESHOT, name="t", dev=1):
+    calls = []
+
+    def thread_fn(i, d):
+        calls.append(host.now)
+        return thread_ret
+
+    host.request_threaded_irq(irq, primary, thread_fn, flags, name, dev)
+    return calls
+
+
+def test_a_thread_is_woken_only_for_exactly_irq_wake_thread(host, line):
+    """kernel/irq/handle.c __handle_irq_event_percpu: ``switch (res) { case IRQ_WAKE_THREAD: ... }`` — a
+    primary handler returning IRQ_HANDLED | IRQ_WAKE_THREAD wakes nothing."""
+    calls = _threaded(host, 16, lambda i, d: IRQ_HANDLED | IRQ_WAKE_THREAD, IRQ_HANDLED)
+    j = host.raise_spurious(16)
+    host.run()
+    assert calls == [] and j.outcome == "handled_host"
+    host.free_irq(16, 1)
+    calls = _threaded(host, 16, lambda i, d: IRQ_WAKE_THREAD, IRQ_HANDLED)
+    j = host.raise_spurious(16, at=host.now + 1000)
+    assert calls == [] and j.outcome is None          # not inline: the thread runs later
+    host.run()
+    assert calls == [host.now] and calls[0] == j.t_raise + host.timing.irq_thread_ns
+    assert j.outcome == "handled_host" and "__irq_wake_thread" in j.functions()
+
+
+def test_wake_thread_without_a_thread_function_warns_once(host, msi_line):
+    """kernel/irq/handle.c warn_no_thread: printk(KERN_WARNING "IRQ %d device %s returned IRQ_WAKE_THREAD but
+    no thread function available.") once per action (IRQTF_WARNED); the interrupt handled nothing."""
+    host.request_irq(msi_line.irq, lambda i, d: IRQ_WAKE_THREAD, 0, "lazy", None)
+    j1 = host.raise_spurious(msi_line.irq)
+    j2 = host.raise_spurious(msi_line.irq)
+    want = f"IRQ {msi_line.irq} device lazy returned IRQ_WAKE_THREAD but no thread function available."
+    assert [x[1:] for x in host.log] == [("warn", want)]
+    assert j1.outcome == j2.outcome == "unhandled" and msi_line.actions[0].woke == 2
+    host.ledger.check()
+
+
+def test_irq_thread_fn_counts_threads_handled_only_for_irq_handled(host, line):
+    """kernel/irq/manage.c irq_thread_fn: ``if (ret == IRQ_HANDLED) atomic_inc(&desc->threads_handled)``."""
+    rets = iter([IRQ_HANDLED, IRQ_NONE, IRQ_HANDLED | IRQ_WAKE_THREAD, IRQ_HANDLED])
+    host.request_threaded_irq(16, None, lambda i, d: next(rets), IRQF_SHARED | IRQF_ONESHOT, "t", 1)
+    outcomes = []
+    for k in range(4):
+        j = host.raise_spurious(16, at=k * 100_000)
+        host.run(until=k * 100_000 + 50_000)
+        outcomes.append(j.outcome)
+    a = line.actions[0]
+    assert line.threads_handled == 2 and (a.thread_handled, a.thread_none) == (2, 2)
+    assert outcomes == ["handled_host", "unhandled", "unhandled", "handled_host"]  # the thread's verdict
+
+
+def test_a_woken_thread_serves_the_interrupts_that_find_it_woken(host, msi_line):
+    """kernel/irq/handle.c __irq_wake_thread: "If the RUNTHREAD bit is already set, nothing to do": one run
+    of the thread for every interrupt until it runs; an MSI chip is IRQCHIP_ONESHOT_SAFE (no mask)."""
+    calls = _threaded(host, msi_line.irq, None, IRQ_HANDLED, flags=0)
+    js = [host.raise_spurious(msi_line.irq, at=t) for t in (0, 1000, 2000)]
+    assert not msi_line.masked and [j.outcome for j in js] == [None] * 3
+    host.run()
+    assert calls == [host.timing.irq_thread_ns] and [j.outcome for j in js] == ["handled_host"] * 3
+    assert msi_line.actions[0].woke == 3 and msi_line.threads_active == 0
+    host.ledger.check()
+
+
+def test_oneshot_keeps_a_level_line_masked_until_its_thread_is_done(host, line):
+    """kernel/irq/chip.c handle_fasteoi_irq masks an IRQS_ONESHOT line before the handlers;
+    cond_unmask_eoi_irq leaves it masked while threads_oneshot is set; manage.c irq_finalize_oneshot unmasks
+    it when the thread is done. A glitch at the masked level pin is held, and gone at the unmask."""
+    _threaded(host, 16, None, IRQ_NONE)
+    j = host.raise_spurious(16)
+    assert line.masked and line.threads_oneshot == line.actions[0].thread_mask == 1
+    k = host.raise_spurious(16, at=1000)
+    assert k.outcome == "pending" and sum(line.kstat) == 1
+    host.run()
+    assert not line.masked and line.threads_oneshot == 0
+    assert j.outcome == "unhandled" and k.outcome == "disabled"
+    host.ledger.check()
+
+
+def test_a_device_held_by_the_oneshot_mask_is_serviced_by_the_thread(host):
+    """irq_finalize_oneshot after a thread that cleared the device: nothing is asserted at the unmask, so
+    nothing fires again (a threaded INTx driver, pci.HostDriver(threaded=True))."""
+    host.add_pci_device("0000:00:19.0", intx_pin=1, gsi=16)
+    host.bind_host_driver("0000:00:19.0", "eth0", use_msi=False, threaded=True)
+    j = host.raise_intx("0000:00:19.0")
+    desc = host.irq_to_desc(16)
+    assert desc.masked and j.outcome is None
+    host.run()
+    assert j.outcome == "handled_host" and not desc.masked and desc.redelivered == 0
+    assert desc.actions[0].handler.__name__ == "irq_default_primary_handler"
+    host.ledger.check()
+
+
+def test_free_irq_runs_a_woken_thread_before_it_returns(host, msi_line):
+    """kernel/irq/manage.c __free_irq: __synchronize_irq waits for threads_active == 0, and
+    irq_wait_for_interrupt runs a woken thread one last time at kthread_stop."""
+    calls = _threaded(host, msi_line.irq, None, IRQ_HANDLED, flags=0, dev=None)
+    j = host.raise_spurious(msi_line.irq, at=100)
+    host.free_irq(msi_line.irq, None)
+    assert calls == [100] and j.outcome == "handled_host" and msi_line.threads_active == 0
+    host.run()
+    assert calls == [100]
+
+
+def test_disable_irq_waits_for_the_thread_but_nosync_does_not(host, msi_line):
+    """kernel/irq/manage.c: disable_irq = __disable_irq_nosync + synchronize_irq (threads too)."""
+    calls = _threaded(host, msi_line.irq, None, IRQ_HANDLED, flags=0, dev=None)
+    host.raise_spurious(msi_line.irq)
+    host.genirq.disable_irq_nosync(msi_line.irq)
+    assert calls == []
+    host.enable_irq(msi_line.irq)
+    host.disable_irq(msi_line.irq)
+    assert calls == [0]
+
+
+def test_oneshot_is_dropped_on_a_oneshot_safe_chip(host, msi_line):
+    """kernel/irq/manage.c __setup_irq: ``if (desc->irq_data.chip->flags & IRQCHIP_ONESHOT_SAFE)
+    new->flags &= ~IRQF_ONESHOT`` (PCI-MSI): no IRQS_ONESHOT, no thread_mask, no masking."""
+    host.request_threaded_irq(msi_line.irq, None, handled, IRQF_ONESHOT, "t", None)
+    a = msi_line.actions[0]
+    assert not a.flags & IRQF_ONESHOT and a.thread_mask == 0 and not msi_line.istate & 0x20
+
+
+def test_oneshot_thread_masks_and_the_64th_sharer(host, line):
+    """kernel/irq/manage.c __setup_irq: each ONESHOT action gets the first zero bit of the others' masks;
+    with BITS_PER_LONG of them the next one is -EBUSY."""
+    for i in range(BITS_PER_LONG):
+        host.request_threaded_irq(16, None, handled, IRQF_SHARED | IRQF_ONESHOT, f"t{i}", i)
+    assert [a.thread_mask for a in line.actions] == [1 << i for i in range(BITS_PER_LONG)]
+    assert err(host.request_threaded_irq, 16, None, handled, IRQF_SHARED | IRQF_ONESHOT, "x", 99) == errno.EBUSY
+    host.free_irq(16, 5)
+    host.request_threaded_irq(16, None, handled, IRQF_SHARED | IRQF_ONESHOT, "again", 5)
+    assert line.actions[-1].thread_mask == 1 << 5
+
+
+# ------------------------------------------------------------------ lifecycle (chip.c irq_shutdown, manage.c)
+def test_free_of_the_last_action_keeps_pending_and_the_next_request_replays_it(host, msi_line):
+    """kernel/irq/chip.c irq_shutdown: ``desc->depth++`` and istate left alone (IRQS_PENDING stays);
+    manage.c __setup_irq's irq_startup(desc, IRQ_RESEND, ...) → check_irq_resend replays it."""
+    irq = msi_line.irq
+    host.request_irq(irq, handled, 0, "a", None)
+    host.disable_irq(irq)
+    j = host.raise_spurious(irq)
+    assert j.outcome == "pending" and msi_line.istate & IRQS_PENDING and msi_line.depth == 1
+    host.free_irq(irq, None)
+    assert msi_line.depth == 2 and msi_line.istate & IRQS_PENDING and msi_line.pending_event is not None
+    assert host.genirq.vector_irq[msi_line.cpu][msi_line.vector] is VECTOR_SHUTDOWN
+    host.request_irq(irq, handled, 0, "b", None)
+    assert msi_line.depth == 0 and j.outcome == "handled_host" and "check_irq_resend" in j.functions()
+    assert msi_line.actions[0].handled == 1 and not msi_line.istate & IRQS_PENDING
+    host.ledger.check()
+
+
+def test_shutdown_of_a_line_that_never_started_leaves_depth(host, msi_line):
+    """chip.c irq_shutdown acts only on a started line (irqd_is_started): IRQF_NO_AUTOEN keeps depth 1."""
+    host.request_irq(msi_line.irq, handled, IRQF_NO_AUTOEN, "x", None)
+    host.free_irq(msi_line.irq, None)
+    assert msi_line.depth == 1
+
+
+def test_the_last_free_clears_disable_unlazy(host, line):
+    """kernel/irq/manage.c __free_irq: ``irq_settings_clr_disable_unlazy(desc)`` with the last action."""
+    line.unlazy = True
+    host.request_irq(16, handled, IRQF_SHARED, "a", 1)
+    host.request_irq(16, handled, IRQF_SHARED, "b", 2)
+    host.free_irq(16, 1)
+    assert line.unlazy
+    host.free_irq(16, 2)
+    assert not line.unlazy
+
+
+def test_a_shut_down_vector_is_silent_once(host, msi_line):
+    """arch/x86/kernel/irq.c reevaluate_vector: a VECTOR_SHUTDOWN slot is made VECTOR_UNUSED without a word;
+    only a VECTOR_UNUSED slot logs "No irq handler for %d.%u"."""
+    host.request_irq(msi_line.irq, handled, 0, "x", None)
+    host.free_irq(msi_line.irq, None)
+    cpu, vec = msi_line.cpu, msi_line.vector
+    for _ in range(2):
+        ev = host.new_event("late")
+        host.deliver_vector(cpu, vec, ev)
+        assert ev.outcome.label == "no_handler"
+    assert [x[2] for x in host.log] == [f"No irq handler for {cpu}.{vec}"]
+
+
+def test_no_irq_handler_is_rate_limited_like_pr_emerg_ratelimited(host):
+    """arch/x86/kernel/irq.c: pr_emerg_ratelimited("No irq handler for %d.%u\\n"); include/linux/printk.h
+    printk_ratelimited with DEFAULT_RATELIMIT_INTERVAL (5 * HZ) and BURST (10); lib/ratelimit.c
+    ___ratelimit prints "%s: %d callbacks suppressed" (func = reevaluate_vector) when the next interval
+    starts, i.e. at the first call with jiffies > begin + 5 * HZ."""
+    jiffy = 4_000_000
+    for k in range(25):  # 25 in the first jiffy
+        ev = host.new_event("stray")
+        host.deliver_vector(0, 0x99, ev)
+    assert len(host.log) == 10
+    host.run(until=(1250 * jiffy))                  # jiffies == begin + interval: still the same interval
+    host.deliver_vector(0, 0x99, host.new_event("stray"))
+    assert len(host.log) == 10
+    host.run(until=(1251 * jiffy))                  # time_is_before_jiffies(begin + interval)
+    host.deliver_vector(1, 0x98, host.new_event("stray"))
+    assert host.log[-2:] == [(1251 * jiffy, "warn", "reevaluate_vector: 16 callbacks suppressed"),
+                             (1251 * jiffy, "emerg", "No irq handler for 1.152")]
+    assert host.ledger.as_dict() == {"no_handler": 27}
+
+
+def test_manage_c_messages_carry_the_genirq_prefix(host, line):
+    """kernel/irq/manage.c: ``#define pr_fmt(fmt) "genirq: " fmt``; WARN() prints its message as is."""
+    host.request_irq(16, handled, 0, "excl", None)
+    err(host.request_irq, 16, handled, IRQF_SHARED, "b", 1)
+    assert host.log[-1][1:] == ("err", "genirq: Flags mismatch irq 16. 00200080 (b) vs. 00200000 (excl)")
+    host.free_irq(16, "nope")
+    assert [x[2] for x in host.log[-3:]] == ["------------[ cut here ]------------",
+                                             "Trying to free already-free IRQ 16",
+                                             "WARNING: at kernel/irq/manage.c:1829 __free_irq"]
+
+
+@pytest.mark.parametrize("ret,shown,outcome", [
+    (None, "None", "unhandled"), ("x", "'x'", "unhandled"), (-1, "ffffffff", "handled_host"),
+    (4, "4", "unhandled"), (2.5, "2.5", "unhandled")])
+def test_a_handler_that_returns_no_irqreturn(host, line, ret, shown, outcome):
+    """kernel/irq/spurious.c bad_action_ret reads the return as ``unsigned int``: anything above
+    IRQ_HANDLED | IRQ_WAKE_THREAD is "irq event %d: bogus return value %x", then "handlers:" and the list;
+    note_interrupt counts nothing. A Python value that is no int at all (None, a str) is reported the same
+    way with its repr and handled nothing. The dispatch completes: kstat counted, one outcome, no error."""
+    host.request_irq(16, lambda i, d: ret, IRQF_SHARED, "bad", 1)
+    j = host.raise_spurious(16)
+    assert j.outcome == outcome and sum(line.kstat) == 1
+    assert host.log[0][2] == f"irq event 16: bogus return value {shown}" and host.log[1][2] == "handlers:"
+    assert line.irqs_unhandled == 0 and line.irq_count == 0
+    host.ledger.check()
+
+
+def test_a_true_return_is_irq_handled(host, line):
+    """C converts ``true`` to 1: a handler returning True returned IRQ_HANDLED."""
+    host.request_irq(16, lambda i, d: True, IRQF_SHARED, "bool", 1)
+    assert host.raise_spurious(16).outcome == "handled_host" and not host.log
+
+
+def test_bogus_reports_stop_after_100(host, line):
+    """kernel/irq/spurious.c report_bad_irq: ``static int count = 100``, for every line together."""
+    host.request_irq(16, lambda i, d: 7, IRQF_SHARED, "bad", 1)
+    for _ in range(105):
+        host.raise_spurious(16)
+    assert sum("bogus return value" in x[2] for x in host.log) == 100
+
+
+def test_irq_set_affinity_without_a_free_vector_is_enospc(host, msi_line):
+    """arch/x86/kernel/apic/vector.c: irq_matrix_alloc fails with -ENOSPC when the CPU has no vector left."""
+    host.request_irq(msi_line.irq, handled, 0, "x", None)
+    gi = host.genirq
+    gi._used_vectors[2] |= set(range(0x21, 0xEB))
+    assert err(host.irq_set_affinity, msi_line.irq, 2) == errno.ENOSPC
+    assert msi_line.cpu != 2 and gi.vector_irq[msi_line.cpu][msi_line.vector] is msi_line
+    with pytest.raises(TypeError):
+        host.irq_set_affinity(msi_line.irq, 1.0)
+
+
+@pytest.mark.parametrize("kw,exc", [(dict(irq=16.0), TypeError), (dict(irq=True), TypeError),
+                                    (dict(irq=-1), ValueError), (dict(irq=30, cpu=99), ValueError),
+                                    (dict(irq=30, cpu=-1), ValueError), (dict(irq=30, cpu="0"), TypeError)])
+def test_alloc_irq_refuses_bad_input_before_any_change(host, kw, exc):
+    irq = kw.pop("irq")
+    with pytest.raises(exc):
+        host.alloc_irq(irq, **kw)
+    assert host.genirq.descs == {} and all(not u for u in host.genirq._used_vectors)
+
+
+def test_an_irq_past_nr_irqs_grows_it_as_sparse_irq_does():
+    """kernel/irq/irqdesc.c __irq_alloc_descs: ``if (start + cnt > nr_irqs) irq_expand_nr_irqs(start + cnt)``
+    (CONFIG_SPARSE_IRQ: up to MAX_SPARSE_IRQS = INT_MAX)."""
+    h = irqlab.Host(ncpus=1, nr_irqs=10)
+    h.alloc_irq(16, level=True)
+    assert h.nr_irqs == 17
+    assert h.proc_interrupts().splitlines()[0].startswith(" " * 11 + "CPU0")
+
+
+def test_a_level_line_started_while_a_device_asserts_it_fires(host):
+    """kernel/irq/chip.c irq_startup → irq_enable → unmask_irq: an IO-APIC level pin still asserted is sent
+    to the CPU at once (the interrupt the device raised while the line was shut down)."""
+    host.add_pci_device("0000:00:19.0", intx_pin=1, gsi=16)
+    j = host.raise_intx("0000:00:19.0")
+    assert j.outcome == "pending"
+    host.bind_host_driver("0000:00:19.0", "eth0", use_msi=False)
+    assert j.outcome == "handled_host" and "unmask_irq" in j.functions()
+    host.ledger.check()

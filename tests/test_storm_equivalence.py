@@ -119,6 +119,7 @@ def hosts(draw):
              prime=draw(st.sampled_from([None, None, 16, 17, "msi"])), shared_gsi=draw(st.sampled_from([16, 17])),
              noirqdebug=draw(st.sampled_from([False, False, False, True])), pba=draw(st.booleans()))
     p["posted"] = p["posted"] and p["apicv"]
+    p["orphan"] = p["orphan"] and not p["noirqdebug"]  # with noirqdebug an orphan's INTx storms for ever
     return p
 
 
@@ -229,7 +230,8 @@ def test_a_host_with_every_path_agrees(chunk):
     p = dict(ncpus=2, nvcpus=2, apicv=True, posted=True, timing=Timing(),
              modes=["halted", "running", "running", "running"], nvec=4, routes=["fast", "nodest", "fast", "broadcast"],
              dests=[0, 1, 0, 0], vectors=[0x41, 0x42, 0x31, 0x51], host_msi=True, host_intx=True, intx_vfio=True,
-             orphan=True, userspace=True, prime=16, shared_gsi=16, noirqdebug=False, pba=False)
+             orphan=True, userspace=True, prime=None, shared_gsi=16, noirqdebug=False, pba=False)
+    # (not primed: the orphan's INTx, re-delivered after every EOI, brings the line to note_interrupt's verdict)
     make = lambda: build_custom(p)  # noqa: E731
     srcs = storm.sources(make())
     t, ids = storm_arrays(27, len(srcs), 800, 3_000_000, 1)

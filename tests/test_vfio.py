@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import irqlab
+from irqlab.trace import Change, Target
 from helpers import err
 from irqlab import (
     Eventfd, IRQF_SHARED, KernelError, VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER,
@@ -543,10 +544,12 @@ def test_the_intx_journey_goes_on_to_the_unmask():
     assert j.hops[i_ack].t_ns == t_ack and {x.t_ns for x in j.hops[i_ack + 1:]} == {t_eoi}
     assert j.outcome == "injected" and j.latency_ns == t_ack + t.host_irq_ns and j.done and j.t_done == t_eoi
     service = j.hops[i_ack + 1]
-    assert service.hardware and service.actor == "guest" and ("0000:04:00.0 Status.Interrupt", 1, 0) in service.changes
-    changes = {c[0]: c[1:] for x in j.hops[i_ack + 1:] for c in x.changes}
-    assert changes["0000:04:00.0 DisINTx"] == (1, 0) and changes["IOAPIC pin 16 remote IRR"] == (1, 0)
-    assert changes["0000:04:00.0-resample count"] == (1, 0)  # virqfd_wakeup read what the resampler signalled
+    assert service.hardware and service.actor == "guest" and \
+        Change(Target("pci", bdf, "Status.Interrupt"), True, False) in service.changes
+    changes = {c.target: (c.before, c.after) for x in j.hops[i_ack + 1:] for c in x.changes}
+    assert changes[Target("pci", bdf, "Command.INTx_Disable")] == (True, False)
+    assert changes[Target("ioapic", (1, 16), "remote IRR")] == (True, False)
+    assert changes[Target("eventfd", f"{bdf}-resample", "count")] == (1, 0)  # virqfd_wakeup read what was signalled
     assert all(x.function and x.file and x.actor for x in j.hops)
     assert h.ledger.as_dict() == {"injected": 1}
 
@@ -649,8 +652,9 @@ def test_clearing_intx_disable_with_status_set_raises_the_line(host, intx):
 
 def test_non_pci23_unmask_refires_without_a_second_interrupt(host):
     """vfio_pci_intrs.c, a device without INTx masking: the handler disables the line, the unmask enables it
-    (kernel/irq/manage.c enable_irq); a device that still asserts fires the line again and vfio signals again —
-    the same level, not a new interrupt. vfio_intx_disable then clears IRQ_DISABLE_UNLAZY."""
+    (kernel/irq/manage.c enable_irq → irq_startup → unmask_irq); a device that still asserts makes the IO-APIC
+    send the vector again — a new hardware interrupt (kstat counts it), which vfio signals again.
+    vfio_intx_disable then clears IRQ_DISABLE_UNLAZY."""
     host.add_pci_device(BDF, intx_pin=1, gsi=18, pci_2_3=False)
     v = host.vfio_pci_bind(BDF)
     trig = Eventfd()
@@ -658,7 +662,8 @@ def test_non_pci23_unmask_refires_without_a_second_interrupt(host):
     j = host.raise_intx(BDF)
     v.set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1)
     assert trig.count == 2 and v.intx_masked and host.irq_to_desc(18).disabled
-    assert j.outcome == "userspace" and host.ledger.as_dict() == {"userspace": 1}
+    assert j.outcome == "userspace" and host.ledger.as_dict() == {"userspace": 2}
+    assert sum(host.irq_to_desc(18).kstat) == 2 and host.irq_to_desc(18).redelivered == 1
     v.set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 0)
     assert not host.irq_to_desc(18).unlazy
 

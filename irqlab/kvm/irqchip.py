@@ -268,7 +268,12 @@ class KvmIoapic:
                           dest_mode_logical=entry.dest_mode_logical, trigger_level=entry.trigger_level)
         ret = self.vm.kvm_irq_delivery_to_apic(msg, token)
         if ret and entry.trigger_level:  # -1 (nobody matched) sets it too: "if (ret && ...)"
+            if token is not None:
+                token.mark()  # set when the delivery has returned: ioapic_service's tail, its own hop
             entry.remote_irr = True
+            if token is not None:
+                token.hop("ioapic_service", IOAPIC_C, "kvm", f"pin {pin}: delivered; remote IRR set until the "
+                          "guest's EOI")
         return ret
 
     def pins_with_vector(self, vector: int) -> tuple[int, ...]:
@@ -299,6 +304,8 @@ class KvmIoapic:
             self.vm.kvm_notify_acked_irq(KVM_IRQCHIP_IOAPIC, pin)  # kvm_ioapic_update_eoi_one
             if not trigger_level:  # "if (trigger_mode != IOAPIC_LEVEL_TRIG || ...) return;"
                 continue
+            if self.vm.eoi_echo is not None:
+                self.vm.eoi_echo.mark()  # remote IRR cleared: the hop after the notifiers (vm._guest_eoi)
             entry.remote_irr = False
             if not entry.masked and self.irr & (1 << pin):
                 self.irq_eoi[pin] += 1

@@ -100,6 +100,8 @@ class Irqfd:
             if e is not None and e.type == KVM_IRQ_ROUTING_MSI:  # resampling or not, as 6.18 does
                 r = self.vm.kvm_arch_set_irq_inatomic(e, token)
             if r == -errno.EWOULDBLOCK:
+                if token is not None:
+                    token.mark()  # schedule_work's hop comes after it queued the work
                 if self.vm.host.sched.schedule_work(self.inject, self.vm.host.timing.irqfd_work_ns):
                     self.work_path += 1
                     self.inject_token = token

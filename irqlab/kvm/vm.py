@@ -126,6 +126,8 @@ class Vcpu:
             token.hop("vmx_deliver_interrupt", "arch/x86/kvm/vmx/vmx.c", "kvm",
                       "APICv: post it" if self.vm.apicv else "no APICv: set IRR, request an event, kick")
         if not self.vm.apicv:
+            if token is not None:
+                token.mark()  # the IRR bit is kvm_lapic_set_irr's change (its hop comes after)
             self.lapic.apic_accept_irq(vector, delivery_mode=mode, trigger_level=trigger_level)
             self._irr_set(vector, token, not self.lapic.last_accept_coalesced)
             self.kvm_vcpu_kick(token)
@@ -210,6 +212,8 @@ class Vcpu:
         if self.entry_timer is not None and self.entry_timer.pending:
             return  # a kick / wake-up is already on its way
         host = self.vm.host
+        if token is not None:
+            token.mark()  # the kick's (or wake-up's) hop comes after what it counts
         if self._mode == "halted":
             self.wakeups += 1
             what = "kvm_vcpu_wake_up"
@@ -252,9 +256,16 @@ class Vcpu:
             v = self.lapic.kvm_apic_has_interrupt()
             if v < 0:
                 return
+            tok = self.irr_tokens.pop(v, None)
+            if tok is not None and not self.vm.apicv:  # the calls that find it come before the ack
+                tok.hop("kvm_check_and_inject_events", X86_C, "lapic", f"vcpu{self.id} entry: an interrupt "
+                        "is injectable and the guest takes interrupts")
+                tok.hop("kvm_cpu_get_interrupt", "arch/x86/kvm/irq.c", "lapic",
+                        f"no ExtINT; kvm_apic_has_interrupt: vector 0x{v:02x}, class above PPR")
+            if tok is not None:
+                tok.mark()  # the ack (IRR → ISR) is the next hop's
             self.lapic.kvm_apic_ack_interrupt(v)
             self.delivered[v] += 1
-            tok = self.irr_tokens.pop(v, None)
             late = self.vm.guest_level_vector(v)
             if tok is not None:
                 kind = "level" if v in self.lapic.tmr else "edge"
@@ -262,10 +273,6 @@ class Vcpu:
                     tok.hop("virtual-interrupt delivery", HARDWARE, "guest",
                             f"vcpu{self.id} takes vector 0x{v:02x}: vIRR → vISR ({kind}), no VM exit")
                 else:
-                    tok.hop("kvm_check_and_inject_events", X86_C, "lapic", f"vcpu{self.id} entry: an interrupt "
-                            "is injectable and the guest takes interrupts")
-                    tok.hop("kvm_cpu_get_interrupt", "arch/x86/kvm/irq.c", "lapic",
-                            f"no ExtINT; kvm_apic_has_interrupt: vector 0x{v:02x}, class above PPR")
                     tok.hop("kvm_apic_ack_interrupt", LAPIC_C, "guest",
                             f"vector 0x{v:02x} IRR → ISR ({kind}); vmx_inject_irq puts it in VM_ENTRY_INTR_INFO: "
                             "injected at this entry")
@@ -340,18 +347,22 @@ class Vcpu:
         echo = tok.echo() if tok is not None and getattr(tok, "journey", None) is not None else None
         vm.guest_service(vector, echo)
         isr = sorted(self.lapic.isr)
+        if echo is not None and isr:  # the exit comes before the EOI it carries (max(isr): what apic_set_eoi clears)
+            if vm.apicv:
+                echo.hop("handle_apic_eoi_induced", "arch/x86/kvm/vmx/vmx.c", "kvm", f"vcpu{self.id}: EOI-induced "
+                         f"exit: vector 0x{max(isr):02x} is in the EOI-exit bitmap (the CPU cleared vISR)")
+            else:
+                echo.hop("kvm_lapic_reg_write", LAPIC_C, "kvm", f"vcpu{self.id}: the guest's write to APIC_EOI "
+                         "traps: EOI exit")
+            echo.mark()  # the EOI's changes are the next hop's
         v = self.lapic.apic_set_eoi()
         handled = v >= 0 and self.kvm_ioapic_handles_vector(v)  # as kvm_lapic_set_eoi counts and forwards it
         if handled or not vm.apicv:
             self.exits["EOI"] += 1
         if echo is not None:
             if vm.apicv:
-                echo.hop("handle_apic_eoi_induced", "arch/x86/kvm/vmx/vmx.c", "kvm", f"vcpu{self.id}: EOI-induced "
-                         f"exit: vector 0x{v:02x} is in the EOI-exit bitmap (the CPU cleared vISR)")
                 echo.hop("kvm_apic_set_eoi_accelerated", LAPIC_C, "lapic", f"vcpu{self.id}: vector 0x{v:02x}")
             else:
-                echo.hop("kvm_lapic_reg_write", LAPIC_C, "kvm", f"vcpu{self.id}: the guest's write to APIC_EOI "
-                         "traps: EOI exit")
                 echo.hop("apic_set_eoi", LAPIC_C, "lapic", f"vcpu{self.id}: ISR[0x{v:02x}] cleared")
             echo.change(f"vcpu{self.id} ISR", " ".join(f"0x{x:02x}" for x in isr),
                         " ".join(f"0x{x:02x}" for x in sorted(self.lapic.isr)))

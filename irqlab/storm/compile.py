@@ -14,18 +14,20 @@ from typing import Any
 
 from ..kvm import msi as _msi
 from ..ledger import Outcome
+from ..genirq import irq_default_primary_handler
 from ..pci import HostDriver
 from ..spurious import POLL_SPURIOUS_IRQ_INTERVAL
 from ..sched import NSEC_PER_JIFFY
 from ..uapi import (
-    IRQF_SHARED, IRQS_SPURIOUS_DISABLED, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC,
+    IRQF_PERCPU, IRQF_SHARED, IRQS_ONESHOT, IRQS_SPURIOUS_DISABLED, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC,
     KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
 )
 from ..uapi import __IRQF_TIMER as _IRQF_TIMER_BIT
 from ..vfio import VfioPciDevice
 
 __all__ = ["Unsupported", "compile_host", "source_target", "Plan", "POLL_NS", "INSTANT_OUTCOME",
-           "R_LINE", "R_POSTED", "R_PBA", "R_NOHANDLER", "R_INTX"]
+           "R_LINE", "R_POSTED", "R_PBA", "R_NOHANDLER", "R_INTX", "L_NONE", "L_MSI_HOST", "L_MSI_VFIO", "L_INTX",
+           "L_MSI_THREAD", "L_INTX_THREAD"]
 
 POLL_NS = POLL_SPURIOUS_IRQ_INTERVAL * NSEC_PER_JIFFY
 #: every delay must be shorter than this, so the spurious poller (armed at least 96 ms before it fires)
@@ -35,7 +37,7 @@ MAX_DELAY_NS = POLL_NS - NSEC_PER_JIFFY
 # how a source's interrupt enters the host
 R_LINE, R_POSTED, R_PBA, R_NOHANDLER, R_INTX = range(5)
 # what the handlers of a line are
-L_NONE, L_MSI_HOST, L_MSI_VFIO, L_INTX = range(4)
+L_NONE, L_MSI_HOST, L_MSI_VFIO, L_INTX, L_MSI_THREAD, L_INTX_THREAD = range(6)
 
 
 class Unsupported(NotImplementedError):
@@ -43,6 +45,14 @@ class Unsupported(NotImplementedError):
 
 
 def _handler_kind(action: Any) -> str:
+    if action.thread_fn is not None:
+        tf = getattr(action.thread_fn, "__func__", None)
+        if action.handler is irq_default_primary_handler and tf is HostDriver.msi_thread:
+            return "host_msi_thread"
+        if action.handler is irq_default_primary_handler and tf is HostDriver.intx_thread:
+            return "host_intx_thread"
+        raise Unsupported(f"irq action {action.name!r} is threaded with a custom handler or thread function: the "
+                          "vector engine knows host drivers' threads (bind_host_driver(threaded=True)) only")
     f = getattr(action.handler, "__func__", None)
     if f is HostDriver.msi_handler:
         return "host_msi"
@@ -163,6 +173,7 @@ class LinePlan:
     polled: bool = False      # the spurious poller runs its handlers once it is spurious-disabled
     spurious_disabled: bool = False
     dynamic: bool = False     # may change state during the storm (IRQ_NONE is possible)
+    stuckable: bool = False   # a level line a device no handler claims may assert: it fires again at every EOI
 
 
 @dataclass(eq=False)
@@ -218,6 +229,7 @@ class _Compiler:
         self.devs: dict[str, DevPlan] = {}
         self._check_host()
         self.sources = [self._source(s) for s in sources]
+        self._polled_lines()
         self._check_vcpus()
 
     # ------------------------------------------------------------------ the host as a whole
@@ -250,6 +262,21 @@ class _Compiler:
                 if lap.isr or v.pi.pir or v.pi.on or any((x & 0xF0) > lap.tpr for x in lap.irr):
                     raise Unsupported(f"vm{vm.id} vcpu{v.id} has interrupts pending: host.run() first")
 
+    def _polled_lines(self) -> None:
+        """poll_spurious_irqs runs try_one_irq on every spurious-disabled line, whether the storm raises
+        anything there or not: those lines are part of the plan too."""
+        gi = self.host.genirq
+        if gi.poll_timer is None or not gi.poll_timer.pending:
+            return
+        for irq, desc in sorted(gi.descs.items()):
+            if irq and desc.istate & IRQS_SPURIOUS_DISABLED and desc.actions and irq not in self.lines:
+                a = desc.actions[0]
+                if a.flags & IRQF_SHARED and not a.flags & (_IRQF_TIMER_BIT | IRQF_PERCPU):
+                    lp = self._line(desc)
+                    if lp.kind not in (L_INTX, L_INTX_THREAD):
+                        raise Unsupported(f"irq {irq} is spurious-disabled and polled with {lp.actions[0][1]} "
+                                          "handlers: the vector engine polls INTx lines only")
+
     # ------------------------------------------------------------------ sources
     def _source(self, s: Any) -> SourcePlan:
         h = self.host
@@ -258,7 +285,10 @@ class _Compiler:
             return SourcePlan(s, R_LINE, line=self._line(x))
         if s.kind == "intx":
             line = self._line(h.genirq.descs[x.gsi])
-            return SourcePlan(s, R_INTX, line=line, device=self._dev(x, line))
+            dp = self._dev(x, line)
+            if dp.kind == "orphan" and line.desc.level:
+                line.stuckable = True
+            return SourcePlan(s, R_INTX, line=line, device=dp)
         v = x
         if v.masked:
             return SourcePlan(s, R_PBA, vector=v)
@@ -288,6 +318,10 @@ class _Compiler:
             kind = L_MSI_HOST
         elif kinds == ["vfio_msi"]:
             kind = L_MSI_VFIO
+        elif kinds == ["host_msi_thread"]:
+            kind = L_MSI_THREAD
+        elif kinds and all(k == "host_intx_thread" for k in kinds):
+            kind = L_INTX_THREAD
         elif all(k in ("host_intx", "vfio_intx") for k in kinds) and kinds.count("vfio_intx") <= 1:
             kind = L_INTX
         else:
@@ -299,16 +333,34 @@ class _Compiler:
         up = bool(acts) and desc.depth == 0 and not desc.disabled and not desc.masked
         lp = LinePlan(desc, len(self.lines), kind, up, acts)
         lp.spurious_disabled = bool(desc.istate & IRQS_SPURIOUS_DISABLED)
-        lp.polled = bool(acts) and bool(acts[0][0].flags & IRQF_SHARED) and not acts[0][0].flags & _IRQF_TIMER_BIT
+        # try_one_irq: not irq 0 (poll_spurious_irqs skips it), not per-CPU, first action shared and not a timer
+        lp.polled = bool(acts) and desc.irq != 0 and bool(acts[0][0].flags & IRQF_SHARED) \
+            and not acts[0][0].flags & (_IRQF_TIMER_BIT | IRQF_PERCPU)
         lp.dynamic = kind == L_INTX or (up and (desc.irqs_unhandled > 0 or desc.irq_count > 0)
                                         and not self.host.genirq.noirqdebug)
         self.lines[desc.irq] = lp
         if kind == L_MSI_VFIO:
             lp.efd = self._efd(acts[0][0].dev_id)
-        if kind == L_INTX:
+        if kind in (L_MSI_THREAD, L_INTX_THREAD):
+            self._threaded_line(lp)
+        if kind in (L_INTX, L_INTX_THREAD):
             for a, _ in acts:
                 self._dev(a.dev_id.dev, lp)
         return lp
+
+    def _threaded_line(self, lp: LinePlan) -> None:
+        """A line whose handlers are host drivers' irq threads: the thread runs irq_thread_ns after the wake."""
+        d = lp.desc
+        D = self.t.irq_thread_ns
+        if not 1 <= D < MAX_DELAY_NS:
+            raise Unsupported(f"Timing.irq_thread_ns={D} on irq {d.irq}: the vector engine needs 1..{MAX_DELAY_NS - 1:,} ns")
+        if any(a.runthread for a, _ in lp.actions) or d.threads_oneshot or d.threads_active:
+            raise Unsupported(f"irq {d.irq}: an irq thread is woken: host.run() before a storm")
+        if lp.kind == L_INTX_THREAD:
+            if not (d.level and d.istate & IRQS_ONESHOT):
+                raise Unsupported(f"irq {d.irq}: threaded INTx on a line that is not a level IRQS_ONESHOT line")
+            if d.pending_event is not None and lp.up:
+                raise Unsupported(f"irq {d.irq} holds an interrupt while it is up")
 
     def _dev(self, dev: Any, line: LinePlan) -> DevPlan:
         dp = self.devs.get(dev.bdf)
@@ -320,7 +372,7 @@ class _Compiler:
         drv = dev.driver
         act = None
         for a, k in line.actions:
-            if k in ("host_intx", "vfio_intx") and a.dev_id is drv:
+            if k in ("host_intx", "vfio_intx", "host_intx_thread") and a.dev_id is drv:
                 act = a
         if act is None:
             dp = DevPlan(dev, "orphan", order)
@@ -535,6 +587,18 @@ class _Compiler:
         for lp in self.lines.values():
             if lp.spurious_disabled and lp.polled and poll is None:
                 raise Unsupported(f"irq {lp.desc.irq} is spurious-disabled but the poller is not armed")
+            if lp.kind == L_INTX_THREAD and any(dp.kind != "host" for dp in lp.devices):
+                raise Unsupported(f"irq {lp.desc.irq} is a threaded (IRQF_ONESHOT) line with a device no handler "
+                                  "claims: the vector engine takes threaded INTx lines with their drivers' devices and "
+                                  "glitches only")
+            if lp.stuckable and lp.up:
+                if gi.noirqdebug:
+                    raise Unsupported(f"noirqdebug with a device asserting INTx that no handler claims on irq "
+                                      f"{lp.desc.irq}: the line would fire again after every EOI for ever")
+                H = self.t.host_irq_ns
+                if not 1 <= H < MAX_DELAY_NS:
+                    raise Unsupported(f"Timing.host_irq_ns={H} on irq {lp.desc.irq}, which a device may keep "
+                                      f"asserting: its re-deliveries (one per EOI) need 1..{MAX_DELAY_NS - 1:,} ns")
         return Plan(self.sources, sorted(self.lines.values(), key=lambda l: l.desc.irq),
                     list(self.irqfds.values()), list(self.vcpus.values()), gi.noirqdebug, poll)
 

@@ -1,18 +1,20 @@
 """The storm engine: millions of interrupts through a host's live state, with numpy.
 
 Computes with array operations what the object model does one interrupt at a time (docs/model-time.md):
-arch/x86/kernel/irq.c and kernel/irq/chip.c (vector dispatch, a disabled line holding one interrupt),
-kernel/irq/spurious.c (note_interrupt's window, the poller), vfio-pci's handlers, fs/eventfd.c,
-virt/kvm/eventfd.c (the irqfd fast path, and the inject work that coalesces while pending),
+arch/x86/kernel/irq.c and kernel/irq/chip.c (vector dispatch, the rate-limited "No irq handler" line, a disabled
+line holding one interrupt, a level line sent again after each EOI while a device asserts it), kernel/irq/
+spurious.c (note_interrupt's window, the poller), irq threads (kernel/irq/manage.c), vfio-pci's handlers,
+fs/eventfd.c, virt/kvm/eventfd.c (the irqfd fast path, and the inject work that coalesces while pending),
 arch/x86/kvm/lapic.c and vmx (IRR/PIR coalescing in each vCPU's entry window, exits, posting).
 Simplification: the compile step refuses (NotImplementedError) what it does not cover; everything else is
-exact, with Python loops over chunks, vCPUs, lines, round trips and polls — never over interrupts (the
-kernel log's one line per NO_HANDLER interrupt is built once, at the end, with no Python step each). Big
-chunks run the vCPUs' fast paths on two threads (``_run_all``); the result does not depend on it.
+exact, with Python loops over chunks, vCPUs, lines, batches of re-deliveries, round trips and polls — never
+over interrupts (the kernel log keeps only the lines the ratelimit prints). The interrupts a stuck line raises by
+itself are counted in the host's ledger, not in the storm's per-event arrays. Big chunks run the vCPUs' fast
+paths on two threads (``_run_all``); the result does not depend on it.
 """
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -20,19 +22,25 @@ from typing import Any
 import numpy as np
 
 from ..event import IrqEvent
+from ..genirq import VECTOR_SHUTDOWN
 from ..kernel import Kernel
 from ..ledger import Outcome
 from ..sched import NSEC_PER_JIFFY, Timer
-from ..spurious import handler_line
-from ..uapi import IRQS_PENDING, IRQS_REPLAY, IRQS_SPURIOUS_DISABLED, IRQS_WAITING, KVM_USERSPACE_IRQ_SOURCE_ID
+from ..spurious import nobody_cared_lines
+from ..uapi import (
+    IRQ_NONE, IRQS_PENDING, IRQS_REPLAY, IRQS_SPURIOUS_DISABLED, IRQS_WAITING, KVM_USERSPACE_IRQ_SOURCE_ID,
+)
 from ..eventfd import ULLONG_MAX
 from ..kvm.lapic import ESR_RECV_ILLEGAL_VECTOR
 from .compile import (
-    INSTANT_OUTCOME, L_INTX, L_MSI_HOST, R_INTX, R_LINE, R_NOHANDLER, R_PBA, R_POSTED, Unsupported,
+    INSTANT_OUTCOME, L_INTX, L_INTX_THREAD, L_MSI_HOST, L_MSI_THREAD, R_INTX, R_LINE, R_NOHANDLER, R_PBA,
+    R_POSTED, Unsupported,
     compile_host, source_target,
 )
 from .generate import LazyStorm, Storm
-from .lines import HELD, INF, IntxLine, MsiLine, PollSchedule, spurious_scan
+from .lines import (
+    HELD, INF, IntxLine, IntxThreadLine, MsiLine, MsiThreadLine, PollSchedule, ratelimit_scan, spurious_scan,
+)
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
 from .vcpu import VcpuWindows, WorkChain
@@ -42,8 +50,10 @@ __all__ = ["run", "Unsupported", "DEFAULT_CHUNK"]
 O = Outcome
 DEFAULT_CHUNK = 1 << 21
 MAX_VECTOR_NS = 1 << 62   # the last storm time the vector engine takes (int64 sums of times and delays stay exact)
+#: handles of the interrupts a stuck level line raises by itself (its re-deliveries): REFIRE_BASE + n
+REFIRE_BASE = 1 << 60
 # what the engine does with a source's interrupts
-K_CONST, K_ACCEPT, K_WORK, K_HELD, K_INTX = range(5)
+K_CONST, K_ACCEPT, K_WORK, K_HELD, K_INTX, K_THREAD = range(6)
 
 
 _POOL: Any = None
@@ -93,6 +103,7 @@ class Sink:
         self.outcome = np.zeros(n if keep else 0, dtype=np.int8)
         self.latency = np.full(n if keep else 0, -1, dtype=np.int64)
         self.counts = np.zeros(len(Outcome), dtype=np.int64)
+        self.refire_counts = np.zeros(len(Outcome), dtype=np.int64)  # interrupts the IO-APIC sent again
         self.prov: dict[int, int] = {}   # interrupts whose outcome may still change: PENDING or IN_FLIGHT
         self.ext: list = []              # interrupts held from before the storm: handle -2 - i
         self.ext_done: dict[int, tuple] = {}
@@ -129,6 +140,9 @@ class Sink:
             self.ext_done[g] = (o, t_ack)
             return
         self.prov.pop(g, None)
+        if g >= REFIRE_BASE:  # a re-delivery of a stuck line: not one of the storm's interrupts
+            self.refire_counts[o] += 1
+            return
         if self.keep:
             self.outcome[g] = o
             if lat is not None:
@@ -144,6 +158,9 @@ class Sink:
 
     def close(self) -> None:
         for g, o in self.prov.items():
+            if g >= REFIRE_BASE:
+                self.refire_counts[o] += 1
+                continue
             if self.keep:
                 self.outcome[g] = o
             self.counts[o] += 1
@@ -160,18 +177,31 @@ class VectorEngine:
         self.sink = Sink(len(storm), self.keep)
         P = len(plan.sources)
         self.P = P
-        self.log: list[tuple] = []              # (t, gidx, level, text): the few lines of spurious disables
-        self.nh_log: list[tuple] = []           # per chunk, NO_HANDLER lines: (t, gidx, message index) arrays
+        self.log: list[tuple] = []              # (t, key, sub, level, text): the lines of spurious disables; key
+        #                                         orders them among the storm's interrupts (index g; g - 0.5:
+        #                                         a timer just before interrupt g)
+        self.nh_log: list[tuple] = []           # the NO_HANDLER lines printed: (t, gidx, level, text)
         self.polls = PollSchedule(plan.poll_next)
         self._poll_from = -1                    # the polls before this instant have run
-        self.disabled: list[tuple] = []         # (t, irq)
+        self.disabled: list[tuple] = []         # (t, key, irq): spurious disables, keyed like the log
+        self.refire_segs: list[tuple] = []      # re-deliveries raised: (first instant, how many, chain key), each
+        #                                         every host_irq_ns
+        self.refire_held: dict[int, tuple] = {}  # handle -> (instant, chain key, storm interrupts before it)
+        self.n_refires = 0
+        self.off = 0
+        self.chunk_t = np.zeros(0, np.int64)
         self.t_last = host.now
         # per line state
         self.msi_lines: dict[int, MsiLine] = {}
         self.intx_lines: dict[int, IntxLine] = {}
         intx_irqs = {sp.line.desc.irq for sp in plan.sources if sp.route == R_INTX}
+        self.thread_lines: dict[int, MsiThreadLine] = {}
         for lp in plan.lines:
-            if lp.kind == L_INTX or lp.desc.irq in intx_irqs:
+            if lp.kind == L_INTX_THREAD:
+                self.intx_lines[lp.desc.irq] = IntxThreadLine(self, lp)
+            elif lp.kind == L_MSI_THREAD:
+                self.thread_lines[lp.desc.irq] = MsiThreadLine(self, lp)
+            elif lp.kind == L_INTX or lp.desc.irq in intx_irqs:
                 self.intx_lines[lp.desc.irq] = IntxLine(self, lp)
             else:
                 self.msi_lines[lp.desc.irq] = MsiLine(self, lp)
@@ -217,6 +247,9 @@ class VectorEngine:
                 self.acc_tok[a.vcpu.index, s] = True
                 self.cost[s] = t.iommu_post_ns
                 self.iommu[s] = True
+            elif r != R_INTX and sp.line.desc.irq in self.thread_lines:
+                self.kind[s] = K_THREAD
+                self.src_line[s] = self.thread_lines[sp.line.desc.irq]
             elif r == R_INTX or sp.line.desc.irq in self.intx_lines:
                 self.kind[s] = K_INTX
                 il = self.intx_lines[sp.line.desc.irq]
@@ -229,16 +262,24 @@ class VectorEngine:
         self.kinds_present = set(self.kind.tolist())
         # each line's sources, by irq
         self.line_srcs = {irq: [s for s in range(P) if self.src_line[s] is ln]
-                          for irq, ln in (*self.msi_lines.items(), *self.intx_lines.items())}
+                          for irq, ln in (*self.msi_lines.items(), *self.intx_lines.items(),
+                                          *self.thread_lines.items())}
         self.instant_srcs = [s for s in range(P) if self.instant[s]]
-        # common_interrupt's "No irq handler for vector" line, per NO_HANDLER source (-1: the others)
+        # reevaluate_vector's "No irq handler for %d.%u" line, per NO_HANDLER source (-1: the others); a source
+        # whose slot is VECTOR_SHUTDOWN is silent once (the slot becomes VECTOR_UNUSED)
         self.nh_msgs: list[str] = []
+        self.nh_silent: set[int] = set()       # messages whose slot is VECTOR_SHUTDOWN until their first interrupt
+        self.nh_unused: list[int] = []
+        self.nh_rs = dataclasses.replace(self.host.genirq.no_handler_rs)
         self.nh_msg = np.full(P, -1, dtype=np.int16)
+        vector_irq = self.host.genirq.vector_irq
         for s, sp in enumerate(plan.sources):
             if sp.route == R_NOHANDLER:
                 d = sp.vector.desc
                 self.nh_msg[s] = len(self.nh_msgs)
-                self.nh_msgs.append(f"common_interrupt: {d.cpu}.{d.vector} No irq handler for vector")
+                self.nh_msgs.append(f"No irq handler for {d.cpu}.{d.vector}")
+                if vector_irq[d.cpu].get(d.vector) is VECTOR_SHUTDOWN:
+                    self.nh_silent.add(self.nh_msg[s].item())
         self._vcpu_info()
 
     def _msi_source(self, s: int, sp: Any, ml: MsiLine) -> None:
@@ -303,6 +344,7 @@ class VectorEngine:
         if not t.size:
             return
         self.off = off
+        self.chunk_t = t
         self.sink.chunk(off, t.size)
         self.t_last = max(self.t_last, int(t[-1]))
         cnt = np.bincount(sid, minlength=self.P)
@@ -333,6 +375,13 @@ class VectorEngine:
             e = sel_kind(K_HELD)
             if e.size:
                 self._held(t[e], sid[e], off + e)
+        if K_THREAD in kinds:
+            e = sel_kind(K_THREAD)
+            if e.size:
+                ss = sid[e]
+                for ln in self.thread_lines.values():
+                    m = np.isin(ss, self.line_srcs[ln.desc.irq])
+                    ln.feed(t[e[m]], off + e[m])
         if K_WORK in kinds:
             e = sel_kind(K_WORK)
             if e.size:
@@ -389,12 +438,30 @@ class VectorEngine:
             ml.hold(t[m], g[m])
 
     def _nohandler_log(self, t, s, off, e) -> None:
-        """The chunk's NO_HANDLER interrupts (positions e, sources s), kept as arrays for _write_log."""
+        """The chunk's NO_HANDLER interrupts (positions e, sources s) through reevaluate_vector: the first at a
+        VECTOR_SHUTDOWN slot is silent (the slot becomes VECTOR_UNUSED); the others through the
+        pr_emerg_ratelimited state, so only the lines printed are kept: (t, g, level, text)."""
         m = self.nh_msg[s]
         k = np.flatnonzero(m >= 0)
-        if k.size:
-            ek = e[k]
-            self.nh_log.append((t[ek], off + ek, m[k]))
+        if not k.size:
+            return
+        ek, mk = e[k], m[k]
+        loud = np.ones(ek.size, dtype=bool)
+        if self.nh_silent:
+            msgs, first = np.unique(mk, return_index=True)
+            for x, i in zip(msgs.tolist(), first.tolist()):
+                if x in self.nh_silent:
+                    self.nh_silent.discard(x)
+                    self.nh_unused.append(x)
+                    loud[i] = False
+        c = np.flatnonzero(loud)
+        ok, rep = ratelimit_scan(self.nh_rs, t[ek[c]] // NSEC_PER_JIFFY)
+        for i in np.flatnonzero(ok | (rep > 0)).tolist():
+            tt, g = int(t[ek[c[i]]]), off + int(ek[c[i]])
+            if rep[i]:
+                self.nh_log.append((tt, g, "warn", f"reevaluate_vector: {int(rep[i])} callbacks suppressed"))
+            if ok[i]:
+                self.nh_log.append((tt, g, "emerg", self.nh_msgs[int(mk[c[i]])]))
 
     def _work(self, t: np.ndarray, s: np.ndarray, g: np.ndarray) -> None:
         chains: dict[int, list] = {}
@@ -541,29 +608,59 @@ class VectorEngine:
 
     def _intx(self, t, sid, g, t_next) -> None:
         lines = list(self.intx_lines.values())
+        # timers before b run in this chunk: those before the next chunk's first interrupt and, when the next
+        # chunk starts at this one's last instant, those at that instant too (timers before interrupts at an
+        # instant); the last chunk: the drain does the rest
+        b = max(t_next, self.t_last + 1) if t_next < INF else self.t_last + 1
         if t.size:
             kind = self.src_intx_kind[sid]
             for il in lines:
                 m = np.isin(sid, self.line_srcs[il.desc.irq])
-                il.feed(t[m], g[m], kind[m])
+                il.feed(t[m], g[m], kind[m], b - 1)
         else:
             for il in lines:
-                il.feed(t, np.zeros(0, np.int64), np.zeros(0, np.int64))
-        b = t_next if t_next < INF else self.t_last + 1   # the last chunk: the drain does the rest
+                il.feed(t, np.zeros(0, np.int64), np.zeros(0, np.int64), b - 1)
         polls = self.polls.polls(self._poll_from, b)
         self._poll_from = b
         for il in lines:
             il.feed_down(polls, b)
 
+    # ------------------------------------------------------------------ re-deliveries of a stuck line
+    def key_before(self, T: int) -> float:
+        """The log/order key of a timer at instant T of this chunk: just before the storm's first interrupt
+        at or after T."""
+        return self.off + int(np.searchsorted(self.chunk_t, T, side="left")) - 0.5
+
+    def refire_segment(self, r0: int, n: int, key: int) -> None:
+        """n re-deliveries raised, at r0, r0 + host_irq_ns, ...: new interrupts (ids in raise order)."""
+        self.refire_segs.append((r0, n, key))
+        self.n_refires += n
+
+    def new_refire(self, R: int, key: int) -> int:
+        """One re-delivery raised at R that the model keeps as an IrqEvent for a while: its handle."""
+        h = REFIRE_BASE + len(self.refire_held)
+        self.refire_held[h] = (R, key, int(self.key_before(R) + 0.5))
+        self.refire_segment(R, 1, key)
+        return h
+
+    def _refires_before(self, T: int, key: float | None = None) -> int:
+        """How many re-deliveries were raised before an interrupt at T: all at instants < T, and at T those of
+        chains started before ``key`` (or all of them, for a storm interrupt: timers come first)."""
+        H = self.timing.host_irq_ns
+        n = 0
+        for r0, c, k in self.refire_segs:
+            x = T if key is None or k < key else T - 1
+            if x >= r0:
+                n += min(c, (x - r0) // H + 1)
+        return n
+
     # ------------------------------------------------------------------ the spurious disable
-    def disable(self, desc: Any, t: int, gidx: int, handled: bool) -> None:
-        """note_interrupt's verdict: "nobody cared", the line disabled, the poller armed."""
-        self.log.append((t, gidx, "err", f'irq {desc.irq}: nobody cared (try booting with the "irqpoll" option)'))
-        self.log.append((t, gidx, "err", "handlers:"))
-        for a in desc.actions:
-            self.log.append((t, gidx, "err", handler_line(a)))
-        self.log.append((t, gidx, "emerg", f"Disabling IRQ #{desc.irq}"))
-        self.disabled.append((t, desc.irq))
+    def disable(self, desc: Any, t: int, key: float, handled: bool, sub: int = -1) -> None:
+        """note_interrupt's verdict: "nobody cared", the line disabled, the poller armed. ``key`` orders it
+        among the storm's interrupts (``sub``: among re-deliveries at one instant, the chain's key)."""
+        for lvl, txt in nobody_cared_lines(desc, IRQ_NONE) + [("emerg", f"Disabling IRQ #{desc.irq}")]:
+            self.log.append((t, key, sub, lvl, txt))
+        self.disabled.append((t, key, sub, desc.irq))
         self.polls.arm(t)
 
     # ------------------------------------------------------------------ the end of the run
@@ -575,7 +672,11 @@ class VectorEngine:
             F = max(F, vw.carry_end)
         for wc in self.work.values():
             F = max(F, wc.last)
+        for ln in self.thread_lines.values():
+            F = max(F, ln.busy_until())
         lines = list(self.intx_lines.values())
+        for il in lines:
+            il.drain_chain()
         start = self._poll_from
         while True:
             for il in lines:
@@ -597,9 +698,9 @@ class VectorEngine:
         cnt = self.cnt
         # events raised
         n = int(cnt.sum())
-        self.first_id = h.reserve_event_ids(n)
-        h.ledger.raised += n
-        led = self.sink.counts
+        self.first_id = h.reserve_event_ids(n + self.n_refires)
+        h.ledger.raised += n + self.n_refires
+        led = self.sink.counts + self.sink.refire_counts
         h.ledger.counts = [a + int(b) for a, b in zip(h.ledger.counts, led)]
         # sources: devices, MSI vectors, posted IRTEs
         for s, sp in enumerate(plan.sources):
@@ -642,10 +743,16 @@ class VectorEngine:
                     ml.pending_bit = False   # handle_irq_event clears IRQS_PENDING
                 ml.flow_ran = True
             self._line_state(d, ml.masked, ml.pending_bit, ml.flow_ran, ml.spur, ml.slot, False)
+        for ln in self.thread_lines.values():
+            ln.write_back(self)
         # INTx lines
         for il in self.intx_lines.values():
+            if isinstance(il, IntxThreadLine):
+                il.write_back(self)
+                continue
             d = il.desc
             d.kstat[d.cpu] += il.kstat
+            d.redelivered += il.refires
             for i, (a, k) in enumerate(il.lp.actions):
                 a.handled += il.act_handled[i]
                 a.none += il.act_none[i]
@@ -659,7 +766,7 @@ class VectorEngine:
                                                                 O.PENDING if st[0] == "pending" else st[3])
                 else:
                     dp.dev.intx_status_event = None
-        for t_dis, irq in sorted(self.disabled):
+        for t_dis, _, _, irq in sorted(self.disabled):
             d = h.genirq.descs[irq]
             d.istate |= IRQS_SPURIOUS_DISABLED
             d.depth += 1
@@ -711,26 +818,26 @@ class VectorEngine:
             h.sched.mod_timer(gi.poll_timer, nxt)
 
     def _write_log(self, out: list) -> None:
-        """The kernel log in the order it was written, by (time, interrupt): the NO_HANDLER lines, expanded
-        only here, with the few lines of the spurious disables merged in. The storm's times are sorted, so
-        the NO_HANDLER lines are in that order already (by interrupt index) and a disable's lines go before
-        the first NO_HANDLER line of a later interrupt."""
-        few = sorted(self.log, key=lambda x: (x[0], x[1]))
-        if not self.nh_log:
-            out.extend((tt, lvl, txt) for tt, _, lvl, txt in few)
-            return
-        T = np.concatenate([x[0] for x in self.nh_log]).tolist()
-        G = np.concatenate([x[1] for x in self.nh_log])
-        M = np.array(self.nh_msgs, dtype=object)[np.concatenate([x[2] for x in self.nh_log])].tolist()
-        self.nh_log = []
-        lvl = itertools.repeat("emerg")
-        pos = np.searchsorted(G, np.array([x[1] for x in few], dtype=np.int64)).tolist()
+        """The kernel log in the order it was written, by (time, interrupt): the NO_HANDLER lines that were
+        printed (in storm order already), with the few lines of the spurious disables merged in: a disable's
+        lines go before the NO_HANDLER lines of a later interrupt. Then the ratelimit's state and the
+        VECTOR_SHUTDOWN slots that became VECTOR_UNUSED go back to the host."""
+        few = sorted(self.log, key=lambda x: x[:3])
+        nh = self.nh_log
+        pos = np.searchsorted(np.array([x[1] for x in nh], dtype=np.float64),
+                              np.array([x[1] for x in few], dtype=np.float64)).tolist()
         prev = 0
-        for p, (tt, _, lv, txt) in zip(pos, few):
-            out.extend(zip(T[prev:p], lvl, M[prev:p]))
+        for p, (tt, _, _, lv, txt) in zip(pos, few):
+            out.extend((x[0], x[2], x[3]) for x in nh[prev:p])
             out.append((tt, lv, txt))
             prev = p
-        out.extend(zip(T[prev:], lvl, M[prev:]))
+        out.extend((x[0], x[2], x[3]) for x in nh[prev:])
+        gi = self.host.genirq
+        gi.no_handler_rs = self.nh_rs
+        for x in self.nh_unused:
+            d = next(sp.vector.desc for s, sp in enumerate(self.plan.sources) if self.nh_msg[s] == x)
+            if gi.vector_irq[d.cpu].get(d.vector) is VECTOR_SHUTDOWN:
+                del gi.vector_irq[d.cpu][d.vector]
 
     def _signal(self, ep: Any, k: int) -> None:
         """k eventfd_signal()s of a vfio trigger, each consumed by the irqfd if there is one."""
@@ -860,10 +967,15 @@ class VectorEngine:
             if gidx in self.sink.ext_done:
                 ev.outcome = O(self.sink.ext_done[gidx][0])
             return ev
+        if gidx >= REFIRE_BASE:  # a re-delivery: its id counts the storm's interrupts and re-deliveries before it
+            R, key, nb = self.refire_held[gidx]
+            ev = IrqEvent(h, self.first_id + nb + self._refires_before(R, key), "storm", t, False)
+            ev.outcome = outcome
+            return ev
         label = "storm"
         if self.keep and gidx >= 0:
             label = self.storm.sources[int(self.storm.source_ids[gidx])].label
-        ev = IrqEvent(h, self.first_id + gidx, label, t, False)
+        ev = IrqEvent(h, self.first_id + gidx + self._refires_before(t), label, t, False)
         ev.outcome = outcome
         ev.device = device
         return ev

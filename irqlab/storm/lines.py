@@ -1,13 +1,17 @@
-"""Host lines in the storm engine: note_interrupt's window, the spurious poller, and INTx round trips.
+"""Host lines in the storm engine: note_interrupt's window, the poller, stuck lines, irq threads, INTx round trips.
 
 Models kernel/irq/spurious.c (``note_interrupt``: the 100,000-interrupt window, > 99,900 unhandled, HZ/10
-ageing; ``poll_spurious_irqs`` every HZ/10 and ``try_one_irq``), kernel/irq/chip.c (a disabled line masks at
-the next interrupt and holds one pending), drivers/pci/pci.c (the INTx Status bit), drivers/vfio/pci/
-vfio_pci_intrs.c and virqfd.c (automask; unmask in the guest's EOI exit), and the resampling irqfd's round trip
-through the IOAPIC's remote IRR to a dedicated vCPU (virt/kvm/eventfd.c, arch/x86/kvm/ioapic.c, lapic.c).
-Simplification: one Python step per poll and per round trip of a line that is down, never per interrupt
-(the round trips on an up line are one window chain); what falls between two such instants is classified
-with array operations.
+ageing, SPURIOUS_DEFERRED for interrupts that only woke threads; ``poll_spurious_irqs`` every HZ/10 and
+``try_one_irq``), kernel/irq/chip.c (a disabled line masks at the next interrupt and holds one pending;
+``handle_fasteoi_irq``'s EOI, after which the IO-APIC sends a still-asserted level line again), kernel/irq/
+manage.c (``irq_thread_fn``, ``irq_finalize_oneshot``: an IRQF_ONESHOT line masked until its threads ran),
+lib/ratelimit.c (``___ratelimit`` of the "No irq handler" line), drivers/pci/pci.c (the INTx Status bit),
+drivers/vfio/pci/vfio_pci_intrs.c and virqfd.c (automask; unmask in the guest's EOI exit), and the resampling
+irqfd's round trip through the IOAPIC's remote IRR to a dedicated vCPU (virt/kvm/eventfd.c,
+arch/x86/kvm/ioapic.c, lapic.c). Simplification: one Python step per poll, per batch of a stuck line's
+re-deliveries and per round trip of a line that is down, never per interrupt (the re-deliveries are arithmetic
+progressions, the round trips on an up line and the threads' windows are window chains); what falls between
+two such instants is classified with array operations.
 """
 from __future__ import annotations
 
@@ -17,15 +21,19 @@ import numpy as np
 
 from ..ledger import Outcome
 from ..sched import NSEC_PER_JIFFY
-from ..spurious import AGEING_JIFFIES, POLL_SPURIOUS_IRQ_INTERVAL, SPURIOUS_THRESHOLD, SPURIOUS_WINDOW
+from ..spurious import (
+    AGEING_JIFFIES, POLL_SPURIOUS_IRQ_INTERVAL, SPURIOUS_DEFERRED, SPURIOUS_THRESHOLD, SPURIOUS_WINDOW,
+)
 from ..uapi import IRQS_PENDING
-from .compile import POLL_NS
+from .compile import POLL_NS, Unsupported
 from .windows import chain_starts
 
-__all__ = ["spurious_scan", "PollSchedule", "MsiLine", "IntxLine"]
+__all__ = ["spurious_scan", "ratelimit_scan", "PollSchedule", "MsiLine", "IntxLine"]
 
 INF = np.iinfo(np.int64).max
 O = Outcome
+#: re-deliveries of a stuck line processed per step (more than two note_interrupt windows)
+REFIRE_BATCH = 1 << 18
 
 
 def spurious_scan(state: list, handled: np.ndarray, jiffies: np.ndarray) -> int:
@@ -73,6 +81,36 @@ def spurious_scan(state: list, handled: np.ndarray, jiffies: np.ndarray) -> int:
             return c
     state[:] = [cnt, unh, last]
     return -1
+
+
+def ratelimit_scan(rs: Any, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """lib/ratelimit.c ``___ratelimit`` over calls at jiffies ``j`` (sorted), from the state ``rs``
+    (genirq.RatelimitState, updated in place). Returns (printed: bool per call, report: the "callbacks
+    suppressed" count printed just before each call, 0 for none). A new interval starts at the first call with
+    jiffies > begin + interval (a greedy window chain); each prints its first ``burst`` calls."""
+    n = j.shape[0]
+    ok = np.zeros(n, dtype=bool)
+    report = np.zeros(n, dtype=np.int64)
+    if not n:
+        return ok, report
+    if not rs.initialized:
+        rs.initialized, rs.begin, rs.n_left = True, int(j[0]), rs.burst
+    k0 = int(np.searchsorted(j, rs.begin + rs.interval, side="right"))   # still in the current interval
+    ok[:min(k0, max(rs.n_left, 0))] = True
+    missed = rs.missed + max(0, k0 - max(rs.n_left, 0))
+    if k0 == n:
+        rs.n_left, rs.missed = rs.n_left - min(k0, max(rs.n_left, 0)), missed
+        return ok, report
+    starts = k0 + np.flatnonzero(chain_starts(j[k0:], rs.interval + 1))
+    sizes = np.diff(np.r_[starts, n])
+    first = np.repeat(starts, sizes)
+    ok[k0:] = (np.arange(k0, n) - first) < rs.burst
+    lost = np.maximum(sizes - rs.burst, 0)
+    report[starts] = np.r_[missed, lost[:-1]]
+    rs.begin = int(j[starts[-1]])
+    rs.n_left = rs.burst - min(int(sizes[-1]), rs.burst)
+    rs.missed = int(lost[-1])
+    return ok, report
 
 
 class PollSchedule:
@@ -290,6 +328,14 @@ class IntxLine:
                 self.dstate.append(["settled", eng.sink.external(ev), ev.t, ev.outcome])
         self.t = self.g = self.kind = None
         self.lo = 0
+        # a level line a device keeps asserting (an orphan's INTx) fires again host_irq_ns after every EOI
+        self.H = eng.timing.host_irq_ns
+        self.chain_next: int | None = None   # the next re-delivery while the line is up
+        self.chain_key = 0                   # the storm interrupt that started the chain (orders ties)
+        self.refire_at: int | None = None    # the re-delivery pending when the line was disabled
+        self.refire_last = 0                 # the last instant a re-delivery timer was due
+        self.refires = 0                     # re-deliveries raised (new interrupts)
+        self.refires_up = 0                  # ... dispatched, not yet counted in the chain's runs
 
     def _act(self, action: Any) -> int:
         return next(i for i, (a, _) in enumerate(self.lp.actions) if a is action)
@@ -303,11 +349,13 @@ class IntxLine:
             self.vfio_intx_none += n - handled[self.vfio_act]
 
     # ------------------------------------------------------------------ phase 1: the line is up
-    def feed(self, t: np.ndarray, g: np.ndarray, kind: np.ndarray) -> None:
+    def feed(self, t: np.ndarray, g: np.ndarray, kind: np.ndarray, bound: int) -> None:
         """This chunk's events (``kind``: -1 a glitch, else the device's index on the line). Processes them
-        while the line is up; a spurious disable stops there and is reported to the engine."""
+        while the line is up, and the re-deliveries of a stuck line up to ``bound`` (inclusive: they are
+        timers, before the next chunk's interrupts at that instant); a spurious disable stops there and is
+        reported to the engine."""
         self.t, self.g, self.kind, self.lo = t, g, kind, 0
-        if not self.up or not t.size:
+        if not self.up or (not t.size and self.chain_next is None):
             return
         sink = self.eng.sink
         v = self.vfio
@@ -336,21 +384,16 @@ class IntxLine:
                 dispatched[sel[0]] = True
                 first_orphan[j] = int(sel[0])
         dpos = np.flatnonzero(dispatched)
-        cut = t.size
-        dis = False
-        if not self.eng.plan.noirqdebug and dpos.size:
-            k = spurious_scan(self.spur, handled[dpos], t[dpos] // NSEC_PER_JIFFY)
-            if k >= 0:
-                cut = int(dpos[k]) + 1
-                dpos = dpos[:k + 1]
-                dis = True
-        if dpos.size:
+        hd = handled[dpos]
+        cut, dis_at = self._scan_up(t, dpos, hd, first_orphan, bound)
+        kept = dpos[dpos < cut]
+        if kept.size or self.refires_up:
             self.pending_bit = False   # handle_irq_event clears IRQS_PENDING
             self.flow_ran = True
         # what happened up to the cut
         kc = kind[:cut]
         hcount = [0] * self.nact
-        self.kstat += dpos.size
+        self.kstat += kept.size + self.refires_up
         for j, a in self.host_devs:
             sel = np.flatnonzero(kc == j)
             sink.settle(g[sel], O.HANDLED_HOST)
@@ -362,7 +405,7 @@ class IntxLine:
             sel = np.flatnonzero(kc == j)
             if not sel.size:
                 continue
-            if j in first_orphan:
+            if j in first_orphan and first_orphan[j] < cut:
                 sink.settle(g[sel[:1]], O.UNHANDLED)
                 sink.settle(g[sel[1:]], O.DISABLED)
                 self.dstate[j] = ["settled", int(g[sel[0]]), int(t[sel[0]]), O.UNHANDLED]
@@ -375,21 +418,108 @@ class IntxLine:
             for lo, hi, o in ranges:
                 sink.settle(g[vs[lo:hi]], o)
             hcount[self.vfio_act] += len(hit)
-        self._counts(int(dpos.size), hcount)
+        self._counts(int(kept.size) + self.refires_up, hcount)
+        sink.refire_counts[O.UNHANDLED] += self.refires_up
+        self.refires_up = 0
         self.lo = cut
-        if dis:
-            i = cut - 1
+        if dis_at is not None:
             self.up = False
             self.spurious_disabled = True
-            self.eng.disable(self.desc, int(t[i]), int(g[i]), bool(handled[i]))
+            self.eng.disable(self.desc, *dis_at)
+
+    def _scan_up(self, t, dpos, hd, first_orphan, bound):
+        """note_interrupt over the interrupts dispatched while the line is up: the storm's (positions ``dpos``,
+        handled ``hd``) and, once an orphan's first assertion got through, the IO-APIC's re-deliveries every
+        ``host_irq_ns`` (a re-delivery goes before a storm interrupt at the same instant), in batches. Returns
+        (cut: the storm's events before it were dispatched while up, the disable's (time, key, handled) or
+        None); the re-deliveries up to the disable (or up to ``bound``) are raised."""
+        eng, H, spur = self.eng, self.H, self.spur
+        scan = not eng.plan.noirqdebug
+        g = self.g
+        td = t[dpos]
+        k = 0
+        start = min((int(dpos.searchsorted(p)) for p in first_orphan.values()), default=None)
+        batches = 0
+        while True:
+            batches += 1
+            if bound >= INF - 1 and batches > 64:   # the drain: nothing but re-deliveries, all unhandled
+                raise AssertionError(f"irq {self.desc.irq}: a stuck line note_interrupt never disables")
+            r0 = self.chain_next
+            if r0 is None or r0 > bound:
+                # no re-delivery before the bound: the storm's dispatches up to the chain's start (if one starts)
+                upto = dpos.size if (start is None or r0 is not None) else start + 1
+                c = spurious_scan(spur, hd[k:upto], td[k:upto] // NSEC_PER_JIFFY) if scan and upto > k else -1
+                if c >= 0:
+                    i = int(dpos[k + c])
+                    if r0 is not None:          # the pending re-delivery comes after the disable
+                        self.chain_next, self.refire_at = None, r0
+                    return i + 1, (int(t[i]), int(g[i]), bool(hd[k + c]))
+                k = upto
+                if r0 is not None or start is None:
+                    return t.size, None
+                i = int(dpos[start])
+                self.chain_next = int(t[i]) + H
+                self.chain_key = int(g[i])
+                self.refire_last = max(self.refire_last, self.chain_next)
+                start = None
+                continue
+            nr = min((bound - r0) // H + 1, REFIRE_BATCH)
+            R = r0 + H * np.arange(nr, dtype=np.int64)
+            r_end = int(R[-1])
+            kk = dpos.size if r_end + H > bound else int(np.searchsorted(td, r_end, side="right"))
+            tm = td[k:kk]
+            pos_r = np.searchsorted(tm, R, side="left") + np.arange(nr)   # each re-delivery's merged place
+            m = nr + tm.size
+            is_r = np.zeros(m, dtype=bool)
+            is_r[pos_r] = True
+            times = np.empty(m, dtype=np.int64)
+            times[pos_r] = R
+            times[~is_r] = tm
+            hm = np.zeros(m, dtype=bool)
+            hm[~is_r] = hd[k:kk]
+            c = spurious_scan(spur, hm, times // NSEC_PER_JIFFY) if scan else -1
+            if c < 0:
+                self._raise_refires(R)
+                k = kk
+                self.chain_next = r_end + H
+                self.refire_last = max(self.refire_last, self.chain_next)
+                continue
+            nrc = int(np.count_nonzero(is_r[:c + 1]))        # re-deliveries up to the disable
+            self._raise_refires(R[:nrc])
+            tc = int(times[c])
+            self.chain_next = None
+            self.refire_at = r0 + H * ((tc - r0) // H + 1)    # the first re-delivery after the disable
+            self.refire_last = max(self.refire_last, self.refire_at)
+            if is_r[c]:
+                return int(np.searchsorted(t, tc, side="left")), (tc, eng.key_before(tc), False, self.chain_key)
+            j = k + (c - nrc)
+            i = int(dpos[j])
+            return i + 1, (tc, int(g[i]), bool(hd[j]))
+
+    def _raise_refires(self, R: np.ndarray) -> None:
+        """The IO-APIC sent the vector again at the instants R: new interrupts, dispatched (unhandled)."""
+        if R.size:
+            self.eng.refire_segment(int(R[0]), int(R.size), self.chain_key)
+            self.refires += int(R.size)
+            self.refires_up += int(R.size)
 
     # ------------------------------------------------------------------ phase 2: the line is down
-    def feed_down(self, polls: np.ndarray, t_next: int) -> None:
-        """The rest of the chunk on the disabled line, with the polls that run before ``t_next``."""
+    def feed_down(self, polls: np.ndarray, b: int) -> None:
+        """The rest of the chunk on the disabled line, with the polls and the re-delivery pending at the
+        disable that run before ``b`` (in time order; a timer before an interrupt at its instant, and the
+        poller, armed long before, before the re-delivery)."""
         t = self.t
         lo = self.lo
         pts = polls.tolist() if (self.spurious_disabled and self.lp.polled) else []
         for P in pts + [None]:
+            lim = b if P is None else P
+            R = self.refire_at
+            if R is not None and R < lim:
+                e_r = max(lo, int(np.searchsorted(t, R, side="left")))
+                if e_r > lo:
+                    self._down_events(lo, e_r)
+                    lo = e_r
+                self._refire_down(R)
             hi = t.size if P is None else max(lo, int(np.searchsorted(t, P, side="left")))
             if hi > lo and not self.up:
                 self._down_events(lo, hi)
@@ -399,7 +529,25 @@ class IntxLine:
             self._poll(P)
         self.lo = lo
         if self.vfio is not None:
-            self.vfio.timers(t_next, False)
+            self.vfio.timers(b, False)
+
+    def _refire_down(self, R: int) -> None:
+        """The re-delivery pending when note_interrupt disabled the line (lazily: still unmasked). If nothing
+        masked the line first, it is a new interrupt: handle_fasteoi_irq masks the line and holds it."""
+        self.refire_at = None
+        if self.masked:
+            return
+        eng = self.eng
+        h = eng.new_refire(R, self.chain_key)
+        self.refires += 1
+        self.masked = True
+        self.pending_bit = True
+        self.flow_ran = True
+        if self.slot is None:
+            self.slot = [h, R]
+            eng.sink.pending(h)
+        else:
+            eng.sink.settle1(h, O.DISABLED)
 
     def _down_events(self, lo: int, hi: int) -> None:
         """Events [lo, hi) on the disabled line, with no poll in between: each waits in its device's
@@ -492,28 +640,40 @@ class IntxLine:
                     self.dstate[j] = ["settled", st[1], st[2], o]
 
     # ------------------------------------------------------------------ the end
+    def drain_chain(self) -> None:
+        """After the last event: a stuck line goes on firing until note_interrupt disables it."""
+        if self.up and self.chain_next is not None:
+            e = np.zeros(0, np.int64)
+            self.feed(e, e, e, INF - 1)
+
     def drain_polls(self, polls: np.ndarray) -> None:
-        """After the last event: the polls ``polls`` run (the device's timers before each)."""
-        if self.spurious_disabled and self.lp.polled:
-            for P in polls.tolist():
+        """After the last event: the polls ``polls`` run (the re-delivery pending at a disable and the device's
+        timers before each)."""
+        for P in polls.tolist():
+            if self.refire_at is not None and self.refire_at < P:
+                self._refire_down(self.refire_at)
+            if self.spurious_disabled and self.lp.polled:
                 self._poll(P)
 
     def finish(self) -> None:
+        if self.refire_at is not None:
+            self._refire_down(self.refire_at)
         if self.vfio is not None:
             self.vfio.timers(INF - 1, True)
 
     def busy_until(self) -> int:
-        """When the last timer of this line's devices will have run, if nothing else happens."""
+        """When the last timer of this line (its re-delivery, its devices') will have run, if nothing else
+        happens."""
         v = self.vfio
         if v is None:
-            return 0
+            return self.refire_last
         snap = v.snapshot()
         v.dry = True
         v.timers(INF - 1, True)
         last = v.last
         v.dry = False
         v.restore(snap)
-        return last
+        return max(last, self.refire_last)
 
 
 class MsiLine:
@@ -547,3 +707,363 @@ class MsiLine:
             sink.pending(self.slot[0])
             g = g[1:]
         sink.settle(g, O.DISABLED)
+
+
+# ------------------------------------------------------------------ lines whose handlers are irq threads
+def deferred_verdicts(cum: np.ndarray, deferred: bool, last: int) -> tuple[np.ndarray, np.ndarray]:
+    """note_interrupt on interrupts whose handlers only woke irq threads (action_ret == IRQ_WAKE_THREAD):
+    ``cum[k]`` is threads_handled at interrupt k. The first, if SPURIOUS_DEFERRED is not set yet, only sets it;
+    each later one is IRQ_HANDLED if threads_handled moved since the last one (threads_handled_last), else
+    IRQ_NONE. Returns (judged: bool per interrupt, handled: bool per interrupt)."""
+    m = cum.size
+    judged = np.ones(m, dtype=bool)
+    lastv = np.empty(m, dtype=np.int64)
+    cd = (cum & 0xFFFFFFFF) | SPURIOUS_DEFERRED
+    if deferred:
+        lastv[0] = last
+        lastv[1:] = cd[:-1]
+    else:
+        judged[0] = False
+        lastv[0] = -1
+        if m > 1:
+            lastv[1] = last | SPURIOUS_DEFERRED
+            lastv[2:] = cd[1:-1]
+    return judged, cd != lastv
+
+
+class MsiThreadLine(MsiLine):
+    """An MSI line whose action is a host driver's irq thread (request_threaded_irq(irq, NULL, thread_fn, 0):
+    PCI-MSI is IRQCHIP_ONESHOT_SAFE, nothing is masked). Every interrupt is dispatched; the first wakes the
+    thread (IRQTF_RUNTHREAD), which runs irq_thread_ns later and handles every interrupt that found it woken:
+    a greedy window chain. note_interrupt judges each interrupt at the next one (SPURIOUS_DEFERRED): handled
+    if a thread run ended (at or before it) since the last one."""
+
+    def __init__(self, eng: Any, lp: Any):
+        super().__init__(eng, lp)
+        d = lp.desc
+        self.D = eng.timing.irq_thread_ns
+        self.run_at: int | None = None     # the open window's thread run
+        self.th = d.threads_handled        # thread runs done (each returns IRQ_HANDLED)
+        self.last = d.threads_handled_last
+        self.dispatched = 0
+        self.windows = 0
+
+    def feed(self, t: np.ndarray, g: np.ndarray) -> None:
+        if not t.size:
+            return
+        if not self.up:
+            self.hold(t, g)
+            return
+        eng, D = self.eng, self.D
+        c0 = int(np.searchsorted(t, self.run_at, side="left")) if self.run_at is not None else 0
+        S = c0 + np.flatnonzero(chain_starts(t[c0:], D))
+        runs = t[S] + D
+        allr = runs if self.run_at is None else np.r_[np.int64(self.run_at), runs]
+        cum = self.th + np.searchsorted(allr, t, side="right")   # runs done before each (timers first)
+        judged, handled = deferred_verdicts(cum, bool(self.last & SPURIOUS_DEFERRED), self.last)
+        jpos = np.flatnonzero(judged)
+        c = -1
+        if not eng.plan.noirqdebug and jpos.size:
+            c = spurious_scan(self.spur, handled[jpos], t[jpos] // NSEC_PER_JIFFY)
+        n = t.size if c < 0 else int(jpos[c]) + 1
+        S = S[S < n]
+        eng.sink.settle(g[:n], O.HANDLED_HOST)
+        self.dispatched += n
+        self.pending_bit = False
+        self.flow_ran = True
+        total = (self.run_at is not None) + S.size      # windows the dispatched ones belong to
+        self.windows += S.size
+        self.th += total - 1
+        self.run_at = int(t[S[-1]]) + D if S.size else self.run_at
+        self.last = int(cum[n - 1] & 0xFFFFFFFF) | SPURIOUS_DEFERRED if (judged[:n].any()) else \
+            self.last | SPURIOUS_DEFERRED
+        if c >= 0:
+            self.up = False
+            eng.disable(self.desc, int(t[n - 1]), int(g[n - 1]), bool(handled[n - 1]))
+            self.hold(t[n:], g[n:])
+
+    def busy_until(self) -> int:
+        return self.run_at or 0
+
+    def write_back(self, eng: Any) -> None:
+        d = self.desc
+        a = self.lp.actions[0][0]
+        d.kstat[d.cpu] += self.dispatched
+        a.woke += self.dispatched
+        a.thread_handled += self.windows
+        d.threads_handled = self.th + (self.run_at is not None)
+        d.threads_handled_last = self.last
+        eng._line_state(d, self.masked, self.pending_bit, self.flow_ran, self.spur, self.slot, False)
+
+
+class IntxThreadLine:
+    """A level IO-APIC line whose actions are host drivers' irq threads (request_threaded_irq(gsi, NULL,
+    thread_fn, IRQF_SHARED | IRQF_ONESHOT)), with their devices' INTx and glitches. handle_fasteoi_irq masks the
+    IRQS_ONESHOT line, the default primary handlers wake every thread, and irq_finalize_oneshot unmasks it when
+    the threads ran, irq_thread_ns later: a greedy window chain. In a window a glitch waits at the masked pin and
+    is gone at the unmask; a device's INTx waits in its Status bit and its thread services it; the interrupt that
+    opened the window is handled if a thread handled something. note_interrupt judges each opener at the next
+    one (SPURIOUS_DEFERRED). Once disabled the line stays masked: what arrives waits for poll_spurious_irqs,
+    whose try_one_irq wakes the threads again (a poll window)."""
+
+    SERVICED = -1   # dstate: the Status bit is set and its thread will service it (the INTx is settled already)
+
+    def __init__(self, eng: Any, lp: Any):
+        self.eng, self.lp, self.desc = eng, lp, lp.desc
+        d = lp.desc
+        self.up = lp.up
+        self.masked = d.masked
+        self.pending_bit = bool(d.istate & IRQS_PENDING)
+        self.flow_ran = False
+        self.spurious_disabled = lp.spurious_disabled
+        self.spur = [d.irq_count, d.irqs_unhandled, d.last_unhandled]
+        self.D = eng.timing.irq_thread_ns
+        self.th = d.threads_handled
+        self.last = d.threads_handled_last
+        self.nact = len(lp.actions)
+        self.dev_act = []                 # per device on the line: the index of its driver's action
+        self.dstate: list[Any] = []       # per device: None (Status clear), SERVICED, or the held INTx's handle
+        self.held_t: dict[int, int] = {}  # handle -> when it was raised
+        for dp in lp.devices:
+            self.dev_act.append(next(i for i, (a, _) in enumerate(lp.actions) if a is dp.action))
+            ev = dp.dev.intx_status_event
+            h = None if ev is None else eng.sink.external(ev)
+            self.dstate.append(h)
+            if h is not None:
+                self.held_t[h] = ev.t
+        self.slot = None                  # [handle, t] of the glitch held at the masked pin
+        if d.pending_event is not None:
+            self.slot = [eng.sink.external(d.pending_event), d.pending_event.t]
+        self.win: dict | None = None      # the threads woken: end (their run), ev (waits for the verdict), up
+        self.kstat = 0
+        self.woke = 0
+        self.th_handled = [0] * self.nact
+        self.th_none = [0] * self.nact
+        self.last_run = 0
+        self.t = self.g = self.kind = None
+        self.lo = 0
+
+    # ------------------------------------------------------------------ a window of the threads
+    def _open(self, t0: int, ev: Any, up: bool) -> None:
+        self.win = dict(end=t0 + self.D, ev=ev, up=up)
+        self.woke += 1
+        self.last_run = max(self.last_run, t0 + self.D)
+        if any(x is not None for x in self.dstate):
+            self._verdict()
+
+    def _verdict(self) -> None:
+        """A device's Status bit is set in the window: the interrupt that opened it is handled."""
+        w = self.win
+        if w is not None and w["ev"] is not None:
+            self.eng.sink.settle1(w["ev"], O.HANDLED_HOST)
+            w["ev"] = None
+
+    def _close(self) -> None:
+        """The threads run at the window's end: each services its device if its Status bit is set; the last
+        one unmasks the line unless it is disabled (a glitch held at the pin is gone then)."""
+        w, self.win = self.win, None
+        sink = self.eng.sink
+        done = [False] * self.nact
+        for j, h in enumerate(self.dstate):
+            if h is not None:
+                if h != self.SERVICED:
+                    sink.settle1(h, O.HANDLED_HOST)
+                self.dstate[j] = None
+                done[self.dev_act[j]] = True
+        for a in range(self.nact):
+            if done[a]:
+                self.th_handled[a] += 1
+            else:
+                self.th_none[a] += 1
+        self.th += sum(done)
+        if w["ev"] is not None:
+            sink.settle1(w["ev"], O.UNHANDLED)
+        if not self.spurious_disabled:
+            self.masked = False
+            if self.slot is not None:
+                sink.settle1(self.slot[0], O.DISABLED)
+                self.slot = None
+
+    def _masked_events(self, lo: int, hi: int) -> None:
+        """Events [lo, hi) at the masked line: a glitch waits at the pin (one; the rest are dropped); a device's
+        INTx sets its Status bit (serviced by the open window's thread, or held for a poll) or merges."""
+        if hi <= lo:
+            return
+        t, g, k = self.t[lo:hi], self.g[lo:hi], self.kind[lo:hi]
+        sink = self.eng.sink
+        gl = np.flatnonzero(k < 0)
+        if gl.size:
+            if self.slot is None:
+                self.slot = [int(g[gl[0]]), int(t[gl[0]])]
+                sink.pending(self.slot[0])
+                gl = gl[1:]
+            sink.settle(g[gl], O.DISABLED)
+        for j in range(len(self.dstate)):
+            sel = np.flatnonzero(k == j)
+            if not sel.size:
+                continue
+            if self.dstate[j] is None:
+                h = int(g[sel[0]])
+                if self.win is not None:
+                    sink.settle1(h, O.HANDLED_HOST)
+                    self.dstate[j] = self.SERVICED
+                    self._verdict()
+                else:
+                    self.dstate[j] = h
+                    self.held_t[h] = int(t[sel[0]])
+                    sink.pending(h)
+                sel = sel[1:]
+            sink.settle(g[sel], O.DISABLED)
+
+    # ------------------------------------------------------------------ phase 1: the line is up
+    def feed(self, t: np.ndarray, g: np.ndarray, kind: np.ndarray, bound: int) -> None:
+        self.t, self.g, self.kind, self.lo = t, g, kind, 0
+        if not self.up:
+            return
+        lo = 0
+        if self.win is not None:                # the window open before this chunk
+            lo = int(np.searchsorted(t, self.win["end"], side="left"))
+            self._masked_events(0, lo)
+            if self.win["end"] > bound:
+                self.lo = lo
+                return
+            self._close()
+        self.lo = lo
+        if lo >= t.size:
+            return
+        eng, D, sink = self.eng, self.D, self.eng.sink
+        tt, gg, kk = t[lo:], g[lo:], kind[lo:]
+        S = np.flatnonzero(chain_starts(tt, D))
+        wid = np.searchsorted(S, np.arange(tt.size), side="right") - 1
+        isstart = np.zeros(tt.size, dtype=bool)
+        isstart[S] = True
+        ndev = len(self.dstate)
+        has = np.zeros((S.size, max(ndev, 1)), dtype=bool)
+        first_dev = np.zeros(tt.size, dtype=bool)
+        for j in range(ndev):
+            sel = np.flatnonzero(kk == j)
+            if sel.size:
+                w = wid[sel]
+                f = np.r_[True, w[1:] != w[:-1]]
+                first_dev[sel[f]] = True
+                has[w[f], j] = True
+        nh = has.sum(axis=1)
+        cum = self.th + np.r_[0, np.cumsum(nh)[:-1]]   # threads_handled at each opener
+        judged, hv = deferred_verdicts(cum, bool(self.last & SPURIOUS_DEFERRED), self.last)
+        jpos = np.flatnonzero(judged)
+        c = -1
+        if not eng.plan.noirqdebug and jpos.size:
+            c = spurious_scan(self.spur, hv[jpos], tt[S[jpos]] // NSEC_PER_JIFFY)
+        nw = S.size if c < 0 else int(jpos[c]) + 1         # windows opened while the line is up
+        self.last = int(cum[nw - 1] & 0xFFFFFFFF) | SPURIOUS_DEFERRED if judged[:nw].any() else \
+            self.last | SPURIOUS_DEFERRED
+        end_last = int(tt[S[nw - 1]]) + D
+        cut = tt.size if c < 0 else int(np.searchsorted(tt, end_last, side="left"))
+        # every window but the last is closed: its device INTx serviced, glitches gone at the unmask
+        lastw = wid[:cut] == nw - 1
+        st, fd = isstart[:cut], first_dev[:cut]
+        sink.settle(gg[:cut][fd & ~st & ~lastw], O.HANDLED_HOST)
+        sink.settle(gg[:cut][~fd & ~st & ~lastw], O.DISABLED)
+        anyh = has[:nw].any(axis=1)
+        sink.settle(gg[S[:nw - 1]][anyh[:nw - 1]], O.HANDLED_HOST)
+        sink.settle(gg[S[:nw - 1]][~anyh[:nw - 1]], O.UNHANDLED)
+        for a in range(self.nact):
+            devs = [j for j in range(ndev) if self.dev_act[j] == a]
+            hh = int(has[:nw - 1][:, devs].any(axis=1).sum()) if devs else 0
+            self.th_handled[a] += hh
+            self.th_none[a] += nw - 1 - hh
+        self.th += int(nh[:nw - 1].sum())
+        self.woke += nw - 1
+        self.kstat += nw
+        self.pending_bit = False
+        self.flow_ran = True
+        # the last window: its opener dispatched at s, the line masked until its threads run
+        s = int(S[nw - 1])
+        self.masked = True
+        opener_dev = int(kk[s]) if kk[s] >= 0 else None
+        self._open(int(tt[s]), int(gg[s]), True)
+        if opener_dev is not None:
+            self.dstate[opener_dev] = int(gg[s])
+            self.win["ev"] = None                            # its own thread services it: handled
+        self.t, self.g, self.kind = tt, gg, kk
+        if c >= 0:
+            self.up = False
+            self.spurious_disabled = True
+            eng.disable(self.desc, int(tt[s]), int(gg[s]), bool(hv[nw - 1]))
+        self._masked_events(s + 1, cut)
+        self.lo = cut
+        if c < 0 and self.win["end"] <= bound:
+            self._close()
+
+    # ------------------------------------------------------------------ phase 2: the line is down
+    def feed_down(self, polls: np.ndarray, b: int) -> None:
+        """The rest of the chunk, in time order with the threads' runs (a timer before the interrupts at its
+        instant; the poller, armed long before, before a thread run at the same instant) and the polls."""
+        lo = self.lo
+        pts = polls.tolist() if (self.spurious_disabled and self.lp.polled) else []
+        for P in pts + [None]:
+            lim = b if P is None else P
+            if self.win is not None and self.win["end"] < lim:
+                e = max(lo, int(np.searchsorted(self.t, self.win["end"], side="left")))
+                self._masked_events(lo, e)
+                lo = e
+                self._close()
+            hi = self.t.size if P is None else max(lo, int(np.searchsorted(self.t, P, side="left")))
+            self._masked_events(lo, hi)
+            lo = hi
+            if P is None:
+                break
+            self._poll(P)
+        self.lo = lo
+
+    def _poll(self, P: int) -> None:
+        """try_one_irq(desc, force): the held glitch, or the first asserting device's INTx, through the primary
+        handlers, which wake the threads (no kstat, no note_interrupt); the threads run irq_thread_ns later."""
+        if self.win is not None:
+            raise Unsupported(f"irq {self.desc.irq}: a spurious poll at {P:,} ns while its irq threads are woken "
+                              "(a poll inside a ONESHOT thread window)")
+        ev = None
+        if self.slot is not None:
+            ev, self.slot = self.slot[0], None
+        else:
+            ev = next((h for h in self.dstate if h is not None), None)
+        sink = self.eng.sink
+        for j, h in enumerate(self.dstate):
+            if h is not None:
+                if h != ev:
+                    sink.settle1(h, O.HANDLED_HOST)
+                self.dstate[j] = self.SERVICED
+        self.pending_bit = False
+        self._open(P, ev, False)
+
+    def drain_chain(self) -> None:
+        if self.up and self.win is not None:
+            self._close()
+
+    def drain_polls(self, polls: np.ndarray) -> None:
+        for P in polls.tolist():
+            if self.win is not None and self.win["end"] < P:
+                self._close()
+            if self.spurious_disabled and self.lp.polled:
+                self._poll(P)
+
+    def finish(self) -> None:
+        if self.win is not None:
+            self._close()
+
+    def busy_until(self) -> int:
+        return self.last_run
+
+    def write_back(self, eng: Any) -> None:
+        d = self.desc
+        d.kstat[d.cpu] += self.kstat
+        for i, (a, _) in enumerate(self.lp.actions):
+            a.woke += self.woke
+            a.thread_handled += self.th_handled[i]
+            a.thread_none += self.th_none[i]
+        d.threads_handled = self.th
+        d.threads_handled_last = self.last
+        eng._line_state(d, self.masked, self.pending_bit, self.flow_ran, self.spur, self.slot, True)
+        for j, dp in enumerate(self.lp.devices):
+            h = self.dstate[j]
+            dp.dev.intx_status_event = None if h is None else eng._held_event(h, self.held_t.get(h, 0), dp.dev)

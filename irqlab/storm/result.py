@@ -24,7 +24,7 @@ _STATES = {"depth", "disabled", "masked", "istate", "irq_count", "irqs_unhandled
            "pending", "status", "disintx", "intx_masked", "count", "irr", "isr", "tmr", "pir", "on", "remote_irr",
            "irq_states", "last_level", "last_accept_coalesced", "last_eoi_level", "poll_timer", "next_id", "esr",
            "sipi_vector", "tpr",
-           "spurious_disabled", "work_pending"}
+           "spurious_disabled", "work_pending", "threads_handled_last", "threads_oneshot"}
 
 
 def _ev(ev: Any) -> Any:
@@ -39,9 +39,12 @@ def snapshot(host: Any) -> dict:
                            "istate": d.istate, "irq_count": d.irq_count, "irqs_unhandled": d.irqs_unhandled,
                            "last_unhandled": d.last_unhandled,
                            "disabled_at": d.disabled_at if d.disabled_at is not None else -1,
-                           "pending": _ev(d.pending_event)}
+                           "pending": _ev(d.pending_event), "redelivered": d.redelivered,
+                           "threads_handled": d.threads_handled, "threads_handled_last": d.threads_handled_last,
+                           "threads_oneshot": d.threads_oneshot}
         for i, a in enumerate(d.actions):
-            s[("action", irq, i, a.name)] = {"handled": a.handled, "none": a.none}
+            s[("action", irq, i, a.name)] = {"handled": a.handled, "none": a.none, "woke": a.woke,
+                                             "thread_handled": a.thread_handled, "thread_none": a.thread_none}
     efds: dict = {}   # id -> (role, eventfd): keyed by what it is for, not by its (global) name
 
     def efd_role(efd: Any, *role: Any) -> None:
