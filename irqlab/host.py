@@ -47,6 +47,10 @@ class Host(Kernel):
             raise ValueError("posted_interrupts (VT-d posting) needs apicv=True: "
                              "enable_device_posted_irqs = enable_apicv && IRQ_POSTING_CAP")
         super().__init__(ncpus, timing or Timing(), trace)
+        if nr_irqs is not None and (isinstance(nr_irqs, bool) or not isinstance(nr_irqs, int)):
+            raise TypeError(f"nr_irqs must be an int, not {type(nr_irqs).__name__}")
+        if nr_irqs is not None and not 16 <= nr_irqs <= 2**31 - 1:  # early_irq_init: >= the 16 legacy irqs
+            raise ValueError(f"nr_irqs must be 16 (x86 preallocates the legacy irqs) .. 2**31 - 1, got {nr_irqs}")
         self.nr_irqs = nr_irqs if nr_irqs is not None else boot_nr_irqs(ncpus)  # vector.c arch_probe_nr_irqs
         self.enable_apicv = apicv
         self.enable_device_posted_irqs = posted_interrupts

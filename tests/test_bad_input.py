@@ -278,20 +278,7 @@ KERNEL_CHANGES_FIRST = {"set_irqs(data)=[5]", "set_irqs(closed eventfd)=0"}
 
 # Cases failing on main today: (entry point, bad values) -> the defect and the branch that fixes it. Strict:
 # when a fix lands the case passes, the xfail fails, and its line must go.
-KNOWN_BAD = {
-    'Host(nr_irqs)': ('genirq/procfs: Host(nr_irqs=...) is not checked (issue 11: Host(nr_irqs=10) then a GSI 16 line) — branch genirq',
-        ['True', 'False', '1.0', '16.0', '1.5', 'nan', 'inf', '-inf', "'1'", "b'1'", '[1]', 'object()', '-1', '-1180591620717411303424', '18446744073709551616', '16069380442589902755...', '0']),
-    'irq_set_affinity(cpu)': ("genirq: irq_set_affinity(cpu=True) accepted (new, beside issue 11's StopIteration) — branch genirq",
-        ['True', 'False']),
-    'alloc_irq(irq)': ('genirq: alloc_irq(16.0) accepted (issue 11), irq not checked — branch genirq',
-        ['True', 'False', '1.0', '1.5', 'nan', 'inf', '-inf', "'1'", "b'1'", 'object()', '-1', '-1180591620717411303424', '18446744073709551616', '16069380442589902755...']),
-    'alloc_irq(cpu)': ('genirq: alloc_irq(cpu=99) IndexError, cpu=-1 accepted (issue 11) — branch genirq',
-        ['True', 'False', '-1', '-1180591620717411303424', '18446744073709551616', '16069380442589902755...', '2', '99']),
-    'alloc_irq(level)': ("genirq: alloc_irq(level=...) not checked (new, like issue 11's alloc_irq) — branch genirq",
-        ["'no'", 'object()']),
-    'alloc_irq(hwirq)': ("genirq: alloc_irq(hwirq=...) not checked (new, like issue 11's alloc_irq) — branch genirq",
-        ['True', 'False', '1.0', '16.0', '1.5', 'nan', 'inf', '-inf', "'1'", "b'1'", '[1]', 'object()', '-1', '-1180591620717411303424', '18446744073709551616', '16069380442589902755...']),
-}
+KNOWN_BAD: dict = {}   # none left on main
 
 
 def _mark(param):
@@ -334,8 +321,6 @@ def refused_or_harmless(h, call, then):
     return "accepted"
 
 
-@pytest.mark.xfail(strict=True, reason="genirq: irq_set_affinity to a CPU with no free vector raises StopIteration "
-                                       "(issue 11) — branch genirq")
 def test_irq_set_affinity_with_no_free_vector_is_enospc():
     h = irqlab.Host(ncpus=2)
     h.alloc_irq(16, level=True)
@@ -348,23 +333,19 @@ def test_irq_set_affinity_with_no_free_vector_is_enospc():
     assert e.value.errno == errno.ENOSPC and snapshot(h) == before
 
 
-@pytest.mark.xfail(strict=True, reason="genirq: Host(nr_irqs=10) then a GSI 16 line is accepted (issue 11) — "
-                                       "branch genirq")
-def test_a_line_beyond_nr_irqs_is_refused():
-    try:
-        h = irqlab.Host(ncpus=2, nr_irqs=10)
-    except REFUSALS:
-        return   # fewer than the IO-APIC's 24 GSIs refused up front is an answer too
-    before = snapshot(h)
-    with pytest.raises(REFUSALS):
-        h.add_pci_device("0000:01:00.0", intx_pin=1, gsi=16)
-    assert snapshot(h) == before
+def test_nr_irqs_is_checked_and_a_line_beyond_it_grows_it():
+    """issue 11's Host(nr_irqs=10) then a GSI 16 line: x86 preallocates the 16 legacy irqs (irqdesc.c
+    early_irq_init), so nr_irqs < 16 is refused; an irq at or above nr_irqs grows it (irq_expand_nr_irqs,
+    CONFIG_SPARSE_IRQ), and /proc/interrupts' first column widens with it."""
+    with pytest.raises(ValueError, match="16"):
+        irqlab.Host(ncpus=2, nr_irqs=10)
+    h = irqlab.Host(ncpus=2, nr_irqs=16)
+    h.add_pci_device("0000:01:00.0", intx_pin=1, gsi=16)
+    h.bind_host_driver("0000:01:00.0", "eth0", use_msi=False)
+    assert h.nr_irqs == 17 and procfs.parse_proc_interrupts(h.proc_interrupts()).row(16).actions == ["eth0"]
 
 
-@pytest.mark.parametrize("ret", [
-    pytest.param(r, marks=pytest.mark.xfail(strict=True, reason="genirq: a handler returning None/'x'/True raises "
-                                            "mid-dispatch after kstat counted (issue 11) — branch genirq"))
-    for r in (None, "x", True)] + [7, -1])
+@pytest.mark.parametrize("ret", [None, "x", True, 7, -1])
 def test_a_handler_returning_a_bogus_value_raises_nothing(ret):
     """kernel/irq/handle.c takes any irqreturn_t; spurious.c's bad_action_ret reports it ("bogus return value").
     Nothing may come out of the hard-IRQ path: the interrupt ends in one outcome."""

@@ -201,8 +201,6 @@ def test_an_intx_held_by_action_mask_survives_a_loopback():
     watch(h)
 
 
-@pytest.mark.xfail(strict=True, reason="genirq (new, found by the twin fuzzer): a line's pending interrupt is "
-                                       "forgotten, 'pending' for ever with nothing holding it — branch genirq")
 @pytest.mark.parametrize("how", ["free_irq of the last action", "vfio MSI-X disable frees the descriptor",
                                  "enable_irq of an edge line that held it masked at the chip"])
 def test_a_pending_interrupt_is_not_forgotten(how):

@@ -328,8 +328,6 @@ def _intx_host(*lines):
     return h
 
 
-@pytest.mark.xfail(strict=True, reason="genirq: a spurious poll on a chunk boundary runs after the interrupts at "
-                                       "that instant (issue 11) — branch genirq")
 @pytest.mark.parametrize("chunk", [1, 2, 3])
 def test_a_poll_on_a_chunk_boundary(chunk):
     """Timers due at T run before interrupts at T: the poll at 100 ms runs before the glitches raised then."""
@@ -341,8 +339,6 @@ def test_a_poll_on_a_chunk_boundary(chunk):
     compare(make, [Source("spurious", irq=16)], t, np.zeros(t.size, np.uint16), chunk)
 
 
-@pytest.mark.xfail(strict=True, reason="genirq: the vector engine skips the poller for lines with no source in the "
-                                       "storm (issue 11) — branch genirq")
 def test_the_poller_polls_lines_the_storm_does_not_touch():
     """A line left spurious-disabled by an earlier storm is polled every HZ/10 during the next one, whatever
     its sources."""
@@ -356,8 +352,6 @@ def test_the_poller_polls_lines_the_storm_does_not_touch():
     compare(make, [Source("intx", "0000:00:1a.0")], t, np.zeros(3, np.uint16), 1 << 21)
 
 
-@pytest.mark.xfail(strict=True, reason="genirq: host.spurious_disabled order for two lines disabled at one instant "
-                                       "(issue 11) — branch genirq")
 def test_two_lines_disabled_at_one_instant():
     def make():
         h = _intx_host(16, 17)
