@@ -1,23 +1,40 @@
 """Self-checks for the course's exercises: each answer is compared with what the model itself computes.
 
-Not a kernel file. ``check.ex("02-shared-no-dev-id", answer)`` prints a ✓ line, or a ✗ line that says what
-is wrong (the kind of answer expected, and a hint pointing at the kernel rule) without giving the answer
-away, and returns True/False. Checks never raise, so a notebook always runs to its end. The expected
-answers are computed from the model (scenarios, the storm engine, the kernel-rule modules) the first time
-they are needed, so they follow the model if it changes.
+Not a kernel file. ``check.ex("02-shared-no-dev-id", answer)`` prints one line and returns True/False:
+
+- before any attempt (``answer = ...``) it says only what kind of answer is wanted;
+- a wrong answer gets a hint, and each new wrong answer the next, more precise one (the same wrong answer
+  again gets the same hint again); after the last hint it points to the worked solution;
+- a right answer gets a ✓ and, where there is one, the reason behind it;
+- every answer is echoed as it was typed in the cell (``0x70`` stays ``0x70``).
+
+A "predict" exercise is followed by a cell that shows the answer. That cell starts with ``%%reveal KEY``: it
+runs only once an answer to KEY was given (right or wrong), and otherwise says so, without an error. The
+magic is registered when this module is imported in IPython (or with ``%load_ext irqlab.check``).
+
+Checks never raise, so a notebook always runs to its end. The expected answers are computed from the model
+(scenarios, the storm engine, the kernel-rule modules) the first time they are needed, so they follow the
+model if it changes; the multiple-choice questions' answers are the kernel's reasons, and
+tests/test_check.py shows the model behaving as the right choice says.
 
     >>> from irqlab import check
     >>> check.ex("04-semaphore-reads", 3)          # doctest: +SKIP
-    ✓ 04-semaphore-reads: right.
+    ✓ 04-semaphore-reads: right — 3.
 """
 from __future__ import annotations
 
+import ast
 import errno as _errno
+import io
+import re
+import textwrap
+import tokenize
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ex", "q", "hint", "expected", "exercises", "Exercise", "EXERCISES"]
+__all__ = ["ex", "q", "hint", "expected", "exercises", "answered", "reset", "Exercise", "EXERCISES"]
+# (load_ipython_extension is IPython's hook for %load_ext irqlab.check, not an API of its own)
 
 # --------------------------------------------------------------------------------------- tiny helpers
 
@@ -130,6 +147,15 @@ def _msix_rows_after_vector3() -> int:
 
 # --------------------------------------------------------------------------- 03: dispatch
 
+def _msix_hwirq() -> int:
+    from . import scenarios
+    from .procfs import parse_proc_interrupts
+
+    h = scenarios.switchboard()
+    rows = parse_proc_interrupts(h.proc_interrupts()).device_rows()
+    return int(next(r.hwirq for r in rows if "enp2s0-TxRx-3" in r.actions))
+
+
 def _deaf_line_unhandled(spacing_ns: int) -> int:
     from . import Host
     from .uapi import IRQF_SHARED
@@ -140,6 +166,21 @@ def _deaf_line_unhandled(spacing_ns: int) -> int:
     for i in range(3):
         h.raise_spurious(17, at=(i + 1) * spacing_ns)
     return h.irq_to_desc(17).irqs_unhandled
+
+
+def _thread_verdict() -> int:
+    """Two glitches 1 ms apart on a line whose only action wakes a thread that returns IRQ_NONE."""
+    from . import Host
+    from .uapi import IRQ_NONE, IRQ_WAKE_THREAD, IRQF_ONESHOT, IRQF_SHARED
+
+    h = Host()
+    h.alloc_irq(19, level=True)
+    h.request_threaded_irq(19, lambda i, d: IRQ_WAKE_THREAD, lambda i, d: IRQ_NONE, IRQF_ONESHOT | IRQF_SHARED,
+                           "sensor", 1)
+    for t in (1_000_000, 2_000_000):
+        h.raise_spurious(19, at=t)
+        h.run(until=t + 500_000)
+    return h.irq_to_desc(19).irqs_unhandled
 
 
 def _edge_replays() -> int:
@@ -284,11 +325,12 @@ def _masked_outcome() -> str:
 def _masked_time_ns() -> int:
     from . import Timing, scenarios
 
-    h = scenarios.shared_intx(timing=Timing(resample_ns=10_000))
+    h = scenarios.shared_intx(timing=Timing(guest_handler_ns=10_000))
     dev = h.pci_dev(LEGACY)
     h.raise_intx(LEGACY)
     t0 = h.now
-    assert dev.disintx
+    if not dev.disintx:
+        raise RuntimeError("vfio did not mask the card")
     return _step_until(h, lambda: not dev.disintx) - t0
 
 
@@ -300,10 +342,19 @@ def _non_pci23_errno() -> int:
 
 # --------------------------------------------------------------------------- 07: storms
 
+def _stuck_intx_kstat() -> int:
+    """A device on line 16 that no driver claims asserts INTx for good: what /proc/interrupts counts on 16."""
+    from . import scenarios
+
+    h = scenarios.shared_intx(trace=False)
+    h.add_pci_device("0000:05:00.0", name="orphan", intx_pin=1, gsi=16)
+    h.raise_intx("0000:05:00.0")
+    h.run(until=1_000_000_000)
+    return sum(h.irq_to_desc(16).kstat)
+
+
 def _glitch_storm_host() -> Any:
     """Notebook 7's glitches-only storm, run: 200 ms of glitches at 1 MHz on line 16 (seed 7)."""
-    import numpy as np  # noqa: F401  (the storm's arrays)
-
     from . import scenarios, storm
     from .storm import Source
 
@@ -400,131 +451,245 @@ def _sample_busiest() -> str:
 
 @dataclass(frozen=True)
 class Exercise:
-    """One exercise: how to compute its answer from the model, the kind of answer, and a hint."""
+    """One exercise: how to compute its answer from the model, the kind of answer, and its hints.
+
+    ``hints`` go from a nudge to the kernel rule; none gives the answer away. ``fmt`` says how a computed
+    number is echoed ("hex" for vectors and registers; a tuple gives one format per element of a pair).
+    ``choices`` are the options of a multiple-choice question (kind "choice"); ``explain`` is shown once
+    the answer is right.
+    """
 
     key: str
     compute: Callable[[], Any]
-    kind: str  # "errno", "int", "str", "bool", "pair", "cpu"
-    hint: str
+    kind: str  # "errno", "int", "str", "bool", "pair", "cpu", "choice"
+    hints: tuple[str, ...]
+    fmt: str | tuple[str, ...] = "dec"
+    choices: dict[str, str] = field(default_factory=dict)
+    explain: str = ""
 
+    @property
+    def notebook(self) -> str:
+        """The notebook the exercise lives in, from its key's number."""
+        return _NOTEBOOKS.get(self.key[:2], f"{self.key[:2]}-*.ipynb")
+
+
+_NOTEBOOKS = {"01": "01-switchboard.ipynb", "02": "02-registration.ipynb", "03": "03-dispatch.ipynb",
+              "04": "04-eventfd-irqfd.ipynb", "05": "05-injection.ipynb", "06": "06-level-intx.ipynb",
+              "07": "07-storms.ipynb", "08": "08-posted-interrupts.ipynb", "09": "09-your-machine.ipynb"}
 
 _KIND_TEXT = {
-    "errno": "an errno: a number such as errno.EINVAL, or its name as a string ('EINVAL'); 0 for success",
-    "int": "a number (an int; '0x..' strings are fine)",
+    "errno": "an errno: a name such as 'EINVAL' (or errno.EINVAL), or 0 for success",
+    "int": "a number (an int; 0x.. literals or '0x..' strings are fine)",
     "str": "a string",
     "bool": "True or False",
     "pair": "a pair of numbers, (first, second)",
     "cpu": "a CPU: its number, or its column name like 'CPU0'",
+    "choice": "the letter of one choice, as a string: 'a', 'b', 'c' or 'd'",
+}
+
+WHY_DRAIN = {
+    "a": "eventfd_signal() fails while the count is above 0, so vfio could not signal the next interrupt.",
+    "b": "Once KVM has taken the interrupt, the eventfd must no longer read as signalled: anyone who polls it "
+         "later (QEMU's main loop, a new KVM_IRQFD on the same eventfd) would otherwise see the same interrupt "
+         "again and inject it twice.",
+    "c": "KVM reads the count to know how many interrupts to inject.",
+    "d": "Reading the count tells vfio-pci that it may unmask the device.",
+}
+WHY_ATOMIC = {
+    "a": "Because the fast path runs in the guest, where the host cannot sleep.",
+    "b": "Because irqfd_wakeup() is a wait-queue callback: eventfd_signal() calls it with the eventfd's "
+         "wait-queue lock held and interrupts off, and here eventfd_signal() itself runs inside vfio's "
+         "hard-IRQ handler.",
+    "c": "Because a kworker is slower than a direct call, and KVM wants the lowest latency.",
+    "d": "Because the vCPU thread is blocked until irqfd_wakeup() returns.",
+}
+WHY_MASK = {
+    "a": "So that the guest does not receive the same interrupt twice.",
+    "b": "A level line stays asserted until the device is serviced, and only the guest's driver services it: "
+         "unmasked, the line would fire again right after the host's EOI, again and again, on a line eth0 "
+         "shares, until the guest ran.",
+    "c": "Because an eventfd cannot be signalled from a hard-IRQ handler.",
+    "d": "Because KVM's irqfd refuses level-triggered interrupts that are not masked.",
 }
 
 EXERCISES: dict[str, Exercise] = {e.key: e for e in [
-    Exercise("01-first-kvm-function", _first_kvm_function, "str",
-             "Walk gpu.hops and find the first hop whose file is under virt/kvm/ or arch/x86/kvm/: the function "
-             "KVM hangs on the eventfd's wait queue."),
-    Exercise("01-nic-irq", _nic_irq, "int",
-             "The NIC's queue 2 has its own Linux irq: read the common_interrupt hop of its journey, or find the "
-             "row whose action ends in -TxRx-2 in host.proc_interrupts()."),
-    Exercise("01-nic-reaches-kvm", _nic_reaches_kvm, "bool",
-             "Look at the files of the NIC interrupt's hops: does any of them live under virt/kvm/ or "
-             "arch/x86/kvm/? Whose extension did that call ring?"),
+    Exercise("01-first-kvm-function", _first_kvm_function, "str", (
+        "Each hop has a .file: KVM's functions live under virt/kvm/ or arch/x86/kvm/.",
+        "KVM hears of the interrupt only through the eventfd: look for the function eventfd_signal() wakes, "
+        "the wait-queue entry KVM hung on the eventfd.")),
+    Exercise("01-nic-irq", _nic_irq, "int", (
+        "Print the NIC interrupt's journey: its common_interrupt hop names the irq the vector maps to.",
+        "Or read host.proc_interrupts(): the first column of the row whose action ends in -TxRx-2.")),
+    Exercise("01-nic-reaches-kvm", _nic_reaches_kvm, "bool", (
+        "List the files of the NIC interrupt's hops: [h.file for h in nic.hops].",
+        "KVM subscribed to one eventfd, the GPU's. Did the NIC's handler signal any eventfd?")),
 
-    Exercise("02-shared-no-dev-id", _shared_no_dev_id, "errno",
-             "IRQF_SHARED with dev_id None: how would free_irq() know which action of the line to remove? "
-             "request_threaded_irq() refuses such a call before it looks at the line."),
-    Exercise("02-oneshot-other-order", _oneshot_other_order, "errno",
-             "In 6.18 request_irq() adds IRQF_COND_ONESHOT. Read __setup_irq(): what happens when the action "
-             "already on the line has IRQF_ONESHOT and the new one has IRQF_COND_ONESHOT?"),
-    Exercise("02-irqfd-second-vm", _irqfd_second_vm, "errno",
-             "kvm_irqfd() joins the eventfd with add_wait_queue_priority_exclusive(): how many priority waiters "
-             "can one eventfd have (in 6.18, across all VMs)?"),
-    Exercise("02-msix-rows", _msix_rows_after_vector3, "int",
-             "vfio-pci requests an irq only for the vectors that were given an eventfd; with dynamic MSI-X "
-             "allocation it can add one later without touching the others. Count the vfio-msix rows."),
+    Exercise("02-shared-no-dev-id", _shared_no_dev_id, "errno", (
+        "Make the call inside try/except KernelError and read the exception's .errname.",
+        "With IRQF_SHARED and no dev_id, how would free_irq() know which action of the line to remove? "
+        "request_threaded_irq() checks its flags before it looks at the line.")),
+    Exercise("02-oneshot-other-order", _oneshot_other_order, "errno", (
+        "Make both requests on a fresh host and see whether the second one raises.",
+        "6.18's request_irq() adds IRQF_COND_ONESHOT. Read __setup_irq(): what happens when the action already "
+        "on the line has IRQF_ONESHOT and the new one has IRQF_COND_ONESHOT?")),
+    Exercise("02-irqfd-second-vm", _irqfd_second_vm, "errno", (
+        "Make the call inside try/except KernelError and read the exception's .errname.",
+        "kvm_irqfd_register() joins the eventfd with add_wait_queue_priority_exclusive(): how many priority "
+        "waiters can one eventfd have, across all VMs?")),
+    Exercise("02-msix-rows", _msix_rows_after_vector3, "int", (
+        "Count the lines of host.proc_interrupts() with a vfio-msix action.",
+        "vfio-pci requests an irq only for the vectors that were given an eventfd; with dynamic MSI-X "
+        "allocation it adds one later without touching the others.")),
 
-    Exercise("03-unhandled-after-three", lambda: _deaf_line_unhandled(1_000), "int",
-             "note_interrupt() increments irqs_unhandled for each IRQ_NONE that comes within HZ/10 (100 ms) of "
-             "the previous unhandled one."),
-    Exercise("03-unhandled-aged", lambda: _deaf_line_unhandled(200_000_000), "int",
-             "note_interrupt(): when more than HZ/10 has passed since the last unhandled interrupt "
-             "(jiffies > last_unhandled + HZ/10), irqs_unhandled is not incremented: it starts again."),
-    Exercise("03-edge-replays", _edge_replays, "int",
-             "While the line is disabled, each arrival sets IRQS_PENDING: one bit, not a counter. "
-             "check_irq_resend() replays what that bit says."),
-    Exercise("03-level-replay", _level_replay_function, "str",
-             "A level line is never resent: check_irq_resend() clears IRQS_PENDING and returns. Look at the held "
-             "interrupt's journey after enable_irq(): which hop lets the still-asserted line fire again?"),
+    Exercise("03-msix-hwirq", _msix_hwirq, "int", (
+        "Find the row of enp2s0-TxRx-3 in host.proc_interrupts(): the hwirq is the number before '-edge'.",
+        "A device's MSI-X domain numbers its interrupts by their index in the device's MSI-X table.")),
+    Exercise("03-thread-verdict", _thread_verdict, "int", (
+        "Build it (request_threaded_irq with a primary that returns irqlab.IRQ_WAKE_THREAD), raise the two "
+        "glitches with h.run() after each, and read irqs_unhandled.",
+        "note_interrupt() cannot judge an interrupt whose thread has not run yet: it marks SPURIOUS_DEFERRED and "
+        "judges it at the next interrupt, from whether threads_handled moved. Which interrupts have been judged "
+        "after the second one?")),
+    Exercise("03-unhandled-after-three", lambda: _deaf_line_unhandled(1_000), "int", (
+        "Build the fresh line as the question says and read h.irq_to_desc(17).irqs_unhandled.",
+        "note_interrupt() increments irqs_unhandled for each IRQ_NONE that comes within HZ/10 (100 ms) of the "
+        "previous unhandled one.")),
+    Exercise("03-unhandled-aged", lambda: _deaf_line_unhandled(200_000_000), "int", (
+        "Build the fresh line as the question says and read h.irq_to_desc(17).irqs_unhandled.",
+        "note_interrupt(): when more than HZ/10 has passed since the last unhandled interrupt "
+        "(jiffies > last_unhandled + HZ/10), irqs_unhandled is not incremented: the count starts again.")),
+    Exercise("03-edge-replays", _edge_replays, "int", (
+        "Give the line a handler that counts its calls (calls.append(irq)), then run the model.",
+        "While the line is disabled, each arrival sets IRQS_PENDING: one bit, not a counter. "
+        "check_irq_resend() replays what that bit says.")),
+    Exercise("03-level-replay", _level_replay_function, "str", (
+        "Print the journey lvl and read the hop right after the one where the flow handler refused.",
+        "check_irq_resend() does nothing for a level line: the pin is still asserted, and the IO-APIC sends "
+        "the vector again by itself as soon as genirq lets the line through the chip again.")),
 
-    Exercise("04-semaphore-reads", _semaphore_reads, "int",
-             "EFD_SEMAPHORE: each read() returns 1 and subtracts 1; a read of a zero count with EFD_NONBLOCK fails."),
-    Exercise("04-write-past-max", _write_past_max_errno, "errno",
-             "eventfd_write() proceeds only if ULLONG_MAX - count > value; otherwise a non-blocking writer "
-             "gets an error telling it to try again later."),
-    Exercise("04-saturated-poll", _saturated_poll, "int",
-             "eventfd_signal() saturates at ULLONG_MAX. eventfd_poll(): EPOLLIN if count > 0, EPOLLERR if count "
-             "== ULLONG_MAX, EPOLLOUT if count < ULLONG_MAX - 1. Add up the bits (irqlab.eventfd.EPOLL*)."),
-    Exercise("04-count-after-irqfd", _count_after_irqfd, "int",
-             "irqfd_wakeup() calls eventfd_ctx_do_read() before it injects: what does a normal (non-semaphore) "
-             "read leave behind?"),
-    Exercise("04-work-coalesced", _work_path_deliveries, "int",
-             "queue_work_on() is a no-op while the work is pending, and one irqfd_inject() run injects once."),
+    Exercise("04-semaphore-reads", _semaphore_reads, "int", (
+        "Read in a loop until the read raises KernelError (with EFD_NONBLOCK an empty eventfd does not block).",
+        "EFD_SEMAPHORE: each read() returns 1 and subtracts 1 from the count.")),
+    Exercise("04-write-past-max", _write_past_max_errno, "errno", (
+        "Make the write inside try/except KernelError and read the exception's .errname.",
+        "eventfd_write() proceeds only if ULLONG_MAX - count > value; a non-blocking writer that would have to "
+        "wait for a reader gets the errno that means 'try again later'.")),
+    Exercise("04-saturated-poll", _saturated_poll, "int", (
+        "Signal, then call f.poll().",
+        "eventfd_poll(): EPOLLIN if count > 0, EPOLLERR if count == ULLONG_MAX, EPOLLOUT if count < ULLONG_MAX - 1. "
+        "Add up the bits (irqlab.eventfd.EPOLLIN and friends)."), fmt="hex"),
+    Exercise("04-count-after-irqfd", _count_after_irqfd, "int", (
+        "What does irqfd_wakeup() do with the eventfd's count before it injects?",
+        "eventfd_ctx_do_read() is the kernel's read: without EFD_SEMAPHORE it takes the whole count.")),
+    Exercise("04-why-drain", lambda: "b", "choice", (
+        "While the count is above 0, what does eventfd_poll() report, and who may poll this eventfd?",
+        "kvm_irqfd_assign() polls the eventfd and, if it reports EPOLLIN, queues an injection at once; QEMU's "
+        "main loop polls eventfds too. Before Linux 5.11 irqfd_wakeup() did not drain the count."),
+        choices=WHY_DRAIN,
+        explain="Linux 5.11 added the eventfd_ctx_do_read() to irqfd_wakeup() (commit b59e00dd8cda, "
+                "\"kvm/eventfd: Drain events from eventfd in irqfd_wakeup()\"), with the priority wait queue "
+                "that keeps userspace from being woken at all."),
+    Exercise("04-why-atomic", lambda: "b", "choice", (
+        "Who calls irqfd_wakeup(), and what does the caller hold while it does?",
+        "Read eventfd_signal_mask() in fs/eventfd.c (spin_lock_irqsave of ctx->wqh.lock around "
+        "wake_up_locked_poll) and the comment above irqfd_wakeup() in virt/kvm/eventfd.c."),
+        choices=WHY_ATOMIC,
+        explain="So the fast path may only do what is safe with interrupts off: kvm_arch_set_irq_inatomic() "
+                "delivers an MSI route through the RCU-protected APIC map. kvm_set_irq() takes the IOAPIC's "
+                "and PIC's spinlocks, which other paths hold with interrupts on: that goes to irqfd_inject() "
+                "in a kworker."),
+    Exercise("04-work-coalesced", _work_path_deliveries, "int", (
+        "Four of the five signals arrive while irqfd_inject is still queued.",
+        "queue_work_on() returns false for a work item that is already pending, and one irqfd_inject() run "
+        "raises the GSI once.")),
 
-    Exercise("05-dest-vector", _decode_dest_vector, "pair",
-             "Address bits 19:12 are the destination ID; data bits 7:0 are the vector. Shift and mask, or use "
-             "irqlab.msi.decode()."),
-    Exercise("05-dest-mode", _dest_mode, "str",
-             "Address bit 2 is DM (0 physical, 1 logical); answer 'physical' or 'logical'."),
-    Exercise("05-queue3-vcpu", _queue3_vcpu, "int",
-             "Follow GSI 27's route: its MSI address names an APIC ID. Which vCPU has it? (or raise queue 3 and see "
-             "which vCPU's delivered counter moves)"),
-    Exercise("05-ppr", _ppr_after_ack, "int",
-             "The vCPU acknowledges the highest IRR vector whose class (v & 0xF0) is above PPR. Then PPR = TPR if "
-             "TPR's class >= the in-service class, else the in-service class."),
-    Exercise("05-exits-per-interrupt", _exits_per_interrupt, "int",
-             "Without APICv: one exit for the kick (EXTERNAL_INTERRUPT), and what does the guest's EOI write "
-             "cost when the APIC is emulated?"),
+    Exercise("05-dest-vector", _decode_dest_vector, "pair", (
+        "irqlab.msi.decode(address, data) decodes every field.",
+        "Address bits 19:12 are the destination ID; data bits 7:0 are the vector."), fmt=("dec", "hex")),
+    Exercise("05-dest-mode", _dest_mode, "str", (
+        "Address bit 2 is DM: 0 physical, 1 logical.",
+        "0xC is 0b1100: which of bits 3 and 2 are set?")),
+    Exercise("05-queue3-vcpu", _queue3_vcpu, "int", (
+        "Raise queue 3, run the model, and see which vCPU's delivered counter moved.",
+        "GSI 27's route is an MSI message: decode its address; which vCPU has that APIC ID?")),
+    Exercise("05-ppr", _ppr_after_ack, "int", (
+        "Build it: KvmLapic(), set_tpr(), apic_accept_irq() twice, kvm_cpu_get_interrupt(), then read .ppr.",
+        "The vCPU acknowledges the highest IRR vector whose class (v & 0xF0) is above PPR. Then PPR = TPR if "
+        "TPR's class >= the in-service vector's class, else the in-service class."), fmt="hex"),
+    Exercise("05-exits-per-interrupt", _exits_per_interrupt, "int", (
+        "One exit gets the interrupt in. What does the guest's EOI write cost when KVM emulates the APIC?",
+        "Without APICv the kick's IPI exits as EXTERNAL_INTERRUPT, and the guest's write to the emulated EOI "
+        "register traps too.")),
 
-    Exercise("06-masked-outcome", _masked_outcome, "str",
-             "While vfio keeps INTx Disable set, the device's Status.Interrupt bit is already set: the second "
-             "assertion merges into the first. Which label of irqlab.Outcome names that? "
-             "(list them: [o.label for o in irqlab.Outcome])"),
-    Exercise("06-masked-ns", _masked_time_ns, "int",
-             "Step the model with host.sched.next_due() / host.run(until=...) and watch the device's DisINTx "
-             "bit (host.pci_dev(bdf).disintx); the round trip adds up work, kick, guest handler and resample."),
-    Exercise("06-non-pci23", _non_pci23_errno, "errno",
-             "Without INTx Disable vfio-pci cannot mask just its device: it requests the line without "
-             "IRQF_SHARED. What does __setup_irq() say to that on a line eth0 already shares?"),
+    Exercise("06-masked-outcome", _masked_outcome, "str", (
+        "Is the card's Status.Interrupt bit still set when it asserts again?",
+        "While INTx Disable holds the card's line down, a second assertion merges into the first at the device. "
+        "Which label of irqlab.Outcome names that? ([o.label for o in irqlab.Outcome])")),
+    Exercise("06-masked-ns", _masked_time_ns, "int", (
+        "Step the model (host.sched.next_due(), host.run(until=...)) and watch the card's DisINTx bit "
+        "(host.pci_dev(bdf).disintx).",
+        "The card is masked from vfio's hard-IRQ handler until the resample unmasks it: add up what happens in "
+        "between (the inject work, the kick, the guest's handler, the EOI).")),
+    Exercise("06-why-mask", lambda: "b", "choice", (
+        "What does a level-triggered line do after the host's EOI if the device still asserts it?",
+        "Who can service (clear) the passed-through card's interrupt condition, and when does it run?"),
+        choices=WHY_MASK,
+        explain="vfio_intx_handler() sets INTx Disable (pci_check_and_mask_intx) so the card drops the line at "
+                "once; the shared line keeps serving eth0. The guest's EOI comes back through the resampler "
+                "and vfio's unmask eventfd."),
+    Exercise("06-non-pci23", _non_pci23_errno, "errno", (
+        "Build the machine inside try/except irqlab.KernelError and read the exception's .errname.",
+        "Without INTx Disable vfio-pci cannot mask just its device: it requests the line without IRQF_SHARED. "
+        "What does __setup_irq() say to that on a line eth0 already shares?")),
 
-    Exercise("07-disable-index", _glitch_disable_index, "int",
-             "Counting starts at the first unhandled interrupt; the window closes at the 100,000th counted one, "
-             "and that is when the line is disabled. Event indexes start at 0."),
-    Exercise("07-slow-glitches", _slow_glitch_reports, "int",
-             "At 5 glitches a second, more than HZ/10 passes between two of them: what does note_interrupt() do "
-             "to irqs_unhandled then?"),
-    Exercise("07-storm-kstat", _glitch_storm_kstat, "int",
-             "kstat is incremented only after the flow handler's gate (irq_can_handle_actions): interrupts held or "
-             "dropped on the disabled line are not counted, and neither are the poller's runs of the handlers "
-             "(poll_spurious_irqs calls them directly). Which glitches passed the gate?"),
+    Exercise("07-stuck-kstat", _stuck_intx_kstat, "int", (
+        "Each time the flow handler EOIs the pin, the still-asserted line fires again: when does that stop?",
+        "kstat counts every interrupt that passes the flow handler's gate. note_interrupt() disables the line at "
+        "the 100,000th counted one (more than 99,900 unhandled), and the next interrupt finds it disabled.")),
+    Exercise("07-disable-index", _glitch_disable_index, "int", (
+        "Run the storm, then find the disable time (h.spurious_disabled) in the storm's times with "
+        "np.searchsorted.",
+        "Counting starts at the first unhandled interrupt; the window closes at the 100,000th counted one, and "
+        "that is when the line is disabled. Event indexes start at 0.")),
+    Exercise("07-slow-glitches", _slow_glitch_reports, "int", (
+        "Run that storm and count 'nobody cared' in the host's dmesg().",
+        "At 5 glitches a second, more than HZ/10 passes between two of them: what does note_interrupt() do to "
+        "irqs_unhandled then?")),
+    Exercise("07-storm-kstat", _glitch_storm_kstat, "int", (
+        "sum(h7.irq_to_desc(16).kstat) after the storm of 07-disable-index.",
+        "kstat is incremented only after the flow handler's gate (irq_can_handle_actions): interrupts held or "
+        "dropped on the disabled line are not counted, and neither are the poller's runs of the handlers.")),
 
-    Exercise("08-not-postable", _broadcast_outcome, "str",
-             "kvm_pi_update_irte() posts only an MSI route to a single vCPU (Fixed or Lowest priority); for any "
-             "other route the IRTE goes back to remapped. Read the journey: whose functions run now, and how does "
-             "it end? (an irqlab.Outcome label)"),
-    Exercise("08-posted-vfio-row", _posted_vfio_row_total, "int",
-             "A posted interrupt never enters the host's common_interrupt, so nothing increments kstat."),
-    Exercise("08-halted-row", _halted_wakeup_row, "str",
-             "A halted vCPU's descriptor has NV = the wakeup vector; which arch row does its handler count? "
-             "Answer with the row's name (three capital letters)."),
+    Exercise("08-not-postable", _broadcast_outcome, "str", (
+        "Read the journey: whose functions run now, and how does it end?",
+        "kvm_pi_update_irte() posts only an MSI route to a single vCPU (Fixed or Lowest priority); for any other "
+        "route the IRTE stays remapped and the interrupt takes the host's path. Answer with an irqlab.Outcome "
+        "label.")),
+    Exercise("08-posted-vfio-row", _posted_vfio_row_total, "int", (
+        "Parse the /proc/interrupts of the posted storm and read the row's total.",
+        "A posted interrupt never enters the host's common_interrupt: who would count it?")),
+    Exercise("08-halted-row", _halted_wakeup_row, "str", (
+        "posted_interrupt_counters() gives the per-CPU counts of the posted-interrupt rows: which one moved?",
+        "A halted vCPU's descriptor has NV = the wakeup vector, and the host's handler of that vector counts "
+        "its own row (three capital letters).")),
 
-    Exercise("09-vfio-rows", _sample_vfio_rows, "int",
-             "A row belongs to vfio when one of its actions starts with 'vfio-'; ProcInterrupts.vfio_rows() finds them."),
-    Exercise("09-pin-total", _sample_pin_total, "int",
-             "posted_interrupt_counters() gives the per-CPU counts of the PIN row; add them up."),
-    Exercise("09-busiest-cpu", _sample_busiest, "cpu",
-             "Add up each CPU's column over the device rows only (not LOC and the other arch rows): "
-             "busiest_cpu() does that."),
+    Exercise("09-vfio-rows", _sample_vfio_rows, "int", (
+        "A row belongs to vfio when one of its actions starts with 'vfio-'.",
+        "ProcInterrupts.vfio_rows() finds them.")),
+    Exercise("09-pin-total", _sample_pin_total, "int", (
+        "posted_interrupt_counters() gives the per-CPU counts of the PIN row.",
+        "Add up the PIN row's counts over all CPUs.")),
+    Exercise("09-busiest-cpu", _sample_busiest, "cpu", (
+        "Add up each CPU's column over the device rows only (not LOC and the other arch rows).",
+        "busiest_cpu() does that for you.")),
 ]}
 
+# ------------------------------------------------------------------------------------- student state
+
 _cache: dict[str, Any] = {}
+_wrong: dict[str, list[Any]] = {}   # the distinct wrong answers given, normalized, in order
+_level: dict[str, int] = {}         # how many hints have been shown
+_answered: set[str] = set()         # an answer of the right kind was given (reveals may run)
 
 
 def exercises() -> list[str]:
@@ -541,13 +706,52 @@ def expected(key: str) -> Any:
     return _cache[key]
 
 
+def answered(key: str) -> bool:
+    """True once an answer of the right kind was given to ``key`` (right or wrong)."""
+    return key in _answered
+
+
+def reset(key: str | None = None) -> None:
+    """Forget the attempts (of one exercise, or of all): hints start again from the first."""
+    for d in (_wrong, _level):
+        if key is None:
+            d.clear()
+        else:
+            d.pop(key, None)
+    if key is None:
+        _answered.clear()
+    else:
+        _answered.discard(key)
+
+
+WIDTH = 100  # JupyterLab breaks longer output lines anywhere, even mid-word
+
+
+def _say(text: str) -> None:
+    """Print ``text``, each of its lines wrapped at WIDTH on spaces, continuation lines indented."""
+    out = []
+    for line in text.split("\n"):
+        indent = line[:len(line) - len(line.lstrip(" "))]
+        out.append(textwrap.fill(line, WIDTH, subsequent_indent=indent + "   ", break_long_words=False,
+                                 break_on_hyphens=False) if line.strip() else line)
+    print("\n".join(out))
+
+
+def _unknown(key: str) -> str:
+    return f"✗ there is no exercise {key!r} (known: {', '.join(EXERCISES)})"
+
+
 def hint(key: str) -> str:
-    """The hint of exercise ``key`` (printed, and returned)."""
+    """Show the next hint of ``key`` (the one after those already shown) and return it."""
     if key not in EXERCISES:
-        print(f"✗ there is no exercise {key!r} (known: {', '.join(EXERCISES)})")
+        _say(_unknown(key))
         return ""
-    print(f"Hint for {key}: {EXERCISES[key].hint}")
-    return EXERCISES[key].hint
+    e = EXERCISES[key]
+    level = min(_level.get(key, 0) + 1, len(e.hints))
+    _level[key] = level
+    text = e.hints[level - 1]
+    _say(f"Hint {level}/{len(e.hints)} for {key}: {text}")
+    return text
 
 
 # ------------------------------------------------------------------------------ comparing answers
@@ -570,7 +774,7 @@ def _as_int(a: Any) -> int:
             return int(a.strip().replace("_", "").replace(",", ""), 0)
         except ValueError:
             pass
-    raise _WrongKind(f"{a!r} is not a number")
+    raise _WrongKind("that is not a number")
 
 
 def _as_errno(a: Any) -> int:
@@ -580,7 +784,7 @@ def _as_errno(a: Any) -> int:
             return 0
         if name.startswith("E") and isinstance(getattr(_errno, name, None), int):
             return getattr(_errno, name)
-        raise _WrongKind(f"{a!r} is not an errno name (like 'EINVAL')")
+        raise _WrongKind("that is not an errno name (like 'EINVAL')")
     if isinstance(a, OSError) and a.errno is not None:
         return a.errno
     return abs(_as_int(a))  # the kernel returns -EBUSY; userspace sees errno EBUSY: accept both
@@ -588,7 +792,7 @@ def _as_errno(a: Any) -> int:
 
 def _as_str(a: Any) -> str:
     if not isinstance(a, str):
-        raise _WrongKind(f"{a!r} is a {type(a).__name__}, not a string")
+        raise _WrongKind(f"that is a {type(a).__name__}, not a string")
     s = a.strip().strip("'\"`").strip()
     s = s.removesuffix("()")
     return s.lower()
@@ -601,12 +805,12 @@ def _as_bool(a: Any) -> bool:
         return bool(a)
     if isinstance(a, str) and a.strip().lower() in ("true", "yes", "false", "no"):
         return a.strip().lower() in ("true", "yes")
-    raise _WrongKind(f"{a!r} is not True or False")
+    raise _WrongKind("that is not True or False")
 
 
 def _as_pair(a: Any) -> tuple[int, int]:
     if isinstance(a, (str, bytes)) or not hasattr(a, "__len__") or len(a) != 2:
-        raise _WrongKind(f"{a!r} is not a pair (first, second)")
+        raise _WrongKind("that is not a pair (first, second)")
     return (_as_int(a[0]), _as_int(a[1]))
 
 
@@ -616,42 +820,189 @@ def _as_cpu(a: Any) -> str:
     return f"CPU{_as_int(a)}"
 
 
+def _as_choice(a: Any) -> str:
+    if not isinstance(a, str):
+        raise _WrongKind(f"that is a {type(a).__name__}, not a letter in quotes")
+    s = a.strip().strip("()[].'\"").strip().lower()
+    if len(s) != 1 or not s.isalpha():
+        raise _WrongKind("that is not one letter")
+    return s
+
+
 _NORMALIZE: dict[str, Callable[[Any], Any]] = {
     "errno": _as_errno, "int": _as_int, "str": _as_str, "bool": _as_bool, "pair": _as_pair, "cpu": _as_cpu,
+    "choice": _as_choice,
 }
 
 
-def _same(kind: str, answer: Any, want: Any) -> bool:
-    """True if ``answer`` means ``want``; raises _WrongKind if it is not the kind of answer asked for."""
-    norm = _NORMALIZE[kind]
-    return norm(answer) == norm(want)
+# ------------------------------------------------------------------------------ echoing as typed
+
+_ANSWER_LINE = re.compile(r"^answer\s*=(?!=)\s*(.+)$")
+
+
+def _cell_source() -> str | None:
+    """The source of the notebook cell being run, if we are in IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    ip = get_ipython()
+    if ip is None:
+        return None
+    hist = ip.user_ns.get("_ih") or []
+    return hist[-1] if hist else None
+
+
+def _strip_comment(expr: str) -> str:
+    """``expr`` without a trailing ``# comment`` (a '#' inside a string stays)."""
+    try:
+        toks = list(tokenize.generate_tokens(io.StringIO(expr).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return expr.strip()
+    for t in toks:
+        if t.type == tokenize.COMMENT:
+            return expr[:t.start[1]].rstrip()
+    return expr.strip()
+
+
+def _is_literal(node: ast.AST) -> bool:
+    """A value the student typed (1, 0x70, 'EBUSY', errno.EBUSY, -1, (3, 0xb1)), not a computation."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _is_literal(node.operand)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return all(_is_literal(x) for x in node.elts)
+    if isinstance(node, ast.Attribute):  # errno.EBUSY, irqlab.IRQ_NONE: a constant, not e.errname
+        return isinstance(node.value, ast.Name) and node.attr.isupper()
+    return isinstance(node, ast.Name) and node.id.isupper()
+
+
+def _typed(source: str | None) -> str | None:
+    """The right-hand side of the cell's last ``answer = <literal>`` line, as typed; None if computed."""
+    if not source:
+        return None
+    rhs = None
+    for line in source.splitlines():
+        m = _ANSWER_LINE.match(line.strip())
+        if m:
+            rhs = _strip_comment(m.group(1))
+    if not rhs:
+        return None
+    try:
+        node = ast.parse(rhs, mode="eval").body
+    except SyntaxError:
+        return None
+    return rhs if _is_literal(node) else None
+
+
+def _fmt_value(value: Any, fmt: str | tuple[str, ...]) -> str:
+    """A computed answer, shown in the exercise's base (hex for vectors and registers)."""
+    if isinstance(fmt, tuple) and isinstance(value, (tuple, list)) and len(value) == len(fmt):
+        return "(" + ", ".join(_fmt_value(v, f) for v, f in zip(value, fmt)) + ")"
+    if fmt == "hex" and not isinstance(value, bool) and hasattr(value, "__index__"):
+        return hex(int(value))
+    return repr(value)
+
+
+def _echo(answer: Any, e: Exercise) -> str:
+    return _typed(_cell_source()) or _fmt_value(answer, e.fmt)
+
+
+# ------------------------------------------------------------------------------ the check
+
+def _kind_text(e: Exercise) -> str:
+    if e.kind == "choice" and e.choices:
+        letters = list(e.choices)
+        return (f"the letter of one choice, as a string: "
+                + ", ".join(f"'{c}'" for c in letters[:-1]) + f" or '{letters[-1]}'")
+    return _KIND_TEXT[e.kind]
+
+
+def _hint_line(key: str, e: Exercise, escalate: bool) -> str:
+    """The hint for this attempt: the next one after a new wrong answer, the same one after a repeat."""
+    if escalate:
+        _level[key] = _level.get(key, 0) + 1
+    level = max(_level.get(key, 0), 1)
+    if level > len(e.hints):
+        return (f"   No more hints: the worked answer is in solutions/{e.notebook}. "
+                f"The last hint was: {e.hints[-1]}")
+    return f"   Hint {level}/{len(e.hints)}: {e.hints[level - 1]}"
 
 
 def ex(key: str, answer: Any) -> bool:
-    """Check the answer to exercise ``key``: prints ✓, or ✗ with what is wrong and a hint; returns True/False."""
+    """Check the answer to exercise ``key``: prints ✓ (and why), or ✗ with the next hint; returns True/False."""
     if key not in EXERCISES:
-        print(f"✗ there is no exercise {key!r} (known: {', '.join(EXERCISES)})")
+        _say(_unknown(key))
         return False
     e = EXERCISES[key]
     if answer is ...:
-        print(f"… {key}: replace the ... with your answer ({_KIND_TEXT[e.kind]}).\n   Hint: {e.hint}")
+        _say(f"… {key}: replace the ... with your answer: {_kind_text(e)}.")
         return False
+    typed = _echo(answer, e)
     try:
         want = expected(key)
     except Exception as err:  # a model bug must not stop the notebook; the tests catch it
-        print(f"✗ {key}: the model could not compute the expected answer ({type(err).__name__}: {err}); "
+        _say(f"✗ {key}: the model could not compute the expected answer ({type(err).__name__}: {err}); "
               "please report it")
         return False
+    norm = _NORMALIZE[e.kind]
     try:
-        right = _same(e.kind, answer, want)
+        given = norm(answer)
     except _WrongKind as why:
-        print(f"✗ {key}: {why}; this exercise wants {_KIND_TEXT[e.kind]}.\n   Hint: {e.hint}")
+        _say(f"✗ {key}: {typed}: {why}. This exercise wants {_kind_text(e)}.")
         return False
-    if right:
-        print(f"✓ {key}: right.")
+    if e.kind == "choice" and e.choices and given not in e.choices:
+        _say(f"✗ {key}: {typed}: there is no choice '{given}'. This exercise wants {_kind_text(e)}.")
+        return False
+    _answered.add(key)
+    if given == norm(want):
+        _say(f"✓ {key}: right — {typed}." + (f"\n   {e.explain}" if e.explain else ""))
         return True
-    print(f"✗ {key}: not yet ({answer!r} is not it).\n   Hint: {e.hint}")
+    seen = _wrong.setdefault(key, [])
+    if given in seen:
+        _say(f"✗ {key}: {typed} again — still not it.\n{_hint_line(key, e, escalate=False)}")
+        return False
+    seen.append(given)
+    _say(f"✗ {key}: {typed} is not it (attempt {len(seen)}).\n{_hint_line(key, e, escalate=True)}")
     return False
 
 
 q = ex  # check.q("02-shared-no-dev-id", answer) reads as "question"
+
+
+# ------------------------------------------------------------------------------ %%reveal
+
+def _reveal(line: str, cell: str) -> None:
+    """``%%reveal KEY``: run the cell only once an answer to KEY was given; otherwise say so."""
+    key = line.strip()
+    if key not in EXERCISES:
+        _say(_unknown(key))
+        return
+    if key not in _answered:
+        _say(f"… {key}: this cell shows the answer. Answer the exercise first (replace the ... in its cell "
+             f"above and run it), then run this cell again.")
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:  # the magic is only registered in IPython; nothing to run the cell with otherwise
+        return
+    get_ipython().run_cell(cell, store_history=False)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext irqlab.check``: register the ``%%reveal`` cell magic."""
+    ipython.register_magic_function(_reveal, magic_kind="cell", magic_name="reveal")
+
+
+def _register() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # plain Python: checks work, there are no cells to reveal
+        return
+    ip = get_ipython()
+    if ip is not None:
+        load_ipython_extension(ip)
+
+
+_register()

@@ -1,8 +1,9 @@
 """``python -m irqlab doctor``: check what the course needs and print the exact fix for each problem.
 
 Not a kernel model: it checks Python, numpy, Graphviz's ``dot`` binary (the ``graphviz`` Python package
-does not ship it), the ``graphviz`` Python package, ipywidgets 8 and its JupyterLab extension (no build
-step since JupyterLab 4), JupyterLab, and that ``irqlab`` itself is installed from this checkout.
+does not ship it), the ``graphviz`` Python package, tqdm, then the ``course`` extra: ipywidgets 8 and its
+JupyterLab extension (no build step since JupyterLab 4), matplotlib and JupyterLab; and that ``irqlab``
+itself is installed (editable from a checkout, or a copy in site-packages) and is the one imported.
 Exit status 0 when everything is fine, 1 otherwise.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["Check", "run_checks", "main"]
+__all__ = ["Check", "run_checks", "main", "extra_fix"]
 
 WIDGETS_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
 
@@ -70,11 +71,13 @@ def _pip() -> str:
     return f"{sys.executable} -m pip" if sys.prefix != sys.base_prefix else "pip"
 
 
-def _package(dist: str, minimum: tuple[int, ...], fix: str, name: str | None = None) -> Check:
+def _package(dist: str, minimum: tuple[int, ...], fix: str, name: str | None = None,
+             missing_fix: str | None = None) -> Check:
+    """A Python package at ``minimum`` or newer; ``missing_fix`` (default ``fix``) when it is not installed."""
     v = _version(dist)
     need = ".".join(map(str, minimum))
     if v is None:
-        return Check(name or dist, False, f"not installed (need >= {need})", fix)
+        return Check(name or dist, False, f"not installed (need >= {need})", missing_fix or fix)
     ok = _at_least(v, minimum)
     return Check(name or dist, ok, v if ok else f"{v} is too old (need >= {need})", fix)
 
@@ -121,6 +124,35 @@ def _widgets_extension() -> Check:
                  "(ipywidgets 8 ships it prebuilt: no `jupyter labextension install` step is needed)")
 
 
+def _installations() -> list[metadata.Distribution]:
+    """The installed distributions of irqlab: pip's (and conda's) records, not build residue.
+
+    ``pip install`` writes a ``.dist-info`` with ``RECORD`` and ``INSTALLER`` (and ``direct_url.json`` for a
+    local or editable install); setuptools leaves an ``irqlab.egg-info`` in the checkout when it builds, which
+    is found when the checkout is on ``sys.path`` but installs nothing.
+    """
+    out = []
+    for d in metadata.distributions(name="irqlab"):
+        if any(d.read_text(f) is not None for f in ("RECORD", "INSTALLER", "direct_url.json")):
+            out.append(d)
+    return out
+
+
+def _checkout(here: Path) -> Path | None:
+    """The irqlab checkout this package was imported from, or None (an installed copy)."""
+    return here.parent if (here.parent / "pyproject.toml").is_file() and (here.parent / "course").is_dir() else None
+
+
+def extra_fix(extra: str) -> str:
+    """The command that installs an extra of irqlab (``course``, ``test``) the way irqlab was installed here."""
+    import irqlab
+
+    checkout = _checkout(Path(irqlab.__file__).resolve().parent)
+    if checkout is not None:
+        return f"cd {checkout} && {_pip()} install -e '.[{extra}]'"
+    return f"{_pip()} install 'irqlab[{extra}]'"
+
+
 def _irqlab() -> Check:
     try:
         import irqlab
@@ -128,15 +160,13 @@ def _irqlab() -> Check:
         return Check("irqlab", False, f"cannot import irqlab: {e}",
                      f"{_pip()} install -e .   (from the irqlab checkout)")
     here = Path(irqlab.__file__).resolve().parent
-    # skip the irqlab.egg-info that setuptools leaves in the checkout itself (found when the cwd is on
-    # sys.path): it is build residue, not an installation
-    dists = [d for d in metadata.distributions(name="irqlab")
-             if Path(str(d.locate_file(""))).resolve() != here.parent]
+    fix = f"cd {here.parent} && {_pip()} install -e '.[course]'" if _checkout(here) else \
+        f"{_pip()} install 'irqlab[course]'"
+    dists = _installations()
     dist = next((d for d in dists if d.read_text("direct_url.json")), dists[0] if dists else None)
     if dist is None:
         return Check("irqlab", False, f"{irqlab.__version__} imported from {here}, but not installed "
-                     "(notebooks in course/ will not find it)",
-                     f"cd {here.parent} && {_pip()} install -e .")
+                     "(notebooks in course/ will not find it)", fix)
     try:
         direct = json.loads(dist.read_text("direct_url.json") or "{}")
     except ValueError:
@@ -146,27 +176,37 @@ def _irqlab() -> Check:
     source = Path(url[len("file://"):]).resolve() if url.startswith("file://") else None
     if dist.version != irqlab.__version__:
         return Check("irqlab", False, f"imported {irqlab.__version__} from {here}, but installed "
-                     f"{dist.version}: out of step", f"cd {here.parent} && {_pip()} install -e .")
-    if editable and source is not None and source != here.parent:
-        return Check("irqlab", False, f"{here} is imported, but the editable install points at {source}",
-                     f"cd {here.parent} && {_pip()} install -e .")
-    kind = "editable install" if editable else "installed copy, not editable: edits to the checkout won't show"
-    return Check("irqlab", True, f"{irqlab.__version__} at {here} ({kind})")
+                     f"{dist.version}: out of step", fix)
+    if editable:
+        if source is not None and source != here.parent:
+            return Check("irqlab", False, f"{here} is imported, but the editable install points at {source}", fix)
+        return Check("irqlab", True, f"{irqlab.__version__} at {here} (editable install)")
+    installed = Path(str(dist.locate_file("irqlab"))).resolve()
+    if installed != here:  # e.g. run from a checkout while a copy is installed in site-packages
+        return Check("irqlab", True, f"{irqlab.__version__} imported from {here}; the installed copy is at "
+                     f"{installed} (not editable: edits to a checkout won't show until you reinstall)")
+    return Check("irqlab", True, f"{irqlab.__version__} at {here} (installed copy, not editable)")
 
 
 def run_checks() -> list[Check]:
-    """Run every check; never raises for a missing or broken dependency."""
+    """Run every check; never raises for a missing or broken dependency.
+
+    numpy, graphviz and tqdm come with ``pip install irqlab``; ipywidgets, matplotlib and JupyterLab with
+    its ``course`` extra, so a missing one's fix installs the extra.
+    """
     py = sys.version_info
+    course = extra_fix("course")
     checks = [Check("python", py >= (3, 10), f"{sys.version.split()[0]} ({sys.executable})",
                     "use Python 3.10 or newer (Debian 12: sudo apt-get install python3 python3-venv)")]
     checks.append(_package("numpy", (1, 26), f'{_pip()} install -U "numpy>=1.26"'))
     checks.append(_dot())
     checks.append(_package("graphviz", (0, 20),
                            f'{_pip()} install -U "graphviz>=0.20"   (conda: conda install -c conda-forge python-graphviz)'))
-    checks.append(_package("ipywidgets", (8,), f"{_pip()} install -U ipywidgets"))
-    checks.append(_widgets_extension())
-    checks.append(_package("jupyterlab", (4,), f'{_pip()} install -U "jupyterlab>=4.2"'))
     checks.append(_package("tqdm", (4, 66), f'{_pip()} install -U "tqdm>=4.66"'))
+    checks.append(_package("ipywidgets", (8,), f"{_pip()} install -U ipywidgets", missing_fix=course))
+    checks.append(_widgets_extension())
+    checks.append(_package("matplotlib", (3, 8), f'{_pip()} install -U "matplotlib>=3.8"', missing_fix=course))
+    checks.append(_package("jupyterlab", (4,), f'{_pip()} install -U "jupyterlab>=4.2"', missing_fix=course))
     checks.append(_irqlab())
     return checks
 

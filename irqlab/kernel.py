@@ -109,7 +109,8 @@ class Kernel:
         return first
 
     def events_in_flight(self) -> list[IrqEvent]:
-        """The interrupts not yet settled (in flight, or held pending), oldest first."""
+        """The interrupts still in flight (no outcome yet), oldest first. One held ``pending`` has its outcome
+        for now and is not listed: it sits in its device's Status bit, a line's IRQS_PENDING or an MSI-X PBA."""
         return [self._inflight[k] for k in sorted(self._inflight)]
 
     def event(self, journey_or_id: Any) -> IrqEvent | None:

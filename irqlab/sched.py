@@ -9,7 +9,6 @@ that instant.
 from __future__ import annotations
 
 import heapq
-import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -59,13 +58,26 @@ class WorkStruct:
     _timer: Timer | None = field(default=None, repr=False)
 
 
+class _Seq:
+    """A tie-breaking counter (``next(seq)``) that copies and pickles, unlike itertools.count in Python 3.14."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __next__(self) -> int:
+        self.n += 1
+        return self.n - 1
+
+
 class Scheduler:
     """The clock plus an ordered list of due callbacks (timers and queued work)."""
 
     def __init__(self) -> None:
         self.now = 0
         self._heap: list[tuple[int, int, Timer]] = []
-        self._seq = itertools.count()
+        self._seq = _Seq()
         self.to_quiet = False  # inside run(until=None): a callback may refuse an endless model
         self.quiet_runs = 0    # how many run(until=None) have started
         self.before_callback: Callable[[], Any] | None = None  # set while journeys are traced (StateRecorder)

@@ -1,8 +1,8 @@
 """Every latency the model uses, in integer nanoseconds, with where each default comes from.
 
-Sources: kernel-facts.md §11 (SplitX WIOV 2011 for VM exit+entry ≈2,000 cycles; kvm-unit-tests vmexit
-figures; exit to userspace ≈6,500 cycles); figures marked *illustrative* have no published source and
-are round numbers of the right order. Simplification: one fixed cost per step, no jitter, a 3 GHz CPU.
+Sources: Landau, Ben-Yehuda and Gordon, "SplitX", WIOV 2011, Table 1 (a VM exit + entry ≈2,000 cycles);
+the kvm-unit-tests ``vmexit`` figures quoted in Linux commit b7ffc44d5b2e (an exit to QEMU ≈6,200–6,900
+cycles). Figures marked *illustrative* have no published source and are round numbers of the right order. Simplification: one fixed cost per step, no jitter, a 3 GHz CPU.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class Timing:
     """Latencies (ns) of each step of the path. All must be non-negative integers.
 
     - ``host_irq_ns``: host hard-IRQ entry, flow handler, vfio handler, eventfd_signal and the irqfd fast
-      path. kernel-facts §11 says UNVERIFIED, 1–3 µs; we use 1.5 µs (illustrative).
+      path. No published figure; 1–3 µs is the usual order; we use 1.5 µs (illustrative).
     - ``irqfd_work_ns``: from schedule_work(&irqfd->inject) to irqfd_inject running in a kworker
       (illustrative, 4 µs).
     - ``vmexit_ns``: one VM exit + entry, 2,000 cycles at 3 GHz (SplitX, WIOV 2011, Table 1).

@@ -319,12 +319,16 @@ class Journey:
         import html
 
         rows = "".join(
-            f"<tr><td>{i}</td><td style='text-align:right'>{h.t_ns:,}</td><td>{html.escape(h.actor)}</td>"
+            f"<tr><td>{i}</td><td>{h.t_ns:,}</td><td>{html.escape(h.actor)}</td>"
             + (f"<td><i>{html.escape(h.function)}</i></td>" if h.hardware else
                f"<td><a href='{h.url}' target='_blank'><code>{html.escape(h.function)}</code></a></td>")
             + f"<td><code>{html.escape(h.file)}</code></td><td>{html.escape(h.detail)}</td></tr>"
             for i, h in enumerate(self.hops, 1))
         tail = html.escape(f"outcome: {self.outcome or 'in flight'}"
                            + (f", latency to guest {self.latency_ns:,} ns" if self.latency_ns is not None else ""))
-        return (f"<b>{html.escape(self.source)}</b> at {self.t_raise:,} ns<table><tr><th>#</th><th>t (ns)</th>"
-                f"<th>actor</th><th>function</th><th>file</th><th>detail</th></tr>{rows}</table><i>{tail}</i>")
+        # JupyterLab right-aligns table cells: a trace reads left to right, only the two number columns align right
+        style = ("<style>.irqlab-journey td, .irqlab-journey th {text-align: left}"
+                 " .irqlab-journey td:nth-child(-n+2), .irqlab-journey th:nth-child(-n+2) {text-align: right}</style>")
+        return (f"{style}<b>{html.escape(self.source)}</b> at {self.t_raise:,} ns<table class='irqlab-journey'><tr>"
+                f"<th>#</th><th>t (ns)</th><th>actor</th><th>function</th><th>file</th><th>detail</th></tr>{rows}"
+                f"</table><i>{tail}</i>")

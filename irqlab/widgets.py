@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from . import scenarios as _scenarios
 from . import viz
+from ._optional import require
 from .errors import KernelError
 from .trace import Change, Hop, Journey, format_value
 
@@ -186,7 +187,7 @@ def journey_steps(host: Any, source: tuple | None = None) -> list[Step]:
 def journey_stepper(host: Any = None, scenario: str = "switchboard", source: tuple | None = None) -> Any:
     """Choose an interrupt (it opens on the passed-through device's), then step its journey: back, next, play;
     the diagram lights each hop and shows the state as it was then; the panel says what the hop changed."""
-    import ipywidgets as w
+    w = require("ipywidgets", extra="course", what="irqlab.widgets.journey_stepper")
 
     host = host if host is not None else _scenarios.SCENARIOS[scenario]()
     srcs = interrupt_sources(host)
@@ -391,7 +392,7 @@ def board_apply(host: Any, action: str, **kw: Any) -> BoardResult:
 def registration_board(host: Any = None) -> Any:
     """Request/free IRQs, bind to vfio-pci, SET_IRQS, assign irqfds, set routes, raise; watch the kernel's
     tables. Numbers may be typed in decimal or hex (0x51); what you typed is what the message echoes."""
-    import ipywidgets as w
+    w = require("ipywidgets", extra="course", what="irqlab.widgets.registration_board")
 
     host = host if host is not None else _scenarios.switchboard()
     lw = {"description_width": "initial"}
@@ -499,8 +500,12 @@ class StormReport:
     note: str          # what the numbers leave out, said plainly
 
     def png(self, dpi: int = 90) -> bytes:
-        """The figure as PNG bytes (what the explorer shows)."""
+        """The figure as PNG bytes (what the explorer shows); a report made with ``plot=False`` has none."""
         import io
+
+        if self.figure is None:
+            raise ValueError("this report was made with plot=False: it has no figure; call storm_report(...) "
+                             "with plot=True (the default) to get one")
 
         buf = io.BytesIO()
         self.figure.savefig(buf, format="png", dpi=dpi)
@@ -616,8 +621,8 @@ def storm_report(scenario: str = "nic_and_intx", *, rate_hz: float = 100_000, in
 
 
 def _plot(r: Any, duration_ns: int, pct: dict) -> Any:
-    import matplotlib
-    from matplotlib.figure import Figure
+    matplotlib = require("matplotlib", extra="course", what="irqlab.widgets.storm_report(plot=True)")
+    Figure = require("matplotlib.figure", extra="course", what="irqlab.widgets.storm_report(plot=True)").Figure
 
     with matplotlib.rc_context({"font.size": 11}):
         fig = Figure(figsize=(10.5, 3.6), layout="constrained")
@@ -652,7 +657,7 @@ _CONTROL_LABELS = {"rate_hz": "rate per queue (Hz)", "intx_rate_hz": "INTx card 
 def storm_explorer(scenario: str = "nic_and_intx") -> Any:
     """Pick a scenario; only the controls that act on it are shown; press Run to rerun the vector engine
     (never while dragging). Shows the ledger, the latency tail and what the model leaves out."""
-    import ipywidgets as w
+    w = require("ipywidgets", extra="course", what="irqlab.widgets.storm_explorer")
 
     from .timing import Timing
 

@@ -60,3 +60,30 @@ def test_cli_usage_and_module_entry():
     r = subprocess.run([sys.executable, "-m", "irqlab", "doctor"], capture_output=True, text=True, timeout=60)
     assert " dot " in r.stdout and r.returncode in (0, 1)
     assert r.returncode == (0 if "all good" in r.stdout else 1)
+
+
+def test_this_checkout_is_reported_installed():
+    c = {c.name: c for c in doctor.run_checks()}["irqlab"]
+    assert c.ok and ("(editable install)" in c.detail or "(installed copy" in c.detail), c.detail
+
+
+def test_build_residue_is_not_an_installation(monkeypatch, tmp_path):
+    # setuptools leaves irqlab.egg-info in the checkout: found on sys.path, but nothing is installed
+    egg = tmp_path / "irqlab.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: irqlab\nVersion: 0.1.0\n")
+    (egg / "SOURCES.txt").write_text("irqlab/__init__.py\n")
+    monkeypatch.setattr(doctor.metadata, "distributions", lambda **kw: [doctor.metadata.PathDistribution(egg)])
+    c = doctor._irqlab()
+    assert not c.ok and "but not installed (notebooks in course/ will not find it)" in c.detail
+    assert c.fix.endswith("install -e '.[course]'")
+
+
+def test_a_missing_course_package_is_fixed_by_the_extra(monkeypatch):
+    real = doctor._version
+    monkeypatch.setattr(doctor, "_version", lambda d: None if d in ("matplotlib", "ipywidgets") else real(d))
+    checks = {c.name: c for c in doctor.run_checks()}
+    for name in ("matplotlib", "ipywidgets"):
+        assert not checks[name].ok and "not installed" in checks[name].detail
+        assert checks[name].fix == doctor.extra_fix("course")
+    assert doctor.extra_fix("course").endswith("install -e '.[course]'")  # irqlab is imported from a checkout here

@@ -1,4 +1,4 @@
-"""genirq rules from kernel/irq/manage.c, chip.c, handle.c, resend.c (kernel-facts §1)."""
+"""genirq rules from kernel/irq/manage.c, chip.c, handle.c, resend.c."""
 import errno
 
 import pytest
@@ -66,7 +66,7 @@ def test_probe_shared_is_silent(host, line):
 
 
 def test_trigger_recorded_by_first_share_caught_from_third(host, line):
-    # kernel-facts §1.4: the 2nd requester fixes the recorded type; a mismatch is caught from the 3rd on.
+    # manage.c __setup_irq: the 2nd requester fixes the recorded type; a mismatch is caught from the 3rd on.
     host.request_irq(16, handled, IRQF_SHARED | IRQF_TRIGGER_LOW, "a", 1)
     host.request_irq(16, handled, IRQF_SHARED | IRQF_TRIGGER_HIGH, "b", 2)  # accepted, records HIGH
     assert line.trigger_type == IRQF_TRIGGER_HIGH and line.default_trigger_set

@@ -66,3 +66,19 @@ def test_run_to_quiet_refuses_an_endless_model(monkeypatch):
     with pytest.raises(RuntimeError, match="run\\(until=...\\)"):
         s.run()
     assert w.runs == 1500
+
+
+def test_a_scheduler_deep_copies_without_itertools():
+    """widgets.journey_steps deep-copies a host: the scheduler's tie-breaker must copy (itertools.count's copy
+    support is deprecated in Python 3.13 and removed in 3.14) and keep counting where it was."""
+    import copy
+    import warnings
+
+    from irqlab.sched import Scheduler
+
+    s = Scheduler()
+    s.call_at(10, lambda: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = copy.deepcopy(s)
+    assert next(c._seq) == next(s._seq) == 1

@@ -1,4 +1,4 @@
-"""note_interrupt rules from kernel/irq/spurious.c (kernel-facts §2)."""
+"""note_interrupt rules from kernel/irq/spurious.c."""
 import pytest
 
 import irqlab

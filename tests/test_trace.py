@@ -131,3 +131,16 @@ def test_storms_take_no_snapshot(monkeypatch, engine):
     s = storm.poisson(h, rate_hz=200_000, duration_ns=2_000_000, seed=1, start_ns=h.now)
     storm.run(h, s, engine, progress=False)
     assert len(calls) == n
+
+
+def test_a_journey_table_reads_left_to_right_in_jupyterlab():
+    """JupyterLab right-aligns rendered table cells; the journey's HTML aligns its text columns left and its two
+    number columns right, and every hop is a row."""
+    from irqlab import scenarios
+
+    h = scenarios.switchboard()
+    j = h.raise_msi("0000:03:00.0", 0)
+    h.run()
+    html = j._repr_html_()
+    assert "class='irqlab-journey'" in html and "{text-align: left}" in html
+    assert html.count("<tr>") == len(j.hops) + 1

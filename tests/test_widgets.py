@@ -264,3 +264,10 @@ def test_plain_functions_do_not_need_the_widgets():
         widgets.board_apply(h, "format_disk")
     with pytest.raises(KernelError):
         h.request_irq(99999, lambda i, d: 1, 0, "x", None)
+
+
+def test_a_report_without_a_plot_says_so_when_asked_for_its_png():
+    """storm_report(plot=False) builds no figure: png() says how to get one instead of an AttributeError."""
+    r = widgets.storm_report(plot=False, duration_ns=1_000_000)
+    with pytest.raises(ValueError, match="plot=True"):
+        r.png()
