@@ -229,8 +229,6 @@ def test_a_pending_interrupt_is_not_forgotten(how):
     watch(h)
 
 
-@pytest.mark.xfail(strict=True, reason="vfio (new, found by the twin fuzzer): guest_service finds the device through "
-                                       "its eventfd's vfio_source, which an MSI SET_IRQS overwrites — branch vfio")
 def test_the_guest_services_the_device_behind_its_pin():
     """The vfio INTx trigger eventfd is also an MSI-X vector's trigger (SET_IRQS takes any eventfd). The guest's
     driver behind IOAPIC pin 16 still services the legacy card at its EOI; the model's guest_service looked

@@ -66,12 +66,7 @@ from irqlab.uapi import (
 #: issue 11's defects that are being fixed on other branches: while one is open the fuzzer does not generate
 #: what reaches it (the regression test of each is an xfail(strict=True) in test_bad_input.py); when its fix
 #: lands on main, it leaves this list and the fuzzer reaches it again.
-KNOWN = {
-    # found by this fuzzer (not in issue 11); every issue-11 defect is fixed on main
-    "guest-services-wrong-device": "vfio (kvm/vm.py guest_service): the guest services the device named by its "
-                                   "eventfd's vfio_source, which an MSI SET_IRQS with the same eventfd overwrites: "
-                                   "the INTx device is never serviced and storms the guest for ever",
-}
+KNOWN: dict[str, str] = {}   # none open: every defect the fuzzer found is fixed on main
 _env = os.environ.get("IRQLAB_FUZZ_OPEN")
 OPEN = set(KNOWN) if _env is None else {x.strip() for x in _env.split(",") if x.strip()}
 assert OPEN <= set(KNOWN), sorted(OPEN - set(KNOWN))
@@ -605,9 +600,6 @@ class TwinHosts(RuleBasedStateMachine):
                  "loopback": (N | T, 1, None), "loopback_bool": (B | T, 1, lambda w: [flag]),
                  "disable": (N | T, 0, None)}
         flags, count, data = calls[action]
-        if action == "trigger" and k >= 0 and is_open("guest-services-wrong-device") and any(
-                self.a.efd(k) in vd.msi_triggers.values() for vd in self.a.vdevs.values()):
-            return
         self.both(f"SET_IRQS INTx {action}",
                   lambda w: w.vdevs[b].set_irqs(flags, I, 0, count, data(w) if data else None))
 
@@ -623,9 +615,6 @@ class TwinHosts(RuleBasedStateMachine):
             start, ks = 0, ks[:1]
         T, N, E = VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_EVENTFD
         if action == "trigger":
-            if is_open("guest-services-wrong-device"):   # no eventfd both an INTx and an MSI trigger
-                ks = [k for k in ks if k < 0 or not any(self.a.efd(k) is vd.intx_trigger
-                                                        for vd in self.a.vdevs.values())]
             fn = lambda w: w.vdevs[b].set_irqs(E | T, index, start, len(ks), [self._fd(w, k) for k in ks])  # noqa
             # vfio_msi_set_block: a vector's old trigger is freed before eventfd_ctx_fdget fails (EBADF), and an
             # error part-way unwinds the block to -1
