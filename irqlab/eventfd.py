@@ -93,7 +93,6 @@ class Eventfd:
         self.closed = False  # userspace's file is released; the kernel's references keep the context
         self.signals = 0  # kernel-side eventfd_signal calls
         self.signals_after_close = 0  # of which on a released file: counted, read by nobody
-        self.vfio_source: Any = None  # (vfio device, index, vector) whose trigger this is (model bookkeeping)
         self.writes = 0
         self.reads = 0
 

@@ -233,6 +233,8 @@ class GenIrq:
             irq = _int(irq, "alloc_irq: irq")
         if irq is None:
             irq = self._next_free_irq()
+        if hwirq is not None and not 0 <= _int(hwirq, "alloc_irq: hwirq") < 2**64:  # irq_hw_number_t
+            raise ValueError(f"alloc_irq: hwirq is an unsigned long, 0..2**64-1, got {hwirq}")
         if hwirq is None and chip_name and "IO-APIC" in chip_name:
             hwirq = irq
         return self.alloc_desc(irq, chip_name=chip_name, hwirq=hwirq, level=level, cpu=cpu, **kw)
@@ -282,6 +284,11 @@ class GenIrq:
 
     def free_desc(self, irq: int) -> None:
         desc = self.descs.pop(irq)
+        ev, desc.pending_event = desc.pending_event, None
+        if ev is not None and ev.live:   # irq_free_descs: the line's IRQS_PENDING interrupt goes with it
+            ev.hop("irq_free_descs", "kernel/irq/irqdesc.c", "genirq", f"irq {irq} freed with an interrupt pending: "
+                   "dropped")
+            ev.settle(Outcome.DISABLED)
         self._used_vectors[desc.cpu].discard(desc.vector)
         self.vector_irq[desc.cpu].pop(desc.vector, None)
         if desc.refire is not None:

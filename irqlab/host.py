@@ -39,12 +39,20 @@ class Host(Kernel):
             raise ValueError(f"ncpus must be between 1 and 64, got {ncpus}")
         if timing is not None and not isinstance(timing, Timing):
             raise TypeError("timing must be an irqlab.Timing")
-        if irqfixup not in (0, 1, 2):
+        if isinstance(irqfixup, bool) or not isinstance(irqfixup, int) or irqfixup not in (0, 1, 2):
             raise ValueError("irqfixup is 0 (off), 1 (irqfixup) or 2 (irqpoll)")
+        for name, v in (("trace", trace), ("apicv", apicv), ("posted_interrupts", posted_interrupts),
+                        ("noirqdebug", noirqdebug)):
+            if not isinstance(v, (bool, int)):   # "no" would be true
+                raise TypeError(f"{name} is True or False, not {type(v).__name__}")
         if posted_interrupts and not apicv:
             raise ValueError("posted_interrupts (VT-d posting) needs apicv=True: "
                              "enable_device_posted_irqs = enable_apicv && IRQ_POSTING_CAP")
         super().__init__(ncpus, timing or Timing(), trace)
+        if nr_irqs is not None and (isinstance(nr_irqs, bool) or not isinstance(nr_irqs, int)):
+            raise TypeError(f"nr_irqs must be an int, not {type(nr_irqs).__name__}")
+        if nr_irqs is not None and not 16 <= nr_irqs <= 2**31 - 1:  # early_irq_init: >= the 16 legacy irqs
+            raise ValueError(f"nr_irqs must be 16 (x86 preallocates the legacy irqs) .. 2**31 - 1, got {nr_irqs}")
         self.nr_irqs = nr_irqs if nr_irqs is not None else boot_nr_irqs(ncpus)  # vector.c arch_probe_nr_irqs
         self.enable_apicv = apicv
         self.enable_device_posted_irqs = posted_interrupts
@@ -100,6 +108,8 @@ class Host(Kernel):
     def generic_handle_irq(self, irq: int, cpu: int = 0, *, at: int | None = None) -> Journey:
         """Run irq's flow handler on ``cpu`` as if the line fired with no device asserting it."""
         desc = self.irq_to_desc(irq)
+        if isinstance(cpu, bool) or not isinstance(cpu, int):
+            raise TypeError(f"cpu must be an int, not {type(cpu).__name__}")
         if not 0 <= cpu < self.ncpus:
             raise ValueError(f"cpu must be 0..{self.ncpus - 1}, got {cpu}")
         self._advance(at)
@@ -129,6 +139,11 @@ class Host(Kernel):
     def raise_msi(self, bdf: str, index: int = 0, *, at: int | None = None) -> Journey:
         """The device at ``bdf`` sends the message of its MSI/MSI-X vector ``index``."""
         dev = self.pci_dev(bdf)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"index must be an int, not {type(index).__name__}")
+        if dev.vector(index) is None:  # checked before the interrupt exists (send_msi checks it again)
+            raise ValueError(f"{bdf} has no enabled MSI/MSI-X vector {index} "
+                             f"(enabled: {[x.index for x in dev.vectors]})")
         self._advance(at)
         ev = self.new_event(f"{bdf} msi{'x' if dev.msix_enabled else ''}[{index}]")
         ev.device = dev

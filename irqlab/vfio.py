@@ -306,15 +306,6 @@ class VfioPciDevice:
             self.vfio_send_intx_eventfd(None)
         return 0
 
-    def _own(self, efd: Eventfd | None, index: int, vector: int) -> None:
-        if efd is not None:
-            efd.vfio_source = (self, index, vector)
-
-    @staticmethod
-    def _disown(efd: Eventfd | None) -> None:
-        if efd is not None:
-            efd.vfio_source = None
-
     def vfio_intx_enable(self, trigger: Eventfd | None) -> None:
         """request_irq of the INTx line (shared if the device has INTx masking, else exclusive and
         IRQ_DISABLE_UNLAZY), INTx Disable cleared. Simplification: INTx Disable is cleared after the handler is
@@ -336,7 +327,6 @@ class VfioPciDevice:
             raise
         self.intx_masked = False
         self.intx_trigger = trigger
-        self._own(trigger, VFIO_PCI_INTX_IRQ_INDEX, 0)
         self.irq_type = VFIO_PCI_INTX_IRQ_INDEX
         if d.pci_2_3:
             d.pci_intx(True)  # a Status bit already set drives the line now: vfio_intx_handler takes it
@@ -345,9 +335,6 @@ class VfioPciDevice:
         """Swap the trigger; a re-send the unmask virqfd has queued runs now (vfio_virqfd_flush_thread), to
         the new one."""
         old, self.intx_trigger = self.intx_trigger, trigger
-        if old is not None and old is not trigger:
-            self._disown(old)
-        self._own(trigger, VFIO_PCI_INTX_IRQ_INDEX, 0)
         if old is not None and self.intx_unmask is not None:
             self.dev.host.sched.flush_work(self.intx_unmask.inject)
 
@@ -359,7 +346,6 @@ class VfioPciDevice:
         d.host.genirq.free_irq(d.gsi, self)
         if not d.pci_2_3:
             d.host.genirq.descs[d.gsi].unlazy = False  # irq_clear_status_flags(IRQ_DISABLE_UNLAZY)
-        self._disown(self.intx_trigger)
         self.intx_trigger = None
         self.intx_masked = False
         self.irq_type = IRQ_NONE_TYPE
@@ -554,7 +540,6 @@ class VfioPciDevice:
         if old is not None and v is not None:
             host.irqbypass.irq_bypass_unregister_producer(old)
             host.genirq.free_irq(v.irq, old)
-            self._disown(old)
         if fd is None or _no_fd(fd):
             return
         if v is None:
@@ -563,7 +548,6 @@ class VfioPciDevice:
             v = d.pci_msix_alloc_irq_at(vector)  # stays allocated until MSI-X is disabled
         efd = eventfd_ctx_fdget(fd, f"{INDEX_NAMES[self.irq_type]} vector {vector}")
         host.genirq.request_irq(v.irq, self.vfio_msihandler, 0, self.msi_name(vector), efd)
-        self._own(efd, self.irq_type, vector)
         self.msi_triggers[vector] = efd
         host.irqbypass.irq_bypass_register_producer(efd, v.irq, self, vector)
 

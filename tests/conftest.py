@@ -7,8 +7,10 @@ import pytest
 from hypothesis import settings
 
 # `make test` and CI draw the same examples every run, so a failure reproduces and the storm coverage check
-# cannot flake; IRQLAB_STORM_EXAMPLES=N (N > 1) hunts with fresh random draws, N times as many.
-settings.register_profile("irqlab", derandomize=float(os.environ.get("IRQLAB_STORM_EXAMPLES", "1")) <= 1)
+# cannot flake; IRQLAB_STORM_EXAMPLES=N (N > 1) hunts with fresh random draws, N times as many, and
+# IRQLAB_FUZZ_SECONDS=N (make fuzz) hunts with fresh draws for N seconds (tests/helpers.py fuzz_for).
+settings.register_profile("irqlab", derandomize=float(os.environ.get("IRQLAB_STORM_EXAMPLES", "1")) <= 1
+                          and not float(os.environ.get("IRQLAB_FUZZ_SECONDS", "0") or 0) > 0)
 settings.load_profile("irqlab")
 
 import irqlab
@@ -35,3 +37,10 @@ def line(host):
 def msi_line(host):
     return host.alloc_irq(None, chip_name="IR-PCI-MSIX-0000:01:00.0", hwirq=0, level=False, oneshot_safe=True)
 
+
+def pytest_terminal_summary(terminalreporter):
+    """The fuzzers' summaries (how many sequences and storms ran clean), even under -q."""
+    from helpers import FUZZ_REPORT
+
+    for line in FUZZ_REPORT:
+        terminalreporter.write_line(line)

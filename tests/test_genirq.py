@@ -475,7 +475,7 @@ def test_alloc_irq_refuses_bad_input_before_any_change(host, kw, exc):
 def test_an_irq_past_nr_irqs_grows_it_as_sparse_irq_does():
     """kernel/irq/irqdesc.c __irq_alloc_descs: ``if (start + cnt > nr_irqs) irq_expand_nr_irqs(start + cnt)``
     (CONFIG_SPARSE_IRQ: up to MAX_SPARSE_IRQS = INT_MAX)."""
-    h = irqlab.Host(ncpus=1, nr_irqs=10)
+    h = irqlab.Host(ncpus=1, nr_irqs=16)
     h.alloc_irq(16, level=True)
     assert h.nr_irqs == 17
     assert h.proc_interrupts().splitlines()[0].startswith(" " * 11 + "CPU0")

@@ -395,6 +395,35 @@ def test_the_poller_runs_on_a_disabled_line_with_no_source_in_the_storm():
         assert a.counters[("ledger",)]["counts"][Outcome.PENDING] == -1   # the held glitch was polled
 
 
+def test_the_poller_claims_a_held_interrupt_of_a_device_no_driver_serves():
+    """spurious.c try_one_irq: with no IRQS_PENDING interrupt left, the poll runs the handlers for the first
+    asserting device's held interrupt (the model's asserting_devices). odd2 asserted after odd's stuck INTx got
+    irq 16 disabled, so its interrupt waits in its Status bit; the storm only raises MSIs elsewhere and no
+    driver on irq 16 serves odd2, yet the second poll settles it unhandled (found by the twin fuzzer: the
+    vector engine planned only the devices a driver serves or the storm raises)."""
+    odd, odd2 = "0000:05:00.0", "0000:02:00.0"
+
+    def make():
+        h = scenarios.shared_intx(trace=False)
+        h.add_pci_device(odd2, name="odd2", intx_pin=1, gsi=16)   # before odd: the first asserting device
+        h.add_pci_device(odd, name="odd", intx_pin=1, gsi=16)
+        h.add_pci_device("0000:03:00.0", name="nvme", msix=1)
+        h.bind_host_driver("0000:03:00.0", "nvme0")
+        r = storm.run(h, storm.from_arrays(np.array([1_000_000, 200_000_000]), np.array([0, 1], np.uint16),
+                                           [Source("intx", odd), Source("intx", odd2)]), "vector", progress=False)
+        assert r.ledger == {"unhandled": 1, "pending": 1} and h.irq_to_desc(16).pending_event is not None
+        assert h.devices[odd2].intx_status_event.outcome == Outcome.PENDING
+        return h
+    h = make()
+    p0 = h.genirq.poll_timer.expires_ns
+    s = storm.from_arrays(p0 - 1000 + np.arange(4, dtype=np.int64) * 150_000_000, np.zeros(4, np.uint16),
+                          [Source("msi", "0000:03:00.0", 0)])
+    a, b = storm.run(h, s, "vector", progress=False), storm.run(make(), s, "reference", progress=False)
+    assert a.equals(b), a.diff(b)
+    assert a.counters[("ledger",)]["counts"][Outcome.PENDING] == -2   # the line's, then odd2's
+    assert h.devices[odd2].intx_status_event.outcome == Outcome.UNHANDLED
+
+
 def test_two_lines_disabled_at_one_instant_are_listed_in_dispatch_order():
     """note_interrupt appends to host.spurious_disabled as each line is disabled: at one instant, in the order
     of the interrupts that disabled them (irq 17's glitch comes first here). The lines are on two CPUs (one CPU

@@ -25,7 +25,7 @@ from ..cpu import RESCHEDULE_VECTOR
 from ..uapi import (
     KVM_IOAPIC_NUM_PINS, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
     KVM_IRQCHIP_PIC_SLAVE, KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, KVM_MSI_VALID_DEVID,
-    POSTED_INTR_VECTOR, POSTED_INTR_WAKEUP_VECTOR, VFIO_PCI_INTX_IRQ_INDEX,
+    POSTED_INTR_VECTOR, POSTED_INTR_WAKEUP_VECTOR,
 )
 from . import msi as _msi
 from .irqchip import (
@@ -897,18 +897,22 @@ class Vm:
             if not any(e.type == KVM_IRQ_ROUTING_IRQCHIP and e.irqchip == KVM_IRQCHIP_IOAPIC and e.pin in pins
                        for e in self.routing.entries(irqfd.gsi)):
                 continue
-            src = irqfd.eventfd.vfio_source
-            if src is None or src[1] != VFIO_PCI_INTX_IRQ_INDEX:
-                continue
-            dev = src[0].dev
-            ev = dev.take_intx()
-            if ev is None:
-                continue
-            if token is not None:
-                token.hop("guest driver services the device", HARDWARE, "guest", f"{dev.bdf}: reads and clears "
-                          "Status.Interrupt (MMIO through the BAR, no exit)")
-                token.change(f"{dev.bdf} Status.Interrupt", 1, 0)
-            if ev.live and not ev.passed_on:
-                ev.hop("guest driver services the device", HARDWARE, "guest", f"{dev.bdf}: Status cleared before "
-                       "this interrupt was sent: serviced with the one the guest is handling")
-                ev.settle(Outcome.MASKED if dev.disintx else Outcome.DISABLED)
+            # the device(s) whose vfio INTx trigger is this irqfd's eventfd (the same eventfd may also be an
+            # MSI vector's trigger: SET_IRQS takes any eventfd)
+            for dev in self.host.devices.values():
+                if getattr(dev.driver, "intx_trigger", None) is irqfd.eventfd:
+                    self._service(dev, token)
+
+    def _service(self, dev: Any, token: Any) -> None:
+        """The guest driver reads and clears one device's Status bit (see guest_service)."""
+        ev = dev.take_intx()
+        if ev is None:
+            return
+        if token is not None:
+            token.hop("guest driver services the device", HARDWARE, "guest", f"{dev.bdf}: reads and clears "
+                      "Status.Interrupt (MMIO through the BAR, no exit)")
+            token.change(f"{dev.bdf} Status.Interrupt", 1, 0)
+        if ev.live and not ev.passed_on:
+            ev.hop("guest driver services the device", HARDWARE, "guest", f"{dev.bdf}: Status cleared before "
+                   "this interrupt was sent: serviced with the one the guest is handling")
+            ev.settle(Outcome.MASKED if dev.disintx else Outcome.DISABLED)

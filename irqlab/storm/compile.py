@@ -356,6 +356,11 @@ class _Compiler:
         if kind in (L_INTX, L_INTX_THREAD):
             for a, _ in acts:
                 self._dev(a.dev_id.dev, lp)
+            # a device no driver on the line serves, its Status bit set (held while the line is down): the
+            # poller's try_one_irq claims its interrupt even when the storm raises nothing there
+            for dev in self.host.devices.values():
+                if dev.gsi == desc.irq and dev.intx_status_event is not None and not dev.disintx:
+                    self._dev(dev, lp)
         return lp
 
     def _threaded_line(self, lp: LinePlan) -> None:

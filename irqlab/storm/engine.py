@@ -23,6 +23,7 @@ import numpy as np
 
 from ..event import IrqEvent
 from ..genirq import VECTOR_SHUTDOWN
+from ..kernel import Kernel
 from ..ledger import Outcome
 from ..sched import NSEC_PER_JIFFY, Timer
 from ..spurious import nobody_cared_lines
@@ -49,6 +50,7 @@ __all__ = ["run", "Unsupported", "DEFAULT_CHUNK"]
 
 O = Outcome
 DEFAULT_CHUNK = 1 << 21
+MAX_VECTOR_NS = 1 << 62   # the last storm time the vector engine takes (int64 sums of times and delays stay exact)
 #: handles of the interrupts a stuck level line raises by itself (its re-deliveries): REFIRE_BASE + n
 REFIRE_BASE = 1 << 60
 # what the engine does with a source's interrupts
@@ -1190,7 +1192,8 @@ class VectorEngine:
                 d.kstat[d.cpu] += nd
                 a, kind = ml.lp.actions[0]
                 a.handled += nd
-                if kind == "vfio_msi":
+                if kind == "vfio_msi":   # vfio_msihandler of the device whose vector this is (the eventfd
+                    a.handler.__self__.handled["msi"] += nd   # may be another vector's trigger too)
                     self._signal(ml.lp.efd, nd)
                 if not ml.masked_here:
                     ml.pending_bit = False   # handle_irq_event clears IRQS_PENDING
@@ -1364,9 +1367,6 @@ class VectorEngine:
         efd.signals += k
         if efd.closed:
             efd.signals_after_close += k
-        src = efd.vfio_source
-        if src is not None:
-            src[0].handled["msi"] += k
         if ep.irqfd is None:
             efd.count = min(efd.count + k, ULLONG_MAX)
             return
@@ -1519,14 +1519,26 @@ def run(host: Any, storm: Any, engine: str = "vector", *, chunk_events: int = DE
     poll that serviced one; the poller fires meanwhile and is left armed. ``chunk_events``: interrupts per chunk
     (state carries across chunks; a lazy storm is generated chunk by chunk). ``progress``: a tqdm.auto bar;
     None shows it (on a terminal or in a notebook) for storms of more than one chunk."""
-    if engine not in ("vector", "reference"):
+    if not isinstance(host, Kernel):
+        raise TypeError(f"host must be an irqlab.Host, not {type(host).__name__}")
+    if not isinstance(engine, str) or engine not in ("vector", "reference"):
         raise ValueError(f"engine is 'vector' or 'reference', not {engine!r}")
     if not isinstance(storm, (Storm, LazyStorm)):
         raise TypeError(f"storm must be an irqlab.storm.Storm (from poisson(), bursts(), from_arrays()...), not "
                         f"{type(storm).__name__}")
-    if isinstance(chunk_events, bool) or not isinstance(chunk_events, int) or chunk_events < 1:
-        raise ValueError("chunk_events must be a positive int")
+    if isinstance(chunk_events, (bool, np.bool_)) or not isinstance(chunk_events, (int, np.integer)):
+        raise TypeError(f"chunk_events must be an int, not {type(chunk_events).__name__}")
+    if chunk_events < 1:
+        raise ValueError(f"chunk_events must be a positive int, got {chunk_events}")
+    chunk_events = int(min(chunk_events, 1 << 62))
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress is True, False or None (a bar for storms of several chunks), not "
+                        f"{type(progress).__name__}")
     lazy = isinstance(storm, LazyStorm)
+    if engine == "vector" and storm.t_end > MAX_VECTOR_NS:
+        # the engine's windows are int64 sums of times and delays, with int64's maximum as "never"
+        raise Unsupported(f"storm times up to {storm.t_end:,} ns: the vector engine runs storms that end before "
+                          f"2**62 ns (146 years of model time); engine='reference' runs this one")
     if lazy and engine == "reference":
         storm = storm.materialize()
         lazy = False

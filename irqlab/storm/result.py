@@ -256,6 +256,14 @@ class StormResult:
 
     def latency_percentiles(self, qs=(50, 90, 99, 99.9)) -> dict[float, int]:
         """Latency (ns) percentiles of the interrupts delivered to the guest (-1 if none was)."""
+        if isinstance(qs, (str, bytes)) or not hasattr(qs, "__iter__"):
+            raise TypeError(f"qs is a list of percentiles (numbers 0..100), not {type(qs).__name__}")
+        qs = tuple(qs)
+        for q in qs:
+            if isinstance(q, (bool, np.bool_)) or not isinstance(q, (int, float, np.integer, np.floating)):
+                raise TypeError(f"a percentile is a number 0..100, not {type(q).__name__}")
+            if not 0 <= q <= 100:
+                raise ValueError(f"a percentile is a number 0..100, got {q}")
         self._per_event("latency_percentiles()")
         lat = self.latency_ns[self.latency_ns >= 0]
         if not lat.size:
@@ -263,19 +271,26 @@ class StormResult:
         return {q: int(v) for q, v in zip(qs, np.percentile(lat, qs, method="lower"))}
 
     def rate(self, bin_ns: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Events per outcome in bins of ``bin_ns``: (bin start times, {outcome label: counts})."""
+        """Events per outcome in bins of ``bin_ns``: (bin start times, {outcome label: counts}). A bin longer
+        than the storm holds all of it."""
+        if isinstance(bin_ns, (bool, np.bool_)) or not isinstance(bin_ns, (int, np.integer)):
+            raise TypeError(f"bin_ns must be an int number of nanoseconds, not {type(bin_ns).__name__}")
+        if bin_ns <= 0:
+            raise ValueError(f"bin_ns must be a positive int (ns), got {bin_ns}")
         self._per_event("rate()")
-        if isinstance(bin_ns, bool) or not isinstance(bin_ns, (int, np.integer)) or bin_ns <= 0:
-            raise ValueError("bin_ns must be a positive int (ns)")
         if not self.times.size:
             return np.zeros(0, np.int64), {}
         t0 = int(self.times[0])
-        nb = int((int(self.times[-1]) - t0) // bin_ns) + 1
-        b = ((self.times - t0) // bin_ns).astype(np.int64)
+        span = int(self.times[-1]) - t0
+        if bin_ns > span:   # one bin (and no int64 arithmetic on a bin_ns beyond it)
+            nb, b = 1, np.zeros(self.times.size, np.int64)
+        else:
+            nb = span // int(bin_ns) + 1
+            b = ((self.times - t0) // np.int64(bin_ns)).astype(np.int64)
         out = {}
         for o in np.unique(self.outcome):
             out[Outcome(int(o)).label] = np.bincount(b[self.outcome == o], minlength=nb)
-        return t0 + np.arange(nb, dtype=np.int64) * bin_ns, out
+        return t0 + np.arange(nb, dtype=np.int64) * np.int64(min(int(bin_ns), span + 1)), out
 
     def per_source(self) -> dict[str, dict[str, int]]:
         """Source label → its interrupts' outcome counts."""
@@ -320,6 +335,8 @@ class StormResult:
     # comparing ---------------------------------------------------------------------------------------
     def diff(self, other: "StormResult") -> str:
         """The first difference with another result ('' if identical)."""
+        if not isinstance(other, StormResult):
+            raise TypeError(f"compare with another StormResult, not {type(other).__name__}")
         if len(self) != len(other):
             return f"lengths differ: {len(self)} vs {len(other)}"
         if self.outcome.shape != other.outcome.shape:
