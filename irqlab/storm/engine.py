@@ -296,6 +296,9 @@ class VectorEngine:
         self.instant_counts: dict[int, tuple] = {}
         self.first_id = None
         self._tables()
+        # each source's kind while its line is up: a line that goes down mid-storm changes self.kind, but what its
+        # CPU took before the disable still goes downstream as it was dispatched
+        self.kind_up = self.kind.copy()
         # host CPUs (irqlab/cpu.py): a CPU stage as soon as a source's vector arrives at a CPU
         check_wakeups(plan)
         self.cpus = CpuStage(self) if any(sp.cpu >= 0 for sp in plan.sources) else None
@@ -600,7 +603,7 @@ class VectorEngine:
         """What the CPUs took (or what reached no CPU), in parts (T, cls, g, s, traise, sub), unordered: each
         consumer below puts its own share in the order it ran (key 8T + class, then sub) — one sort, or one
         concatenation, of everything would be a pass too many."""
-        kind = self.kind   # (a line going down changes its sources' kind during the storm)
+        kind = self.kind_up   # every arrival here was dispatched: its line was up (the held ones never come here)
         self.acc_mine = (kind == K_ACCEPT)[None, :] & (self.acc_vec >= 0)
         is_const = kind == K_CONST
         if is_const.any():
