@@ -734,6 +734,7 @@ def _topo(cpus: list[int], edges: dict[int, set]) -> list[int]:
 
 
 _WALK_BLOCK = 32   # candidate gaps a run's walk judges at once
+_WALK_SCALAR = 16   # runs left when the walk goes on one gap at a time
 
 
 class GridServer(CpuServer):
@@ -835,6 +836,9 @@ class GridServer(CpuServer):
                     rr[a2] += j + 1
                 rr[act[~hit]] += _WALK_BLOCK
                 act = act[rr[act] < cnt[act]]
+                if 0 < act.size <= _WALK_SCALAR:   # the last few long runs: a plain walk costs less than rounds
+                    newop.append(self._walk_tail(act, x, cand, first, cnt, rr, rE0, rop))
+                    break
             if newop:
                 op[np.concatenate(newop)] = True
         carried = bool(vx) and not op[0]          # the first arrivals continue the carried period
@@ -902,6 +906,23 @@ class GridServer(CpuServer):
         if not masks:
             return np.flatnonzero(now), n - nn - nl, self._give(frontier)
         return now, ~(op | firstk)[sl], self._give(frontier)
+
+    def _walk_tail(self, act: np.ndarray, x: np.ndarray, cand: np.ndarray, first: np.ndarray, cnt: np.ndarray,
+                   rr: np.ndarray, rE0: np.ndarray, rop: np.ndarray) -> np.ndarray:
+        """The rest of the walk for a few runs, one candidate gap at a time (the same judgement as the rounds):
+        the arrivals after the gaps that end a period (openers)."""
+        h, c1 = self.h, self.c1
+        out = []
+        for a in act.tolist():
+            cs = cand[int(first[a]) + int(rr[a]):int(first[a]) + int(cnt[a])]
+            e0, op = int(rE0[a]), int(rop[a])
+            for ci, xi, xn in zip(cs.tolist(), x[cs].tolist(), x[cs + 1].tolist()):
+                se = e0 if xi < e0 else e0 + ((xi - e0) // h + 1) * h
+                if xn >= (se if op == ci else se + h):
+                    op = ci + 1
+                    e0 = xn + c1
+                    out.append(op)
+        return np.array(out, dtype=np.int64)
 
     def _give(self, frontier: int) -> tuple | None:
         """What the IRRs give up to the frontier (in order: a later buffer entry never precedes an earlier one)."""
