@@ -542,7 +542,7 @@ class CpuStage:
                 return np.flatnonzero(key == c)
         # (unrouted: plain arrivals that reach no CPU (VT-d posted), in order)
         out_all: list = []
-        emitted: dict[int, tuple] = {}   # per CPU: what it took in this chunk (T, cls, g, s, traise, sub)
+        emitted: dict[int, list] = {}    # per CPU: what it took in this chunk, parts (T, cls, g, s, traise, sub)
         chains_done: set = set()
         # the grid CPUs that only plain arrivals reach first: they kick nobody and wait for nobody (a kicked CPU
         # is never one), so they are independent of each other — two at once
@@ -550,13 +550,13 @@ class CpuStage:
         grid = [c for c in self.order if self.servers[c].grid and not self.complex[c]]
         calls = [(self._grid, (c, arrivals, t, sid, off, frontier), t.size // max(len(self.servers), 1))
                  for c in grid]
-        for c, (em, merged) in zip(grid, eng._run_local(calls)):
+        for c, (ems, merged) in zip(grid, eng._run_local(calls)):
             if isinstance(merged, tuple):
                 self.merged_cnt[merged[0]] += merged[1]
             else:
                 self.merged_cnt += merged
-            emitted[c] = em
-            out_all.append(em)
+            emitted[c] = ems
+            out_all.extend(ems)
         if grid:
             self._run_chains(emitted, chains_done)
         for c in self.order:
@@ -576,7 +576,7 @@ class CpuStage:
             if c in self.kicked:
                 cand = self.cand_carry[c]
                 if self.cand_src[c].size:
-                    for T2, cls2, g2, s2, _, sub2 in emitted.values():
+                    for T2, cls2, g2, s2, _, sub2 in (p for ps in emitted.values() for p in ps):
                         m = np.isin(s2, self.cand_src[c])
                         if m.any():
                             cand.append((T2[m], cls2[m], sub2[m]))
@@ -625,15 +625,16 @@ class CpuStage:
                 L = np.asarray(later, dtype=np.int64)     # (g, d, cls, s, traise)
                 outs.append((L[:, 1], L[:, 2], L[:, 0], L[:, 3], L[:, 4], np.full(L.shape[0], c, np.int64)))
             em = tuple(np.concatenate([o[i] for o in outs]) for i in range(6))
-            emitted[c] = em
+            emitted[c] = [em]
             out_all.append(em)
             self._run_chains(emitted, chains_done)
         return out_all, unrouted
 
     def _grid(self, c: int, arrivals: Any, t: np.ndarray, sid: np.ndarray, off: int, frontier: int) -> tuple:
-        """A grid CPU takes its arrivals (chunk indices ``arrivals(c)``): what it took (T, cls, g, s, traise,
-        sub) and what merged, to add to ``merged_cnt`` (source, count) or per source. It settles the merged ones
-        itself."""
+        """A grid CPU takes its arrivals (chunk indices ``arrivals(c)``): what it took, in parts (T, cls, g, s,
+        traise, sub) — those taken at once (T is traise, g is sub), those taken from the IRR — whose columns of
+        one value are zero-stride views, and what merged, to add to ``merged_cnt`` (source, count) or per
+        source. It settles the merged ones itself."""
         srv = self.servers[c]
         e = arrivals(c)
         Tc = t[e]                             # (an arrival's interrupt is its chunk index e plus off)
@@ -645,7 +646,7 @@ class CpuStage:
                 # below, later or in a later chunk, and their own outcome replaces it
                 self.eng.sink.mark_chunk(e, O.COALESCED_APIC, nm)
             madd: Any = (one, nm)
-            sn = np.full(now.size, one, np.int64)
+            sn = _same(one, now.size)
         else:
             sc = sid[e]
             nowm, merged, later = srv.feed_grid(Tc, e, sc, frontier, goff=off)
@@ -658,15 +659,12 @@ class CpuStage:
         Tn = Tc[now]
         gn = e[now]
         gn += off
+        del e, Tc, now   # (what a worker holds at once: two of them run together)
+        ems = [(Tn, _same(K_RAISE, Tn.size), gn, sn, Tn, gn)]
         if later is not None:
             ld, lg, ls, lt = later
-            em = (np.concatenate((Tn, ld)), np.concatenate((np.full(Tn.size, K_RAISE, np.int64),
-                                                             np.full(ld.size, K_EARLY, np.int64))),
-                  np.concatenate((gn, lg)), np.concatenate((sn, ls)), np.concatenate((Tn, lt)),
-                  np.concatenate((gn, np.full(ld.size, c, np.int64))))
-        else:
-            em = (Tn, np.full(Tn.size, K_RAISE, np.int64), gn, sn, Tn, gn)
-        return em, madd
+            ems.append((ld, _same(K_EARLY, ld.size), lg, ls, lt, _same(c, ld.size)))
+        return ems, madd
 
     def _run_chains(self, emitted: dict, done: set) -> None:
         """irqfd work whose signals' CPUs have all taken this chunk's vectors: the work chain runs on them, and
@@ -676,8 +674,7 @@ class CpuStage:
                 continue
             done.add(id(wc))
             parts = []
-            for c in scpu:
-                T2, cls2, g2, s2, tr2, sub2 = emitted[c]
+            for T2, cls2, g2, s2, tr2, sub2 in (p for c in scpu for p in emitted[c]):
                 m = np.isin(s2, srcs)
                 if m.any():
                     parts.append((T2[m], cls2[m], g2[m], s2[m], tr2[m], sub2[m]))
@@ -697,6 +694,11 @@ class CpuStage:
 
     def drain(self) -> None:
         """After the last chunk the servers have run to the end (its frontier is past everything)."""
+
+
+def _same(v: int, n: int) -> np.ndarray:
+    """A column of ``n`` equal int64 values as a read-only zero-stride view (no memory per element)."""
+    return np.broadcast_to(np.int64(v), (n,))
 
 
 def check_wakeups(plan: Any) -> None:
@@ -796,6 +798,7 @@ class GridServer(CpuServer):
         if not vx:
             hidx = np.concatenate(([0], hidx))
         cand = cand[~hc]
+        del gap
         op[hidx] = True
         # the walk over the other candidates, run by run (a run: from a head, or the carried period, to the
         # next head), all runs at once: the first candidate gap that ends its run's current period opens one
@@ -867,6 +870,14 @@ class GridServer(CpuServer):
         sl = slice(vx, m)
         now = op[sl]
         li = np.flatnonzero(firstk[sl])
+        del firstk
+        nl = int(li.size)
+        if nl:   # dispatches from the IRR: the first of slot k is taken at e0 + k h
+            lv = li + vx
+            d_irr = base[lv]
+            d_irr += hh
+            d_irr += k[lv] * h
+        del base
         # busy periods: each ends after the job that serves its last arrival's slot
         last = np.empty(nst, dtype=np.int64)
         last[:-1] = starts[1:] - 1
@@ -876,16 +887,13 @@ class GridServer(CpuServer):
         end = np.where(alone_l, E0p, E0p + kl * h + h)
         # the counters
         nn = int(np.count_nonzero(now))
-        nl = int(li.size)
         self.taken += nn + nl
         self.jobs += nn + nl
         self.waited += nl
         self.merged += n - nn - nl
-        # dispatches from the IRR, to emit in key order: the first of slot k is taken at e0 + k h
+        # dispatches from the IRR, to emit in key order
         if nl:
-            lv = li + vx
-            self.buf.append((base[lv] + hh + k[lv] * h, g[li] + goff, s[li] if np.ndim(s) else np.full(nl, s, np.int64),
-                             T[li]))
+            self.buf.append((d_irr, g[li] + goff, s[li] if np.ndim(s) else _same(s, nl), T[li]))
         # finished periods, and the one still open: their starts (time, class, sub)
         ps_t = x[starts]
         ps_c = np.full(nst, K_RAISE, np.int64)
