@@ -943,7 +943,8 @@ class GridServer(CpuServer):
             j = int(np.searchsorted(d, frontier, side="right")) if frontier < INF else d.size
             if j:
                 later = (d[:j], gg[:j], ss[:j], tt[:j])
-            self.buf = [(d[j:], gg[j:], ss[j:], tt[j:])] if j < d.size else []
+            # (copies: a view of the tail would keep every dispatch of the chunk alive until the next one)
+            self.buf = [(d[j:].copy(), gg[j:].copy(), ss[j:].copy(), tt[j:].copy())] if j < d.size else []
         return later
 
     def _close(self, start: tuple, end: int) -> None:

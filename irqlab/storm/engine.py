@@ -752,12 +752,15 @@ class VectorEngine:
         cols = []
         for i in range(2, 8):
             c = [p[i] for p in parts]
-            if all(isinstance(x, _Const) for x in c) and len({x.v for x in c}) == 1:
-                cols.append(np.full(K.shape[0], c[0].v, np.bool_ if i == 7 else np.int64))   # no gather
+            dt = np.bool_ if i == 7 else np.int64
+            if all(isinstance(x, _Const) for x in c) and len({x.v for x in c}) == 1:   # no gather, no memory
+                cols.append(np.broadcast_to(np.array(c[0].v, dt), K.shape))
                 continue
-            c = [x.array(np.bool_ if i == 7 else np.int64) if isinstance(x, _Const) else x for x in c]
+            c = [x.array(dt) if isinstance(x, _Const) else x for x in c]
             cols.append((c[0] if len(c) == 1 else np.concatenate(c))[o])
+        del parts, o, c
         Ta, Ga, Tev, VL, CO, IO = cols
+        del cols
         self._vcpu_cpu(v, vw, K, SB, Ta, Ga, Tev, VL, CO, IO, t_next)
 
     def _vcpu_cpu(self, v: int, vw: Any, K, SB, T, G, TEV, VL, CO, IO, t_next: int) -> None:
