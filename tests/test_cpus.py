@@ -625,3 +625,22 @@ def test_a_cpus_busy_end_at_a_timers_keys_by_periods_equals_by_keys(periods, key
     end, inside = srv.end_if_busy(K)
     e0, i0 = srv._end_if_busy_by_key(K)
     assert end.tolist() == e0.tolist() and inside.tolist() == i0.tolist()
+
+
+@pytest.mark.parametrize("block", [1, 2, 5])
+def test_a_cpus_scan_in_blocks_of_python_lists_changes_nothing(monkeypatch, block):
+    """A CPU taken one arrival at a time (two vectors on CPU1, RES kicks from the GPU) holds its arrivals as Python
+    lists a block at a time: with blocks of 1, 2 and 5 arrivals the result equals the replay."""
+    from irqlab.storm import cpus as C
+    monkeypatch.setattr(C, "_SCALAR_BLOCK", block)
+
+    def make():
+        h = scenarios.switchboard(trace=False)
+        h.irq_set_affinity(25, 1)
+        return h
+    srcs = [Source("msi", DISK, 0), Source("msi", NIC, 0), Source("msi", GPU, 0)]
+    s = storm.poisson(sources=srcs, rate_hz=int(1.2 * CAPACITY), duration_ns=1_000_000, seed=5)
+    a = storm.run(make(), s, engine="vector", progress=False)
+    b = storm.run(make(), s, engine="reference", progress=False)
+    assert a.equals(b), a.diff(b)
+    assert a.cpus()[1]["merged"] > 0 and a.cpus()[1]["RES"] > 0

@@ -43,6 +43,7 @@ def before_own(cls: np.ndarray, sub: np.ndarray, cpu: int) -> np.ndarray:
     return np.where(m, K_BEFORE, cls) if m.any() else cls
 #: vector numbers are kept as local indices, highest vector first; the reschedule IPI is local index -1
 RES = -1
+_SCALAR_BLOCK = 1 << 15   # arrivals a CPU's scan holds as Python lists at once
 
 
 class CpuServer:
@@ -166,71 +167,74 @@ class CpuServer:
         now = np.zeros(n, dtype=bool)
         merged = np.zeros(n, dtype=bool)
         later: list = []
-        Tl, cl, vll = T.tolist(), cls.tolist(), vl.tolist()
-        gl, sl, subl = g.tolist(), s.tolist(), sub.tolist()
         inline = self.inline
         hx = self.h + self.x
         busy = self.busy
         pend = self.pend
-        for i in range(n):
-            ti, ci, v = Tl[i], cl[i], vll[i]
-            if v >= 0 and not self.own and self.res_t == INF:
-                # the common case at once: nothing but the job in service can come before it
-                bend = self.bend
-                if bend >= 0 and 8 * bend < 8 * ti + ci:
-                    if pend:
-                        self._advance(ti, ci, later)
-                        bend = self.bend
-                    else:   # nothing waits: the busy period ends with its job (_end_job)
-                        busy.append((self.bstart, self.bcls, self.bsub, bend))
-                        self.nbusy += 1
-                        self.busy_ns += bend - self.bstart
-                        self.last_end = bend
-                        self.bend = bend = -1
-                        self.kick_open = False
-                if bend < 0:
+        for b0 in range(0, n, _SCALAR_BLOCK):   # as Python lists a block at a time (not the whole chunk)
+            b1 = min(n, b0 + _SCALAR_BLOCK)
+            Tl, cl, vll = T[b0:b1].tolist(), cls[b0:b1].tolist(), vl[b0:b1].tolist()
+            gl, sl, subl = g[b0:b1].tolist(), s[b0:b1].tolist(), sub[b0:b1].tolist()
+            for j in range(b1 - b0):
+                i = b0 + j
+                ti, ci, v = Tl[j], cl[j], vll[j]
+                if v >= 0 and not self.own and self.res_t == INF:
+                    # the common case at once: nothing but the job in service can come before it
+                    bend = self.bend
+                    if bend >= 0 and 8 * bend < 8 * ti + ci:
+                        if pend:
+                            self._advance(ti, ci, later)
+                            bend = self.bend
+                        else:   # nothing waits: the busy period ends with its job (_end_job)
+                            busy.append((self.bstart, self.bcls, self.bsub, bend))
+                            self.nbusy += 1
+                            self.busy_ns += bend - self.bstart
+                            self.last_end = bend
+                            self.bend = bend = -1
+                            self.kick_open = False
+                    if bend < 0:
+                        now[i] = True
+                        self.taken += 1
+                        self.jobs += 1
+                        if hx:
+                            self.bstart, self.bend = ti, ti + hx
+                            self.bcls, self.bsub = ci, subl[j]
+                        if sl[j] in inline:
+                            self._signal(sl[j], gl[j], ti, ci, ti)
+                    elif v in pend:
+                        merged[i] = True
+                        self.merged += 1
+                    else:
+                        pend[v] = (gl[j], ti, sl[j])
+                    continue
+                if v == -5:   # a level pin sends again at the EOI of the job ending now: taken at that end
+                    self._advance(ti, K_END, later)
+                    if self.bend == ti and not self.pend and self.res_t == INF:
+                        now[i] = True
+                        self.taken += 1
+                        self.waited += 1
+                        self.jobs += 1
+                        self.bend = ti + self.h
+                    continue
+                self._advance(ti, ci, later)
+                if v == -2:   # a kick candidate: the vCPU IN_GUEST_MODE (CPU free, no kick since it re-entered)?
+                    self._kick(ti, ci, subl[j])
+                    continue
+                if self.bend < 0:
                     now[i] = True
                     self.taken += 1
                     self.jobs += 1
-                    if hx:
-                        self.bstart, self.bend = ti, ti + hx
-                        self.bcls, self.bsub = ci, subl[i]
-                    if sl[i] in inline:
-                        self._signal(sl[i], gl[i], ti, ci, ti)
-                elif v in pend:
+                    if self.h + self.x:
+                        self.bstart, self.bend = ti, ti + self.h + self.x
+                        self.bcls, self.bsub = ci, subl[j]
+                    if sl[j] in self.inline:
+                        self._signal(sl[j], gl[j], ti, ci, ti)
+                    continue
+                if v in self.pend:
                     merged[i] = True
                     self.merged += 1
                 else:
-                    pend[v] = (gl[i], ti, sl[i])
-                continue
-            if v == -5:   # a level pin sends again at the EOI of the job ending now: taken at that end
-                self._advance(ti, K_END, later)
-                if self.bend == ti and not self.pend and self.res_t == INF:
-                    now[i] = True
-                    self.taken += 1
-                    self.waited += 1
-                    self.jobs += 1
-                    self.bend = ti + self.h
-                continue
-            self._advance(ti, ci, later)
-            if v == -2:   # a kick candidate: the vCPU IN_GUEST_MODE (CPU free, no kick since it re-entered)?
-                self._kick(ti, ci, int(sub[i]))
-                continue
-            if self.bend < 0:
-                now[i] = True
-                self.taken += 1
-                self.jobs += 1
-                if self.h + self.x:
-                    self.bstart, self.bend = ti, ti + self.h + self.x
-                    self.bcls, self.bsub = ci, int(sub[i])
-                if int(s[i]) in self.inline:
-                    self._signal(int(s[i]), int(g[i]), ti, ci, ti)
-                continue
-            if v in self.pend:
-                merged[i] = True
-                self.merged += 1
-            else:
-                self.pend[v] = (int(g[i]), ti, int(s[i]))
+                    self.pend[v] = (gl[j], ti, sl[j])
         self._advance(frontier, K_RAISE, later)
         return now, merged, later
 
