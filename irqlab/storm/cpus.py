@@ -175,6 +175,9 @@ class CpuServer:
             b1 = min(n, b0 + _SCALAR_BLOCK)
             Tl, cl, vll = T[b0:b1].tolist(), cls[b0:b1].tolist(), vl[b0:b1].tolist()
             gl, sl, subl = g[b0:b1].tolist(), s[b0:b1].tolist(), sub[b0:b1].tolist()
+            if len(busy) >= _SCALAR_BLOCK:   # the periods so far into arrays (not a Python tuple each)
+                self._arrays()
+                busy = self.busy
             for j in range(b1 - b0):
                 i = b0 + j
                 ti, ci, v = Tl[j], cl[j], vll[j]
