@@ -572,7 +572,9 @@ class CpuStage:
             srv = self.servers[c]
             e = arrivals(c)
             cx = self.complex[c]
-            parts = [(t[e], np.full(e.size, K_RAISE, np.int64), g[e], sid[e], self.src_vl[sid[e]], g[e])]
+            ge, se = g[e], sid[e]
+            parts = [(t[e], _same(K_RAISE, e.size), ge, se, self.src_vl[se], ge)]
+            del e
             if cx:
                 ct = np.concatenate([x[0] for x in cx])
                 cg = np.concatenate([x[1] for x in cx])
@@ -600,7 +602,13 @@ class CpuStage:
                     kT, kc, ks = kT[now], kc[now], ks[now]
                     parts.append((kT, kc, np.full(kT.size, -1, np.int64), np.full(kT.size, -1, np.int64),
                                   np.full(kT.size, -2, np.int64), ks))
-            Tc, cls, gc, sc, vl, sub = (np.concatenate([p[i] for p in parts]) for i in range(6))
+            if len(parts) == 1:   # this chunk's raised vectors alone: in key order already (by time, then g)
+                Tc, cls, gc, sc, vl, sub = parts[0]
+                ordered = True
+            else:
+                Tc, cls, gc, sc, vl, sub = (np.concatenate([p[i] for p in parts]) for i in range(6))
+                ordered = False
+            del parts
             if srv.grid:   # already in order: this chunk's raised vectors, one vector
                 now, merged, later = srv.feed_grid(Tc, gc, sc, frontier)
                 if later is not None:
@@ -609,8 +617,10 @@ class CpuStage:
                 else:
                     later = []
             else:
-                o = np.lexsort((sub, 8 * Tc + cls))
-                Tc, cls, gc, sc, vl, sub = Tc[o], cls[o], gc[o], sc[o], vl[o], sub[o]
+                if not ordered:
+                    o = np.lexsort((sub, 8 * Tc + cls))
+                    Tc, cls, gc, sc, vl, sub = Tc[o], cls[o], gc[o], sc[o], vl[o], sub[o]
+                    del o
                 vlx = np.where(vl == -4, 10_000, vl)   # a complex arrival (it must not wait, checked below)
                 vlx = np.where(vl == -5, -5, vlx)      # ... one a level pin sends again at an EOI
                 now, merged, later = srv.feed_scalar(Tc, cls, vlx, gc, sc, sub, frontier)
@@ -626,14 +636,14 @@ class CpuStage:
             if mg.any():
                 eng.sink.settle(gc[mg], O.COALESCED_APIC)
                 self.merged_cnt += np.bincount(sc[mg], minlength=self.merged_cnt.shape[0])
-            nw = now & dev
-            outs = [(Tc[nw], np.full(int(nw.sum()), K_RAISE, np.int64), gc[nw], sc[nw], Tc[nw], gc[nw])]
+            nw = np.flatnonzero(now & dev)
+            Tn, gn = Tc[nw], gc[nw]
+            outs = [(Tn, _same(K_RAISE, nw.size), gn, sc[nw], Tn, gn)]   # (T is traise, g is sub)
             if len(later):
                 L = np.asarray(later, dtype=np.int64)     # (g, d, cls, s, traise)
-                outs.append((L[:, 1], L[:, 2], L[:, 0], L[:, 3], L[:, 4], np.full(L.shape[0], c, np.int64)))
-            em = tuple(np.concatenate([o[i] for o in outs]) for i in range(6))
-            emitted[c] = [em]
-            out_all.append(em)
+                outs.append((L[:, 1], L[:, 2], L[:, 0], L[:, 3], L[:, 4], _same(c, L.shape[0])))
+            emitted[c] = outs
+            out_all.extend(outs)
             self._run_chains(emitted, chains_done)
         return out_all, unrouted
 
