@@ -84,7 +84,8 @@ class CpuServer:
         self.last_end = -1        # the end of the last finished busy period
         self.pin_starts: list = []   # start keys of busy periods a VT-d notification landed in (PIN), unique each
         self.bcls = self.bsub = 0
-        self.kick_at: list[int] = []              # kick instants (the kicks' keys)
+        self.kick_at: list[tuple] = []            # kicks sent (key, sub) not yet in the array below
+        self._kicks = np.zeros((0, 2), np.int64)  # all kicks sent, in order: (key, sub)
         self.taken = self.waited = self.merged = 0
         self.res_taken = self.res_waited = 0
         self.jobs = 0                              # device jobs (each host_irq_ns)
@@ -178,6 +179,8 @@ class CpuServer:
             if len(busy) >= _SCALAR_BLOCK:   # the periods so far into arrays (not a Python tuple each)
                 self._arrays()
                 busy = self.busy
+            if len(self.kick_at) >= _SCALAR_BLOCK:
+                self.kick_pairs()
             for j in range(b1 - b0):
                 i = b0 + j
                 ti, ci, v = Tl[j], cl[j], vll[j]
@@ -256,6 +259,13 @@ class CpuServer:
             self.own.append((inj, g))
 
     # ------------------------------------------------------------------ finishing
+    def kick_pairs(self) -> np.ndarray:
+        """Every kick this CPU's scan sent so far, (key, sub) rows in order."""
+        if self.kick_at:
+            self._kicks = np.concatenate((self._kicks, np.asarray(self.kick_at, np.int64).reshape(-1, 2)))
+            self.kick_at = []
+        return self._kicks
+
     def note_posts(self, K: np.ndarray, sub: np.ndarray) -> None:
         """VT-d posts to its running vCPU while this CPU is in hard-IRQ context: the first of each busy period
         sends the notification (ON was clear) that lands in the host: PIN (one per busy period they fall in)."""

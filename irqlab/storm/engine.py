@@ -98,9 +98,10 @@ def _key_order(K: np.ndarray, SB: np.ndarray) -> np.ndarray:
 
 
 def _pairs_in(K: np.ndarray, SB: np.ndarray, pairs: list) -> np.ndarray:
-    """Which events (K[i], SB[i]) are among ``pairs`` [(key, sub)]: by a combined key when it fits in 62 bits."""
+    """Which events (K[i], SB[i]) are among ``pairs`` [(key, sub)] (or an array of such rows): by a combined key
+    when it fits in 62 bits."""
     n = K.shape[0]
-    if not pairs or not n:
+    if not len(pairs) or not n:
         return np.zeros(n, dtype=bool)
     P = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     lo = min(int(SB.min()), int(P[:, 1].min()))
@@ -784,7 +785,7 @@ class VectorEngine:
                 undet = nxt >= CINF
                 ends = np.where(undet, BIG, 8 * np.minimum(nxt, CINF) + K_END)
                 # (an accept keyed K_BEFORE was seen by the kicked CPU's scan at its own key, 8T + K_EARLY)
-                kicked = _pairs_in(np.where((K & 7) == 7, K + 2, K), SB, srv.kick_at)
+                kicked = _pairs_in(np.where((K & 7) == 7, K + 2, K), SB, srv.kick_pairs())
                 due = np.where(kicked, T + t.ipi_ns + t.vmexit_ns, T)
                 pir = None
             else:
