@@ -242,6 +242,8 @@ class CpuServer:
                 else:
                     self.pend[v] = (gl[j], ti, sl[j])
         self._advance(frontier, K_RAISE, later)
+        if len(self.busy) >= 256:   # (the last block's periods too: not held as tuples past the chunk)
+            self._arrays()
         return now, merged, later
 
     def _kick(self, ti: int, ci: int, sub: int) -> None:
@@ -897,6 +899,7 @@ class GridServer(CpuServer):
         sl = slice(vx, m)
         now = op[sl]
         li = np.flatnonzero(firstk[sl])
+        merged_m = ~(op | firstk)[sl] if masks else None
         del firstk
         nl = int(li.size)
         if nl:   # dispatches from the IRR: the first of slot k is taken at e0 + k h
@@ -940,7 +943,7 @@ class GridServer(CpuServer):
             self.bend = int(end[-1])
         if not masks:
             return np.flatnonzero(now), n - nn - nl, self._give(frontier)
-        return now, ~(op | firstk)[sl], self._give(frontier)
+        return now, merged_m, self._give(frontier)
 
     def _walk_tail(self, act: np.ndarray, x: np.ndarray, cand: np.ndarray, first: np.ndarray, cnt: np.ndarray,
                    rr: np.ndarray, rE0: np.ndarray, rop: np.ndarray) -> np.ndarray:
