@@ -804,13 +804,18 @@ class VectorEngine:
                     due = np.where(busy, T, x)
                     undet = undet | (~inside & ~early & und2)
                     pir = inside
-                else:
+                else:   # (in place, and the temporaries dropped: two vCPUs run at once)
                     entry = fx
-                    ends = np.where(in2, 8 * fx + K_END, kx)
+                    ends = np.multiply(fx, 8)
+                    ends += K_END
+                    np.copyto(ends, kx, where=~in2)
                     due = x
                     undet = und2
                     pir = None
-                ends = np.where(undet, BIG, ends)
+                    del e2, in2, kx
+                    ends[undet] = BIG
+                if not vp.halted:
+                    ends = np.where(undet, BIG, ends)
             if undet.any():
                 starts = vw.chain_preview(K, ends)
                 starts_pre = starts
