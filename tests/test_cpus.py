@@ -644,3 +644,25 @@ def test_a_cpus_scan_in_blocks_of_python_lists_changes_nothing(monkeypatch, bloc
     b = storm.run(make(), s, engine="reference", progress=False)
     assert a.equals(b), a.diff(b)
     assert a.cpus()[1]["merged"] > 0 and a.cpus()[1]["RES"] > 0
+
+
+def test_grid_cpus_forget_the_busy_periods_no_question_reaches(monkeypatch):
+    """Chunk by chunk (a streamed storm), the grid CPUs drop the busy periods that ended before anything still to
+    be asked (the next chunk's first interrupt, deferred windows, irqfd injects, IRR dispatches): they keep a few,
+    not every period of the storm, and the result still equals the replay."""
+    from irqlab.storm import cpus as C
+    stages = []
+    orig = C.CpuStage.prune
+
+    def spy(self, t0):
+        stages.append(self)
+        return orig(self, t0)
+    monkeypatch.setattr(C.CpuStage, "prune", spy)
+    make = lambda: scenarios.msix_nic(4, trace=False, vcpu_mode="halted")  # noqa: E731
+    s = storm.poisson(make(), rate_hz=2_500_000, duration_ns=2_000_000, seed=7)
+    a = storm.run(make(), s, engine="vector", chunk_events=1000, progress=False)
+    b = storm.run(make(), s, engine="reference", progress=False)
+    assert a.equals(b), a.diff(b)
+    srvs = list(stages[0].servers.values())
+    assert all(srv.grid for srv in srvs)
+    assert sum(srv.nbusy for srv in srvs) > 4 * sum(srv._nb for srv in srvs)

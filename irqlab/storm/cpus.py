@@ -310,6 +310,18 @@ class CpuServer:
         nb = self._nb
         return self._bk[:nb], self._bs[:nb], self._be8[:nb]
 
+    def prune(self, key: int) -> None:
+        """Forget the finished busy periods that end at or before ``key`` (a key, 8T + class): the caller knows
+        no question will ask about an earlier key (a streamed storm's CPU does not keep every period it had)."""
+        bk, bs, be8 = self._arrays()
+        j = int(np.searchsorted(be8, key, side="right"))
+        if j and j >= bk.shape[0] // 2:   # (when half of them can go: the moves stay amortized)
+            nb = self._nb - j
+            for name in ("_bk", "_bs", "_be8"):
+                a = getattr(self, name)
+                a[:nb] = a[j:j + nb].copy()
+            self._nb = nb
+
     def period_of(self, K: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For events at keys (K, sub), sorted: the start key of the busy period (finished or open) each falls
         in (-1: none), and its end (INF: the open one, or none)."""
@@ -515,6 +527,29 @@ class CpuStage:
         self.src_count: dict | None = None   # per source, its arrivals in this chunk as the scan found them
         self.complex: dict[int, list] = {c: [] for c in cpus}   # per CPU: arrivals that must not wait (t, g)
         self.cand_carry: dict[int, list] = {c: [] for c in cpus}  # kick candidates due after the chunk: (T, cls)
+
+    def prune(self, t0: int) -> None:
+        """Before a chunk whose first interrupt is raised at ``t0``: when every CPU is a grid CPU and every source
+        reaches its CPU as a plain vector, no accept to come is before t0 or before what waits already (deferred
+        windows, irqfd injects, dispatches from an IRR): the busy periods that ended before all of them go."""
+        eng = self.eng
+        if not all(srv.grid for srv in self.servers.values()) or not eng.kinds_present <= {0, 1, 2} or \
+                any(ml.up and ml.lp.dynamic and not eng.plan.noirqdebug for ml in eng.msi_lines.values()):
+            return
+        lo = t0
+        for vw in eng.vcpus:
+            for p in vw.defer:
+                if p[2].size:
+                    lo = min(lo, int(p[2].min()))
+            for b in vw.buf:
+                if b[0].size:
+                    lo = min(lo, int(b[0].min()))
+        for srv in self.servers.values():
+            for b in srv.buf:
+                if b[0].size:
+                    lo = min(lo, int(b[0].min()), int(b[3].min()))
+        for srv in self.servers.values():
+            srv.prune(8 * (lo - 1))
 
     def note_complex(self, cpu: int, t: np.ndarray, g: np.ndarray, cls: Any = K_RAISE) -> None:
         """Arrivals computed by a line that decided when its CPU takes them (INTx, spurious counting, a line going

@@ -527,6 +527,7 @@ class VectorEngine:
         if not t.size:
             return
         cs = self.cpus
+        cs.prune(int(t[0]))
         self.off = off
         self.chunk_t = t
         self.sink.chunk(off, t.size)
