@@ -676,3 +676,44 @@ def test_a_cpus_busy_end_at_a_timers_keys_by_periods_equals_by_keys(periods, key
     end, inside = srv.end_if_busy(K)
     e0, i0 = srv._end_if_busy_by_key(K)
     assert end.tolist() == e0.tolist() and inside.tolist() == i0.tolist()
+
+
+@pytest.mark.parametrize("block", [1, 2, 5])
+def test_a_cpus_scan_in_blocks_of_python_lists_changes_nothing(monkeypatch, block):
+    """A CPU taken one arrival at a time (two vectors on CPU1, RES kicks from the GPU) holds its arrivals as Python
+    lists a block at a time: with blocks of 1, 2 and 5 arrivals the result equals the replay."""
+    from irqlab.storm import cpus as C
+    monkeypatch.setattr(C, "_SCALAR_BLOCK", block)
+
+    def make():
+        h = scenarios.switchboard(trace=False)
+        h.irq_set_affinity(25, 1)
+        return h
+    srcs = [Source("msi", DISK, 0), Source("msi", NIC, 0), Source("msi", GPU, 0)]
+    s = storm.poisson(sources=srcs, rate_hz=int(1.2 * CAPACITY), duration_ns=1_000_000, seed=5)
+    a = storm.run(make(), s, engine="vector", progress=False)
+    b = storm.run(make(), s, engine="reference", progress=False)
+    assert a.equals(b), a.diff(b)
+    assert a.cpus()[1]["merged"] > 0 and a.cpus()[1]["RES"] > 0
+
+
+def test_grid_cpus_forget_the_busy_periods_no_question_reaches(monkeypatch):
+    """Chunk by chunk (a streamed storm), the grid CPUs drop the busy periods that ended before anything still to
+    be asked (the next chunk's first interrupt, deferred windows, irqfd injects, IRR dispatches): they keep a few,
+    not every period of the storm, and the result still equals the replay."""
+    from irqlab.storm import cpus as C
+    stages = []
+    orig = C.CpuStage.prune
+
+    def spy(self, t0):
+        stages.append(self)
+        return orig(self, t0)
+    monkeypatch.setattr(C.CpuStage, "prune", spy)
+    make = lambda: scenarios.msix_nic(4, trace=False, vcpu_mode="halted")  # noqa: E731
+    s = storm.poisson(make(), rate_hz=2_500_000, duration_ns=2_000_000, seed=7)
+    a = storm.run(make(), s, engine="vector", chunk_events=1000, progress=False)
+    b = storm.run(make(), s, engine="reference", progress=False)
+    assert a.equals(b), a.diff(b)
+    srvs = list(stages[0].servers.values())
+    assert all(srv.grid for srv in srvs)
+    assert sum(srv.nbusy for srv in srvs) > 4 * sum(srv._nb for srv in srvs)

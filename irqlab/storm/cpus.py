@@ -43,6 +43,7 @@ def before_own(cls: np.ndarray, sub: np.ndarray, cpu: int) -> np.ndarray:
     return np.where(m, K_BEFORE, cls) if m.any() else cls
 #: vector numbers are kept as local indices, highest vector first; the reschedule IPI is local index -1
 RES = -1
+_SCALAR_BLOCK = 1 << 15   # arrivals a CPU's scan holds as Python lists at once
 
 
 class CpuServer:
@@ -83,7 +84,8 @@ class CpuServer:
         self.last_end = -1        # the end of the last finished busy period
         self.pin_starts: list = []   # start keys of busy periods a VT-d notification landed in (PIN), unique each
         self.bcls = self.bsub = 0
-        self.kick_at: list[int] = []              # kick instants (the kicks' keys)
+        self.kick_at: list[tuple] = []            # kicks sent (key, sub) not yet in the array below
+        self._kicks = np.zeros((0, 2), np.int64)  # all kicks sent, in order: (key, sub)
         self.taken = self.waited = self.merged = 0
         self.res_taken = self.res_waited = 0
         self.jobs = 0                              # device jobs (each host_irq_ns)
@@ -166,72 +168,82 @@ class CpuServer:
         now = np.zeros(n, dtype=bool)
         merged = np.zeros(n, dtype=bool)
         later: list = []
-        Tl, cl, vll = T.tolist(), cls.tolist(), vl.tolist()
-        gl, sl, subl = g.tolist(), s.tolist(), sub.tolist()
         inline = self.inline
         hx = self.h + self.x
         busy = self.busy
         pend = self.pend
-        for i in range(n):
-            ti, ci, v = Tl[i], cl[i], vll[i]
-            if v >= 0 and not self.own and self.res_t == INF:
-                # the common case at once: nothing but the job in service can come before it
-                bend = self.bend
-                if bend >= 0 and 8 * bend < 8 * ti + ci:
-                    if pend:
-                        self._advance(ti, ci, later)
-                        bend = self.bend
-                    else:   # nothing waits: the busy period ends with its job (_end_job)
-                        busy.append((self.bstart, self.bcls, self.bsub, bend))
-                        self.nbusy += 1
-                        self.busy_ns += bend - self.bstart
-                        self.last_end = bend
-                        self.bend = bend = -1
-                        self.kick_open = False
-                if bend < 0:
+        for b0 in range(0, n, _SCALAR_BLOCK):   # as Python lists a block at a time (not the whole chunk)
+            b1 = min(n, b0 + _SCALAR_BLOCK)
+            Tl, cl, vll = T[b0:b1].tolist(), cls[b0:b1].tolist(), vl[b0:b1].tolist()
+            gl, sl, subl = g[b0:b1].tolist(), s[b0:b1].tolist(), sub[b0:b1].tolist()
+            if len(busy) >= _SCALAR_BLOCK:   # the periods so far into arrays (not a Python tuple each)
+                self._arrays()
+                busy = self.busy
+            if len(self.kick_at) >= _SCALAR_BLOCK:
+                self.kick_pairs()
+            for j in range(b1 - b0):
+                i = b0 + j
+                ti, ci, v = Tl[j], cl[j], vll[j]
+                if v >= 0 and not self.own and self.res_t == INF:
+                    # the common case at once: nothing but the job in service can come before it
+                    bend = self.bend
+                    if bend >= 0 and 8 * bend < 8 * ti + ci:
+                        if pend:
+                            self._advance(ti, ci, later)
+                            bend = self.bend
+                        else:   # nothing waits: the busy period ends with its job (_end_job)
+                            busy.append((self.bstart, self.bcls, self.bsub, bend))
+                            self.nbusy += 1
+                            self.busy_ns += bend - self.bstart
+                            self.last_end = bend
+                            self.bend = bend = -1
+                            self.kick_open = False
+                    if bend < 0:
+                        now[i] = True
+                        self.taken += 1
+                        self.jobs += 1
+                        if hx:
+                            self.bstart, self.bend = ti, ti + hx
+                            self.bcls, self.bsub = ci, subl[j]
+                        if sl[j] in inline:
+                            self._signal(sl[j], gl[j], ti, ci, ti)
+                    elif v in pend:
+                        merged[i] = True
+                        self.merged += 1
+                    else:
+                        pend[v] = (gl[j], ti, sl[j])
+                    continue
+                if v == -5:   # a level pin sends again at the EOI of the job ending now: taken at that end
+                    self._advance(ti, K_END, later)
+                    if self.bend == ti and not self.pend and self.res_t == INF:
+                        now[i] = True
+                        self.taken += 1
+                        self.waited += 1
+                        self.jobs += 1
+                        self.bend = ti + self.h
+                    continue
+                self._advance(ti, ci, later)
+                if v == -2:   # a kick candidate: the vCPU IN_GUEST_MODE (CPU free, no kick since it re-entered)?
+                    self._kick(ti, ci, subl[j])
+                    continue
+                if self.bend < 0:
                     now[i] = True
                     self.taken += 1
                     self.jobs += 1
-                    if hx:
-                        self.bstart, self.bend = ti, ti + hx
-                        self.bcls, self.bsub = ci, subl[i]
-                    if sl[i] in inline:
-                        self._signal(sl[i], gl[i], ti, ci, ti)
-                elif v in pend:
+                    if self.h + self.x:
+                        self.bstart, self.bend = ti, ti + self.h + self.x
+                        self.bcls, self.bsub = ci, subl[j]
+                    if sl[j] in self.inline:
+                        self._signal(sl[j], gl[j], ti, ci, ti)
+                    continue
+                if v in self.pend:
                     merged[i] = True
                     self.merged += 1
                 else:
-                    pend[v] = (gl[i], ti, sl[i])
-                continue
-            if v == -5:   # a level pin sends again at the EOI of the job ending now: taken at that end
-                self._advance(ti, K_END, later)
-                if self.bend == ti and not self.pend and self.res_t == INF:
-                    now[i] = True
-                    self.taken += 1
-                    self.waited += 1
-                    self.jobs += 1
-                    self.bend = ti + self.h
-                continue
-            self._advance(ti, ci, later)
-            if v == -2:   # a kick candidate: the vCPU IN_GUEST_MODE (CPU free, no kick since it re-entered)?
-                self._kick(ti, ci, int(sub[i]))
-                continue
-            if self.bend < 0:
-                now[i] = True
-                self.taken += 1
-                self.jobs += 1
-                if self.h + self.x:
-                    self.bstart, self.bend = ti, ti + self.h + self.x
-                    self.bcls, self.bsub = ci, int(sub[i])
-                if int(s[i]) in self.inline:
-                    self._signal(int(s[i]), int(g[i]), ti, ci, ti)
-                continue
-            if v in self.pend:
-                merged[i] = True
-                self.merged += 1
-            else:
-                self.pend[v] = (int(g[i]), ti, int(s[i]))
+                    self.pend[v] = (gl[j], ti, sl[j])
         self._advance(frontier, K_RAISE, later)
+        if len(self.busy) >= 256:   # (the last block's periods too: not held as tuples past the chunk)
+            self._arrays()
         return now, merged, later
 
     def _kick(self, ti: int, ci: int, sub: int) -> None:
@@ -249,6 +261,13 @@ class CpuServer:
             self.own.append((inj, g))
 
     # ------------------------------------------------------------------ finishing
+    def kick_pairs(self) -> np.ndarray:
+        """Every kick this CPU's scan sent so far, (key, sub) rows in order."""
+        if self.kick_at:
+            self._kicks = np.concatenate((self._kicks, np.asarray(self.kick_at, np.int64).reshape(-1, 2)))
+            self.kick_at = []
+        return self._kicks
+
     def note_posts(self, K: np.ndarray, sub: np.ndarray) -> None:
         """VT-d posts to its running vCPU while this CPU is in hard-IRQ context: the first of each busy period
         sends the notification (ON was clear) that lands in the host: PIN (one per busy period they fall in)."""
@@ -290,6 +309,18 @@ class CpuServer:
             self._nb = nb
         nb = self._nb
         return self._bk[:nb], self._bs[:nb], self._be8[:nb]
+
+    def prune(self, key: int) -> None:
+        """Forget the finished busy periods that end at or before ``key`` (a key, 8T + class): the caller knows
+        no question will ask about an earlier key (a streamed storm's CPU does not keep every period it had)."""
+        bk, bs, be8 = self._arrays()
+        j = int(np.searchsorted(be8, key, side="right"))
+        if j and j >= bk.shape[0] // 2:   # (when half of them can go: the moves stay amortized)
+            nb = self._nb - j
+            for name in ("_bk", "_bs", "_be8"):
+                a = getattr(self, name)
+                a[:nb] = a[j:j + nb].copy()
+            self._nb = nb
 
     def period_of(self, K: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For events at keys (K, sub), sorted: the start key of the busy period (finished or open) each falls
@@ -497,6 +528,29 @@ class CpuStage:
         self.complex: dict[int, list] = {c: [] for c in cpus}   # per CPU: arrivals that must not wait (t, g)
         self.cand_carry: dict[int, list] = {c: [] for c in cpus}  # kick candidates due after the chunk: (T, cls)
 
+    def prune(self, t0: int) -> None:
+        """Before a chunk whose first interrupt is raised at ``t0``: when every CPU is a grid CPU and every source
+        reaches its CPU as a plain vector, no accept to come is before t0 or before what waits already (deferred
+        windows, irqfd injects, dispatches from an IRR): the busy periods that ended before all of them go."""
+        eng = self.eng
+        if not all(srv.grid for srv in self.servers.values()) or not eng.kinds_present <= {0, 1, 2} or \
+                any(ml.up and ml.lp.dynamic and not eng.plan.noirqdebug for ml in eng.msi_lines.values()):
+            return
+        lo = t0
+        for vw in eng.vcpus:
+            for p in vw.defer:
+                if p[2].size:
+                    lo = min(lo, int(p[2].min()))
+            for b in vw.buf:
+                if b[0].size:
+                    lo = min(lo, int(b[0].min()))
+        for srv in self.servers.values():
+            for b in srv.buf:
+                if b[0].size:
+                    lo = min(lo, int(b[0].min()), int(b[3].min()))
+        for srv in self.servers.values():
+            srv.prune(8 * (lo - 1))
+
     def note_complex(self, cpu: int, t: np.ndarray, g: np.ndarray, cls: Any = K_RAISE) -> None:
         """Arrivals computed by a line that decided when its CPU takes them (INTx, spurious counting, a line going
         down): ``cls`` K_RAISE, taken at once when raised, or K_EARLY, sent again by a level pin at the EOI of
@@ -542,7 +596,7 @@ class CpuStage:
                 return np.flatnonzero(key == c)
         # (unrouted: plain arrivals that reach no CPU (VT-d posted), in order)
         out_all: list = []
-        emitted: dict[int, tuple] = {}   # per CPU: what it took in this chunk (T, cls, g, s, traise, sub)
+        emitted: dict[int, list] = {}    # per CPU: what it took in this chunk, parts (T, cls, g, s, traise, sub)
         chains_done: set = set()
         # the grid CPUs that only plain arrivals reach first: they kick nobody and wait for nobody (a kicked CPU
         # is never one), so they are independent of each other — two at once
@@ -550,13 +604,13 @@ class CpuStage:
         grid = [c for c in self.order if self.servers[c].grid and not self.complex[c]]
         calls = [(self._grid, (c, arrivals, t, sid, off, frontier), t.size // max(len(self.servers), 1))
                  for c in grid]
-        for c, (em, merged) in zip(grid, eng._run_local(calls)):
+        for c, (ems, merged) in zip(grid, eng._run_local(calls)):
             if isinstance(merged, tuple):
                 self.merged_cnt[merged[0]] += merged[1]
             else:
                 self.merged_cnt += merged
-            emitted[c] = em
-            out_all.append(em)
+            emitted[c] = ems
+            out_all.extend(ems)
         if grid:
             self._run_chains(emitted, chains_done)
         for c in self.order:
@@ -565,7 +619,9 @@ class CpuStage:
             srv = self.servers[c]
             e = arrivals(c)
             cx = self.complex[c]
-            parts = [(t[e], np.full(e.size, K_RAISE, np.int64), g[e], sid[e], self.src_vl[sid[e]], g[e])]
+            ge, se = g[e], sid[e]
+            parts = [(t[e], _same(K_RAISE, e.size), ge, se, self.src_vl[se], ge)]
+            del e
             if cx:
                 ct = np.concatenate([x[0] for x in cx])
                 cg = np.concatenate([x[1] for x in cx])
@@ -576,7 +632,7 @@ class CpuStage:
             if c in self.kicked:
                 cand = self.cand_carry[c]
                 if self.cand_src[c].size:
-                    for T2, cls2, g2, s2, _, sub2 in emitted.values():
+                    for T2, cls2, g2, s2, _, sub2 in (p for ps in emitted.values() for p in ps):
                         m = np.isin(s2, self.cand_src[c])
                         if m.any():
                             cand.append((T2[m], cls2[m], sub2[m]))
@@ -593,7 +649,13 @@ class CpuStage:
                     kT, kc, ks = kT[now], kc[now], ks[now]
                     parts.append((kT, kc, np.full(kT.size, -1, np.int64), np.full(kT.size, -1, np.int64),
                                   np.full(kT.size, -2, np.int64), ks))
-            Tc, cls, gc, sc, vl, sub = (np.concatenate([p[i] for p in parts]) for i in range(6))
+            if len(parts) == 1:   # this chunk's raised vectors alone: in key order already (by time, then g)
+                Tc, cls, gc, sc, vl, sub = parts[0]
+                ordered = True
+            else:
+                Tc, cls, gc, sc, vl, sub = (np.concatenate([p[i] for p in parts]) for i in range(6))
+                ordered = False
+            del parts
             if srv.grid:   # already in order: this chunk's raised vectors, one vector
                 now, merged, later = srv.feed_grid(Tc, gc, sc, frontier)
                 if later is not None:
@@ -602,8 +664,10 @@ class CpuStage:
                 else:
                     later = []
             else:
-                o = np.lexsort((sub, 8 * Tc + cls))
-                Tc, cls, gc, sc, vl, sub = Tc[o], cls[o], gc[o], sc[o], vl[o], sub[o]
+                if not ordered:
+                    o = np.lexsort((sub, 8 * Tc + cls))
+                    Tc, cls, gc, sc, vl, sub = Tc[o], cls[o], gc[o], sc[o], vl[o], sub[o]
+                    del o
                 vlx = np.where(vl == -4, 10_000, vl)   # a complex arrival (it must not wait, checked below)
                 vlx = np.where(vl == -5, -5, vlx)      # ... one a level pin sends again at an EOI
                 now, merged, later = srv.feed_scalar(Tc, cls, vlx, gc, sc, sub, frontier)
@@ -619,21 +683,22 @@ class CpuStage:
             if mg.any():
                 eng.sink.settle(gc[mg], O.COALESCED_APIC)
                 self.merged_cnt += np.bincount(sc[mg], minlength=self.merged_cnt.shape[0])
-            nw = now & dev
-            outs = [(Tc[nw], np.full(int(nw.sum()), K_RAISE, np.int64), gc[nw], sc[nw], Tc[nw], gc[nw])]
+            nw = np.flatnonzero(now & dev)
+            Tn, gn = Tc[nw], gc[nw]
+            outs = [(Tn, _same(K_RAISE, nw.size), gn, sc[nw], Tn, gn)]   # (T is traise, g is sub)
             if len(later):
                 L = np.asarray(later, dtype=np.int64)     # (g, d, cls, s, traise)
-                outs.append((L[:, 1], L[:, 2], L[:, 0], L[:, 3], L[:, 4], np.full(L.shape[0], c, np.int64)))
-            em = tuple(np.concatenate([o[i] for o in outs]) for i in range(6))
-            emitted[c] = em
-            out_all.append(em)
+                outs.append((L[:, 1], L[:, 2], L[:, 0], L[:, 3], L[:, 4], _same(c, L.shape[0])))
+            emitted[c] = outs
+            out_all.extend(outs)
             self._run_chains(emitted, chains_done)
         return out_all, unrouted
 
     def _grid(self, c: int, arrivals: Any, t: np.ndarray, sid: np.ndarray, off: int, frontier: int) -> tuple:
-        """A grid CPU takes its arrivals (chunk indices ``arrivals(c)``): what it took (T, cls, g, s, traise,
-        sub) and what merged, to add to ``merged_cnt`` (source, count) or per source. It settles the merged ones
-        itself."""
+        """A grid CPU takes its arrivals (chunk indices ``arrivals(c)``): what it took, in parts (T, cls, g, s,
+        traise, sub) — those taken at once (T is traise, g is sub), those taken from the IRR — whose columns of
+        one value are zero-stride views, and what merged, to add to ``merged_cnt`` (source, count) or per
+        source. It settles the merged ones itself."""
         srv = self.servers[c]
         e = arrivals(c)
         Tc = t[e]                             # (an arrival's interrupt is its chunk index e plus off)
@@ -645,7 +710,7 @@ class CpuStage:
                 # below, later or in a later chunk, and their own outcome replaces it
                 self.eng.sink.mark_chunk(e, O.COALESCED_APIC, nm)
             madd: Any = (one, nm)
-            sn = np.full(now.size, one, np.int64)
+            sn = _same(one, now.size)
         else:
             sc = sid[e]
             nowm, merged, later = srv.feed_grid(Tc, e, sc, frontier, goff=off)
@@ -658,15 +723,12 @@ class CpuStage:
         Tn = Tc[now]
         gn = e[now]
         gn += off
+        del e, Tc, now   # (what a worker holds at once: two of them run together)
+        ems = [(Tn, _same(K_RAISE, Tn.size), gn, sn, Tn, gn)]
         if later is not None:
             ld, lg, ls, lt = later
-            em = (np.concatenate((Tn, ld)), np.concatenate((np.full(Tn.size, K_RAISE, np.int64),
-                                                             np.full(ld.size, K_EARLY, np.int64))),
-                  np.concatenate((gn, lg)), np.concatenate((sn, ls)), np.concatenate((Tn, lt)),
-                  np.concatenate((gn, np.full(ld.size, c, np.int64))))
-        else:
-            em = (Tn, np.full(Tn.size, K_RAISE, np.int64), gn, sn, Tn, gn)
-        return em, madd
+            ems.append((ld, _same(K_EARLY, ld.size), lg, ls, lt, _same(c, ld.size)))
+        return ems, madd
 
     def _run_chains(self, emitted: dict, done: set) -> None:
         """irqfd work whose signals' CPUs have all taken this chunk's vectors: the work chain runs on them, and
@@ -676,8 +738,7 @@ class CpuStage:
                 continue
             done.add(id(wc))
             parts = []
-            for c in scpu:
-                T2, cls2, g2, s2, tr2, sub2 = emitted[c]
+            for T2, cls2, g2, s2, tr2, sub2 in (p for c in scpu for p in emitted[c]):
                 m = np.isin(s2, srcs)
                 if m.any():
                     parts.append((T2[m], cls2[m], g2[m], s2[m], tr2[m], sub2[m]))
@@ -697,6 +758,11 @@ class CpuStage:
 
     def drain(self) -> None:
         """After the last chunk the servers have run to the end (its frontier is past everything)."""
+
+
+def _same(v: int, n: int) -> np.ndarray:
+    """A column of ``n`` equal int64 values as a read-only zero-stride view (no memory per element)."""
+    return np.broadcast_to(np.int64(v), (n,))
 
 
 def check_wakeups(plan: Any) -> None:
@@ -734,6 +800,7 @@ def _topo(cpus: list[int], edges: dict[int, set]) -> list[int]:
 
 
 _WALK_BLOCK = 32   # candidate gaps a run's walk judges at once
+_WALK_SCALAR = 16   # runs left when the walk goes on one gap at a time
 
 
 class GridServer(CpuServer):
@@ -795,6 +862,7 @@ class GridServer(CpuServer):
         if not vx:
             hidx = np.concatenate(([0], hidx))
         cand = cand[~hc]
+        del gap
         op[hidx] = True
         # the walk over the other candidates, run by run (a run: from a head, or the carried period, to the
         # next head), all runs at once: the first candidate gap that ends its run's current period opens one
@@ -835,6 +903,9 @@ class GridServer(CpuServer):
                     rr[a2] += j + 1
                 rr[act[~hit]] += _WALK_BLOCK
                 act = act[rr[act] < cnt[act]]
+                if 0 < act.size <= _WALK_SCALAR:   # the last few long runs: a plain walk costs less than rounds
+                    newop.append(self._walk_tail(act, x, cand, first, cnt, rr, rE0, rop))
+                    break
             if newop:
                 op[np.concatenate(newop)] = True
         carried = bool(vx) and not op[0]          # the first arrivals continue the carried period
@@ -863,6 +934,15 @@ class GridServer(CpuServer):
         sl = slice(vx, m)
         now = op[sl]
         li = np.flatnonzero(firstk[sl])
+        merged_m = ~(op | firstk)[sl] if masks else None
+        del firstk
+        nl = int(li.size)
+        if nl:   # dispatches from the IRR: the first of slot k is taken at e0 + k h
+            lv = li + vx
+            d_irr = base[lv]
+            d_irr += hh
+            d_irr += k[lv] * h
+        del base
         # busy periods: each ends after the job that serves its last arrival's slot
         last = np.empty(nst, dtype=np.int64)
         last[:-1] = starts[1:] - 1
@@ -872,16 +952,13 @@ class GridServer(CpuServer):
         end = np.where(alone_l, E0p, E0p + kl * h + h)
         # the counters
         nn = int(np.count_nonzero(now))
-        nl = int(li.size)
         self.taken += nn + nl
         self.jobs += nn + nl
         self.waited += nl
         self.merged += n - nn - nl
-        # dispatches from the IRR, to emit in key order: the first of slot k is taken at e0 + k h
+        # dispatches from the IRR, to emit in key order
         if nl:
-            lv = li + vx
-            self.buf.append((base[lv] + hh + k[lv] * h, g[li] + goff, s[li] if np.ndim(s) else np.full(nl, s, np.int64),
-                             T[li]))
+            self.buf.append((d_irr, g[li] + goff, s[li] if np.ndim(s) else _same(s, nl), T[li]))
         # finished periods, and the one still open: their starts (time, class, sub)
         ps_t = x[starts]
         ps_c = np.full(nst, K_RAISE, np.int64)
@@ -901,7 +978,24 @@ class GridServer(CpuServer):
             self.bend = int(end[-1])
         if not masks:
             return np.flatnonzero(now), n - nn - nl, self._give(frontier)
-        return now, ~(op | firstk)[sl], self._give(frontier)
+        return now, merged_m, self._give(frontier)
+
+    def _walk_tail(self, act: np.ndarray, x: np.ndarray, cand: np.ndarray, first: np.ndarray, cnt: np.ndarray,
+                   rr: np.ndarray, rE0: np.ndarray, rop: np.ndarray) -> np.ndarray:
+        """The rest of the walk for a few runs, one candidate gap at a time (the same judgement as the rounds):
+        the arrivals after the gaps that end a period (openers)."""
+        h, c1 = self.h, self.c1
+        out = []
+        for a in act.tolist():
+            cs = cand[int(first[a]) + int(rr[a]):int(first[a]) + int(cnt[a])]
+            e0, op = int(rE0[a]), int(rop[a])
+            for ci, xi, xn in zip(cs.tolist(), x[cs].tolist(), x[cs + 1].tolist()):
+                se = e0 if xi < e0 else e0 + ((xi - e0) // h + 1) * h
+                if xn >= (se if op == ci else se + h):
+                    op = ci + 1
+                    e0 = xn + c1
+                    out.append(op)
+        return np.array(out, dtype=np.int64)
 
     def _give(self, frontier: int) -> tuple | None:
         """What the IRRs give up to the frontier (in order: a later buffer entry never precedes an earlier one)."""
@@ -914,7 +1008,8 @@ class GridServer(CpuServer):
             j = int(np.searchsorted(d, frontier, side="right")) if frontier < INF else d.size
             if j:
                 later = (d[:j], gg[:j], ss[:j], tt[:j])
-            self.buf = [(d[j:], gg[j:], ss[j:], tt[j:])] if j < d.size else []
+            # (copies: a view of the tail would keep every dispatch of the chunk alive until the next one)
+            self.buf = [(d[j:].copy(), gg[j:].copy(), ss[j:].copy(), tt[j:].copy())] if j < d.size else []
         return later
 
     def _close(self, start: tuple, end: int) -> None:

@@ -80,9 +80,28 @@ def _run_all(calls: list) -> list:
     big = [c for c in calls if c[2] >= _PARALLEL_MIN]
     if len(big) < 2:
         return [fn(*args) for fn, args, _ in calls]
-    pool = _pool()
-    futs = [pool.submit(fn, *args) for fn, args, _ in calls]
-    return [f.result() for f in futs]
+
+    # two threads, as before, but one of them is the calling thread (a worker's memory stays in its own malloc
+    # arena: one arena fewer holding freed chunks); the calls split by size, biggest first to the lighter side
+    sides: tuple[list, list] = ([], [])
+    load = [0, 0]
+    for i in sorted(range(len(calls)), key=lambda i: -calls[i][2]):
+        k = 0 if load[0] <= load[1] else 1
+        sides[k].append(i)
+        load[k] += calls[i][2]
+
+    def group(idx: list) -> list:
+        return [calls[i][0](*calls[i][1]) for i in idx]
+    fut = _pool().submit(group, sides[1])
+    try:
+        mine = group(sides[0])
+    finally:
+        theirs = fut.result()
+    out: list = [None] * len(calls)
+    for idx, res in zip(sides, (mine, theirs)):
+        for i, r in zip(idx, res):
+            out[i] = r
+    return out
 
 
 def _key_order(K: np.ndarray, SB: np.ndarray) -> np.ndarray:
@@ -100,9 +119,10 @@ def _key_order(K: np.ndarray, SB: np.ndarray) -> np.ndarray:
 
 
 def _pairs_in(K: np.ndarray, SB: np.ndarray, pairs: list) -> np.ndarray:
-    """Which events (K[i], SB[i]) are among ``pairs`` [(key, sub)]: by a combined key when it fits in 62 bits."""
+    """Which events (K[i], SB[i]) are among ``pairs`` [(key, sub)] (or an array of such rows): by a combined key
+    when it fits in 62 bits."""
     n = K.shape[0]
-    if not pairs or not n:
+    if not len(pairs) or not n:
         return np.zeros(n, dtype=bool)
     P = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     lo = min(int(SB.min()), int(P[:, 1].min()))
@@ -512,6 +532,7 @@ class VectorEngine:
         if not t.size:
             return
         cs = self.cpus
+        cs.prune(int(t[0]))
         self.off = off
         self.chunk_t = t
         self.sink.chunk(off, t.size)
@@ -757,12 +778,15 @@ class VectorEngine:
         cols = []
         for i in range(2, 8):
             c = [p[i] for p in parts]
-            if all(isinstance(x, _Const) for x in c) and len({x.v for x in c}) == 1:
-                cols.append(np.full(K.shape[0], c[0].v, np.bool_ if i == 7 else np.int64))   # no gather
+            dt = np.bool_ if i == 7 else np.int64
+            if all(isinstance(x, _Const) for x in c) and len({x.v for x in c}) == 1:   # no gather, no memory
+                cols.append(np.broadcast_to(np.array(c[0].v, dt), K.shape))
                 continue
-            c = [x.array(np.bool_ if i == 7 else np.int64) if isinstance(x, _Const) else x for x in c]
+            c = [x.array(dt) if isinstance(x, _Const) else x for x in c]
             cols.append((c[0] if len(c) == 1 else np.concatenate(c))[o])
+        del parts, o, c
         Ta, Ga, Tev, VL, CO, IO = cols
+        del cols
         self._vcpu_cpu(v, vw, K, SB, Ta, Ga, Tev, VL, CO, IO, t_next)
 
     def _vcpu_cpu(self, v: int, vw: Any, K, SB, T, G, TEV, VL, CO, IO, t_next: int) -> None:
@@ -786,7 +810,7 @@ class VectorEngine:
                 undet = nxt >= CINF
                 ends = np.where(undet, BIG, 8 * np.minimum(nxt, CINF) + K_END)
                 # (an accept keyed K_BEFORE was seen by the kicked CPU's scan at its own key, 8T + K_EARLY)
-                kicked = _pairs_in(np.where((K & 7) == 7, K + 2, K), SB, srv.kick_at)
+                kicked = _pairs_in(np.where((K & 7) == 7, K + 2, K), SB, srv.kick_pairs())
                 due = np.where(kicked, T + t.ipi_ns + t.vmexit_ns, T)
                 pir = None
             else:
@@ -805,13 +829,18 @@ class VectorEngine:
                     due = np.where(busy, T, x)
                     undet = undet | (~inside & ~early & und2)
                     pir = inside
-                else:
+                else:   # (in place, and the temporaries dropped: two vCPUs run at once)
                     entry = fx
-                    ends = np.where(in2, 8 * fx + K_END, kx)
+                    ends = np.multiply(fx, 8)
+                    ends += K_END
+                    np.copyto(ends, kx, where=~in2)
                     due = x
                     undet = und2
                     pir = None
-                ends = np.where(undet, BIG, ends)
+                    del e2, in2, kx
+                    ends[undet] = BIG
+                if not vp.halted:
+                    ends = np.where(undet, BIG, ends)
             if undet.any():
                 starts = vw.chain_preview(K, ends)
                 starts_pre = starts
