@@ -686,7 +686,7 @@ def test_a_cpus_scan_in_blocks_of_python_lists_changes_nothing(monkeypatch, bloc
     monkeypatch.setattr(C, "_SCALAR_BLOCK", block)
 
     def make():
-        h = scenarios.switchboard(trace=False)
+        h = scenarios.switchboard(trace=False, tuned=False)
         h.irq_set_affinity(25, 1)
         return h
     srcs = [Source("msi", DISK, 0), Source("msi", NIC, 0), Source("msi", GPU, 0)]
@@ -709,7 +709,7 @@ def test_grid_cpus_forget_the_busy_periods_no_question_reaches(monkeypatch):
         stages.append(self)
         return orig(self, t0)
     monkeypatch.setattr(C.CpuStage, "prune", spy)
-    make = lambda: scenarios.msix_nic(4, trace=False, vcpu_mode="halted")  # noqa: E731
+    make = lambda: scenarios.msix_nic(4, trace=False, tuned=False, vcpu_mode="halted")  # noqa: E731
     s = storm.poisson(make(), rate_hz=2_500_000, duration_ns=2_000_000, seed=7)
     a = storm.run(make(), s, engine="vector", chunk_events=1000, progress=False)
     b = storm.run(make(), s, engine="reference", progress=False)
