@@ -138,6 +138,15 @@ EXTRA = {  # names the notebooks link that no journey hop shows, with their Linu
     "vfio_pci_intx_unmask_handler": "drivers/vfio/pci/vfio_pci_intrs.c",
     "vfio_send_intx_eventfd": "drivers/vfio/pci/vfio_pci_intrs.c", "virqfd_wakeup": "drivers/vfio/virqfd.c",
     "try_one_irq": "kernel/irq/spurious.c",
+    "EXIT_REASON_EXTERNAL_INTERRUPT": "arch/x86/include/uapi/asm/vmx.h",
+    "PIN_BASED_EXT_INTR_MASK": "arch/x86/include/asm/vmx.h", "VM_EXIT_ACK_INTR_ON_EXIT": "arch/x86/include/asm/vmx.h",
+    "POSTED_INTR_VECTOR": "arch/x86/include/asm/irq_vectors.h",
+    "RESCHEDULE_VECTOR": "arch/x86/include/asm/irq_vectors.h", "__kvm_vcpu_kick": "virt/kvm/kvm_main.c",
+    "assign_vector_locked": "arch/x86/kernel/apic/vector.c", "fred_entry_from_kvm": "arch/x86/include/asm/fred.h",
+    "irq_matrix_alloc": "kernel/irq/matrix.c", "irq_set_affinity": "kernel/irq/manage.c",
+    "kvm_arch_pmi_in_guest": "arch/x86/include/asm/kvm_host.h", "kvm_arch_vcpu_should_kick": "arch/x86/kvm/x86.c",
+    "sysvec_kvm_posted_intr_ipi": "arch/x86/kernel/irq.c", "vcpu_enter_guest": "arch/x86/kvm/x86.c",
+    "write_irq_affinity": "kernel/irq/proc.c",
 }
 
 HANDWRITTEN = """
@@ -175,7 +184,12 @@ HANDWRITTEN = """
 | GSI routing table | per VM: GSI → PIC/IOAPIC pin(s) or one MSI message, set by `KVM_SET_GSI_ROUTING` | `virt/kvm/irqchip.c` |
 | local APIC: IRR, ISR, TMR, TPR, PPR | requested, in-service and trigger-mode vectors; task and processor priority | `arch/x86/kvm/lapic.c` |
 | remote IRR | an IOAPIC level pin's "delivered, not yet EOI'd" bit | `arch/x86/kvm/ioapic.c` |
-| VM exit / kick | the vCPU leaves guest mode; a kick is the IPI that forces it (`kvm_vcpu_kick`) | `arch/x86/kvm/x86.c` |
+| VM exit / kick | the vCPU leaves guest mode; a kick is the IPI that forces it (`kvm_vcpu_kick`): a reschedule IPI to the vCPU's CPU, none if the vCPU is not in guest mode | `virt/kvm/kvm_main.c` |
+| external-interrupt exiting | a VMX control KVM always sets (`PIN_BASED_EXT_INTR_MASK`): a physical interrupt that arrives in guest mode exits; the vector comes with the exit (`VM_EXIT_ACK_INTR_ON_EXIT`) and `handle_external_interrupt_irqoff` calls the host's IDT entry for it; `irq_exits` counts these exits | `arch/x86/kvm/vmx/vmx.c`, `arch/x86/kvm/vmx/vmx.h` |
+| `RES` | the rescheduling IPI's row in `/proc/interrupts` (`sysvec_reschedule_ipi`, vector 0xfd); KVM's kicks are counted there | `arch/x86/kernel/smp.c`, `arch/x86/kernel/irq.c` |
+| `/proc/irq/N/smp_affinity`, `smp_affinity_list` | the CPUs an irq may be sent to, as a hex mask or a list; writing it calls `irq_set_affinity` | `kernel/irq/proc.c` |
+| `effective_affinity`, `effective_affinity_list` | the CPU the irq's vector is on now (x86 targets one CPU) | `kernel/irq/proc.c`, `arch/x86/kernel/apic/vector.c` |
+| `irqaffinity=` | boot parameter: the default affinity of every irq (e.g. the CPUs that run no vCPU) | `kernel/irq/irqdesc.c` |
 | interrupt window | without APICv KVM injects one interrupt per VM entry (`kvm_check_and_inject_events` → `kvm_cpu_get_interrupt`) and asks for an exit as soon as the guest can take the next | `arch/x86/kvm/x86.c` |
 | EOI-exit bitmap | with APICv, the vectors whose EOI still exits to KVM: those of IOAPIC pins that are level-triggered, have an ack notifier or are the RTC's | `arch/x86/kvm/ioapic.c` (`kvm_ioapic_scan_entry`) |
 | APICv | hardware-virtualized APIC: virtual IRR/ISR, virtual-interrupt delivery, posted interrupts | `arch/x86/kvm/vmx/vmx.c` |

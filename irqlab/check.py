@@ -165,6 +165,7 @@ def _deaf_line_unhandled(spacing_ns: int) -> int:
     h.request_irq(17, _none, IRQF_SHARED, "deaf", 1)
     for i in range(3):
         h.raise_spurious(17, at=(i + 1) * spacing_ns)
+    h.run()
     return h.irq_to_desc(17).irqs_unhandled
 
 
@@ -312,7 +313,81 @@ def _exits_per_interrupt() -> int:
     return sum(v.exits.values()) // sum(v.delivered.values())
 
 
-# --------------------------------------------------------------------------- 06: level-triggered INTx
+# --------------------------------------------------------------------------- 06: CPUs under a guest
+
+KVM_FILES = ("virt/kvm", "arch/x86/kvm")
+
+
+def _kvm_hops(j: Any) -> int:
+    return sum(1 for x in j.hops if x.file.startswith(KVM_FILES))
+
+
+def _disk_kvm_functions() -> int:
+    """The disk's MSI with its vector moved under vcpu0 (CPU1): the exit's functions, nothing else of KVM's."""
+    from . import scenarios
+
+    h = scenarios.switchboard()
+    h.write_proc_irq(h.pci_dev(DISK).vectors[0].irq, "smp_affinity_list", "1")
+    j = h.raise_msi(DISK, 0)
+    h.run()
+    return _kvm_hops(j)
+
+
+def _res_cpu() -> str:
+    from . import scenarios
+
+    h = scenarios.switchboard()
+    h.raise_msi(GPU, 0)
+    h.run()
+    moved = [cpu for cpu, n in enumerate(h.arch_counts["RES"]) if n]
+    return ",".join(f"CPU{c}" for c in moved) if len(moved) != 1 else f"CPU{moved[0]}"
+
+
+def _cpus_storm() -> Any:
+    """Notebook 6's storm: the switchboard's six MSI sources at 50,000/s each for 40 ms (seed 6)."""
+    from . import storm
+    from .storm import Source
+
+    srcs = [Source("msi", DISK, 0)] + [Source("msi", NIC, q) for q in range(4)] + [Source("msi", GPU, 0)]
+    return storm.poisson(sources=srcs, rate_hz=50_000, duration_ns=40_000_000, seed=6)
+
+
+def _busiest_guest_cpu() -> str:
+    """Of the CPUs that run a vCPU, the one whose guest lost the most time (hard IRQ + exits) in notebook 6's storm
+    on the untuned switchboard."""
+    from . import scenarios, storm
+
+    h = scenarios.switchboard(trace=False, tuned=False)
+    r = storm.run(h, _cpus_storm(), progress=False)
+    lost = {c: x["hardirq_ns"] + x["exit_ns"] for c, x in r.cpus().items() if h.cpus[c].vcpus}
+    return f"CPU{max(lost, key=lambda c: (lost[c], -c))}"
+
+
+def _kick_exits() -> tuple[int, int]:
+    """vcpu0's EXTERNAL_INTERRUPT exits for 10 GPU interrupts 10 µs apart on the tuned switchboard: without APICv
+    (each kick a reschedule IPI) and with it (the posted-interrupt notification, taken in guest mode)."""
+    from . import scenarios
+
+    out = []
+    for apicv in (False, True):
+        h = scenarios.switchboard(apicv=apicv)
+        for i in range(10):
+            h.raise_msi(GPU, 0, at=(i + 1) * 10_000)
+        h.run()
+        out.append(h.scenario.vm.vcpus[0].exits["EXTERNAL_INTERRUPT"])
+    return (out[0], out[1])
+
+
+def _posted_kvm_functions() -> int:
+    from . import scenarios
+
+    h = scenarios.switchboard(posted=True)
+    j = h.raise_msi(GPU, 0)
+    h.run()
+    return _kvm_hops(j)
+
+
+# --------------------------------------------------------------------------- 07: level-triggered INTx
 
 def _masked_outcome() -> str:
     from . import scenarios
@@ -340,7 +415,7 @@ def _non_pci23_errno() -> int:
     return _errno_of(lambda: scenarios.shared_intx(pci_2_3=False))
 
 
-# --------------------------------------------------------------------------- 07: storms
+# --------------------------------------------------------------------------- 08: storms
 
 def _stuck_intx_kstat() -> int:
     """A device on line 16 that no driver claims asserts INTx for good: what /proc/interrupts counts on 16."""
@@ -354,12 +429,12 @@ def _stuck_intx_kstat() -> int:
 
 
 def _glitch_storm_host() -> Any:
-    """Notebook 7's glitches-only storm, run: 200 ms of glitches at 1 MHz on line 16 (seed 7)."""
+    """Notebook 8's glitches-only storm, run: 300 ms of glitches at 1 MHz on line 16 (seed 7)."""
     from . import scenarios, storm
     from .storm import Source
 
     h = scenarios.shared_intx(trace=False)
-    s = storm.poisson(sources=[Source("spurious", irq=16)], rate_hz=1_000_000, duration_ns=200_000_000, seed=7)
+    s = storm.poisson(sources=[Source("spurious", irq=16)], rate_hz=1_000_000, duration_ns=300_000_000, seed=7)
     storm.run(h, s, progress=False)
     return h, s
 
@@ -386,7 +461,7 @@ def _slow_glitch_reports() -> int:
     return h.dmesg().count("nobody cared")
 
 
-# --------------------------------------------------------------------------- 08: posted interrupts
+# --------------------------------------------------------------------------- 09: posted interrupts
 
 def _posted_storm(**kw: Any) -> Any:
     from . import scenarios, storm
@@ -427,7 +502,7 @@ def _halted_wakeup_row() -> str:
     return busy[0] if len(busy) == 1 else ",".join(busy)
 
 
-# --------------------------------------------------------------------------- 09: your machine
+# --------------------------------------------------------------------------- 10: your machine
 
 def _sample() -> Any:
     from .procfs import SAMPLE_6_18, parse_proc_interrupts
@@ -474,8 +549,9 @@ class Exercise:
 
 
 _NOTEBOOKS = {"01": "01-switchboard.ipynb", "02": "02-registration.ipynb", "03": "03-dispatch.ipynb",
-              "04": "04-eventfd-irqfd.ipynb", "05": "05-injection.ipynb", "06": "06-level-intx.ipynb",
-              "07": "07-storms.ipynb", "08": "08-posted-interrupts.ipynb", "09": "09-your-machine.ipynb"}
+              "04": "04-eventfd-irqfd.ipynb", "05": "05-injection.ipynb", "06": "06-cpus.ipynb",
+              "07": "07-level-intx.ipynb", "08": "08-storms.ipynb", "09": "09-posted-interrupts.ipynb",
+              "10": "10-your-machine.ipynb"}
 
 _KIND_TEXT = {
     "errno": "an errno: a name such as 'EINVAL' (or errno.EINVAL), or 0 for success",
@@ -510,6 +586,23 @@ WHY_MASK = {
          "shares, until the guest ran.",
     "c": "Because an eventfd cannot be signalled from a hard-IRQ handler.",
     "d": "Because KVM's irqfd refuses level-triggered interrupts that are not masked.",
+}
+
+WHY_EXIT = {
+    "a": "KVM must check whether the interrupt belongs to a passed-through device before the host may see it.",
+    "b": "The host owns the physical CPU, its interrupt table and its devices: KVM runs guests with "
+         "external-interrupt exiting on (a required VMX control), so a physical interrupt goes back to the host's "
+         "handler; the exit is the way back to the host's IDT, not a lookup.",
+    "c": "The guest's IDT has no entry for the host's vectors, so the processor raises a fault in the guest first.",
+    "d": "The disk's MSI was addressed to the guest's APIC ID, and KVM has to redirect it.",
+}
+WHY_NO_IPI = {
+    "a": "A passed-through device's interrupt never needs a kick: vfio delivers it to the guest directly.",
+    "b": "The exit for the GPU's own vector took vcpu0 out of guest mode, and the kick runs on vcpu0's own CPU: "
+         "__kvm_vcpu_kick only sends an IPI to a vCPU that is in guest mode on another CPU, and vcpu_enter_guest "
+         "sees KVM_REQ_EVENT before the next entry.",
+    "c": "The reschedule IPI would be merged into the GPU's vector in CPU1's local APIC.",
+    "d": "irqfd_wakeup hands the injection to a kworker on CPU1 instead.",
 }
 
 EXERCISES: dict[str, Exercise] = {e.key: e for e in [
@@ -550,8 +643,8 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in [
         "note_interrupt() cannot judge an interrupt whose thread has not run yet: it marks SPURIOUS_DEFERRED and "
         "judges it at the next interrupt, from whether threads_handled moved. Which interrupts have been judged "
         "after the second one?")),
-    Exercise("03-unhandled-after-three", lambda: _deaf_line_unhandled(1_000), "int", (
-        "Build the fresh line as the question says and read h.irq_to_desc(17).irqs_unhandled.",
+    Exercise("03-unhandled-after-three", lambda: _deaf_line_unhandled(10_000), "int", (
+        "Build the fresh line as the question says, run it (h.run()) and read h.irq_to_desc(17).irqs_unhandled.",
         "note_interrupt() increments irqs_unhandled for each IRQ_NONE that comes within HZ/10 (100 ms) of the "
         "previous unhandled one.")),
     Exercise("03-unhandled-aged", lambda: _deaf_line_unhandled(200_000_000), "int", (
@@ -621,65 +714,107 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in [
         "Without APICv the kick's IPI exits as EXTERNAL_INTERRUPT, and the guest's write to the emulated EOI "
         "register traps too.")),
 
-    Exercise("06-masked-outcome", _masked_outcome, "str", (
+    Exercise("06-disk-kvm-functions", _disk_kvm_functions, "int", (
+        "Which of KVM's functions run for any external interrupt that arrives in guest mode, whatever its vector?",
+        "vmx_handle_exit_irqoff() → handle_external_interrupt_irqoff() (with kvm_before_interrupt() and "
+        "kvm_after_interrupt() around the call of the host's IDT entry), then the exit handler for "
+        "EXIT_REASON_EXTERNAL_INTERRUPT. Does the disk's eventfd-less path add any?")),
+    Exercise("06-why-exit", lambda: "b", "choice", (
+        "Read handle_external_interrupt_irqoff() in arch/x86/kvm/vmx/vmx.c: what does it take from the exit, "
+        "and what does it call with it?",
+        "KVM_REQUIRED_VMX_PIN_BASED_VM_EXEC_CONTROL in arch/x86/kvm/vmx/vmx.h lists PIN_BASED_EXT_INTR_MASK: "
+        "whose interrupt is it, and whose handler must run?"),
+        choices=WHY_EXIT,
+        explain="handle_external_interrupt_irqoff() reads the vector from the exit's interruption information "
+                "(VM_EXIT_ACK_INTR_ON_EXIT) and calls the host's IDT entry for it; from common_interrupt() on, "
+                "genirq dispatches as on any CPU. Keep host interrupts off the vCPUs' CPUs and these exits go."),
+    Exercise("06-res-cpu", _res_cpu, "cpu", (
+        "The kick is an IPI: to which CPU does __kvm_vcpu_kick() send it — the one that took the GPU's "
+        "interrupt, or another?",
+        "smp_send_reschedule(vcpu->cpu): the reschedule IPI goes to the CPU the vCPU runs on, and "
+        "sysvec_reschedule_ipi() counts it there (irq_resched_count, the RES row).")),
+    Exercise("06-why-no-ipi", lambda: "b", "choice", (
+        "In what mode is vcpu0 while its own CPU runs the GPU's hard-IRQ handler?",
+        "Read __kvm_vcpu_kick() in virt/kvm/kvm_main.c: when is smp_send_reschedule() called, and what does "
+        "kvm_arch_vcpu_should_kick() test?"),
+        choices=WHY_NO_IPI,
+        explain="The interrupt waits in vcpu0's IRR with KVM_REQ_EVENT set; vcpu_enter_guest() injects it at the "
+                "re-entry that ends the exit: one IPI's latency less, but vcpu0's CPU now runs the GPU's hard "
+                "IRQ itself."),
+    Exercise("06-busiest-cpu", _busiest_guest_cpu, "cpu", (
+        "Draw the untuned host with viz.cpu_diagram(): which device vectors land on a CPU that runs a vCPU?",
+        "Each host interrupt on a vCPU's CPU costs that guest host_irq_ns + vmexit_ns; each GPU interrupt costs "
+        "the vCPU it is routed to one kick exit. Add them up per CPU.")),
+    Exercise("06-kick-exits", _kick_exits, "pair", (
+        "How does the kick reach vcpu0's CPU without APICv, and what does that do to a CPU in guest mode?",
+        "Without APICv: a reschedule IPI, an external interrupt, one exit each. With APICv "
+        "kvm_vcpu_trigger_posted_interrupt() sends POSTED_INTR_VECTOR, which the processor handles in guest "
+        "mode.")),
+    Exercise("06-posted-kvm-functions", _posted_kvm_functions, "int", (
+        "With a posted IRTE, who writes the vector into the vCPU's posted-interrupt descriptor?",
+        "The IOMMU posts it and the processor delivers it in guest mode: does the host take an interrupt at all, "
+        "and who would wake KVM's irqfd?")),
+
+    Exercise("07-masked-outcome", _masked_outcome, "str", (
         "Is the card's Status.Interrupt bit still set when it asserts again?",
         "While INTx Disable holds the card's line down, a second assertion merges into the first at the device. "
         "Which label of irqlab.Outcome names that? ([o.label for o in irqlab.Outcome])")),
-    Exercise("06-masked-ns", _masked_time_ns, "int", (
+    Exercise("07-masked-ns", _masked_time_ns, "int", (
         "Step the model (host.sched.next_due(), host.run(until=...)) and watch the card's DisINTx bit "
         "(host.pci_dev(bdf).disintx).",
         "The card is masked from vfio's hard-IRQ handler until the resample unmasks it: add up what happens in "
         "between (the inject work, the kick, the guest's handler, the EOI).")),
-    Exercise("06-why-mask", lambda: "b", "choice", (
+    Exercise("07-why-mask", lambda: "b", "choice", (
         "What does a level-triggered line do after the host's EOI if the device still asserts it?",
         "Who can service (clear) the passed-through card's interrupt condition, and when does it run?"),
         choices=WHY_MASK,
         explain="vfio_intx_handler() sets INTx Disable (pci_check_and_mask_intx) so the card drops the line at "
                 "once; the shared line keeps serving eth0. The guest's EOI comes back through the resampler "
                 "and vfio's unmask eventfd."),
-    Exercise("06-non-pci23", _non_pci23_errno, "errno", (
+    Exercise("07-non-pci23", _non_pci23_errno, "errno", (
         "Build the machine inside try/except irqlab.KernelError and read the exception's .errname.",
         "Without INTx Disable vfio-pci cannot mask just its device: it requests the line without IRQF_SHARED. "
         "What does __setup_irq() say to that on a line eth0 already shares?")),
 
-    Exercise("07-stuck-kstat", _stuck_intx_kstat, "int", (
+    Exercise("08-stuck-kstat", _stuck_intx_kstat, "int", (
         "Each time the flow handler EOIs the pin, the still-asserted line fires again: when does that stop?",
         "kstat counts every interrupt that passes the flow handler's gate. note_interrupt() disables the line at "
         "the 100,000th counted one (more than 99,900 unhandled), and the next interrupt finds it disabled.")),
-    Exercise("07-disable-index", _glitch_disable_index, "int", (
+    Exercise("08-disable-index", _glitch_disable_index, "int", (
         "Run the storm, then find the disable time (h.spurious_disabled) in the storm's times with "
         "np.searchsorted.",
         "Counting starts at the first unhandled interrupt; the window closes at the 100,000th counted one, and "
-        "that is when the line is disabled. Event indexes start at 0.")),
-    Exercise("07-slow-glitches", _slow_glitch_reports, "int", (
+        "that is when the line is disabled. Only what CPU0 takes is counted: a glitch that arrives while it is "
+        "still in the last one's hard IRQ (host_irq_ns) is gone. Event indexes start at 0.")),
+    Exercise("08-slow-glitches", _slow_glitch_reports, "int", (
         "Run that storm and count 'nobody cared' in the host's dmesg().",
         "At 5 glitches a second, more than HZ/10 passes between two of them: what does note_interrupt() do to "
         "irqs_unhandled then?")),
-    Exercise("07-storm-kstat", _glitch_storm_kstat, "int", (
-        "sum(h7.irq_to_desc(16).kstat) after the storm of 07-disable-index.",
+    Exercise("08-storm-kstat", _glitch_storm_kstat, "int", (
+        "sum(h7.irq_to_desc(16).kstat) after the storm of 08-disable-index.",
         "kstat is incremented only after the flow handler's gate (irq_can_handle_actions): interrupts held or "
         "dropped on the disabled line are not counted, and neither are the poller's runs of the handlers.")),
 
-    Exercise("08-not-postable", _broadcast_outcome, "str", (
+    Exercise("09-not-postable", _broadcast_outcome, "str", (
         "Read the journey: whose functions run now, and how does it end?",
         "kvm_pi_update_irte() posts only an MSI route to a single vCPU (Fixed or Lowest priority); for any other "
         "route the IRTE stays remapped and the interrupt takes the host's path. Answer with an irqlab.Outcome "
         "label.")),
-    Exercise("08-posted-vfio-row", _posted_vfio_row_total, "int", (
+    Exercise("09-posted-vfio-row", _posted_vfio_row_total, "int", (
         "Parse the /proc/interrupts of the posted storm and read the row's total.",
         "A posted interrupt never enters the host's common_interrupt: who would count it?")),
-    Exercise("08-halted-row", _halted_wakeup_row, "str", (
+    Exercise("09-halted-row", _halted_wakeup_row, "str", (
         "posted_interrupt_counters() gives the per-CPU counts of the posted-interrupt rows: which one moved?",
         "A halted vCPU's descriptor has NV = the wakeup vector, and the host's handler of that vector counts "
         "its own row (three capital letters).")),
 
-    Exercise("09-vfio-rows", _sample_vfio_rows, "int", (
+    Exercise("10-vfio-rows", _sample_vfio_rows, "int", (
         "A row belongs to vfio when one of its actions starts with 'vfio-'.",
         "ProcInterrupts.vfio_rows() finds them.")),
-    Exercise("09-pin-total", _sample_pin_total, "int", (
+    Exercise("10-pin-total", _sample_pin_total, "int", (
         "posted_interrupt_counters() gives the per-CPU counts of the PIN row.",
         "Add up the PIN row's counts over all CPUs.")),
-    Exercise("09-busiest-cpu", _sample_busiest, "cpu", (
+    Exercise("10-busiest-cpu", _sample_busiest, "cpu", (
         "Add up each CPU's column over the device rows only (not LOC and the other arch rows).",
         "busiest_cpu() does that for you.")),
 ]}

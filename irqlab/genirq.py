@@ -177,6 +177,7 @@ class IrqDesc:
     refire: Timer | None = field(default=None, repr=False)  # the re-delivery at the EOI, while asserted
     redeliver_chain: int = 0      # re-deliveries in a row while it stays asserted (the endless-storm guard)
     redeliver_key: Any = None
+    affinity: frozenset | None = None  # irq_common_data.affinity (None: irq_default_affinity, every CPU)
 
     def __post_init__(self) -> None:
         if not self.kstat:
@@ -297,27 +298,33 @@ class GenIrq:
         loads = [len(u) for u in self._used_vectors]
         return loads.index(min(loads))
 
-    def irq_set_affinity(self, irq: int, cpu: int) -> int:
-        """Move the line's vector to ``cpu``: -EINVAL for a CPU that is not online, -ENOSPC with no free vector
-        there (``irq_matrix_alloc``)."""
-        desc = self.irq_to_desc(irq, "irq_set_affinity")
-        cpu = _int(cpu, "irq_set_affinity: cpu")
-        if not 0 <= cpu < self.host.ncpus:
-            raise KernelError(errno.EINVAL, f"irq_set_affinity({irq}): CPU{cpu} is not online")
-        if cpu == desc.cpu:
-            return 0
+    def irq_set_affinity(self, irq: int, cpus: Any) -> int:
+        """kernel/irq/manage.c irq_set_affinity: ``cpus`` is a CPU number or an iterable of them (irqlab/affinity.py)."""
+        from .affinity import irq_set_affinity
+        return irq_set_affinity(self.host, irq, cpus)
+
+    def move_vector(self, desc: IrqDesc, cpus: set[int]) -> None:
+        """assign_vector_locked → irq_matrix_alloc: a vector on the CPU of ``cpus`` with the most free vectors (the
+        lowest such CPU), -ENOSPC if none has one; the old vector is released once what waits for it on the old
+        CPU has been taken."""
+        free = {c: (LAST_DEVICE_VECTOR + 1 - FIRST_DEVICE_VECTOR) - len(self._used_vectors[c]) for c in sorted(cpus)}
+        cpu = max(free, key=lambda c: (free[c], -c))
+        used = self._used_vectors[cpu]
         vector = self._free_vector(cpu)
         if vector is None:
-            raise KernelError(errno.ENOSPC, f"irq_set_affinity({irq}): no free vector on CPU{cpu}")
-        self._used_vectors[desc.cpu].discard(desc.vector)
-        slot = self.vector_irq[desc.cpu].get(desc.vector)
-        if slot is desc:
-            del self.vector_irq[desc.cpu][desc.vector]
+            raise KernelError(errno.ENOSPC, f"irq_set_affinity({desc.irq}): no free vector on CPU{cpu}")
+        old_cpu, old_vector = desc.cpu, desc.vector
+        mapped = self.vector_irq[old_cpu].get(old_vector)
         desc.cpu, desc.vector = cpu, vector
-        self._used_vectors[cpu].add(vector)
-        if slot is desc:
+        used.add(vector)
+        if mapped is desc:
             self.vector_irq[cpu][vector] = desc
-        return 0
+
+        def release() -> None:
+            self._used_vectors[old_cpu].discard(old_vector)
+            if self.vector_irq[old_cpu].get(old_vector) is desc:
+                del self.vector_irq[old_cpu][old_vector]
+        self.host.cpus[old_cpu].after_vector(old_vector, release)
 
     def irq_to_desc(self, irq: Any, caller: str = "irq_to_desc") -> IrqDesc:
         if isinstance(irq, bool) or not hasattr(irq, "__index__"):
@@ -577,17 +584,36 @@ class GenIrq:
             self._redeliver(desc, why)
 
     def _eoi(self, desc: IrqDesc) -> None:
-        """The flow handler's EOI (``ioapic_ir_ack_level``), ``host_irq_ns`` after the interrupt arrived: if the
+        """The flow handler's EOI (``ioapic_ir_ack_level``) when the hard IRQ ends (``host_irq_ns`` after the interrupt
+        was taken, plus the VM exit if it took its CPU out of a guest): if the
         line is unmasked and a device still asserts it, the IO-APIC sends it again then (one re-delivery armed
         at a time: an interrupt dispatched meanwhile does not add a second)."""
-        if desc.masked or not desc.level:
+        if not desc.level:
+            return
+        host = self.host
+        c = host.this_cpu
+        if c is not None and host.cpus[c].at_eoi(lambda: self._eoi_now(desc)):
+            return   # irqlab/cpu.py: the EOI is written when the hard IRQ ends (with the exit, if it took one); the
+            # line may be unmasked by then (enable_irq meanwhile): _eoi_now looks at the mask at the EOI
+        if desc.masked:
             return
         if not self.asserting_devices(desc):
             desc.redeliver_chain = 0
             return
         t = self._refire_timer(desc)
         if not t.pending:
-            self.host.sched.mod_timer(t, self.host.now + self.host.timing.host_irq_ns)
+            host.sched.mod_timer(t, host.now + host.timing.host_irq_ns)
+
+    def _eoi_now(self, desc: IrqDesc) -> None:
+        """The EOI, at the end of the hard IRQ: remote IRR clears; a device still asserting makes the pin send
+        again now (its CPU takes it like anything else waiting there)."""
+        if desc.masked or not desc.level:
+            return
+        if not self.asserting_devices(desc):
+            desc.redeliver_chain = 0
+            return
+        if self.vector_irq[desc.cpu].get(desc.vector) is desc:
+            self._redeliver(desc, None)
 
     def _refire_timer(self, desc: IrqDesc) -> Timer:
         if desc.refire is None:
@@ -709,6 +735,7 @@ class GenIrq:
         if not self._can_handle(desc):
             desc.masked = True  # mask_irq(), then EOI
             self._hold_pending(desc, ev, "disabled" if desc.actions else "no action")
+            self._eoi(desc)     # cond_eoi_irq(): an enable_irq before it ends lets the IO-APIC send the pin again
             return
         self._kstat(desc, cpu, ev)
         if desc.istate & IRQS_ONESHOT:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .event import NO_EVENT, IrqEvent
+from . import affinity as _affinity
+from . import cpumap as _cpus
 from . import procfs as _procfs
 from .genirq import GenIrq, IrqDesc
 from .kernel import ARCH_ROWS, Kernel
@@ -84,8 +86,18 @@ class Host(Kernel):
     def enable_irq(self, irq: int) -> None:
         self.genirq.enable_irq(irq)
 
-    def irq_set_affinity(self, irq: int, cpu: int) -> int:
-        return self.genirq.irq_set_affinity(irq, cpu)
+    def irq_set_affinity(self, irq: int, cpus: Any) -> int:
+        """irq_set_affinity(irq, cpumask): ``cpus`` is a CPU number or an iterable of them (irqlab/affinity.py)."""
+        return self.genirq.irq_set_affinity(irq, cpus)
+
+    def proc_irq(self, irq: int) -> dict[str, str]:
+        """The files of /proc/irq/<irq>/ (smp_affinity, smp_affinity_list, effective_affinity... as 6.18 prints them)."""
+        return _affinity.proc_irq_files(self, irq)
+
+    def write_proc_irq(self, irq: int, name: str, text: str) -> int:
+        """``echo text > /proc/irq/<irq>/<name>`` (smp_affinity: a hex mask; smp_affinity_list: a CPU list):
+        the bytes written, or KernelError with the kernel's errno (nothing changes then)."""
+        return _affinity.write_irq_affinity(self, irq, name, text)
 
     def alloc_irq(self, irq: int | None = None, *, chip_name: str = "IR-IO-APIC", hwirq: int | None = None,
                   level: bool = False, cpu: int | None = None, **kw: Any) -> IrqDesc:
@@ -177,6 +189,19 @@ class Host(Kernel):
         vm = Vm(self, nvcpus=nvcpus, irqchip=irqchip, **kw)
         self.vms.append(vm)
         return vm
+
+    # CPUs ------------------------------------------------------------------------------------------
+    def cpu_map(self) -> list[dict]:
+        """Per CPU, what it runs and what lands on it (irqlab/cpus.py: the data of a CPU diagram)."""
+        return _cpus.cpu_map(self)
+
+    def cpu_table(self) -> str:
+        """The CPU map as text: state, vCPU, host irqs that land there, RES/PIN/PIW and the time split."""
+        return _cpus.cpu_table(self)
+
+    def cpu_times(self) -> dict[int, dict[str, int]]:
+        """Per CPU, ns since boot in hard IRQ, VM exits, guest mode and idle (+ work: kworker time, beside them)."""
+        return {c.id: c.time_split() for c in self.cpus}
 
     # /proc and /sys --------------------------------------------------------------------------------
     def _irq_row(self, desc: IrqDesc) -> Any:

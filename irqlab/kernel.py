@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .cpu import Cpu
 from .event import IrqEvent, StateRecorder
 from .ledger import Ledger
 from .sched import Scheduler, check_time
@@ -40,6 +41,10 @@ class Kernel:
         self.timing = timing
         self.trace = trace
         self.sched = Scheduler()
+        self.cpus = [Cpu(self, i) for i in range(ncpus)]
+        self.this_cpu: int | None = None  # the CPU whose hard interrupt (or vCPU exit) is running, if any
+        self.sched.work_cpu = lambda: self.this_cpu
+        self.sched.work_ran = self._work_ran
         self.ledger = Ledger()
         self.log: list[tuple[int, str, str]] = []
         self.arch_counts: dict[str, list[int]] = {k: [0] * ncpus for k in ARCH_ROWS}
@@ -119,9 +124,25 @@ class Kernel:
         return self._inflight.get(eid)
 
     def deliver_vector(self, cpu: int, vector: int, ev: IrqEvent) -> None:
-        """The local APIC of ``cpu`` takes ``vector``: x86 common_interrupt."""
+        """``vector`` arrives at the local APIC of ``cpu``: when the CPU takes it (now, or when it leaves hard-IRQ
+        context), its IDT entry runs x86 common_interrupt (irqlab/cpu.py)."""
         ev.via_host = True
-        self.genirq.common_interrupt(cpu, vector, ev)
+        c = self.cpus[cpu]
+        desc = self.genirq.vector_irq[cpu].get(vector)
+        if getattr(desc, "masked", False) and not desc.level:
+            # a masked MSI never leaves the chip (pci_msi_mask_irq): it waits as the line's pending one, and no CPU
+            # sees it (as an IO-APIC pin masked at the chip, irqlab/pci.py _intx_line_up)
+            ev.irq = desc.irq
+            self.genirq._hold_pending(desc, ev, "masked at the chip")
+            return
+        if getattr(desc, "level", False) and c.outstanding(vector):
+            c.remote_irr(desc, vector, ev)   # a level IO-APIC pin sends nothing while its last message is unEOId
+            return
+        c.apic_accept(vector, ev, lambda e: self.genirq.common_interrupt(cpu, vector, e))
+
+    def _work_ran(self, cpu: int | None) -> None:
+        if cpu is not None:
+            self.cpus[cpu].work_runs += 1
 
     def ledger_check(self) -> None:
         self.ledger.check()

@@ -30,6 +30,7 @@ class Outcome(IntEnum):
     INJECTED = 14
     POSTED = 15
     CLOSED_EVENTFD = 16
+    COALESCED_APIC = 17
 
     @property
     def label(self) -> str:
@@ -55,6 +56,8 @@ OUTCOME_TEXT = {
     Outcome.POSTED: "posted: acknowledged by the guest without the host's handler",
     Outcome.CLOSED_EVENTFD: "signalled to an eventfd userspace has closed: counted on the context vfio still "
                             "holds, read by nobody",
+    Outcome.COALESCED_APIC: "merged in a host CPU's local APIC: its vector was already waiting in the IRR while "
+                            "the CPU was in hard-IRQ context",
 }
 
 OUTCOME_WHERE = {
@@ -74,6 +77,7 @@ OUTCOME_WHERE = {
     Outcome.INJECTED: ("kvm_apic_ack_interrupt", "arch/x86/kvm/lapic.c"),
     Outcome.POSTED: ("kvm_apic_ack_interrupt", "arch/x86/kvm/lapic.c"),
     Outcome.CLOSED_EVENTFD: ("eventfd_signal_mask", "fs/eventfd.c"),
+    Outcome.COALESCED_APIC: ("local APIC: IRR", "(hardware)"),
 }
 
 N_OUTCOMES = len(Outcome)

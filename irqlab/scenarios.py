@@ -18,7 +18,7 @@ from .uapi import (
     VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX,
 )
 
-__all__ = ["switchboard", "shared_intx", "msix_nic", "posted_nic", "passthrough_msix", "SCENARIOS"]
+__all__ = ["switchboard", "shared_intx", "msix_nic", "posted_nic", "passthrough_msix", "tune_irq_affinity", "SCENARIOS"]
 
 DISK, NIC, GPU = "0000:00:17.0", "0000:02:00.0", "0000:03:00.0"
 GUEST_MSI_GSI = 24  # QEMU allocates MSI routes from GSI 24 up (after the 24 IOAPIC pins)
@@ -44,9 +44,20 @@ def passthrough_msix(host: Host, vm, bdf: str, nvec: int, *, first_gsi: int = GU
                            vectors=[first_vector + i for i in range(nvec)])
 
 
-def switchboard(*, timing: Timing | None = None, trace: bool = True) -> Host:
-    """The operator answers every call: a disk and a NIC on host drivers, a GPU passed through to a 2-vCPU VM."""
-    host = Host(ncpus=4, timing=timing, trace=trace)
+def tune_irq_affinity(host: Host) -> None:
+    """What a tuned host does (``irqaffinity=`` on the command line, irqbalance's banned CPUs, or ``echo`` to
+    /proc/irq/N/smp_affinity_list): every device interrupt goes to the CPUs that run no vCPU (irq_set_affinity)."""
+    free = [c.id for c in host.cpus if not c.vcpus]
+    for irq in sorted(host.genirq.descs):
+        host.irq_set_affinity(irq, free)
+
+
+def switchboard(*, timing: Timing | None = None, trace: bool = True, tuned: bool = True, apicv: bool = False,
+                posted: bool = False) -> Host:
+    """The operator answers every call: a disk and a NIC on host drivers, a GPU passed through to a 2-vCPU VM
+    (vCPUs on CPUs 1 and 2; ``tuned``: every device interrupt on CPUs 0 and 3, else where the vector allocator
+    put it)."""
+    host = Host(ncpus=4, timing=timing, trace=trace, apicv=apicv or posted, posted_interrupts=posted)
     host.add_pci_device(DISK, name="ahci", intx_pin=1, msi=1)
     host.bind_host_driver(DISK, f"ahci[{DISK}]")
     host.add_pci_device(NIC, name="enp2s0", intx_pin=1, msix=4)
@@ -54,6 +65,8 @@ def switchboard(*, timing: Timing | None = None, trace: bool = True) -> Host:
     host.add_pci_device(GPU, name="gpu", intx_pin=1, msi=1)
     vm = host.create_vm(nvcpus=2, irqchip="full")
     pt = passthrough_msix(host, vm, GPU, 1, msix=False)
+    if tuned:
+        tune_irq_affinity(host)
     host.scenario = SimpleNamespace(name="switchboard", vm=vm, guest_bdf=GPU, host_bdfs=[DISK, NIC], **vars(pt),
                                     description="disk and NIC on host drivers; GPU (MSI) passed through to vm1")
     return host
@@ -81,13 +94,16 @@ def shared_intx(*, timing: Timing | None = None, trace: bool = True, pci_2_3: bo
 
 
 def msix_nic(queues: int = 4, *, timing: Timing | None = None, trace: bool = True, apicv: bool = False,
-             posted: bool = False, nvcpus: int = 2, vcpu_mode: str = "running") -> Host:
-    """An MSI-X NIC with ``queues`` queues passed through; queue i targets vCPU i % nvcpus."""
+             posted: bool = False, nvcpus: int = 2, vcpu_mode: str = "running", tuned: bool = True) -> Host:
+    """An MSI-X NIC with ``queues`` queues passed through; queue i targets vCPU i % nvcpus (``tuned``: the host
+    irqs on the CPUs that run no vCPU)."""
     host = Host(ncpus=4, timing=timing, trace=trace, apicv=apicv or posted, posted_interrupts=posted)
     bdf = "0000:01:00.0"
     host.add_pci_device(bdf, name="nic", intx_pin=1, msix=max(queues, 1))
     vm = host.create_vm(nvcpus=nvcpus, irqchip="full", vcpu_mode=vcpu_mode)
     pt = passthrough_msix(host, vm, bdf, queues)
+    if tuned:
+        tune_irq_affinity(host)
     host.scenario = SimpleNamespace(name="posted_nic" if posted else "msix_nic", vm=vm, guest_bdf=bdf, host_bdfs=[],
                                     **vars(pt), description=f"{queues}-queue MSI-X NIC passed through"
                                     + (" with posted interrupts" if posted else ""))

@@ -39,11 +39,14 @@ class Timer:
     name: str = "timer"
     expires_ns: int = 0
     periodic: bool = False  # re-arms itself for ever (poll_spurious_irqs): run() does not wait for it
+    #: a CPU's hard-IRQ timer (irqlab/cpu.py): due at T, it runs before every other timer due at T, CPU by CPU
+    #: in the order of ``early`` (the CPU's number)
+    early: int | None = None
     _token: int = field(default=-1, repr=False)
 
     @property
     def pending(self) -> bool:  # timer_pending()
-        return self._token >= 0
+        return self._token != -1
 
 
 @dataclass(eq=False)
@@ -55,6 +58,7 @@ class WorkStruct:
     pending: bool = False
     runs: int = 0
     coalesced: int = 0
+    cpu: int | None = None  # the CPU that queued it (a per-CPU workqueue runs it there)
     _timer: Timer | None = field(default=None, repr=False)
 
 
@@ -81,6 +85,8 @@ class Scheduler:
         self.to_quiet = False  # inside run(until=None): a callback may refuse an endless model
         self.quiet_runs = 0    # how many run(until=None) have started
         self.before_callback: Callable[[], Any] | None = None  # set while journeys are traced (StateRecorder)
+        self.work_cpu: Callable[[], int | None] = lambda: None   # the CPU queue_work runs on (set by the Kernel)
+        self.work_ran: Callable[[int | None], None] = lambda cpu: None
 
     @property
     def jiffies(self) -> int:
@@ -92,6 +98,8 @@ class Scheduler:
         was = timer.pending
         timer.expires_ns = check_time(expires_ns, "expires_ns")
         timer._token = next(self._seq)
+        if timer.early is not None:  # sorts before every ordinary timer due at the same instant
+            timer._token += -(1 << 62) + (timer.early << 44)
         heapq.heappush(self._heap, (timer.expires_ns, timer._token, timer))
         return was
 
@@ -112,6 +120,7 @@ class Scheduler:
             work.coalesced += 1
             return False
         work.pending = True
+        work.cpu = self.work_cpu()
         work._timer = self.call_at(self.now + delay_ns, self._run_work, work, name=work.name)
         return True
 
@@ -121,6 +130,7 @@ class Scheduler:
         work.pending = False  # cleared before the function runs, as process_one_work() does
         work._timer = None
         work.runs += 1
+        self.work_ran(work.cpu)
         work.fn(work)
 
     def flush_work(self, work: WorkStruct) -> bool:

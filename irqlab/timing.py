@@ -43,6 +43,8 @@ class Timing:
       (illustrative, 0.3 µs).
     - ``irq_thread_ns``: from ``__irq_wake_thread`` (wake_up_process of the SCHED_FIFO ``irq/<n>-<name>``
       kthread) to its ``thread_fn`` running (illustrative, 5 µs). An IRQF_ONESHOT line stays masked meanwhile.
+    - ``work_ns``: the CPU time of one work item run by a kworker (irqfd_inject, virqfd_inject) on the CPU that
+      queued it (illustrative, 1 µs): counted in that CPU's time split, not scheduled (docs/model-time.md).
     """
 
     host_irq_ns: int = 1_500
@@ -56,6 +58,7 @@ class Timing:
     exit_to_userspace_ns: int = cycles_to_ns(6_500)
     iommu_post_ns: int = 300
     irq_thread_ns: int = 5_000
+    work_ns: int = 1_000
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -137,8 +137,9 @@ def observe(kernel: Any) -> dict[Target, Any]:
     returned; per PCI function Status.Interrupt, Command.INTx Disable and each MSI vector's mask, pending bit
     and messages sent; vfio's INTx mask; each eventfd's count and signals; each irqfd's inject work; the
     IOAPIC's IRR and remote IRR of the pins the guest programmed; each vCPU's IRR, ISR, TMR, PPR, PIR, ON,
-    mode, exits and deliveries; the posted IRTEs; the non-zero arch counters. Values are ints, bools, strs
-    and frozensets, so two snapshots compare with ``==``. Reads attributes only: never changes the kernel.
+    mode, exits and deliveries; the posted IRTEs; the RES, PIN and PIW rows and the other non-zero arch
+    counters. Values are ints, bools, strs and frozensets, so two snapshots compare with ``==``. Reads
+    attributes only: never changes the kernel.
     """
     # keys are plain tuples (equal to, and hashing like, the Target with the same fields: cheaper to build);
     # diff_states hands out Targets
@@ -205,10 +206,14 @@ def observe(kernel: Any) -> dict[Target, Any]:
     for irq, irte in sorted(kernel.irqbypass.irtes.items()):
         s["irte", irq, "posted"] = irte.posted
     for row, counts in kernel.arch_counts.items():
+        ipi = row in _IPI_ROWS   # the rows the CPU model counts: always there, so a first count reads 0→1
         for cpu, n in enumerate(counts):
-            if n:
+            if n or ipi:
                 s["cpu", cpu, row] = n
     return s
+
+
+_IPI_ROWS = frozenset({"RES", "PIN", "PIW"})
 
 
 _KSTAT = tuple(f"kstat CPU{cpu}" for cpu in range(64))
@@ -318,17 +323,18 @@ class Journey:
     def _repr_html_(self) -> str:
         import html
 
+        # JupyterLab right-aligns table cells (.jp-RenderedHTMLCommon td, more specific than a class rule): a trace
+        # reads left to right, so every cell says how it aligns; only the two number columns align right
+        R, L = "<td style='text-align: right'>", "<td style='text-align: left'>"
         rows = "".join(
-            f"<tr><td>{i}</td><td>{h.t_ns:,}</td><td>{html.escape(h.actor)}</td>"
-            + (f"<td><i>{html.escape(h.function)}</i></td>" if h.hardware else
-               f"<td><a href='{h.url}' target='_blank'><code>{html.escape(h.function)}</code></a></td>")
-            + f"<td><code>{html.escape(h.file)}</code></td><td>{html.escape(h.detail)}</td></tr>"
+            f"<tr>{R}{i}</td>{R}{h.t_ns:,}</td>{L}{html.escape(h.actor)}</td>"
+            + (f"{L}<i>{html.escape(h.function)}</i></td>" if h.hardware else
+               f"{L}<a href='{h.url}' target='_blank'><code>{html.escape(h.function)}</code></a></td>")
+            + f"{L}<code>{html.escape(h.file)}</code></td>{L}{html.escape(h.detail)}</td></tr>"
             for i, h in enumerate(self.hops, 1))
         tail = html.escape(f"outcome: {self.outcome or 'in flight'}"
                            + (f", latency to guest {self.latency_ns:,} ns" if self.latency_ns is not None else ""))
-        # JupyterLab right-aligns table cells: a trace reads left to right, only the two number columns align right
-        style = ("<style>.irqlab-journey td, .irqlab-journey th {text-align: left}"
-                 " .irqlab-journey td:nth-child(-n+2), .irqlab-journey th:nth-child(-n+2) {text-align: right}</style>")
-        return (f"{style}<b>{html.escape(self.source)}</b> at {self.t_raise:,} ns<table class='irqlab-journey'><tr>"
-                f"<th>#</th><th>t (ns)</th><th>actor</th><th>function</th><th>file</th><th>detail</th></tr>{rows}"
-                f"</table><i>{tail}</i>")
+        head = "".join(f"<th style='text-align: {'right' if k < 2 else 'left'}'>{t}</th>"
+                       for k, t in enumerate(("#", "t (ns)", "actor", "function", "file", "detail")))
+        return (f"<b>{html.escape(self.source)}</b> at {self.t_raise:,} ns<table class='irqlab-journey'><tr>"
+                f"{head}</tr>{rows}</table><i>{tail}</i>")

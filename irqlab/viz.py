@@ -18,7 +18,8 @@ from typing import Any
 
 from .trace import Target, eventfds, format_value, observe
 
-__all__ = ["Diagram", "has_dot", "host_diagram", "journey_diagram", "INSTALL_HINT", "hop_nodes"]
+__all__ = ["Diagram", "has_dot", "host_diagram", "journey_diagram", "cpu_diagram", "INSTALL_HINT", "hop_nodes",
+           "cpu_hop_nodes", "exit_cpus"]
 
 INSTALL_HINT = ("Graphviz's `dot` is not installed, so here is the diagram as text. Install it with "
                 "`sudo apt-get install graphviz` (Debian/Ubuntu), `conda install -c conda-forge graphviz "
@@ -84,6 +85,8 @@ class _Node:
     shape: str = "box"
     rows: list[list[tuple[str, str]]] = field(default_factory=list)  # a table: rows of (port, text) cells
     name: str = ""                      # its name in the text form (default: the label's first line)
+    fill: str = ""                      # a fill colour of its own (not lit, not dimmed)
+    foot: list[str] = field(default_factory=list)  # a table's last lines, across all its columns
 
     @property
     def title(self) -> str:
@@ -316,6 +319,48 @@ def _vm_of(host: Any, bdf: str | None) -> Any:
     return next((vm for vm in host.vms if any(id(f.eventfd) in trig for f in vm.irqfds)), None)
 
 
+#: the hops of a VM exit for an external interrupt (arch/x86/kvm/vmx/vmx.c, x86.h) and the system-vector handlers
+#: the host's IDT entry runs inside it (arch/x86/kernel/smp.c, irq.c): they happen to the vCPU that exited
+EXIT_HOPS = frozenset({"VM exit", "vmx_handle_exit_irqoff", "handle_external_interrupt_irqoff", "kvm_before_interrupt",
+                       "kvm_after_interrupt", "handle_external_interrupt"})
+SYSVEC_HOPS = frozenset({"sysvec_reschedule_ipi", "sysvec_kvm_posted_intr_ipi", "sysvec_kvm_posted_intr_wakeup_ipi"})
+
+
+def exit_cpus(journey: Any) -> dict[int, int | None]:
+    """Hop index -> the host CPU of the VM exit the hop belongs to, for every hop of an exit (``EXIT_HOPS``) and
+    of a system vector's handler inside one (``SYSVEC_HOPS``); the CPU is read from what the exit's hops
+    changed (the kstat column of the interrupt it took, or its RES/PIN/PIW row), never from the hops' text."""
+    hops, out, k = journey.hops, {}, 0
+    while k < len(hops):
+        if hops[k].function != "VM exit":
+            k += 1
+            continue
+        end = next((i for i in range(k, len(hops)) if hops[i].function == "handle_external_interrupt"), len(hops) - 1)
+        cpu = None
+        for h in hops[k:end + 1]:
+            for c in h.changes:
+                t = c.target
+                if t.kind == "cpu":
+                    cpu = t.ident
+                elif t.kind == "irq" and t.field.startswith("kstat CPU"):
+                    cpu = int(t.field[len("kstat CPU"):])
+                if cpu is not None:
+                    break
+            if cpu is not None:
+                break
+        for i in range(k, end + 1):
+            if hops[i].function in EXIT_HOPS or hops[i].function in SYSVEC_HOPS:
+                out[i] = cpu
+        k = end + 1
+    return out
+
+
+def _vcpu_on(host: Any, cpu: int | None) -> Any:
+    if cpu is None or not 0 <= cpu < len(getattr(host, "cpus", ())):
+        return None
+    return host.cpus[cpu].curr
+
+
 def hop_nodes(host: Any, g: _Graph, journey: Any) -> list[str | None]:
     """The node (``id`` or ``id:port`` of a table row) each hop of ``journey`` happens at, or None.
 
@@ -338,12 +383,16 @@ def hop_nodes(host: Any, g: _Graph, journey: Any) -> list[str | None]:
     out: list[str | None] = []
     action_k = 0
     last_vcpu = None
+    exits = exit_cpus(journey)
     for k, h in enumerate(journey.hops):
         changed = [c.target for c in h.changes if not c.target.statistic]
         kinds = {t.kind: t for t in changed}
         nid = None
         fn, actor = h.function, h.actor
-        if actor == "device" or actor == "iommu" or ("pci" in kinds and actor == "guest"):
+        if k in exits:  # a VM exit and what the host's IDT ran inside it: the vCPU that exited
+            v = _vcpu_on(host, exits[k])
+            nid = f"vcpu:{v.vm.id}:{v.id}" if v is not None else None
+        elif actor == "device" or actor == "iommu" or ("pci" in kinds and actor == "guest"):
             nid = f"dev:{bdf}" if bdf else None  # the device itself, or the guest's driver at its registers
         elif actor in ("cpu", "genirq"):
             if fn == "handle_irq_event":
@@ -367,7 +416,9 @@ def hop_nodes(host: Any, g: _Graph, journey: Any) -> list[str | None]:
             t = kinds["vcpu"]
             nid = last_vcpu = f"vcpu:{t.ident[0]}:{t.ident[1]}"
         elif actor in ("lapic", "guest") or fn.startswith(("vmx_", "kvm_vcpu", "__vmx", "pi_", "kvm_apic",
-                                                             "kvm_lapic", "__apic", "handle_apic")):
+                                                             "kvm_lapic", "__apic", "handle_apic",
+                                                             "native_smp_send_reschedule", "handle_external_interrupt",
+                                                             "kvm_before_interrupt", "kvm_after_interrupt")):
             nid = last_vcpu
             if nid is None and vm is not None and irqfd is not None:
                 for e in vm.routing.entries(irqfd.gsi):
@@ -382,8 +433,12 @@ def hop_nodes(host: Any, g: _Graph, journey: Any) -> list[str | None]:
 
 
 def _base(nid: str) -> str:
-    """A node id without its table port: "genirq:i16" -> "genirq"."""
-    return GENIRQ if nid.startswith(GENIRQ + ":") else nid
+    """A node id without its table port: "genirq:i16" -> "genirq", "cpu1:r24" -> "cpu1"."""
+    if nid.startswith(GENIRQ + ":"):
+        return GENIRQ
+    if nid.startswith("cpu") and ":r" in nid:
+        return nid.split(":r")[0]
+    return nid
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -424,11 +479,20 @@ def _label_html(node: _Node, lit: dict[str, list[int]], nid: str, dim: bool) -> 
                     if steps else "")
             cells.append(f'<TD{attrs} ALIGN="LEFT">{mark}<FONT COLOR="{color}"{size}>{e(text) or " "}</FONT></TD>')
         out.append("<TR>" + "".join(cells) + "</TR>")
+    for line in node.foot:
+        out.append(f'<TR><TD COLSPAN="{ncol}" ALIGN="LEFT"><FONT COLOR="{DIM if dim else "black"}">{e(line)}'
+                   '</FONT></TD></TR>')
     out.append("</TABLE>>")
     return "".join(out)
 
 
 def _render(g: _Graph, lit_path: list[tuple[int, str]], title: str) -> tuple[str, str]:
+    dot, lit = _dot(g, lit_path, title, CLUSTERS)
+    return dot, _text(g, lit, title)
+
+
+def _dot(g: _Graph, lit_path: list[tuple[int, str]], title: str,
+         clusters: list[tuple[str, str, str]]) -> tuple[str, dict[str, list[int]]]:
     lit: dict[str, list[int]] = {}
     for step, nid in lit_path:
         lit.setdefault(nid, []).append(step)
@@ -454,7 +518,7 @@ def _render(g: _Graph, lit_path: list[tuple[int, str]], title: str) -> tuple[str
              f'label={_q(title)}, labelloc=t, labeljust=l, ordering=out, forcelabels=true, size="{MAX_IN},100"];',
              f'  node [fontname="Helvetica", fontsize={NODE_PT}, style=filled, fillcolor=white, margin="0.1,0.04"];',
              f'  edge [fontname="Helvetica", fontsize={EDGE_PT}, arrowsize=0.7];']
-    for cid, clabel, color in CLUSTERS:
+    for cid, clabel, color in clusters:
         members = [n for n, node in g.nodes.items() if node.cluster == cid]
         if not members:
             continue
@@ -475,6 +539,8 @@ def _render(g: _Graph, lit_path: list[tuple[int, str]], title: str) -> tuple[str
                           f"xlabel={_q(_steps(lit[n]))}", f"fontcolor={_q(LIT)}"]
             elif dim:
                 attrs += [f"color={_q(DIM)}", f"fontcolor={_q(DIM)}"]
+            elif node.fill:
+                attrs.append(f"fillcolor={_q(node.fill)}")
             lines.append(f"    {ids[n]} [{', '.join(attrs)}];")
         for group in _pairs(g, cid):
             lines.append("    { rank=same; " + "; ".join(ids[n] for n in group) + "; }")
@@ -493,13 +559,19 @@ def _render(g: _Graph, lit_path: list[tuple[int, str]], title: str) -> tuple[str
             attrs.append("dir=back")
         if "free" in flags:  # a way back up the picture: it must not pull the ranks around
             attrs.append("constraint=false")
-        if lit_edge:
+        if "invis" in flags:
+            attrs = ["style=invis"]
+        elif lit_edge:
             attrs += [f"color={_q(LIT)}", "penwidth=2.5", f"fontcolor={_q(LIT)}"]
         elif highlight:
             attrs += [f"color={_q(DIM)}", f"fontcolor={_q(DIM)}"]
+        else:
+            color = next((f[6:] for f in flags if f.startswith("color=")), None)
+            if color:
+                attrs += [f"color={_q(color)}", f"fontcolor={_q(color)}"]
         lines.append(f"  {ref(a)} -> {ref(b)} [{', '.join(attrs)}];")
     lines.append("}")
-    return "\n".join(lines) + "\n", _text(g, lit, title)
+    return "\n".join(lines) + "\n", lit
 
 
 def _pairs(g: _Graph, cid: str) -> list[list[str]]:
@@ -632,3 +704,214 @@ def host_diagram(host: Any, *, journey: Any = None, upto: int | None = None, cou
 def journey_diagram(host: Any, journey: Any, upto: int | None = None, *, focus: bool = False) -> Diagram:
     """``journey``'s path lit on the host, drawn from the state after hop ``upto`` (the last if None)."""
     return host_diagram(host, journey=journey, upto=upto, focus=focus)
+
+
+# ------------------------------------------------------------------------------------------ the CPUs
+HOST_EDGE, PT_EDGE = "#1f77b4", "#8c4fc2"   # a host driver's vector / a passed-through device's
+CPU_FILL = {"guest": "#f3ecff", "hardirq": "#ffe9e0", "idle": "#f4f4f4"}
+_STATE_TEXT = {"guest": "guest", "hardirq": "hard IRQ", "idle": "idle"}
+
+
+def _short_action(name: str) -> str:
+    """An action's name without the BDF it carries: "ahci[0000:00:17.0]" -> "ahci", "vfio-msi[0](0000:03:00.0)"
+    -> "vfio-msi[0]" (the device box above says which device it is)."""
+    return re.sub(r"\[[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]\]|\([0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]\)",
+                  "", name)
+
+
+def _passthrough_targets(host: Any, irq: int) -> list[Any]:
+    """The vCPUs a passed-through irq reaches: vfio's trigger eventfd for it → each irqfd on that eventfd → its
+    GSI's routes → the destination vCPUs (what KVM looks up when the eventfd is signalled)."""
+    out = []
+    for dev in host.devices.values():
+        v = getattr(dev, "driver", None)
+        if type(v).__name__ != "VfioPciDevice":
+            continue
+        efds = [e for k, e in sorted(v.msi_triggers.items()) if dev.vector(k) is not None and dev.vector(k).irq == irq]
+        if v.intx_trigger is not None and dev.gsi == irq:
+            efds.append(v.intx_trigger)
+        for e in efds:
+            for vm in host.vms:
+                for f in vm.irqfds:
+                    if f.eventfd is e:
+                        for r in vm.routing.entries(f.gsi):
+                            out += [vm.vcpus[i] for i in _route_targets(vm, r) if i < len(vm.vcpus)]
+    return list(dict.fromkeys(out))
+
+
+def _build_cpus(host: Any) -> tuple[_Graph, list[tuple[str, str, str]]]:
+    g = _Graph()
+    clusters = [("hw", "hardware: PCI functions", "#f4f4f4")]
+    for bdf, dev in host.devices.items():
+        drv = getattr(dev.driver, "name", None) or "no driver"
+        g.node(f"dev:{bdf}", "hw", [f"{bdf} {dev.name}", f"driver: {_short_action(drv)}"], "component")
+    posted = {irq for irq, irte in host.irqbypass.irtes.items()}
+    by_cpu = {c.id: [] for c in host.cpus}
+    for irq, d in sorted(host.genirq.descs.items()):
+        if d.actions:
+            by_cpu[d.cpu].append(d)
+    for c in host.cpus:
+        st, v = c.state, c.curr
+        head = f"CPU{c.id} · {_STATE_TEXT[st]}"
+        clusters.append((f"cpu{c.id}", head, CPU_FILL[st]))
+        if v is not None:
+            mode = "in guest mode" if v.in_guest_mode else ("halted" if v.mode == "halted" else "out of the guest")
+            node = g.node(f"vcpu:{v.vm.id}:{v.id}", f"cpu{c.id}",
+                          [f"vm{v.vm.id}/vcpu{v.id}", mode,
+                           f"irq_exits {v.exits['EXTERNAL_INTERRUPT']:,}",
+                           f"delivered {sum(v.delivered.values()):,}"],
+                          "rounded")
+            g.nodes[node].fill = CPU_FILL["guest"] if v.in_guest_mode else "white"
+            others = [x for x in c.vcpus if x is not v]
+            if others:
+                g.nodes[node].lines.append("also pinned: " + ", ".join(f"vm{x.vm.id}/vcpu{x.id}" for x in others))
+        else:
+            node = g.node(f"host:{c.id}", f"cpu{c.id}", ["no vCPU", "host work only"], "rounded")
+        tid = f"cpu{c.id}"
+        rows = [[("", "vector"), ("", "irq"), ("", "action"), ("", "count")]]
+        for d in by_cpu[c.id]:
+            rows.append([(f"r{d.irq}", f"0x{d.vector:02x}"), ("", str(d.irq)),
+                         ("", ", ".join(_short_action(a) for a in d.action_names())), ("", f"{d.kstat[c.id]:,}")])
+        t = _Node(tid, [f"vector_irq[] of CPU{c.id}"], "plain", rows if len(rows) > 1 else
+                  [[("", "no device vector here")]], name=f"CPU{c.id}")
+        ipis = " · ".join(f"{row} {host.arch_counts[row][c.id]:,}" for row in ("RES", "PIN", "PIW"))
+        t.foot.append(ipis)
+        times = c.time_split()
+        total = sum(times[p] for p in ("hardirq", "exit", "guest", "idle"))
+        if total:
+            t.foot += [f"{label} {100 * times[p] / total:.0f}%" for p, label in
+                       (("hardirq", "hard IRQ"), ("exit", "exits"), ("guest", "guest"), ("idle", "idle"))
+                       if times[p] or p == "guest" and v is not None]
+        g.nodes[tid] = t
+        if v is not None:   # an interrupt that arrives while the vCPU runs: out of the guest, into the host's IDT
+            g.edge(node, tid, "VM exit → host IDT", "dashed|color=#777777")
+        else:
+            g.edge(node, tid, "", "solid|invis")
+    for bdf, dev in host.devices.items():
+        pt = type(getattr(dev, "driver", None)).__name__ == "VfioPciDevice"
+        for vec in dev.vectors:
+            if vec.irq is None or vec.irq not in host.genirq.descs:
+                continue
+            d = host.genirq.descs[vec.irq]
+            kind = "MSI-X" if dev.msix_enabled else "MSI"
+            if vec.irq in posted and host.irqbypass.irtes[vec.irq].vcpu is not None:
+                x = host.irqbypass.irtes[vec.irq].vcpu
+                g.edge(f"dev:{bdf}", f"vcpu:{x.vm.id}:{x.id}", f"{kind} {vec.index}: VT-d posted",
+                       f"dashed|free|color={PT_EDGE}")
+                continue
+            g.edge(f"dev:{bdf}", f"cpu{d.cpu}:r{d.irq}", "", f"solid|color={PT_EDGE if pt else HOST_EDGE}")
+        if dev.gsi is not None and dev.gsi in host.genirq.descs and (
+                dev.gsi in getattr(dev.driver, "irqs", ()) or getattr(dev.driver, "irq_type", -1) == 0):
+            d = host.genirq.descs[dev.gsi]
+            g.edge(f"dev:{bdf}", f"cpu{d.cpu}:r{d.irq}", "", f"solid|color={PT_EDGE if pt else HOST_EDGE}")
+    for c in host.cpus:
+        for d in by_cpu[c.id]:
+            if not any(a.startswith("vfio") for a in d.action_names()) or d.irq in posted:
+                continue
+            for x in _passthrough_targets(host, d.irq):
+                how = "same CPU: no IPI" if x.pcpu == c.id else (
+                    "notification IPI" if host.enable_apicv else "kick: RES IPI")
+                g.edge(f"cpu{c.id}:r{d.irq}", f"vcpu:{x.vm.id}:{x.id}", f"irqfd → vcpu{x.id}\n({how})",
+                       f"dashed|free|color={PT_EDGE}")
+    return g, clusters
+
+
+def cpu_hop_nodes(host: Any, journey: Any) -> list[str | None]:
+    """Where each hop of ``journey`` happens in the CPU diagram: the device, the row of the interrupt's vector in
+    the table of the CPU that took it (genirq, the drivers, vfio, the eventfd and KVM's irqfd run there, in hard-IRQ
+    context), the vCPU a VM exit took out of the guest (the exit's hops and the system vector it ran), the vCPU an
+    interrupt is delivered to (its LAPIC, the kick, the injection). From structured facts only (the hop's function
+    and actor, the state it changed), never from the hop's text."""
+    exits = exit_cpus(journey)
+    irq = journey.irq
+    taken = None   # the CPU that took the interrupt: the kstat column its flow handler counted
+    for h in journey.hops:
+        taken = next((int(c.target.field[len("kstat CPU"):]) for c in h.changes if c.target.kind == "irq"
+                      and c.target.ident == irq and c.target.field.startswith("kstat CPU")), None)
+        if taken is not None:
+            break
+    if taken is None and irq in host.genirq.descs:
+        taken = host.genirq.descs[irq].cpu
+    targets = _passthrough_targets(host, irq) if irq is not None else []
+    last_vcpu = f"vcpu:{targets[0].vm.id}:{targets[0].id}" if targets else None
+    row = f"cpu{taken}:r{irq}" if taken is not None and irq is not None else None
+    out: list[str | None] = []
+    for k, h in enumerate(journey.hops):
+        fn, actor = h.function, h.actor
+        vc = next((c.target for c in h.changes if c.target.kind == "vcpu" and not c.target.statistic), None)
+        if k in exits:
+            v = _vcpu_on(host, exits[k])
+            nid = f"vcpu:{v.vm.id}:{v.id}" if v is not None else None
+        elif actor in ("device", "iommu") and not fn.startswith("IOMMU: "):
+            nid = f"dev:{journey.device}" if journey.device else None
+        elif vc is not None and actor in ("kvm", "lapic", "guest"):
+            nid = last_vcpu = f"vcpu:{vc.ident[0]}:{vc.ident[1]}"
+        elif actor in ("lapic", "guest", "iommu") or fn.startswith(("vmx_", "kvm_vcpu", "__vmx", "pi_", "kvm_apic",
+                                                                      "kvm_lapic", "__apic", "native_smp_send",
+                                                                      "kvm_check_and_inject", "kvm_cpu_get")):
+            nid = last_vcpu
+        else:   # hard-IRQ context on the CPU that took it: the flow handler, the actions, vfio, eventfd, irqfd
+            nid = row
+        out.append(nid)
+    return out
+
+
+def cpu_diagram(host: Any, journey: Any = None, *, title: str | None = None) -> Diagram:
+    """The host's CPUs: each one's state, the vCPU it runs and the device vectors that land on it (rows like
+    /proc/interrupts: the count is this CPU's column), its RES/PIN/PIW rows and where its time went. Blue arrows:
+    a host driver's interrupts; purple: a passed-through device's, and the irqfd path from its vector to the vCPU
+    KVM injects into (with the IPI that needs, if any). A dashed arrow from a vCPU into its CPU's table: an
+    interrupt that arrives while the vCPU runs takes it out of the guest into the host's IDT. With ``journey``,
+    its hops lit in order (numbers as they are now)."""
+    g, clusters = _build_cpus(host)
+    lit: list[tuple[int, str]] = []
+    if journey is not None:
+        lit = [(i + 1, n) for i, n in enumerate(cpu_hop_nodes(host, journey))
+               if n is not None and _base(n) in g.nodes]
+    if title is None:
+        title = (f"{journey.source} on the CPUs: {len(journey.hops)} hops" if journey is not None else
+                 "which CPU is which: vCPUs, and the vectors that land on each CPU")
+    dot, lit_map = _dot(g, lit, title, clusters)
+    # CPU0 to CPUn from left to right: their top nodes (the vCPU or "no vCPU") on one rank, in order, tables below
+    ids = {nid: f"n{i}" for i, nid in enumerate(g.nodes)}
+    tops = [ids[n] for n, node in g.nodes.items() if node.cluster.startswith("cpu") and not node.rows]
+    tables = [ids[n] for n, node in g.nodes.items() if node.cluster.startswith("cpu") and node.rows]
+    devs = [ids[n] for n in g.nodes if n.startswith("dev:")]
+    order = ["  { rank=same; " + "; ".join(tops) + "; }", "  { rank=same; " + "; ".join(tables) + "; }"]
+    if devs:
+        order.append("  { rank=min; " + "; ".join(devs) + "; }")
+    order += [f"  {a} -> {b} [style=invis];" for a, b in zip(tops, tops[1:])]
+    order += [f"  {devs[len(devs) // 2]} -> {t} [style=invis];" for t in tops] if devs else []
+    dot = dot.replace("rankdir=TB,", "rankdir=TB, newrank=true,", 1).replace("nodesep=0.25", "nodesep=0.12", 1)
+    dot = dot.rstrip().removesuffix("}") + \
+        "\n".join(order) + "\n}\n"
+    return Diagram(dot, _cpu_text(g, clusters, lit_map, title), title)
+
+
+def _cpu_text(g: _Graph, clusters: list[tuple[str, str, str]], lit: dict[str, list[int]], title: str) -> str:
+    mark = lambda key: f"  <{','.join(map(str, lit[key]))}>" if key in lit else ""  # noqa: E731
+    text = [title]
+    for cid, clabel, _ in clusters:
+        members = [n for n, node in g.nodes.items() if node.cluster == cid]
+        if not members:
+            continue
+        text.append(f"[{clabel}]")
+        for n in members:
+            node = g.nodes[n]
+            if node.rows:
+                text.append(f"  {node.lines[0]}")
+                for row in node.rows[1:] if len(node.rows[0]) > 1 else node.rows:
+                    port = row[0][0]
+                    text.append("    " + " ".join(t for _, t in row) + (mark(f"{n}:{port}") if port else ""))
+                text += [f"    {line}" for line in node.foot]
+            else:
+                text.append("  " + " | ".join(node.lines) + mark(n))
+    text.append("[edges]")
+    for a, b, label, style in g.edges:
+        if "invis" in style:
+            continue
+        name = lambda e: (f"CPU{e[3:].split(':r')[0]} irq {e.split(':r')[1]}" if e != _base(e)  # noqa: E731
+                          else g.nodes[e].title)
+        label = label.replace("\n", " ")
+        text.append(f"  {name(a)} -> {name(b)}" + (f"  ({label})" if label else ""))
+    return "\n".join(text)

@@ -539,7 +539,7 @@ def tail_text(r: Any, pct: dict) -> str:
 
 def _nic_and_intx(timing: Any, queues: int, vcpu_mode: str) -> Any:
     """scenarios.shared_intx with the card's pin on CARD_VECTOR and an MSI-X NIC passed through to the same
-    single vCPU (notebook 9's machine, with the guest's vectors ordered so that one can block the other)."""
+    single vCPU (notebook 8's storm explorer, with the guest's vectors ordered so that one can block the other)."""
     host = _scenarios.shared_intx(timing=timing, trace=False)
     vm = host.scenario.vm
     vm.ioapic.write_redirtbl(16, vector=CARD_VECTOR, dest_id=0, trigger_level=True)

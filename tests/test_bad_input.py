@@ -116,7 +116,9 @@ SURFACE = [
     ("disable_irq(irq)", lambda w, x: w.h.disable_irq(x), INTS + [99999]),
     ("enable_irq(irq)", lambda w, x: w.h.enable_irq(x), INTS + [99999]),
     ("irq_set_affinity(irq)", lambda w, x: w.h.irq_set_affinity(x, 1), INTS + [99999]),
-    ("irq_set_affinity(cpu)", lambda w, x: w.h.irq_set_affinity(16, x), INTS + [2, 99, None]),
+    # a CPU number or a cpumask (an iterable of CPU numbers): [1] is a good mask
+    ("irq_set_affinity(cpu)", lambda w, x: w.h.irq_set_affinity(16, x),
+     [x for x in INTS if x != [1]] + [2, 99, None, [], [99], ["1"], [1.0], [True]]),
     ("alloc_irq(irq)", lambda w, x: w.h.alloc_irq(x), [x for x in INTS if x is not None] + [16]),
     ("alloc_irq(cpu)", lambda w, x: w.h.alloc_irq(None, cpu=x), INTS + [2, 99]),
     ("alloc_irq(level)", lambda w, x: w.h.alloc_irq(None, level=x), BOOLS),

@@ -17,18 +17,22 @@ KNOWN = {
     "01-first-kvm-function": "irqfd_wakeup", "01-nic-irq": 27, "01-nic-reaches-kvm": False,
     "02-shared-no-dev-id": errno.EINVAL, "02-oneshot-other-order": 0, "02-irqfd-second-vm": errno.EBUSY,
     "02-msix-rows": 3,
-    "03-msix-hwirq": 3, "03-thread-verdict": 1, "03-unhandled-after-three": 3, "03-unhandled-aged": 1, "03-edge-replays": 1,
-    "03-level-replay": "unmask_irq",
+    "03-msix-hwirq": 3, "03-thread-verdict": 1,
+    "03-unhandled-after-three": 3,
+    "03-unhandled-aged": 1, "03-edge-replays": 1, "03-level-replay": "unmask_irq",
     "04-semaphore-reads": 3, "04-write-past-max": errno.EAGAIN, "04-saturated-poll": 0x9,
     "04-count-after-irqfd": 0, "04-why-drain": "b", "04-why-atomic": "b", "04-work-coalesced": 1,
     "05-dest-vector": (3, 0xB1), "05-dest-mode": "logical", "05-queue3-vcpu": 1, "05-ppr": 0x70,
     "05-exits-per-interrupt": 2,
-    # 06-masked-ns: inject work + kick + the guest's 10 µs handler; the unmask is in the EOI exit, at once
-    "06-masked-outcome": "masked", "06-masked-ns": 4_000 + 1_167 + 10_000, "06-why-mask": "b",
-    "06-non-pci23": errno.EBUSY,
-    "07-stuck-kstat": 100_000, "07-disable-index": 99_999, "07-slow-glitches": 0, "07-storm-kstat": 100_000,
-    "08-not-postable": "injected", "08-posted-vfio-row": 0, "08-halted-row": "PIW",
-    "09-vfio-rows": 3, "09-pin-total": 12, "09-busiest-cpu": "CPU3",
+    "06-disk-kvm-functions": 5, "06-why-exit": "b", "06-res-cpu": "CPU1", "06-why-no-ipi": "b",
+    "06-busiest-cpu": "CPU1", "06-kick-exits": (10, 0), "06-posted-kvm-functions": 0,
+    # 07-masked-ns: inject work + kick + the guest's 10 µs handler; the unmask is in the EOI exit, at once
+    "07-masked-outcome": "masked", "07-masked-ns": 4_000 + 1_167 + 10_000, "07-why-mask": "b",
+    "07-non-pci23": errno.EBUSY,
+    # 08-disable-index: CPU0 takes one glitch per host_irq_ns, the rest are gone under the pin's remote IRR
+    "08-stuck-kstat": 100_000, "08-disable-index": 249_794, "08-slow-glitches": 0, "08-storm-kstat": 100_000,
+    "09-not-postable": "injected", "09-posted-vfio-row": 0, "09-halted-row": "PIW",
+    "10-vfio-rows": 3, "10-pin-total": 12, "10-busiest-cpu": "CPU3",
 }
 
 
@@ -158,8 +162,8 @@ def test_accepted_forms():
     assert check.ex("05-dest-vector", [3, "0xb1"])
     assert check.ex("01-first-kvm-function", " irqfd_wakeup() ")
     assert check.ex("01-nic-reaches-kvm", "no")
-    assert check.ex("09-busiest-cpu", 3) and check.ex("09-busiest-cpu", "cpu3")
-    assert check.ex("08-halted-row", "piw")
+    assert check.ex("10-busiest-cpu", 3) and check.ex("10-busiest-cpu", "cpu3")
+    assert check.ex("09-halted-row", "piw")
     assert check.ex("04-why-drain", "B") and check.ex("04-why-drain", "(b)")
 
 
@@ -276,7 +280,7 @@ def test_why_atomic_irqfd_wakeup_runs_inside_vfios_hard_irq_handler():
 
 
 def test_why_mask_the_card_drops_its_line_in_vfios_handler():
-    """06-why-mask (b): vfio_intx_handler sets INTx Disable in the hard-IRQ handler, so the still-unserviced card
+    """07-why-mask (b): vfio_intx_handler sets INTx Disable in the hard-IRQ handler, so the still-unserviced card
     no longer holds the shared level line up, and eth0's interrupts keep being served meanwhile."""
     from irqlab import scenarios
 
@@ -285,9 +289,58 @@ def test_why_mask_the_card_drops_its_line_in_vfios_handler():
     j = h.raise_intx(check.LEGACY)
     assert card.disintx and card.intx_status_event is not None, "masked at the device, still not serviced"
     assert not h.genirq.asserting_devices(h.irq_to_desc(16)), "the card no longer holds line 16 up"
-    assert h.raise_intx(check.ETH0, at=h.now + 100).outcome == "handled_host"
+    eth0 = h.raise_intx(check.ETH0, at=h.now + h.timing.host_irq_ns + 100)  # once CPU0 is out of the card's IRQ
+    assert eth0.outcome == "handled_host" and card.disintx, "eth0 is served while the card waits for its guest"
     h.run()
     assert j.outcome == "injected" and not card.disintx
+
+
+def test_why_exit_the_exit_hands_the_vector_to_the_hosts_idt_and_looks_up_nothing():
+    """06-why-exit (b): a host device's interrupt that arrives under a vCPU exits; KVM's hops of that exit come
+    before common_interrupt and after the host driver, they change nothing of KVM's routing (no irqfd, eventfd,
+    route) and the interrupt ends at the host driver; on a CPU that runs no vCPU the same interrupt has no KVM hop."""
+    from irqlab import scenarios
+
+    h = scenarios.switchboard()
+    irq = h.pci_dev(check.DISK).vectors[0].irq
+    h.write_proc_irq(irq, "smp_affinity_list", "1")
+    j = h.raise_msi(check.DISK, 0)
+    h.run()
+    fns = j.functions()
+    kvm = [x for x in j.hops if x.file.startswith(check.KVM_FILES)]
+    assert [x.function for x in kvm] == ["vmx_handle_exit_irqoff", "handle_external_interrupt_irqoff",
+                                         "kvm_before_interrupt", "kvm_after_interrupt", "handle_external_interrupt"]
+    assert fns.index("kvm_before_interrupt") < fns.index("common_interrupt") < fns.index("kvm_after_interrupt")
+    assert not any(c.target.kind in ("irqfd", "eventfd") for x in j.hops for c in x.changes)
+    assert j.outcome == "handled_host" and h.scenario.vm.vcpus[0].exits["EXTERNAL_INTERRUPT"] == 1
+    h.write_proc_irq(irq, "smp_affinity_list", "0,3")   # off the vCPUs' CPUs: no exit, no KVM hop at all
+    j2 = h.raise_msi(check.DISK, 0, at=h.now + 10_000)
+    h.run()
+    assert not [x for x in j2.hops if x.file.startswith(check.KVM_FILES)]
+    assert h.scenario.vm.vcpus[0].exits["EXTERNAL_INTERRUPT"] == 1
+
+
+def test_why_no_ipi_the_kick_finds_the_vcpu_out_of_guest_mode_on_its_own_cpu():
+    """06-why-no-ipi (b): with the GPU's vector on vcpu0's CPU the exit for that vector takes vcpu0 out of guest
+    mode before irqfd_wakeup runs there: kvm_vcpu_kick sends no IPI (RES stays 0) and the vector is injected at the
+    re-entry, one ipi_ns sooner than from another CPU."""
+    from irqlab import scenarios
+
+    lat = {}
+    for cpu in ("3", "1"):
+        h = scenarios.switchboard()
+        h.write_proc_irq(h.pci_dev(check.GPU).vectors[0].irq, "smp_affinity_list", cpu)
+        j = h.raise_msi(check.GPU, 0)
+        h.run()
+        fns = j.functions()
+        assert j.outcome == "injected" and "kvm_vcpu_kick" in fns
+        lat[cpu] = j.latency_ns
+        if cpu == "1":
+            assert "native_smp_send_reschedule" not in fns and sum(h.arch_counts["RES"]) == 0
+            assert fns.index("kvm_before_interrupt") < fns.index("irqfd_wakeup") < fns.index("kvm_after_interrupt")
+        else:
+            assert "native_smp_send_reschedule" in fns and h.arch_counts["RES"][1] == 1
+    assert lat["3"] - lat["1"] == h.timing.ipi_ns
 
 
 # ------------------------------------------------------------------------------- in the course
@@ -351,7 +404,7 @@ def test_no_output_line_is_wider_than_jupyterlab_shows_it(capsys):
             check.ex(key, _wrong(check.expected(key), n))
         check.ex(key, check.expected(key))
         check.hint(key)
-    check.reset("07-stuck-kstat")
-    check._reveal("07-stuck-kstat", "x = 1")
+    check.reset("08-stuck-kstat")
+    check._reveal("08-stuck-kstat", "x = 1")
     lines = capsys.readouterr().out.splitlines()
     assert lines and max(map(len, lines)) <= 100, max(lines, key=len)  # ~110 monospace columns at 1400 px

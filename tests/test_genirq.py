@@ -234,7 +234,7 @@ def test_wake_thread_without_a_thread_function_warns_once(host, msi_line):
     no thread function available.") once per action (IRQTF_WARNED); the interrupt handled nothing."""
     host.request_irq(msi_line.irq, lambda i, d: IRQ_WAKE_THREAD, 0, "lazy", None)
     j1 = host.raise_spurious(msi_line.irq)
-    j2 = host.raise_spurious(msi_line.irq)
+    j2 = host.raise_spurious(msi_line.irq, at=host.now + 2000)  # after the first one's hard IRQ (host_irq_ns)
     want = f"IRQ {msi_line.irq} device lazy returned IRQ_WAKE_THREAD but no thread function available."
     assert [x[1:] for x in host.log] == [("warn", want)]
     assert j1.outcome == j2.outcome == "unhandled" and msi_line.actions[0].woke == 2
@@ -351,6 +351,7 @@ def test_free_of_the_last_action_keeps_pending_and_the_next_request_replays_it(h
     assert msi_line.depth == 2 and msi_line.istate & IRQS_PENDING and msi_line.pending_event is not None
     assert host.genirq.vector_irq[msi_line.cpu][msi_line.vector] is VECTOR_SHUTDOWN
     host.request_irq(irq, handled, 0, "b", None)
+    host.run()  # the replay waits in the CPU's IRR until the first interrupt's hard IRQ ends
     assert msi_line.depth == 0 and j.outcome == "handled_host" and "check_irq_resend" in j.functions()
     assert msi_line.actions[0].handled == 1 and not msi_line.istate & IRQS_PENDING
     host.ledger.check()
@@ -381,6 +382,7 @@ def test_a_shut_down_vector_is_silent_once(host, msi_line):
     host.free_irq(msi_line.irq, None)
     cpu, vec = msi_line.cpu, msi_line.vector
     for _ in range(2):
+        host.run(until=host.now + 2000)  # one at a time: a CPU in hard IRQ would merge the second
         ev = host.new_event("late")
         host.deliver_vector(cpu, vec, ev)
         assert ev.outcome.label == "no_handler"
@@ -393,7 +395,8 @@ def test_no_irq_handler_is_rate_limited_like_pr_emerg_ratelimited(host):
     ___ratelimit prints "%s: %d callbacks suppressed" (func = reevaluate_vector) when the next interval
     starts, i.e. at the first call with jiffies > begin + 5 * HZ."""
     jiffy = 4_000_000
-    for k in range(25):  # 25 in the first jiffy
+    for k in range(25):  # 25 in the first jiffy, each after the one before has left hard-IRQ context
+        host.run(until=host.now + 2000)
         ev = host.new_event("stray")
         host.deliver_vector(0, 0x99, ev)
     assert len(host.log) == 10
@@ -444,7 +447,7 @@ def test_bogus_reports_stop_after_100(host, line):
     """kernel/irq/spurious.c report_bad_irq: ``static int count = 100``, for every line together."""
     host.request_irq(16, lambda i, d: 7, IRQF_SHARED, "bad", 1)
     for _ in range(105):
-        host.raise_spurious(16)
+        host.raise_spurious(16, at=host.now + 2000)
     assert sum("bogus return value" in x[2] for x in host.log) == 100
 
 

@@ -13,10 +13,10 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "irqlab"
 
 #: the layer below every subsystem
-SERVICES = {"errors", "uapi", "ledger", "trace", "timing", "sched", "event", "kernel"}
+SERVICES = {"errors", "uapi", "ledger", "trace", "timing", "sched", "event", "kernel", "cpu"}
 #: the kernel's subsystems, as the model has them
 MODEL = {"genirq", "spurious", "eventfd", "pci", "vfio", "kvm.vm", "kvm.irqchip", "kvm.irqfd", "kvm.lapic",
-         "kvm.msi", "kvm.posted", "procfs"}
+         "kvm.msi", "kvm.posted", "procfs", "affinity", "cpumap"}
 #: what sits on top: never imported by the model or the services
 TOP = {"host", "scenarios", "storm", "viz", "widgets", "check", "doctor"}
 

@@ -563,8 +563,8 @@ def test_model_output_reparses_to_the_model_counts():
     host = irqlab.scenarios.shared_intx()
     host.add_pci_device("0000:01:00.0", name="nic", msix=2)
     irqlab.scenarios.passthrough_msix(host, host.scenario.vm, "0000:01:00.0", 2, first_gsi=30)
-    for _ in range(3):
-        host.raise_intx("0000:00:19.0")
+    for i in range(3):  # 2 µs apart: a hard IRQ holds its CPU for host_irq_ns (1.5 µs)
+        host.raise_intx("0000:00:19.0", at=2000 * i)
     host.generic_handle_irq(16, cpu=1)
     text = host.proc_interrupts()
     p = parse_proc_interrupts(text)

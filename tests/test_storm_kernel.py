@@ -48,14 +48,16 @@ def run_vector(times, handled_mask):
 def test_screaming_line_disabled_at_the_100000th_interrupt():
     # a glitch source nothing claims: counting starts at the first, the window closes at the 100,000th
     # counted interrupt with 100,000 > 99,900 unhandled: that interrupt (index 99,999) disables the line
-    times = np.arange(200_000, dtype=np.int64) * 500  # 2 M/s of glitches
+    # 666,666/s of glitches: each arrives as the last one's hard IRQ ends (host_irq_ns), so CPU0 takes every one;
+    # the storm ends (225 ms) before the first poll (HZ/10 after the disable at 150 ms)
+    times = np.arange(150_000, dtype=np.int64) * 1_500
     h, r = run_vector(times, np.zeros(times.size, bool))
     want = naive_note_interrupt([False] * times.size, (times // 4_000_000).tolist())
     assert want == 99_999
     assert h.spurious_disabled == [(int(times[want]), 16)]
     assert (r.outcome[:want + 1] == Outcome.UNHANDLED).all()
     assert r.outcome[want + 1] == Outcome.PENDING       # the next one masks the line and waits
-    assert (r.outcome[want + 2:] == Outcome.DISABLED).all()  # no poll before the storm ends (100 ms later)
+    assert (r.outcome[want + 2:] == Outcome.DISABLED).all()  # no poll before the storm ends
     desc = h.irq_to_desc(16)
     assert desc.kstat[desc.cpu] == 100_000 and desc.depth == 1 and desc.masked
     assert "Disabling IRQ #16" in h.dmesg() and "nobody cared" in h.dmesg()
@@ -63,7 +65,7 @@ def test_screaming_line_disabled_at_the_100000th_interrupt():
 
 
 def test_the_poller_runs_the_handlers_every_100_ms():
-    times = np.arange(100_000, dtype=np.int64) * 500
+    times = np.arange(100_000, dtype=np.int64) * 1_500
     t_dis = int(times[-1])
     p1 = (t_dis // 4_000_000 + 25) * 4_000_000  # poll_spurious_irqs: jiffies + HZ/10
     after = np.array([t_dis + 1_000_000, p1 + 10_000_000, p1 + 20_000_000, p1 + 110_000_000], np.int64)
@@ -79,7 +81,7 @@ def test_the_poller_runs_the_handlers_every_100_ms():
 
 
 def test_ninety_nine_thousand_nine_hundred_unhandled_do_not_disable():
-    times = np.arange(100_000, dtype=np.int64) * 500
+    times = np.arange(100_000, dtype=np.int64) * 1_500
     handled = np.zeros(100_000, bool)
     handled[1:101] = True  # 100 handled inside the window: 99,900 unhandled, not > 99,900
     h, r = run_vector(times, handled)
@@ -102,7 +104,8 @@ def test_ageing_keeps_sparse_glitches_from_counting_up():
        st.integers(100_000, 220_000))
 def test_bulk_window_matches_one_by_one(seed, p_handled, mean_gap_ns, n):
     rng = np.random.default_rng(seed)
-    times = np.cumsum(rng.exponential(mean_gap_ns, n).astype(np.int64))
+    # at least host_irq_ns apart: CPU0 takes every one (tests/test_cpus.py covers a CPU that cannot)
+    times = np.cumsum(rng.exponential(mean_gap_ns, n).astype(np.int64) + 1_500)
     handled = rng.random(n) < p_handled
     h, r = run_vector(times, handled)
     want = naive_note_interrupt(handled.tolist(), (times // 4_000_000).tolist())
@@ -117,7 +120,7 @@ def test_a_disable_on_a_line_the_vfio_card_shares_keeps_its_round_trips_going():
     """After the disable the card's INTx waits in its Status bit until a poll's vfio_intx_handler takes it;
     the same storm through the model agrees."""
     rng = np.random.default_rng(3)
-    t = np.r_[np.arange(100_050, dtype=np.int64) * 800, rng.integers(0, 300_000_000, 40)]
+    t = np.r_[np.arange(100_050, dtype=np.int64) * 1_600, rng.integers(0, 300_000_000, 40)]
     ids = np.r_[np.zeros(100_050, np.uint16), np.ones(40, np.uint16)]
     order = np.argsort(t, kind="stable")
     t, ids = t[order], ids[order]
@@ -132,7 +135,7 @@ def test_a_disable_on_a_line_the_vfio_card_shares_keeps_its_round_trips_going():
 def _disabled_with_one_pending():
     """100,000 glitches disable irq 16 and leave one more PENDING on the line (the host holds it)."""
     h = scenarios.shared_intx(trace=False)
-    times = np.arange(100_000, dtype=np.int64) * 500
+    times = np.arange(100_000, dtype=np.int64) * 1_500
     t = np.r_[times, times[-1] + 1_000_000]
     r = storm.run(h, storm.from_arrays(t, np.zeros(t.size, np.uint16), [GLITCH]), "vector", progress=False)
     assert r.ledger == {"unhandled": 100_000, "pending": 1}
@@ -172,12 +175,22 @@ def test_a_poll_timer_between_two_jiffies_is_refused():
     r = storm.run(make(), s, "reference", progress=False)
     assert sum(r.ledger.values()) == len(s) and r.counters[("host",)]["poll_timer"] % 4_000_000 == 0
 
-def _stale_vectors_host():
+def _stale_vectors_host(vm=True):
     """shared_intx plus a NIC on a host driver whose two MSI-X vectors lost their vector_irq entries: its
-    messages reach common_interrupt's "No irq handler for vector"."""
-    h = scenarios.shared_intx(trace=False)
+    messages reach common_interrupt's "No irq handler for vector". ``vm=False``: eth0 alone on line 16 (CPU0, no
+    VM) and the NIC's vectors on CPU1, so that a stray message and a glitch can arrive at one instant and both be
+    taken then (one CPU takes one at a time)."""
+    if vm:
+        h = scenarios.shared_intx(trace=False)
+    else:
+        h = irqlab.Host(ncpus=2, trace=False)
+        h.add_pci_device("0000:00:19.0", name="eth0", intx_pin=1, gsi=16)
+        h.bind_host_driver("0000:00:19.0", "eth0", use_msi=False)
     h.add_pci_device("0000:03:00.0", name="stale", msix=2)
-    h.bind_host_driver("0000:03:00.0", "stale", queue_fmt="{name}-{i}")
+    drv = h.bind_host_driver("0000:03:00.0", "stale", queue_fmt="{name}-{i}")
+    if not vm:
+        for irq in drv.irqs:
+            h.irq_set_affinity(irq, [1])
     for v in h.devices["0000:03:00.0"].vectors:
         h.genirq.vector_irq[v.desc.cpu].pop(v.desc.vector)
     return h
@@ -189,7 +202,7 @@ def test_no_handler_log_lines_interleave_with_a_disable_as_in_the_model(chunk):
     disable, ties at the disabling instant included (the kernel log is compared line by line). Ten of them:
     pr_emerg_ratelimited prints all of a burst of 10."""
     s, b = _interleave_storm()
-    a = storm.run(_stale_vectors_host(), s, "vector", chunk_events=chunk, progress=False)
+    a = storm.run(_stale_vectors_host(vm=False), s, "vector", chunk_events=chunk, progress=False)
     assert a.equals(b), a.diff(b)
     assert a.ledger["no_handler"] == 10 and sum(1 for x in a.log if "No irq handler" in x[2]) == 10
     i = next(i for i, x in enumerate(a.log) if "nobody cared" in x[2])
@@ -199,7 +212,7 @@ def test_no_handler_log_lines_interleave_with_a_disable_as_in_the_model(chunk):
 @functools.lru_cache(maxsize=None)
 def _interleave_storm():
     rng = np.random.default_rng(5)
-    gt = np.arange(100_050, dtype=np.int64) * 500
+    gt = np.arange(100_050, dtype=np.int64) * 1_500   # CPU0 takes each glitch as the last one ends
     st_ = np.sort(rng.choice(gt, 8, replace=False))
     st_ = np.r_[st_, gt[99_999], gt[99_999]]           # two at the disabling glitch's instant
     t = np.r_[st_, gt]                                   # at a tie, the stray message comes first
@@ -208,7 +221,7 @@ def _interleave_storm():
     order = np.argsort(t, kind="stable")
     srcs = [GLITCH, Source("msi", "0000:03:00.0", 0), Source("msi", "0000:03:00.0", 1)]
     s = storm.from_arrays(t[order], ids[order], srcs)
-    return s, storm.run(_stale_vectors_host(), s, "reference", progress=False)
+    return s, storm.run(_stale_vectors_host(vm=False), s, "reference", progress=False)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 777, 1 << 21])
@@ -253,12 +266,13 @@ def test_a_shut_down_vector_is_silent_once_in_both_engines():
         h.genirq.free_irq(drv.irqs[0], drv)
         return h
     src = [Source("msi", "0000:03:00.0", 0)]
-    s = storm.from_arrays(np.arange(4, dtype=np.int64) * 1000, np.zeros(4, np.uint16), src)
+    # 3 µs apart: each message holds its CPU (host_irq_ns, plus the VM exit of the vCPU it runs) before the next
+    s = storm.from_arrays(np.arange(4, dtype=np.int64) * 3000, np.zeros(4, np.uint16), src)
     for chunk in (1, 1 << 21):
         a, b = storm.run(make(), s, "vector", chunk_events=chunk, progress=False), storm.run(make(), s, "reference",
                                                                                           progress=False)
         assert a.equals(b), a.diff(b)
-        assert [x[0] for x in a.log] == [1000, 2000, 3000] and a.ledger == {"no_handler": 4}
+        assert [x[0] for x in a.log] == [3000, 6000, 9000] and a.ledger == {"no_handler": 4}
 
 
 def _custom_handler_host():
@@ -368,7 +382,8 @@ def test_the_poller_runs_on_a_disabled_line_with_no_source_in_the_storm():
     def make():
         h = _disabled_with_one_pending()
         h.add_pci_device("0000:03:00.0", name="nvme", msix=1)
-        h.bind_host_driver("0000:03:00.0", "nvme0")
+        drv = h.bind_host_driver("0000:03:00.0", "nvme0")
+        h.irq_set_affinity(drv.irqs[0], [0])   # CPU1 runs the vCPU that takes the card's INTx round trips
         return h
     p0 = make().genirq.poll_timer.expires_ns
     s = storm.from_arrays(p0 - 1000 + np.arange(3, dtype=np.int64) * 150_000_000, np.zeros(3, np.uint16),
@@ -394,9 +409,13 @@ def test_the_poller_claims_a_held_interrupt_of_a_device_no_driver_serves():
         h.add_pci_device(odd, name="odd", intx_pin=1, gsi=16)
         h.add_pci_device("0000:03:00.0", name="nvme", msix=1)
         h.bind_host_driver("0000:03:00.0", "nvme0")
-        r = storm.run(h, storm.from_arrays(np.array([1_000_000, 200_000_000]), np.array([0, 1], np.uint16),
-                                           [Source("intx", odd), Source("intx", odd2)]), "vector", progress=False)
-        assert r.ledger == {"unhandled": 1, "pending": 1} and h.irq_to_desc(16).pending_event is not None
+        h.irq_set_affinity(h.devices["0000:03:00.0"].vectors[0].irq, 0)   # off the CPU of the vCPU (CPU1)
+        r = storm.run(h, storm.from_arrays(np.array([1_000_000]), np.zeros(1, np.uint16), [Source("intx", odd)]),
+                      "vector", progress=False)
+        assert r.ledger == {"unhandled": 1} and h.irq_to_desc(16).pending_event is not None
+        r = storm.run(h, storm.from_arrays(np.array([h.now + 1_000_000]), np.zeros(1, np.uint16),
+                                           [Source("intx", odd2)]), "vector", progress=False)
+        assert r.ledger == {"pending": 1}
         assert h.devices[odd2].intx_status_event.outcome == Outcome.PENDING
         return h
     h = make()
@@ -411,13 +430,18 @@ def test_the_poller_claims_a_held_interrupt_of_a_device_no_driver_serves():
 
 def test_two_lines_disabled_at_one_instant_are_listed_in_dispatch_order():
     """note_interrupt appends to host.spurious_disabled as each line is disabled: at one instant, in the order
-    of the interrupts that disabled them (irq 17's glitch comes first here)."""
+    of the interrupts that disabled them (irq 17's glitch comes first here). The lines are on two CPUs (one CPU
+    takes one interrupt at a time), each glitch as the last one's hard IRQ ends."""
     def make2():
-        h = scenarios.shared_intx(trace=False)
+        h = irqlab.Host(ncpus=2, trace=False)
+        h.add_pci_device("0000:00:19.0", name="eth0", intx_pin=1, gsi=16)
+        h.bind_host_driver("0000:00:19.0", "eth0", use_msi=False)
         h.add_pci_device("0000:06:00.0", name="eth1", intx_pin=1, gsi=17)
         h.bind_host_driver("0000:06:00.0", "eth1", use_msi=False)
+        h.irq_set_affinity(16, [0])
+        h.irq_set_affinity(17, [1])
         return h
-    times = np.repeat(np.arange(100_000, dtype=np.int64) * 500, 2)
+    times = np.repeat(np.arange(100_000, dtype=np.int64) * 1_500, 2)
     ids = np.tile(np.array([1, 0], np.uint16), 100_000)
     s = storm.from_arrays(times, ids, [GLITCH, Source("spurious", irq=17)])
     a, b = storm.run(make2(), s, "vector", progress=False), storm.run(make2(), s, "reference", progress=False)
@@ -499,19 +523,29 @@ def test_a_busy_neighbour_keeps_a_stuck_line_alive_until_the_storm_ends():
         ha = _stuck_host()
         a = storm.run(ha, st_, "vector", chunk_events=chunk, progress=False)
         assert a.equals(b), a.diff(b)
-        assert ha.spurious_disabled[0][0] > int(t[-1]) and a.ledger.get("disabled", 0) == 0
+        assert ha.spurious_disabled[0][0] > int(t[-1])
+        # no interrupt met a disabled line: the only "disabled" are eth0 INTx merged into its Status bit while
+        # the one before still waited at the pin for the next EOI (irqlab/cpu.py: remote IRR)
+        dis = np.flatnonzero(a.outcome == Outcome.DISABLED)
+        assert dis.size <= 3 and all(t[i] - t[i - 1] < 1_500 for i in dis)
         assert ha.irq_to_desc(16).redelivered > 290_000
 
 
 def test_two_stuck_lines_tie_in_the_order_their_storms_started():
-    """Two lines stuck at the same instants: their re-deliveries tie at every EOI, in the order the first
-    interrupts came (the timers were armed in that order): ids of the held interrupts, the log and
+    """Two lines stuck at the same instants, each on a CPU of its own (no VM; the re-deliveries keep each CPU
+    busy, one at each EOI): they tie at every EOI, in CPU order (the CPUs' ends of hard IRQ at one instant run in
+    that order, irqlab/cpu.py), not in the order their storms started: ids of the held interrupts, the log and
     host.spurious_disabled agree."""
     def make():
-        h = _stuck_host()
+        h = irqlab.Host(ncpus=2, trace=False)
+        h.add_pci_device("0000:00:19.0", name="eth0", intx_pin=1, gsi=16)
+        h.bind_host_driver("0000:00:19.0", "eth0", use_msi=False)
+        h.add_pci_device(ODD, name="odd", intx_pin=1, gsi=16)
         h.add_pci_device("0000:06:00.0", name="eth1", intx_pin=1, gsi=17)
         h.bind_host_driver("0000:06:00.0", "eth1", use_msi=False)
         h.add_pci_device("0000:07:00.0", name="odd17", intx_pin=1, gsi=17)
+        h.irq_set_affinity(16, [0])
+        h.irq_set_affinity(17, [1])
         return h
     srcs = [Source("intx", "0000:07:00.0"), Source("intx", ODD), ETH0, Source("intx", "0000:06:00.0")]
     t = np.array([500, 500, 250_000_000, 250_000_000, 300_000_000], np.int64)
@@ -523,7 +557,7 @@ def test_two_stuck_lines_tie_in_the_order_their_storms_started():
         ha = make()
         a = storm.run(ha, s, "vector", chunk_events=chunk, progress=False)
         assert a.equals(b), a.diff(b)
-        assert [irq for _, irq in ha.spurious_disabled] == [17, 16]
+        assert [irq for _, irq in ha.spurious_disabled] == [16, 17]   # CPU0's, then CPU1's
         assert min(ha.irq_to_desc(16).redelivered, ha.irq_to_desc(17).redelivered) > 99_000
         assert ha.next_event_id == hb.next_event_id
 
@@ -612,7 +646,8 @@ def _threaded_nvme_host():
 
 @pytest.mark.parametrize("chunk", [1, 3, 1 << 21])
 def test_a_threaded_msi_storm_in_both_engines(chunk):
-    """PCI-MSI is IRQCHIP_ONESHOT_SAFE: nothing is masked, every interrupt is dispatched and the ones that find
+    """PCI-MSI is IRQCHIP_ONESHOT_SAFE: nothing is masked, every interrupt its CPU takes is dispatched (at 200 k/s
+    per vector some merge in the local APIC's IRR, irqlab/cpu.py) and the ones that find
     the thread woken (IRQTF_RUNTHREAD) wait for its one run; note_interrupt counts those as unhandled (the thread
     has not run since the last one) — at 3 M/s with irq_thread_ns = 5 µs, most of them, yet never > 99,900 of a
     window, as long as the thread runs once in a while."""
@@ -623,7 +658,9 @@ def test_a_threaded_msi_storm_in_both_engines(chunk):
     h = _threaded_nvme_host()
     a = storm.run(h, s, "vector", chunk_events=chunk, progress=False)
     assert a.equals(b), a.diff(b)
-    assert a.ledger == {"handled_host": len(s)}
+    # each vector's CPU is busy 1.5 µs per interrupt (host_irq_ns) at 200 k/s: one waits in the IRR behind the one
+    # in service, the next merges (irqlab/cpu.py)
+    assert set(a.ledger) == {"handled_host", "coalesced_apic"} and sum(a.ledger.values()) == len(s)
     d = h.irq_to_desc(h.devices["0000:03:00.0"].vectors[0].irq)
     assert 0 < d.irqs_unhandled and d.threads_handled < d.kstat[d.cpu] and not h.spurious_disabled
 
@@ -663,6 +700,11 @@ def test_threaded_lines_vector_equals_reference(seed, n, span, grid, chunk, msi,
     ha, hb = make(), make()
     for _ in range(2):
         b = storm.run(hb, s, "reference", progress=False)
-        a = storm.run(ha, s, "vector", chunk_events=chunk, progress=False)
+        try:
+            a = storm.run(ha, s, "vector", chunk_events=chunk, progress=False)
+        except storm.Unsupported as e:
+            # a CPU the vector engine does not compute (storm/cpus.py, storm/lines.py), named
+            assert any(k in str(e) for k in ("remote IRR", "threaded MSI line disabled", "hard-IRQ context")), e
+            return
         assert a.equals(b), a.diff(b)
         s = storm.from_arrays(t + ha.now + 1, ids[::-1].copy(), srcs)

@@ -42,3 +42,27 @@ def test_edges():
     assert greedy_window_starts(np.array([0, 4, 5, 9, 10], np.int64), 5).tolist() == [True, False, True, False, True]
     # simultaneous events share a window
     assert greedy_window_starts(np.array([3, 3, 3, 8, 8], np.int64), 5).tolist() == [True, False, False, True, False]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 3)), min_size=1, max_size=40), st.integers(1, 60),
+       st.integers(0, 2**32), st.integers(1, 3000))
+def test_window_ends_shared_by_long_runs(runs, delta, seed, n):
+    """Many events share their window's end (a halted vCPU's entry waits for the end of its CPU's busy period):
+    the chain is followed run by run of equal ends, against the definition — ends reached exactly by a key,
+    runs of one event among long ones, a run whose end lies beyond every key."""
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.integers(0, 5, n)).astype(np.int64)
+    cut = np.sort(rng.integers(0, n, len(runs)))
+    ends = t + delta
+    for (shift, how), c in zip(runs, cut.tolist()):   # one end for a stretch of events
+        e = min(c + 1 + shift * 8, n)
+        top = int(ends[e - 1]) + (0 if how == 0 else shift)
+        if how == 2 and e < n:
+            top = max(top, int(t[e]))          # exactly a later key
+        ends[c:e] = top
+    ends = np.maximum.accumulate(ends)
+    assert (chain_starts(t, ends) == chain_starts_naive(t, ends)).all()
+    few = np.maximum.accumulate(np.repeat(t[::97] + delta + 500, 97)[:n])   # long runs: the run-by-run path
+    few = np.maximum(few, t + 1)
+    assert (chain_starts(t, few) == chain_starts_naive(t, few)).all()

@@ -62,7 +62,7 @@ INTX_TRIP = {
     (Target("irqfd", (1, 16), "inject work"), "pending", "idle"): "irqfd_inject",
     (Target("ioapic", (1, 16), "IRR"), False, True): "kvm_ioapic_set_irq",
     (Target("vcpu", (1, 0), "IRR"), frozenset(), frozenset({0x32})): "kvm_lapic_set_irr",
-    (Target("vcpu", (1, 0), "VM exits"), 0, 1): "kvm_vcpu_kick",
+    (Target("vcpu", (1, 0), "VM exits"), 0, 1): "handle_external_interrupt",  # the kick's RES: ++irq_exits
     (Target("ioapic", (1, 16), "remote IRR"), False, True): "ioapic_service",
     (Target("vcpu", (1, 0), "ISR"), frozenset(), frozenset({0x32})): "kvm_apic_ack_interrupt",
     (Target("pci", CARD, "Status.Interrupt"), True, False): "guest driver services the device",
@@ -142,5 +142,19 @@ def test_a_journey_table_reads_left_to_right_in_jupyterlab():
     j = h.raise_msi("0000:03:00.0", 0)
     h.run()
     html = j._repr_html_()
-    assert "class='irqlab-journey'" in html and "{text-align: left}" in html
-    assert html.count("<tr>") == len(j.hops) + 1
+    assert "class='irqlab-journey'" in html and html.count("<tr>") == len(j.hops) + 1
+    # inline, since JupyterLab's own rule for rendered table cells outranks a class selector (the defect: a <style>
+    # block that the screenshots showed had no effect)
+    assert html.count("<td style='text-align: left'>") == 4 * len(j.hops)
+    assert html.count("<td style='text-align: right'>") == 2 * len(j.hops) and "<style>" not in html
+
+
+def test_the_ipi_rows_are_observed_from_zero():
+    """RES, PIN and PIW are always in the observed state (the CPU model counts them), so a kick's first reschedule
+    IPI reads "CPU1 RES: 0 → 1", not "None → 1"; other arch rows appear only once non-zero."""
+    h = scenarios.switchboard()
+    j = h.raise_msi(GPU, 0)
+    h.run()
+    res = [c for hop in j.hops for c in hop.changes if c.target == Target("cpu", 1, "RES")]
+    assert [(c.before, c.after) for c in res] == [(0, 1)] and str(res[0]) == "CPU1 RES: 0 → 1"
+    assert j.hops[0].state[Target("cpu", 2, "PIN")] == 0 and Target("cpu", 0, "LOC") not in j.hops[0].state

@@ -51,6 +51,7 @@ import irqlab
 from irqlab import (
     Eventfd, KernelError, Outcome, Timing, msi, msi_route, irqchip_route, procfs, storm,
 )
+from irqlab.cpu import SYSTEM_VECTORS
 from irqlab.storm import Source
 from irqlab.storm.result import snapshot
 
@@ -251,7 +252,8 @@ def norm(r):
 
 def held(host) -> tuple[dict, set, dict, list]:
     """Every interrupt something holds: id -> where; the ids held where they may wait for ever; id -> event;
-    and the (event, where) pairs of the holders downstream of the device (a vCPU's IRR or PIR, irqfd work)."""
+    and the (event, where) pairs of the holders downstream of the device (a host CPU's or a vCPU's IRR, a PIR,
+    irqfd work)."""
     where, forever, evs, down = {}, set(), {}, []
 
     def add(ev, what, downstream=False):
@@ -273,6 +275,10 @@ def held(host) -> tuple[dict, set, dict, list]:
         for a in d.actions:   # an interrupt whose verdict a woken irq thread gives
             for ev in getattr(a, "waiting", ()):
                 add(ev, f"irq {irq} thread of {a.name!r}")
+    for c in host.cpus:   # a host vector waiting in a CPU's local APIC while the CPU is in hard-IRQ context
+        for vec, job in c.irr.items():   # (a system vector's job, RES/PIN/PIW, carries another's journey)
+            if vec not in SYSTEM_VECTORS:
+                add(job.ev, f"CPU{c.id} IRR 0x{vec:02x}", True)
     for vm in host.vms:
         for vc in vm.vcpus:
             for vec, ev in vc.irr_tokens.items():

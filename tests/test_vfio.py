@@ -138,7 +138,7 @@ def test_intx_shared_with_host_driver(host, intx):
     assert j.outcome == "handled_host" and trig.count == 0
     assert v.handled["intx_none"] == 1
     # the passed-through card: automasked (INTx Disable), trigger signalled
-    j = host.raise_intx(BDF)
+    j = host.raise_intx(BDF, at=host.now + 2000)  # after eth0's hard IRQ (host_irq_ns) on the line's CPU
     assert v.intx_masked and v.dev.disintx and trig.count == 1 and j.outcome == "userspace"
     # a second assertion while masked merges into the status bit
     j2 = host.raise_intx(BDF)
@@ -660,6 +660,7 @@ def test_non_pci23_unmask_refires_without_a_second_interrupt(host):
     trig = Eventfd()
     v.set_irqs(EFD_TRIG, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [trig])
     j = host.raise_intx(BDF)
+    host.run(until=host.now + 2000)  # the unmask comes after the hard IRQ (its CPU takes the re-fire at once)
     v.set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1)
     assert trig.count == 2 and v.intx_masked and host.irq_to_desc(18).disabled
     assert j.outcome == "userspace" and host.ledger.as_dict() == {"userspace": 2}
@@ -697,7 +698,9 @@ def test_storm_engines_agree_on_a_closed_trigger(chunk):
     a = storm.run(h1, s, "vector", chunk_events=chunk, progress=False)
     b = storm.run(h2, s, "reference", progress=False)
     assert a.equals(b), a.diff(b)
-    assert a.ledger["closed_eventfd"] == int((s.source_ids == 1).sum()) and a.ledger["injected"] > 0
+    from irqlab.ledger import Outcome  # each one vfio's handler ran for (the CPU merged the others in its IRR)
+    ran = (s.source_ids == 1) & (a.outcome != Outcome.COALESCED_APIC)
+    assert a.ledger["closed_eventfd"] == int(ran.sum()) and a.ledger["injected"] > 0
     e1, e2 = h1.scenario.eventfds[1], h2.scenario.eventfds[1]
     assert (e1.count, e1.signals_after_close) == (e2.count, e2.signals_after_close) == (a.ledger["closed_eventfd"],) * 2
 

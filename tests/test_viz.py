@@ -7,7 +7,7 @@ import pytest
 from irqlab import IRQF_SHARED, scenarios, viz
 from irqlab.trace import Target
 
-GPU = "0000:03:00.0"
+DISK, NIC, GPU = "0000:00:17.0", "0000:02:00.0", "0000:03:00.0"
 needs_dot = pytest.mark.skipif(not viz.has_dot(), reason="dot not installed")
 
 
@@ -122,7 +122,33 @@ def _machines():
             "notebook 08 journey": viz.journey_diagram(p2, j2),
             "stepper switchboard": viz.journey_diagram(sb, j, upto=3, focus=True),
             "stepper shared_intx": viz.journey_diagram(si, ji, upto=5, focus=True),
-            "stepper posted_nic": viz.journey_diagram(pn, jp, upto=2, focus=True)}
+            "stepper posted_nic": viz.journey_diagram(pn, jp, upto=2, focus=True),
+            **_cpu_machines()}
+
+
+def _cpu_machines():
+    """Notebook 6's CPU diagrams: the tuned switchboard, the disk's journey under vcpu0, the GPU's kick, the GPU
+    on vcpu0's own CPU, the untuned host, and the untuned posted host after a few interrupts."""
+    sb = scenarios.switchboard()
+    out = {"cpus switchboard": viz.cpu_diagram(sb)}
+    sb.write_proc_irq(24, "smp_affinity_list", "1")
+    d = sb.raise_msi(DISK, 0)
+    sb.run()
+    out["cpus disk under vcpu0"] = viz.cpu_diagram(sb, d)
+    g = sb.raise_msi(GPU, 0, at=sb.now + 10_000)
+    sb.run()
+    out["cpus gpu kick"] = viz.cpu_diagram(sb, g)
+    sb.write_proc_irq(29, "smp_affinity_list", "1")
+    g1 = sb.raise_msi(GPU, 0, at=sb.now + 10_000)
+    sb.run()
+    out["cpus gpu same cpu"] = viz.cpu_diagram(sb, g1)
+    out["cpus untuned"] = viz.cpu_diagram(scenarios.switchboard(tuned=False))
+    po = scenarios.switchboard(tuned=False, posted=True)
+    for k, bdf in enumerate((DISK, GPU, NIC)):
+        po.raise_msi(bdf, 0, at=(k + 1) * 10_000)
+    po.run()
+    out["cpus untuned posted"] = viz.cpu_diagram(po)
+    return out
 
 
 @needs_dot
@@ -228,3 +254,67 @@ def test_shared_intx_edges_count_each_device_not_the_line():
     assert "irq 16: 16-fasteoi, CPU0 0x21, kstat 3" in t
     assert f"{first} eth0 -> irq descriptors (/proc/interrupts)  (INTx 2 → irq 16)" in t
     assert f"{second} legacy-card -> irq descriptors (/proc/interrupts)  (INTx 1 → irq 16)" in t
+
+
+def test_cpu_diagram_shows_which_cpu_is_which():
+    """Each CPU: its state, the vCPU it runs (or none), the vectors that land on it with this CPU's count, its
+    RES/PIN/PIW; a passed-through vector's way to its vCPU says which IPI it needs."""
+    h = scenarios.switchboard()
+    t = viz.cpu_diagram(h).text()
+    assert "[CPU0 · idle]" in t and "[CPU1 · guest]" in t and "vm1/vcpu0 | in guest mode | irq_exits 0" in t
+    assert "no vCPU | host work only" in t and "0x22 29 vfio-msi[0] 0" in t and "RES 0 · PIN 0 · PIW 0" in t
+    assert "CPU3 irq 29 -> vm1/vcpu0  (irqfd → vcpu0 (kick: RES IPI))" in t
+    assert "0000:00:17.0 ahci -> CPU3 irq 24" in t and "vm1/vcpu1 -> CPU2  (VM exit → host IDT)" in t
+    h.write_proc_irq(29, "smp_affinity_list", "1")
+    assert "CPU1 irq 29 -> vm1/vcpu0  (irqfd → vcpu0 (same CPU: no IPI))" in viz.cpu_diagram(h).text()
+    a = scenarios.switchboard(apicv=True)
+    assert "(irqfd → vcpu0 (notification IPI))" in viz.cpu_diagram(a).text()
+    p = scenarios.switchboard(posted=True)
+    assert "0000:03:00.0 gpu -> vm1/vcpu0  (MSI 0: VT-d posted)" in viz.cpu_diagram(p).text()
+
+
+def test_cpu_diagram_lights_an_exit_on_the_vcpu_and_the_handler_on_the_cpu():
+    """The disk under vcpu0: the MSI write at the disk, the exit's hops (and what the host's IDT runs inside it
+    before and after the handler) on vcpu0, common_interrupt to the driver on CPU1's row of irq 24; the GPU's kick:
+    the handler chain on CPU3's row, the LAPIC, the kick and the RES exit on vcpu0."""
+    h = scenarios.switchboard()
+    h.write_proc_irq(24, "smp_affinity_list", "1")
+    d = h.raise_msi(DISK, 0)
+    h.run()
+    where = dict(zip(d.functions() and [x.function for x in d.hops], viz.cpu_hop_nodes(h, d)))
+    assert where["MSI write"] == f"dev:{DISK}" and where["common_interrupt"] == "cpu1:r24"
+    assert all(where[f] == "vcpu:1:0" for f in ("VM exit", "vmx_handle_exit_irqoff", "kvm_before_interrupt",
+                                                 "handle_external_interrupt"))
+    assert where["__handle_irq_event_percpu"] == "cpu1:r24"
+    assert "<2,3,4,5,10,11>" in viz.cpu_diagram(h, d).text()
+    g = h.raise_msi(GPU, 0, at=h.now + 10_000)
+    h.run()
+    nodes = viz.cpu_hop_nodes(h, g)
+    fn = [x.function for x in g.hops]
+    assert nodes[fn.index("irqfd_wakeup")] == "cpu3:r29" and nodes[fn.index("sysvec_reschedule_ipi")] == "vcpu:1:0"
+    assert nodes[fn.index("native_smp_send_reschedule")] == "vcpu:1:0" and nodes[-1] == "vcpu:1:0"
+    assert None not in nodes
+
+
+def test_host_diagram_puts_an_exit_on_the_vcpu_not_on_the_line():
+    """The defect: an exit's hops were drawn at the interrupt's irq row (VM exit) or nowhere (KVM's exit functions
+    of a host device's interrupt, which has no irqfd): for the disk under vcpu0 and for the GPU's RES kick, every
+    hop of the exit is on the vCPU that exited, and the host's handler between them on the irq's row."""
+    h = scenarios.switchboard()
+    h.write_proc_irq(24, "smp_affinity_list", "1")
+    d = h.raise_msi(DISK, 0)
+    h.run()
+    where = dict(zip([x.function for x in d.hops], viz.hop_nodes(h, viz._build(h, d.hops[-1].state, True), d)))
+    for f in ("VM exit", "vmx_handle_exit_irqoff", "handle_external_interrupt_irqoff", "kvm_before_interrupt",
+              "kvm_after_interrupt", "handle_external_interrupt"):
+        assert where[f] == "vcpu:1:0", f
+    assert where["common_interrupt"] == "genirq:i24" and where["__handle_irq_event_percpu"] == "genirq:a24_0"
+    h = scenarios.switchboard()
+    j = h.raise_msi(GPU, 0)
+    h.run()
+    where = viz.hop_nodes(h, viz._build(h, j.hops[-1].state, True), j)
+    fn = [x.function for x in j.hops]
+    for f in ("native_smp_send_reschedule", "VM exit", "vmx_handle_exit_irqoff", "handle_external_interrupt_irqoff",
+              "kvm_before_interrupt", "sysvec_reschedule_ipi", "kvm_after_interrupt", "handle_external_interrupt"):
+        assert where[fn.index(f)] == "vcpu:1:0", f
+    assert viz.exit_cpus(j) == {i: 1 for i in range(fn.index("VM exit"), fn.index("handle_external_interrupt") + 1)}

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from ..errors import KernelError
 from ..eventfd import EPOLLIN, Eventfd
 from ..ledger import Outcome
+from ..cpu import RESCHEDULE_VECTOR
 from ..uapi import (
     KVM_IOAPIC_NUM_PINS, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
     KVM_IRQCHIP_PIC_SLAVE, KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, KVM_MSI_VALID_DEVID,
@@ -42,8 +43,21 @@ __all__ = ["Vm", "Vcpu", "default_routing"]
 
 LAPIC_C = "arch/x86/kvm/lapic.c"
 X86_C = "arch/x86/kvm/x86.c"
+VMX_C = "arch/x86/kvm/vmx/vmx.c"
+KVM_MAIN = "virt/kvm/kvm_main.c"
 MODES = ("running", "halted")
 RTC_GSI = 8  # ioapic.h: the RTC's pin, whose EOIs KVM always tracks
+
+
+def _hop(token: Any, *a: Any) -> None:
+    if token is not None and getattr(token, "journey", None) is not None:
+        token.hop(*a)
+
+
+def _due(token: Any, t: int) -> None:
+    """Record when the vCPU is due to take the interrupt ``token`` (for its latency: IrqEvent.latency_ns)."""
+    if token is not None and getattr(token, "real", False) and getattr(token, "outcome", None) is None:
+        token.entry_due = t
 
 
 def default_routing() -> list[RoutingEntry]:
@@ -66,6 +80,7 @@ class Vcpu:
         self.lapic = KvmLapic(apic_id=idx)
         self.pcpu = pcpu
         self.pi = PiDesc(ndst=pcpu)
+        self._mode = mode
         self.mode = mode
         self.irr_tokens: dict[int, Any] = {}
         self.pir_tokens: dict[int, Any] = {}
@@ -75,6 +90,11 @@ class Vcpu:
         self.wakeups = 0
         self.delivered: Counter[int] = Counter()
         self.coalesced: Counter[int] = Counter()
+        self.exiting = False            # vcpu->mode == EXITING_GUEST_MODE: a kick's reschedule IPI is on its way
+        self.window_due: int | None = None  # the nominal end of the delivery window open now (kick, notification,
+        #                                     wake-up), or None
+        vm.host.cpus[pcpu].before_change()
+        vm.host.cpus[pcpu].vcpus.append(self)
 
     def __repr__(self) -> str:
         return f"<vcpu{self.id} of vm{self.vm.id} on CPU{self.pcpu} {self.mode} IRR={sorted(self.lapic.irr)}>"
@@ -87,8 +107,81 @@ class Vcpu:
     def mode(self, m: str) -> None:
         if not isinstance(m, str) or m not in MODES:
             raise ValueError(f"vCPU mode is 'running' or 'halted', not {m!r}")
+        if hasattr(self, "window_due"):
+            self.cpu.before_change()
         self._mode = m
         self.pi.nv = POSTED_INTR_WAKEUP_VECTOR if m == "halted" else POSTED_INTR_VECTOR
+
+    # its host CPU ---------------------------------------------------------------------------------------
+    @property
+    def cpu(self) -> Any:
+        """The host CPU its thread runs on (``irqlab.cpu.Cpu``)."""
+        return self.vm.host.cpus[self.pcpu]
+
+    @property
+    def cpu_bound(self) -> bool:
+        """This vCPU is the one its CPU runs (``Cpu.curr``): it takes part in its CPU's time (exits for host
+        interrupts, reschedule IPIs, entries when the CPU leaves hard-IRQ context). Any other vCPU pinned to the
+        same CPU keeps the CPU-less delivery windows (the model does not schedule two vCPU threads)."""
+        return self.cpu.curr is self
+
+    @property
+    def in_guest_mode(self) -> bool:
+        """``vcpu->mode == IN_GUEST_MODE``: running, its CPU not in hard-IRQ context, no kick on its way."""
+        if self._mode != "running":
+            return False
+        if not self.cpu_bound:
+            return True
+        return not self.cpu.busy and not self.exiting
+
+    def sched_setaffinity(self, cpus: Any) -> int:
+        """sched_setaffinity(2) on the vCPU thread: ``cpus`` is a CPU number or an iterable of them (the cpumask).
+        CPUs past the last are ignored as the kernel ignores bits past nr_cpu_ids; no online CPU left: -EINVAL.
+        The thread stays where it is if its CPU is in the mask, else it moves to the mask's first CPU (the kernel's
+        cpumask_any_and_distribute spreads successive moves; the model takes the lowest). A vCPU in guest mode is
+        taken out by the move (the migration's reschedule IPI: RES and an EXTERNAL_INTERRUPT exit) and re-enters
+        on its new CPU. Returns 0."""
+        host = self.vm.host
+        if isinstance(cpus, bool):
+            raise TypeError("cpus must be a CPU number or an iterable of CPU numbers, not a bool")
+        if hasattr(cpus, "__index__"):
+            cpus = [cpus]
+        elif isinstance(cpus, (str, bytes)) or not hasattr(cpus, "__iter__"):
+            raise TypeError(f"cpus must be a CPU number or an iterable of CPU numbers, not {type(cpus).__name__}")
+        mask = []
+        for c in cpus:
+            if isinstance(c, bool) or not hasattr(c, "__index__"):
+                raise TypeError(f"cpus must hold CPU numbers (ints), not {type(c).__name__}")
+            if int(c) < 0:
+                raise ValueError(f"a CPU number is >= 0, not {int(c)}")
+            mask.append(int(c))
+        online = sorted({c for c in mask if c < host.ncpus})
+        if not online:
+            raise KernelError(errno.EINVAL, f"sched_setaffinity(vcpu{self.id}): no online CPU in {sorted(set(mask))} "
+                              f"(CPUs 0..{host.ncpus - 1})")
+        if self.pcpu in online:
+            return 0
+        self.migrate(online[0])
+        return 0
+
+    def migrate(self, dest: int) -> None:
+        old, new = self.cpu, self.vm.host.cpus[dest]
+        old.before_change()
+        new.before_change()
+        was_in_guest = self._mode == "running" and self.cpu_bound and not old.busy
+        if old.exited is self:
+            old.exited = None
+        if was_in_guest:  # migration_cpu_stop: the stopper's wake-up sends the old CPU a reschedule IPI
+            self.vm.host.arch_count("RES", old.id)
+            self.exits["EXTERNAL_INTERRUPT"] += 1
+        old.vcpus.remove(self)
+        self.pcpu = dest
+        self.pi.ndst = dest
+        new.vcpus.append(self)
+        self.exiting = False
+        if self._mode == "running" and self.cpu_bound and (was_in_guest or self.window_due is not None):
+            if not new.when_free(self.cpu_reenter):
+                self.cpu_reenter()
 
     @property
     def vmexits(self) -> int:
@@ -129,8 +222,11 @@ class Vcpu:
             if token is not None:
                 token.mark()  # the IRR bit is kvm_lapic_set_irr's change (its hop comes after)
             self.lapic.apic_accept_irq(vector, delivery_mode=mode, trigger_level=trigger_level)
-            self._irr_set(vector, token, not self.lapic.last_accept_coalesced)
+            new = not self.lapic.last_accept_coalesced
+            self._irr_set(vector, token, new)
             self.kvm_vcpu_kick(token)
+            if new:
+                _due(token, self._due())
             return 1
         if mode == "lowest":
             self.lapic.apic_arb_prio += 1
@@ -155,17 +251,25 @@ class Vcpu:
             token.change(f"vcpu{self.id} IRR", "", f"0x{vector:02x}")
             token.carried = True
 
+    def _due(self) -> int:
+        """When an interrupt accepted now is due to be taken: the open window's end, or now (it waits for the
+        vCPU to re-enter when its CPU leaves hard-IRQ context)."""
+        return self.window_due if self.window_due is not None else self.vm.host.now
+
     def post_interrupt(self, vector: int, token: Any, *, iommu: bool) -> int:
         """__vmx_deliver_posted_interrupt (APICv) or the IOMMU writing a posted IRTE's PIR bit. Neither touches
         the TMR (__apic_accept_irq set it before posting; the IOMMU never does). A VT-d posted vector 0-15 is
-        refused where it reaches the LAPIC, as the SDM says (nothing in KVM or VT-d checks it)."""
+        refused where it reaches the LAPIC, as the SDM says (nothing in KVM or VT-d checks it). A running vCPU in
+        guest mode processes the notification at once; one whose CPU is in hard-IRQ context (it exited) finds
+        the vector in its PIR when it re-enters — the IOMMU's notification arrives in the host then (PIN)."""
         if iommu and self.lapic.illegal(vector):
             if token is not None:
                 token.hop("illegal vector", HARDWARE, "lapic", f"vcpu{self.id}: posted vector {vector} < 16 is not "
                           "delivered (SDM: ESR Receive Illegal Vector; neither VT-d nor KVM checks it)")
                 token.settle(Outcome.NO_ROUTE)
             return 0
-        if self._mode == "running":
+        outside = self._mode == "running" and self.cpu_bound and self.cpu.busy
+        if self._mode == "running" and not outside:
             # In guest mode the notification is processed at once: PIR is synced into the virtual IRR.
             if token is not None:
                 if not iommu:
@@ -180,6 +284,8 @@ class Vcpu:
                 self.lapic.last_accept_coalesced = not new
             self._irr_set(vector, token, new, hw=True)
             self._request_entry(None)
+            if new:
+                _due(token, self._due())
             return 1
         pir_was_set = self.pi.pi_test_and_set_pir(vector)
         if not iommu:
@@ -195,21 +301,86 @@ class Vcpu:
         if token is not None:
             token.carried = True
             token.hop("pi_test_and_set_pir", "arch/x86/include/asm/posted_intr.h", "lapic",
-                      f"vcpu{self.id} blocked: PIR[0x{vector:02x}] set")
+                      f"vcpu{self.id} {'blocked' if not outside else 'outside guest mode'}: PIR[0x{vector:02x}] set")
         if not self.pi.pi_test_and_set_on():
-            if iommu:  # the notification goes to the wakeup vector: pi_wakeup_handler on the host CPU
-                self.vm.host.arch_count("PIW", self.pcpu)
-                if token is not None:
-                    token.hop("pi_wakeup_handler", "arch/x86/kvm/vmx/posted_intr.c", "kvm",
-                              f"POSTED_INTR_WAKEUP_VECTOR on CPU{self.pcpu}: wake vcpu{self.id}")
-            self._request_entry(token)
+            if outside:
+                if iommu:  # VT-d notifies NDST with NV whatever vcpu->mode is: it lands in the host, in hard IRQ
+                    _hop(token, "IOMMU: notification", HARDWARE, "iommu", f"ON was clear: POSTED_INTR_VECTOR 0xf2 to "
+                         f"CPU{self.pcpu}, which is in hard-IRQ context: a host interrupt, not posted processing")
+                    self.cpu.send_ipi(POSTED_INTR_VECTOR, token)
+                else:
+                    _hop(token, "kvm_vcpu_trigger_posted_interrupt", "arch/x86/kvm/vmx/common.h", "kvm",
+                         f"vcpu{self.id} is not IN_GUEST_MODE (CPU{self.pcpu} is in hard-IRQ context): no IPI; "
+                         "kvm_vcpu_wake_up finds it runnable; vcpu_enter_guest syncs the PIR when it re-enters")
+            elif iommu:  # the notification goes to the wakeup vector: pi_wakeup_handler on the host CPU
+                _hop(token, "IOMMU: notification", HARDWARE, "iommu", f"ON was clear: POSTED_INTR_WAKEUP_VECTOR "
+                     f"0xf1 to CPU{self.pcpu}")
+                self.cpu.send_ipi(POSTED_INTR_WAKEUP_VECTOR, token, self._pi_wakeup_handler)
+                self._request_entry(token)
+            else:
+                self._request_entry(token)
+        _due(token, self._due())
         return 1
 
+    def _pi_wakeup_handler(self, token: Any) -> None:
+        _hop(token, "pi_wakeup_handler", "arch/x86/kvm/vmx/posted_intr.c", "kvm",
+             f"CPU{self.pcpu}: wake vcpu{self.id} (its PI descriptor's ON is set)")
+
     def kvm_vcpu_kick(self, token: Any) -> None:
-        self._request_entry(token)
+        """__kvm_vcpu_kick (virt/kvm/kvm_main.c): kvm_vcpu_wake_up for a halted vCPU; for a running one,
+        kvm_arch_vcpu_should_kick (IN_GUEST_MODE → EXITING_GUEST_MODE) and then smp_send_reschedule to its CPU.
+        A vCPU whose CPU is in hard-IRQ context is OUTSIDE_GUEST_MODE (the interrupt's exit took it out): no IPI,
+        vcpu_enter_guest injects it when it re-enters; one EXITING already has a reschedule IPI on its way."""
+        if self._mode != "running" or self.vm.apicv or not self.cpu_bound:
+            self._request_entry(token)
+            return
+        host = self.vm.host
+        cpu = self.cpu
+        if cpu.busy:
+            _hop(token, "kvm_vcpu_kick", KVM_MAIN, "kvm", f"vcpu{self.id} is OUTSIDE_GUEST_MODE: CPU{cpu.id} is in "
+                 "hard-IRQ context (the exit took it out): no IPI; injected when it re-enters")
+            return
+        if self.exiting:
+            _hop(token, "kvm_vcpu_kick", KVM_MAIN, "kvm", f"vcpu{self.id} is EXITING_GUEST_MODE already: a "
+                 "reschedule IPI is on its way (kvm_arch_vcpu_should_kick's cmpxchg fails)")
+            return
+        t = host.timing
+        self.exiting = True
+        self.window_due = host.now + t.ipi_ns + t.vmexit_ns
+        _hop(token, "kvm_vcpu_kick", KVM_MAIN, "kvm", f"vcpu{self.id}: kvm_vcpu_wake_up (not blocked), "
+             f"kvm_arch_vcpu_should_kick: IN_GUEST_MODE → EXITING_GUEST_MODE; it runs on CPU{cpu.id}")
+        _hop(token, "native_smp_send_reschedule", "arch/x86/kernel/apic/ipi.c", "lapic",
+             f"smp_send_reschedule(CPU{cpu.id}): RESCHEDULE_VECTOR 0xfd, arrives in {t.ipi_ns:,} ns")
+        host.sched.call_at(host.now + t.ipi_ns, cpu.send_ipi, RESCHEDULE_VECTOR, token, name=f"IPI 0xfd to CPU{cpu.id}")
+
+    def vm_exit_external_interrupt(self, vector: int, ev: Any) -> None:
+        """A vector arrives while this vCPU is in VMX non-root mode on its CPU: EXIT_REASON_EXTERNAL_INTERRUPT with
+        "acknowledge interrupt on exit"; vcpu_enter_guest sets OUTSIDE_GUEST_MODE and vmx_handle_exit_irqoff →
+        handle_external_interrupt_irqoff calls the host's IDT entry for the vector between kvm_before_interrupt and
+        kvm_after_interrupt (what comes next is the host's own handling of the vector, not KVM's)."""
+        self.exiting = False
+        _hop(ev, "VM exit", HARDWARE, "lapic" if vector >= 0xF0 else "cpu", f"CPU{self.pcpu} was running vcpu{self.id} of vm{self.vm.id} in guest "
+             f"mode: EXIT_REASON_EXTERNAL_INTERRUPT, vector 0x{vector:02x} acknowledged on exit")
+        _hop(ev, "vmx_handle_exit_irqoff", VMX_C, "kvm", f"vcpu{self.id}: vcpu->mode = OUTSIDE_GUEST_MODE; exit "
+             "reason EXTERNAL_INTERRUPT")
+        _hop(ev, "handle_external_interrupt_irqoff", VMX_C, "kvm", f"vector 0x{vector:02x}: call the host IDT entry "
+             "for it — KVM does not look at which device it is")
+        _hop(ev, "kvm_before_interrupt", "arch/x86/kvm/x86.h", "kvm", f"vcpu{self.id}: handling_intr_from_guest = "
+             "KVM_HANDLING_IRQ")
+
+    def handle_external_interrupt(self, ev: Any) -> None:
+        """vmx.c handle_external_interrupt, once the host has handled the vector: ``++vcpu->stat.irq_exits``."""
+        _hop(ev, "handle_external_interrupt", VMX_C, "kvm", f"vcpu{self.id}: ++irq_exits; it re-enters the guest "
+             "once its CPU has handled what is pending (vcpu_enter_guest)")
+        self.exits["EXTERNAL_INTERRUPT"] += 1
+
+    def cpu_reenter(self) -> None:
+        """Its CPU left hard-IRQ context after taking this vCPU out of guest mode: vcpu_enter_guest enters again,
+        with whatever became deliverable meanwhile."""
+        self.vcpu_enter_guest()
 
     def _request_entry(self, token: Any) -> None:
-        if self.entry_timer is not None and self.entry_timer.pending:
+        if self.window_due is not None:
             return  # a kick / wake-up is already on its way
         host = self.vm.host
         if token is not None:
@@ -225,13 +396,24 @@ class Vcpu:
         if token is not None:
             token.hop("kvm_vcpu_kick" if self._mode == "running" else "kvm_vcpu_wake_up", X86_C, "kvm",
                       f"vcpu{self.id}: {what}; entry in {self.delivery_ns:,} ns")
-        self.entry_timer = host.sched.call_at(host.now + self.delivery_ns, self.vcpu_enter_guest,
-                                              name=f"vcpu{self.id} entry")
+        self.window_due = host.now + self.delivery_ns
+        self.entry_timer = host.sched.call_at(self.window_due, self._window_end, name=f"vcpu{self.id} entry")
+
+    def _window_end(self) -> None:
+        """The window's end: the vCPU enters now, or when its CPU leaves hard-IRQ context (a vCPU takes
+        interrupts only in guest mode)."""
+        if self.window_due is None:
+            return  # a re-entry after an exit took them already
+        if self.cpu_bound and self.cpu.when_free(self._window_end):
+            return
+        self.vcpu_enter_guest()
 
     # entering the guest -----------------------------------------------------------------------------
     def vcpu_enter_guest(self) -> None:
         """The entry: vmx_sync_pir_to_irr (the PIR into the IRR, TMR untouched), then every deliverable vector."""
         self.entries += 1
+        self.exiting = False
+        self.window_due = None
         if self.pi.pir:
             for v in sorted(self.pi.pir):
                 tok = self.pir_tokens.pop(v, None)
@@ -278,7 +460,7 @@ class Vcpu:
                             "injected at this entry")
                 tok.settle(Outcome.POSTED if getattr(tok, "via_iommu", False) else Outcome.INJECTED, t_ack=host.now)
             if late:
-                host.sched.call_at(host.now + host.timing.guest_handler_ns, self._guest_eoi, v, tok,
+                host.sched.call_at(host.now + host.timing.guest_handler_ns, self._guest_eoi_due, v, tok,
                                    name=f"vcpu{self.id} EOI 0x{v:02x}")
             else:
                 self.kvm_lapic_set_eoi()
@@ -335,6 +517,18 @@ class Vcpu:
                     if m.trigger_level and _msi.kvm_apic_match_dest(m, me):
                         return True
         return False
+
+    def _guest_eoi_due(self, vector: int, tok: Any = None) -> None:
+        """The guest's handler is done: it writes EOI now, or — its CPU in hard-IRQ context, the vCPU out of guest
+        mode — as soon as it is back in the guest."""
+        if self.cpu_bound and self.cpu.when_free(lambda: self._guest_eoi_due(vector, tok)):
+            return
+        prev, host = self.vm.host.this_cpu, self.vm.host
+        host.this_cpu = self.pcpu  # the EOI exit runs in the vCPU thread on its CPU (virqfd's work is queued there)
+        try:
+            self._guest_eoi(vector, tok)
+        finally:
+            host.this_cpu = prev
 
     def _guest_eoi(self, vector: int, tok: Any = None) -> None:
         """The guest's level handler is done: it services the device, then writes EOI — an EOI exit (the

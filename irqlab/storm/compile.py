@@ -185,6 +185,8 @@ class SourcePlan:
     device: DevPlan | None = None
     posted: Accept | None = None
     irte: Any = None
+    cpu: int = -1             # the host CPU its vector arrives at (irqlab/cpu.py), -1 if none (posted, PBA)
+    hvec: int = -1            # that host vector
 
 
 @dataclass(eq=False)
@@ -195,6 +197,7 @@ class Plan:
     vcpus: list[VcpuPlan]
     noirqdebug: bool
     poll_next: int | None     # when the spurious poller fires next (None: not armed)
+    cpu_curr: dict = field(default_factory=dict)  # host CPU -> VcpuPlan of the vCPU it runs (Cpu.curr), if any
 
 
 def source_target(host: Any, s: Any) -> Any:
@@ -279,6 +282,13 @@ class _Compiler:
 
     # ------------------------------------------------------------------ sources
     def _source(self, s: Any) -> SourcePlan:
+        sp = self._source_route(s)
+        if sp.route in (R_LINE, R_INTX, R_NOHANDLER):   # a vector at a host CPU's local APIC
+            desc = sp.line.desc if sp.line is not None else sp.vector.desc
+            sp.cpu, sp.hvec = desc.cpu, desc.vector
+        return sp
+
+    def _source_route(self, s: Any) -> SourcePlan:
         h = self.host
         x = source_target(h, s)
         if s.kind == "spurious":
@@ -604,8 +614,14 @@ class _Compiler:
                 if not 1 <= H < MAX_DELAY_NS:
                     raise Unsupported(f"Timing.host_irq_ns={H} on irq {lp.desc.irq}, which a device may keep "
                                       f"asserting: its re-deliveries (one per EOI) need 1..{MAX_DELAY_NS - 1:,} ns")
+        cpu_curr = {}
+        for c in self.host.cpus:   # every CPU's vCPU: it exits for host vectors, and kicks reach it as IPIs
+            if c.irr or c.job is not None:
+                raise Unsupported(f"CPU{c.id} is in hard-IRQ context: host.run() first")
+            if c.curr is not None:
+                cpu_curr[c.id] = self._vcpu(c.curr)
         return Plan(self.sources, sorted(self.lines.values(), key=lambda l: l.desc.irq),
-                    list(self.irqfds.values()), list(self.vcpus.values()), gi.noirqdebug, poll)
+                    list(self.irqfds.values()), list(self.vcpus.values()), gi.noirqdebug, poll, cpu_curr)
 
 
 def compile_host(host: Any, sources: list) -> Plan:

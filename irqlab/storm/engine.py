@@ -43,6 +43,7 @@ from .lines import (
 )
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
+from .cpus import INF as CINF, K_ENTRY, K_END, K_INJ_AFTER, K_INJ_BEFORE, K_RAISE, CpuStage, before_own, check_wakeups
 from .vcpu import VcpuWindows, WorkChain
 
 __all__ = ["run", "Unsupported", "DEFAULT_CHUNK"]
@@ -79,9 +80,95 @@ def _run_all(calls: list) -> list:
     big = [c for c in calls if c[2] >= _PARALLEL_MIN]
     if len(big) < 2:
         return [fn(*args) for fn, args, _ in calls]
-    pool = _pool()
-    futs = [pool.submit(fn, *args) for fn, args, _ in calls]
-    return [f.result() for f in futs]
+
+    # two threads, as before, but one of them is the calling thread (a worker's memory stays in its own malloc
+    # arena: one arena fewer holding freed chunks); the calls split by size, biggest first to the lighter side
+    sides: tuple[list, list] = ([], [])
+    load = [0, 0]
+    for i in sorted(range(len(calls)), key=lambda i: -calls[i][2]):
+        k = 0 if load[0] <= load[1] else 1
+        sides[k].append(i)
+        load[k] += calls[i][2]
+
+    def group(idx: list) -> list:
+        return [calls[i][0](*calls[i][1]) for i in idx]
+    fut = _pool().submit(group, sides[1])
+    try:
+        mine = group(sides[0])
+    finally:
+        theirs = fut.result()
+    out: list = [None] * len(calls)
+    for idx, res in zip(sides, (mine, theirs)):
+        for i, r in zip(idx, res):
+            out[i] = r
+    return out
+
+
+def _key_order(K: np.ndarray, SB: np.ndarray) -> np.ndarray:
+    """The order of events by key, then sub: one stable sort of a combined key when it fits in 62 bits (runs
+    already in order make it cheap), else a lexsort."""
+    n = K.shape[0]
+    if n < 2:
+        return np.arange(n)
+    lo, hi = int(SB.min()), int(SB.max())
+    span = hi - lo + 1
+    kmin, kmax = int(K.min()), int(K.max())
+    if kmin >= 0 and (kmax + 1) * span < (1 << 62):
+        return np.argsort(K * span + (SB - lo), kind="stable")
+    return np.lexsort((SB, K))
+
+
+def _pairs_in(K: np.ndarray, SB: np.ndarray, pairs: list) -> np.ndarray:
+    """Which events (K[i], SB[i]) are among ``pairs`` [(key, sub)] (or an array of such rows): by a combined key
+    when it fits in 62 bits."""
+    n = K.shape[0]
+    if not len(pairs) or not n:
+        return np.zeros(n, dtype=bool)
+    P = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    lo = min(int(SB.min()), int(P[:, 1].min()))
+    span = max(int(SB.max()), int(P[:, 1].max())) - lo + 1
+    top = max(int(K.max()), int(P[:, 0].max()))
+    if min(int(K.min()), int(P[:, 0].min())) >= 0 and (top + 1) * span < (1 << 62):
+        return np.isin(K * span + (SB - lo), P[:, 0] * span + (P[:, 1] - lo))
+    kicks = set(map(tuple, P.tolist()))
+    return np.array([(a, b) in kicks for a, b in zip(K.tolist(), SB.tolist())], dtype=bool)
+
+
+class _Const:
+    """A column of ``n`` equal values, made an array only if it must be."""
+    __slots__ = ("v", "n")
+
+    def __init__(self, v: Any, n: int):
+        self.v, self.n = v, n
+
+    def array(self, dtype: Any) -> np.ndarray:
+        return np.full(self.n, self.v, dtype)
+
+
+class _Index:
+    """The interrupts of a chunk, ``off + i`` for chunk index ``i``, without an array of all of them: indexed by
+    chunk indices, a boolean mask, or one position, it gives what ``off + np.arange(size)`` would."""
+    __slots__ = ("off", "size")
+
+    def __init__(self, off: int, size: int):
+        self.off, self.size = off, size
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, (int, np.integer)):
+            if not -self.size <= i < self.size:
+                raise IndexError(i)
+            return self.off + (int(i) % self.size)
+        i = np.asarray(i)
+        if i.dtype == np.bool_:
+            return np.flatnonzero(i) + self.off
+        return (i if i.dtype == np.int64 else i.astype(np.int64)) + self.off
+
+
+def _cat(parts: list) -> tuple:
+    """Parts of equal-length tuples of arrays, as one tuple of arrays."""
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
 
 
 def _entry_exits(vp: Any, n: int) -> None:
@@ -107,6 +194,11 @@ class Sink:
         self.prov: dict[int, int] = {}   # interrupts whose outcome may still change: PENDING or IN_FLIGHT
         self.ext: list = []              # interrupts held from before the storm: handle -2 - i
         self.ext_done: dict[int, tuple] = {}
+        self._tl = threading.local()     # a worker thread's own counts (``VectorEngine._run_local``)
+
+    def _c(self) -> np.ndarray:
+        c = getattr(self._tl, "counts", None)
+        return self.counts if c is None else c
 
     def external(self, ev: Any) -> int:
         """A handle for an IrqEvent the model holds from before the storm (a poll may settle it)."""
@@ -131,9 +223,22 @@ class Sink:
             if lat is not None:
                 self.latency[g] = lat
         if np.ndim(o):
-            self.counts += np.bincount(o, minlength=len(Outcome))
+            self._c()[:] += np.bincount(o, minlength=len(Outcome))
         else:
-            self.counts[o] += np.size(g)
+            self._c()[o] += np.size(g)
+
+    def mark(self, g: np.ndarray, o: int, n: int) -> None:
+        """``n`` of the interrupts ``g`` end as ``o``; all of them are marked so (one write, no masked gather): each
+        of the others is settled again later and its own outcome replaces the mark."""
+        if self.keep:
+            self.outcome[g] = o
+        self._c()[o] += n
+
+    def mark_chunk(self, i: np.ndarray, o: int, n: int) -> None:
+        """``mark`` for the current chunk's interrupts at chunk indices ``i``."""
+        if self.keep:
+            self.out_view[i] = o
+        self._c()[o] += n
 
     def settle1(self, g: int, o: int, lat: int | None = None, t_ack: int | None = None) -> None:
         if g <= -2:  # not in this storm: the model's own IrqEvent changes, and the host's ledger with it
@@ -147,7 +252,7 @@ class Sink:
             self.outcome[g] = o
             if lat is not None:
                 self.latency[g] = lat
-        self.counts[o] += 1
+        self._c()[o] += 1
 
     def pending(self, g: int) -> None:
         if g > -2:
@@ -211,6 +316,14 @@ class VectorEngine:
         self.instant_counts: dict[int, tuple] = {}
         self.first_id = None
         self._tables()
+        # each source's kind while its line is up: a line that goes down mid-storm changes self.kind, but what its
+        # CPU took before the disable still goes downstream as it was dispatched
+        self.kind_up = self.kind.copy()
+        # host CPUs (irqlab/cpu.py): a CPU stage as soon as a source's vector arrives at a CPU
+        check_wakeups(plan)
+        self.cpus = CpuStage(self) if any(sp.cpu >= 0 for sp in plan.sources) else None
+        if self.cpus is not None:
+            self._bound_info()
 
     # ------------------------------------------------------------------ per-source tables
     def _tables(self) -> None:
@@ -332,7 +445,10 @@ class VectorEngine:
             nxt = next(it, None)
             t, ids, off = cur
             t_next = int(nxt[0][0]) if nxt is not None and len(nxt[0]) else INF
-            self._chunk(t, ids, off, t_next)
+            if self.cpus is not None:
+                self._chunk_cpu(t, ids, off, t_next)
+            else:
+                self._chunk(t, ids, off, t_next)
             if progress is not None:
                 progress.update(len(t))
             cur = nxt
@@ -395,6 +511,363 @@ class VectorEngine:
         elif self.intx_lines:
             self._intx(t[:0], sid[:0], np.zeros(0, np.int64), t_next)
         self._flush_injects(t_next)
+
+    # ------------------------------------------------------------------ with host CPUs (storm/cpus.py)
+    def _bound_info(self) -> None:
+        """Per vCPU: taken at its window's end (timer), or — the vCPU its busy CPU runs — when that CPU lets it."""
+        cs = self.cpus
+        self.vbound: list[Any] = []
+        for vw in self.vcpus:
+            vp = vw.vp
+            c = vp.pcpu
+            bound = cs.curr.get(c) is vp and c in cs.servers
+            self.vbound.append(cs.servers[c] if bound else None)
+            vw.cpu_keys = True
+            vw.defer: list = []          # accepts whose entry is not decided yet (their CPU's future)
+
+    def _chunk_cpu(self, t: np.ndarray, sid: np.ndarray, off: int, t_next: int) -> None:
+        """A chunk with host CPUs: the lines the engine computes assuming their CPU takes them at once first
+        (spurious counting, lines down, INTx), then every CPU takes its vectors (storm/cpus.py), then what the CPUs
+        took runs on, in the order they took it."""
+        if not t.size:
+            return
+        cs = self.cpus
+        cs.prune(int(t[0]))
+        self.off = off
+        self.chunk_t = t
+        self.sink.chunk(off, t.size)
+        self.t_last = max(self.t_last, int(t[-1]))
+        dyn = [ml for ml in self.msi_lines.values() if ml.up and ml.lp.dynamic and not self.plan.noirqdebug]
+        cs.src_count = {} if self.P <= 8 else None   # sources the scan counts while it finds their arrivals
+        if dyn:
+            cnt = self._count(sid)
+            self.cnt += cnt
+        g = _Index(off, t.size)   # each arrival's interrupt (its index in the storm), made only where used
+        if dyn or self.kinds_present & {K_HELD, K_THREAD, K_INTX}:
+            evk = self.kind[sid].copy()
+        else:   # every arrival reaches its CPU as a plain vector
+            evk = np.zeros(0, np.int8)
+        cplx = None   # arrivals a line computed as taken at once (None: none)
+        for ml in dyn:
+            if cplx is None:
+                cplx = np.zeros(t.size, dtype=bool)
+            srcs = self.line_srcs[ml.desc.irq]
+            self._msi_scan(ml, t, sid, off, cnt, evk)
+            m = np.isin(sid, srcs) & (evk != K_HELD)
+            cs.note_complex(ml.desc.cpu, t[m], g[m])
+            cplx |= m
+        kp = self.kinds_present if not dyn else set(np.unique(evk).tolist())
+        if not evk.size:
+            kp = set()
+        e = np.flatnonzero(evk == K_HELD) if K_HELD in kp else evk[:0]
+        if e.size:
+            self._held(t[e], sid[e], g[e])
+        e = np.flatnonzero(evk == K_THREAD) if K_THREAD in kp else evk[:0]
+        thr_down = None
+        thr_up = [ln for ln in self.thread_lines.values() if ln.up]
+        if e.size:   # a threaded MSI line that is up: its CPU first (below), then the line; one that is down holds
+            thr_down = np.zeros(t.size, dtype=bool)
+            ss = sid[e]
+            for ln in self.thread_lines.values():
+                if not ln.up:
+                    m = np.isin(ss, self.line_srcs[ln.desc.irq])
+                    ln.hold(t[e[m]], g[e[m]])
+                    thr_down[e[m]] = True
+        e = np.flatnonzero(evk == K_INTX) if K_INTX in kp else evk[:0]
+        self._intx(t[e], sid[e], g[e], t_next)
+        if t_next >= INF:   # the last chunk: what a stuck line raises after the storm, its CPU takes before it ends
+            for il in self.intx_lines.values():
+                if isinstance(il, IntxLine):
+                    il.drain_chain()
+                    R = il.refire_at
+                    if R is not None and not self.polls.polls(self._poll_from, R + 1).size:
+                        il.refire_down_now()
+        for il in self.intx_lines.values():
+            for x in il.cpu_arr:
+                cs.note_complex(il.desc.cpu, *x)
+            il.cpu_arr = []
+        simple = None   # which arrivals reach their CPU as plain vectors (None: all)
+        if K_HELD in kp or K_INTX in kp:
+            simple = (evk != K_HELD) & (evk != K_INTX)
+        for m in (thr_down, cplx):
+            if m is not None:
+                simple = ~m if simple is None else simple & ~m
+        parts, unrouted = cs.scan(t, sid, g, simple, t_next)
+        if not dyn:   # (the sources a grid CPU found were counted there)
+            self.cnt += self._count(sid, cs.src_count)
+        if thr_up and parts:
+            T, cl, G, S, TR, SUB = _cat(parts)
+            for ln in thr_up:   # what its CPU took, in the order it took it: the thread windows, note_interrupt
+                m = np.isin(S, self.line_srcs[ln.desc.irq])
+                if m.any():
+                    o = np.lexsort((SUB[m], 8 * T[m] + cl[m]))
+                    ln.feed(T[m][o], G[m][o], cl[m][o])
+        if cplx is None:
+            rest = unrouted
+        else:
+            cplx[unrouted] = True
+            rest = np.flatnonzero(cplx)
+        if rest.size:   # posted, or taken at once by their line
+            tr, gr = t[rest], g[rest]
+            parts.append((tr, np.full(rest.size, K_RAISE, np.int64), gr, sid[rest], tr, gr))
+        self._downstream(parts, t_next)
+
+    def _count(self, sid: np.ndarray, known: dict | None = None) -> np.ndarray:
+        """The chunk's interrupts per source (``known``: counts found already)."""
+        if self.P <= 8:   # a comparison per source is cheaper than bincount's cast of the ids
+            known = known or {}
+            return np.array([known[x] if x in known else np.count_nonzero(sid == x) for x in range(self.P)],
+                            dtype=np.int64)
+        return np.bincount(sid, minlength=self.P)
+
+    def _downstream(self, parts: list, t_next: int) -> None:
+        """What the CPUs took (or what reached no CPU), in parts (T, cls, g, s, traise, sub), unordered: each
+        consumer below puts its own share in the order it ran (key 8T + class, then sub) — one sort, or one
+        concatenation, of everything would be a pass too many."""
+        kind = self.kind_up   # every arrival here was dispatched: its line was up (the held ones never come here)
+        self.acc_mine = (kind == K_ACCEPT)[None, :] & (self.acc_vec >= 0)
+        is_const = kind == K_CONST
+        if is_const.any():
+            cparts = []
+            for p in parts:
+                e = np.flatnonzero(is_const[p[3]])
+                if e.size:
+                    cparts.append(tuple(x[e] for x in p))
+            if cparts:
+                self._const_cpu(*_cat(cparts))
+        self._accepts_cpu(parts, t_next)   # (irqfd work ran in the CPU stage)
+
+    def _const_cpu(self, T, cl, G, S, TR, SUB) -> None:
+        """Interrupts whose outcome is fixed by their source (host handlers, a line with no vCPU), as taken."""
+        if T.size:
+            s = S
+            lat = self.const_lat[s]
+            lat = np.where(lat >= 0, lat + (T - TR), -1)
+            self.sink.settle(G, self.const_out[s], lat)
+            if self.nh_msgs:
+                self._nohandler_log_cpu(T, s, G, cl, SUB)
+            for src in self.instant_srcs:
+                ee = np.flatnonzero(s == src)
+                if ee.size:
+                    i = int(ee[np.lexsort((SUB[ee], 8 * T[ee] + cl[ee]))[-1]])   # the last one it took
+                    for a in self.instant[src]:
+                        self.vcpus[a.vcpu.index].instant_at((8 * int(T[i]) + int(cl[i]), 0, int(SUB[i])), a)
+
+    def _nohandler_log_cpu(self, T, s, G, cl, SUB) -> None:
+        """_nohandler_log for what the CPUs took, in the order they took it (6-tuples: + class and order)."""
+        m = self.nh_msg[s]
+        k = np.flatnonzero(m >= 0)
+        if not k.size:
+            return
+        o = k[np.lexsort((SUB[k], 8 * T[k] + cl[k]))]
+        ek, mk = o, m[o]
+        loud = np.ones(ek.size, dtype=bool)
+        if self.nh_silent:
+            msgs, first = np.unique(mk, return_index=True)
+            for x, i in zip(msgs.tolist(), first.tolist()):
+                if x in self.nh_silent:
+                    self.nh_silent.discard(x)
+                    self.nh_unused.append(x)
+                    loud[i] = False
+        c = np.flatnonzero(loud)
+        ok, rep = ratelimit_scan(self.nh_rs, T[ek[c]] // NSEC_PER_JIFFY)
+        for i in np.flatnonzero(ok | (rep > 0)).tolist():
+            j = int(ek[c[i]])
+            tt, gg, cc, sb = int(T[j]), int(G[j]), int(cl[j]), int(SUB[j])
+            if rep[i]:
+                self.nh_log.append((tt, gg, "warn", f"reevaluate_vector: {int(rep[i])} callbacks suppressed", cc, sb))
+            if ok[i]:
+                self.nh_log.append((tt, gg, "emerg", self.nh_msgs[int(mk[c[i]])], cc, sb))
+
+    def _run_local(self, calls: list) -> list:
+        """``_run_all`` for calls that settle interrupts: each worker adds to its own counts (the sink's
+        thread-local ones), added to the ledger here, in this thread. Each call touches only its own state and
+        its own interrupts' slots, so the result is the same in any order."""
+        if sum(1 for c in calls if c[2] >= _PARALLEL_MIN) < 2:
+            return [fn(*args) for fn, args, _ in calls]
+        sink = self.sink
+
+        def local(fn: Any, args: tuple) -> tuple:
+            sink._tl.counts = np.zeros_like(sink.counts)
+            try:
+                return fn(*args), sink._tl.counts
+            finally:
+                sink._tl.counts = None
+        out = []
+        for r, c in _run_all([(local, (fn, args), n) for fn, args, n in calls]):
+            sink.counts += c
+            out.append(r)
+        return out
+
+    def _accepts_cpu(self, parts: list, t_next: int) -> None:
+        """Every vCPU's accepts (what the CPUs took, VT-d posts, irqfd work due before the next chunk), at their keys;
+        each window ends at its timer or, for the vCPU a busy CPU runs, when that CPU lets it in. The vCPUs are
+        independent here (their CPUs' busy periods are final up to the frontier and only read): two at once."""
+        calls = []
+        for v, vw in enumerate(self.vcpus):
+            if vw.vp.dedicated:
+                continue
+            mine = self.acc_mine[v]   # per source: an accept into this vCPU
+            sels = []                 # (part, its events that are, or None: all of them)
+            n = 0
+            for p in parts:
+                S = p[3]
+                if not S.size:
+                    continue
+                s0 = int(S[0])
+                if mine[s0] and (S.shape[0] == 1 or self.one_src_part(S)):
+                    sels.append((p, None))
+                    n += S.shape[0]
+                    continue
+                sel = np.flatnonzero(mine[S])
+                if sel.size:
+                    sels.append((p, sel))
+                    n += sel.size
+            if sels or vw.buf or vw.defer:
+                calls.append((self._vcpu_accepts, (v, vw, sels, t_next), n))
+        if len(calls) > 1:
+            for srv in self.cpus.servers.values():
+                srv._arrays()   # no busy period waits to be filed: the workers only read
+        self._run_local(calls)
+
+    def one_src_part(self, S: np.ndarray) -> bool:
+        """Whether a part of what the CPUs took comes from one source (a CPU that one source reaches)."""
+        return bool(S[0] == S[-1]) and bool((S == S[0]).all())
+
+    def _vcpu_accepts(self, v: int, vw: Any, sels: list, t_next: int) -> None:
+        col = self.acc_vec[v]
+        parts = []
+        own = self.vbound[v].cpu if self.vbound[v] is not None else None
+        for (T, cl, G, S, TR, SUB), sel in sels:
+            if sel is not None:
+                T, cl, G, S, TR, SUB = T[sel], cl[sel], G[sel], S[sel], TR[sel], SUB[sel]
+            if own is not None:
+                cl = before_own(cl, SUB, own)
+            if sel is not None:
+                gg = np.where(self.acc_tok[v, S], G, -1)
+                parts.append((8 * T + cl, SUB, T, gg, TR, col[S].astype(np.int64), self.cost[S], self.iommu[S]))
+                continue
+            s0 = int(S[0])   # a whole part from one source: its vector, cost and path are one value each
+            gg = G if self.acc_tok[v, s0] else np.full(G.shape[0], -1, np.int64)
+            parts.append((8 * T + cl, SUB, T, gg, TR, _Const(int(col[s0]), G.shape[0]),
+                          _Const(int(self.cost[s0]), G.shape[0]), _Const(bool(self.iommu[s0]), G.shape[0])))
+        if vw.buf:
+            rest = []
+            for (Ti, gi, tevi, vli, ci, oi) in vw.buf:
+                now = Ti < t_next
+                if not now.all():
+                    rest.append((Ti[~now], gi[~now], tevi[~now], vli, ci, oi[~now]))
+                Ti, gi, tevi, oi = Ti[now], gi[now], tevi[now], oi[now]
+                if Ti.size:
+                    kc = K_INJ_BEFORE if vw.inject_after_w else K_INJ_AFTER
+                    parts.append((8 * Ti + kc, oi, Ti, gi, tevi, np.full(Ti.size, vli, np.int64),
+                                  np.full(Ti.size, ci, np.int64), np.zeros(Ti.size, bool)))
+            vw.buf = rest
+        if vw.defer:
+            parts = vw.defer + parts
+            vw.defer = []
+        if not parts:
+            return
+        if len(parts) == 1:
+            K, SB = parts[0][0], parts[0][1]
+        else:
+            K = np.concatenate([p[0] for p in parts])
+            SB = np.concatenate([p[1] for p in parts])
+        o = _key_order(K, SB)   # in the order they ran: key, then sub
+        K, SB = K[o], SB[o]
+        cols = []
+        for i in range(2, 8):
+            c = [p[i] for p in parts]
+            dt = np.bool_ if i == 7 else np.int64
+            if all(isinstance(x, _Const) for x in c) and len({x.v for x in c}) == 1:   # no gather, no memory
+                cols.append(np.broadcast_to(np.array(c[0].v, dt), K.shape))
+                continue
+            c = [x.array(dt) if isinstance(x, _Const) else x for x in c]
+            cols.append((c[0] if len(c) == 1 else np.concatenate(c))[o])
+        del parts, o, c
+        Ta, Ga, Tev, VL, CO, IO = cols
+        del cols
+        self._vcpu_cpu(v, vw, K, SB, Ta, Ga, Tev, VL, CO, IO, t_next)
+
+    def _vcpu_cpu(self, v: int, vw: Any, K, SB, T, G, TEV, VL, CO, IO, t_next: int) -> None:
+        srv = self.vbound[v]
+        vp = vw.vp
+        d = vw.delta
+        BIG = CINF * 2   # an end no accept reaches (still to be decided)
+        starts_pre = None
+        if srv is None:   # its window ends at the entry timer
+            ends = 8 * (T + d) + K_ENTRY
+            entry, due, pir = T + d, T + d, None
+        else:
+            t = self.timing
+            if vp.halted:   # its window ends at its timer or at the end of the busy period that timer falls in
+                end_b = inside = nxt = undet = None
+            else:
+                end_b, inside, nxt = srv.busy_of(K, SB)
+                undet = inside & (end_b >= CINF)
+            if not vp.halted and not vp.apicv:       # kicked: it enters when its CPU leaves hard-IRQ context
+                entry = nxt
+                undet = nxt >= CINF
+                ends = np.where(undet, BIG, 8 * np.minimum(nxt, CINF) + K_END)
+                # (an accept keyed K_BEFORE was seen by the kicked CPU's scan at its own key, 8T + K_EARLY)
+                kicked = _pairs_in(np.where((K & 7) == 7, K + 2, K), SB, srv.kick_pairs())
+                due = np.where(kicked, T + t.ipi_ns + t.vmexit_ns, T)
+                pir = None
+            else:
+                # the window's timer — or, if its CPU is busy then, the end of that busy period
+                x = T + d
+                kx = 8 * x + K_ENTRY
+                e2, in2 = srv.end_if_busy(kx)
+                und2 = (in2 & (e2 >= CINF)) | (x >= t_next)
+                fx = np.where(in2, np.minimum(e2, CINF), x)
+                if not vp.halted:   # APICv: in hard-IRQ context it waits for the re-entry, which takes it anyway
+                    busy = inside & ~undet
+                    early = ~inside & (nxt <= x)   # a re-entry before the window's end delivers it
+                    entry = np.where(busy, end_b, np.where(early, nxt, fx))
+                    at_end = busy | early | in2
+                    ends = np.where(at_end, 8 * np.minimum(entry, CINF) + K_END, kx)
+                    due = np.where(busy, T, x)
+                    undet = undet | (~inside & ~early & und2)
+                    pir = inside
+                else:   # (in place, and the temporaries dropped: two vCPUs run at once)
+                    entry = fx
+                    ends = np.multiply(fx, 8)
+                    ends += K_END
+                    np.copyto(ends, kx, where=~in2)
+                    due = x
+                    undet = und2
+                    pir = None
+                    del e2, in2, kx
+                    ends[undet] = BIG
+                if not vp.halted:
+                    ends = np.where(undet, BIG, ends)
+            if undet.any():
+                starts = vw.chain_preview(K, ends)
+                starts_pre = starts
+                cut = int(np.flatnonzero(starts & undet)[0]) if (starts & undet).any() else K.shape[0]
+                if cut < K.shape[0]:
+                    vw.defer = [(K[cut:], SB[cut:], T[cut:], G[cut:], TEV[cut:], VL[cut:], CO[cut:], IO[cut:])]
+                    K, SB, T, G, TEV, VL, CO, IO = K[:cut], SB[:cut], T[:cut], G[:cut], TEV[:cut], VL[:cut], \
+                        CO[:cut], IO[:cut]
+                    ends, entry, due = ends[:cut], entry[:cut], due[:cut]
+                    pir = pir[:cut] if pir is not None else None
+                    starts_pre = starts_pre[:cut]
+                if not K.shape[0]:
+                    return
+        vl = int(VL[0]) if VL.min() == VL.max() else VL
+        cost = int(CO[0]) if (CO == CO[0]).all() else CO
+        io = bool(IO[0]) if (IO == IO[0]).all() else IO
+        npiw = len(vw.piw_keys)
+        vw.process(T, False, G, TEV, vl, cost, io, SB, keys=K, ends=ends, entry_at=entry, due=due, pir=pir,
+                   starts_pre=starts_pre)
+        if len(vw.piw_keys) > npiw:   # VT-d wake-ups: those that found their CPU in hard-IRQ context waited
+            kp = np.concatenate(vw.piw_keys[npiw:])
+            vw.piw_keys = []
+            if srv is not None:
+                _, inside, _ = srv.busy_of(kp, np.full(kp.shape[0], -1, np.int64))
+                vw.piw_waited += int(inside.sum())
+        if srv is not None and vp.apicv and not vp.halted:
+            srv.note_posts(K[IO & pir], SB[IO & pir]) if pir is not None and (IO & pir).any() else None
 
     # ------------------------------------------------------------------ stages
     def _msi_scan(self, ml: MsiLine, t, sid, off, cnt, evk) -> None:
@@ -463,13 +936,13 @@ class VectorEngine:
             if ok[i]:
                 self.nh_log.append((tt, g, "emerg", self.nh_msgs[int(mk[c[i]])]))
 
-    def _work(self, t: np.ndarray, s: np.ndarray, g: np.ndarray) -> None:
+    def _work(self, t: np.ndarray, s: np.ndarray, g: np.ndarray, tev: np.ndarray | None = None) -> None:
         chains: dict[int, list] = {}
         for src in np.unique(s).tolist():
             chains.setdefault(id(self.src_work[src]), [self.src_work[src], []])[1].append(src)
         for wc, srcs in chains.values():
             m = np.isin(s, srcs) if len(srcs) > 1 else s == srcs[0]
-            wc.signals(t[m], g[m])
+            wc.signals(t[m], g[m], None if tev is None else tev[m], s[m] if self.cpus is not None else None)
 
     def inject(self, delivery: Any, T: np.ndarray, g: np.ndarray, tev: np.ndarray) -> None:
         """irqfd_inject at times T for the interrupts g: kvm_set_irq through the GSI's routes."""
@@ -484,7 +957,12 @@ class VectorEngine:
         for n, a in enumerate(acc):
             if a.mode != "fixed":
                 self.instant_counts[id(a)] = (a, self.instant_counts.get(id(a), (a, 0))[1] + T.size)
-                self.vcpus[a.vcpu.index].instant_at((int(T[-1]), 0, int(g[-1])), a)
+                vw = self.vcpus[a.vcpu.index]
+                if self.cpus is not None:
+                    kc = K_INJ_BEFORE if vw.inject_after_w else K_INJ_AFTER
+                    vw.instant_at((8 * int(T[-1]) + kc, 0, int(g[-1])), a)
+                else:
+                    vw.instant_at((int(T[-1]), 0, int(g[-1])), a)
                 continue
             vw = self.vcpus[a.vcpu.index]
             vw.buf.append((T, g if n == 0 else np.full(T.size, -1, np.int64), tev, vw.vector(a.vector), cost, g))
@@ -666,8 +1144,15 @@ class VectorEngine:
     # ------------------------------------------------------------------ the end of the run
     def _drain(self) -> None:
         """host.run(): timers and work until none is left but the periodic poller (which runs meanwhile)."""
-        self._flush_injects(INF)
+        if self.cpus is not None:
+            self.acc_mine = (self.kind == K_ACCEPT)[None, :] & (self.acc_vec >= 0)
+            self._accepts_cpu([], INF)
+        else:
+            self._flush_injects(INF)
         F = self.t_last
+        if self.cpus is not None:
+            for srv in self.cpus.servers.values():
+                F = max(F, srv.last_end)
         for vw in self.vcpus:
             F = max(F, vw.carry_end)
         for wc in self.work.values():
@@ -690,6 +1175,9 @@ class VectorEngine:
             start = int(polls[-1]) + 1
         for il in lines:
             il.finish()
+            if il.cpu_arr and self.cpus is not None and any(np.size(x[0]) for x in il.cpu_arr):
+                raise Unsupported(f"irq {il.desc.irq}: an interrupt its CPU takes after the storm's CPUs were "
+                                  "computed (a stuck line's re-delivery after a poll)")
         self.F = F
 
     def _write_back(self) -> None:
@@ -727,7 +1215,7 @@ class VectorEngine:
             if t_ack is not None:
                 ev.t_ack = t_ack
         # MSI lines
-        disp = cnt - self.held_cnt
+        disp = cnt - self.held_cnt - (self.cpus.merged_cnt if self.cpus is not None else 0)
         for ml in self.msi_lines.values():
             d = ml.desc
             srcs = self.line_srcs[d.irq]
@@ -806,6 +1294,7 @@ class VectorEngine:
             elif a.mode != "extint":
                 setattr(lap, f"{a.mode}_count", getattr(lap, f"{a.mode}_count") + k)
         self._write_log(h.log)
+        self._cpus_back()
         # the clock and the poller
         h.sched.now = max(h.sched.now, self.F)
         nxt = self.polls.next_after(self.F)
@@ -817,6 +1306,64 @@ class VectorEngine:
                 gi.poll_timer = Timer(lambda: poll_spurious_irqs(h), name="poll_spurious_irqs", periodic=True)
             h.sched.mod_timer(gi.poll_timer, nxt)
 
+    def _cpus_back(self) -> None:
+        """Each host CPU as the replay leaves it: vectors taken, waited, merged, busy periods, exits, RES / PIN /
+        PIW, work runs and its time split up to the end of the run."""
+        h, t = self.host, self.timing
+        F = self.F
+        cs = self.cpus
+        work = {}
+        for wc in self.work.values():
+            for c, n in wc.runs_on.items():
+                work[c] = work.get(c, 0) + n
+        for il in self.intx_lines.values():
+            if getattr(il, "vfio", None) is not None and il.vfio.from_irq:
+                work[il.desc.cpu] = work.get(il.desc.cpu, 0) + il.vfio.from_irq
+        vw_of = {id(vw.vp): vw for vw in self.vcpus}
+        for vw in self.vcpus:   # a VT-d wake-up notification goes to the halted vCPU's own CPU (pi_desc NDST),
+            if vw.piw:          # whichever vCPU that CPU counts as its current one
+                h.cpus[vw.vp.pcpu].taken += vw.piw
+                h.cpus[vw.vp.pcpu].waited += vw.piw_waited
+        for c in h.cpus:
+            srv = cs.servers.get(c.id) if cs is not None else None
+            vp = self.plan.cpu_curr.get(c.id)
+            vw = vw_of.get(id(vp)) if vp is not None else None
+            running = vp is not None and not vp.halted
+            nbusy = busy_ns = 0
+            if srv is not None:
+                c.taken += srv.taken
+                c.waited += srv.waited
+                c.merged += srv.merged
+                nbusy, busy_ns = srv.nbusy, srv.busy_ns
+                c._hardirq += srv.jobs * t.host_irq_ns
+                if srv.res_taken:
+                    h.arch_count("RES", c.id, srv.res_taken)
+                pin = srv.pin_count()
+                if pin:
+                    h.arch_count("PIN", c.id, pin)
+                    c.taken += pin
+                    c.waited += pin
+            elif vw is not None and running and not vp.apicv:   # a quiet CPU: each kick is a RES and one exit
+                nw = vw.windows if not vp.dedicated else self._dedicated_cycles(vp)
+                if nw:
+                    h.arch_count("RES", c.id, nw)
+                    c.taken += nw
+                    nbusy, busy_ns = nw, nw * t.vmexit_ns
+            c.busy_periods += nbusy
+            if running:
+                c.exits += nbusy
+                c._exit += nbusy * t.vmexit_ns
+            c.work_runs += work.get(c.id, 0)
+            free = (F - c._mark) - busy_ns
+            if running:
+                c._guest += free
+            else:
+                c._idle += free
+            c._mark = F
+
+    def _dedicated_cycles(self, vp: Any) -> int:
+        return sum(il.vfio.cycles for il in self.intx_lines.values() if il.vfio is not None and il.vfio.p.vcpu is vp)
+
     def _write_log(self, out: list) -> None:
         """The kernel log in the order it was written, by (time, interrupt): the NO_HANDLER lines that were
         printed (in storm order already), with the few lines of the spurious disables merged in: a disable's
@@ -826,6 +1373,13 @@ class VectorEngine:
         nh = self.nh_log
         pos = np.searchsorted(np.array([x[1] for x in nh], dtype=np.float64),
                               np.array([x[1] for x in few], dtype=np.float64)).tolist()
+        if self.cpus is not None and nh and len(nh[0]) > 4:   # with host CPUs: by the instant and class taken
+            items = [((8 * x[0] + x[4], x[5], 0.0), (x[0], x[2], x[3])) for x in nh]
+            items += [((8 * tt + (K_RAISE if float(k).is_integer() else K_ENTRY), k, sb), (tt, lv, txt))
+                      for tt, k, sb, lv, txt in few]
+            items.sort(key=lambda x: x[0])
+            out.extend(x[1] for x in items)
+            nh, few = [], []
         prev = 0
         for p, (tt, _, _, lv, txt) in zip(pos, few):
             out.extend((x[0], x[2], x[3]) for x in nh[prev:p])
@@ -911,6 +1465,10 @@ class VectorEngine:
         if vp.dedicated:
             return
         vc, lap = vp.vcpu, vp.vcpu.lapic
+        srv = self.vbound[vp.index] if self.cpus is not None else None
+        if srv is not None and not vp.halted:   # every busy period of its CPU took it out of the guest
+            vc.exits["EXTERNAL_INTERRUPT"] += srv.nbusy
+            vc.entries += srv.nbusy + (vw.timer_windows if vp.apicv else 0)
         if vw.last_key is not None:
             lap.last_accept_coalesced = bool(vw.last_coalesced)
         if vw.sipi is not None:
@@ -933,8 +1491,9 @@ class VectorEngine:
             return
         nw = vw.windows
         nd = int(vw.delivered.sum())
-        nc = int(vw.coalesced.sum())
-        vc.entries += nw
+        nc = int(vw.coalesced.sum()) - vw.coal_pir_n
+        if srv is None or vp.halted:
+            vc.entries += nw
         for x, k in zip(vw.vectors, vw.delivered.tolist()):
             if k:
                 vc.delivered[x] += k
@@ -949,7 +1508,8 @@ class VectorEngine:
             lap.last_eoi_level = last in vp.stale_tmr
         if not vp.pir:
             lap.coalesced += nc
-        _entry_exits(vp, nw)
+        if srv is None or vp.halted:
+            _entry_exits(vp, nw)
         # EOI exits: every EOI write without APICv; with APICv only the EOI-exit bitmap's vectors
         ne = nd if not vp.apicv else sum(k for x, k in zip(vw.vectors, vw.delivered.tolist()) if x in vp.handled)
         if ne:

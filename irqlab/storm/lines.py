@@ -26,7 +26,7 @@ from ..spurious import (
 )
 from ..uapi import IRQS_PENDING
 from .compile import POLL_NS, Unsupported
-from .windows import chain_starts
+from .windows import chain_starts, greedy_window_starts
 
 __all__ = ["spurious_scan", "ratelimit_scan", "PollSchedule", "MsiLine", "IntxLine"]
 
@@ -34,6 +34,10 @@ INF = np.iinfo(np.int64).max
 O = Outcome
 #: re-deliveries of a stuck line processed per step (more than two note_interrupt windows)
 REFIRE_BATCH = 1 << 18
+#: the CPU stage's classes (storm/cpus.py): raised and taken at once, or sent again by the pin at an EOI
+C_RAISE, C_EOI = 5, 1
+# what became of an assertion on a line whose CPU was busy (IntxLine._walk)
+F_NONE, F_COAL, F_DIS, F_MASKED, F_DISP, F_PIN = range(6)
 
 
 def spurious_scan(state: list, handled: np.ndarray, jiffies: np.ndarray) -> int:
@@ -177,6 +181,8 @@ class VfioIntx:
         self.c = INF                    # the guest's EOI (status cleared, resample, unmask) of the round trip
         self.cycles = 0                 # trigger signals: irqfd wake-ups and inject work items
         self.via_handler = 0            # round trips vfio_intx_handler started (host interrupt or poll)
+        self.from_irq = 0               # of those, started in hard-IRQ context (the inject work is queued on the
+        #                                 line's CPU; a poll runs in no CPU's hard IRQ)
         self.eois = 0                   # guest EOIs done (each one resampler ack and one unmask)
         self.last = 0                   # the last instant a timer of this device ran
         self.dry = False
@@ -230,6 +236,8 @@ class VfioIntx:
                 hits.append(i)
                 if up:  # the line is up: vfio_intx_handler masks and signals now
                     self.start(ti, tok, True)
+                    if not self.dry:
+                        self.from_irq += 1
                 else:   # held in the Status bit until a poll runs the handler
                     self.state, self.tok = HELD, tok
                     if not self.dry:
@@ -271,6 +279,8 @@ class VfioIntx:
             sink.settle(gv[st], O.INJECTED, self.W + self.delta + self.host_cost)
         self.cycles += ns
         self.via_handler += ns
+        if not self.dry:
+            self.from_irq += ns
         self.eois += ns - 1              # every window but the last has closed: its EOI ran
         ls = int(tv[st[-1]])
         self.last = max(self.last, ran_c, int(tv[st[-2]]) + T if ns > 1 else 0, ls + self.W + self.delta)
@@ -331,11 +341,22 @@ class IntxLine:
         # a level line a device keeps asserting (an orphan's INTx) fires again host_irq_ns after every EOI
         self.H = eng.timing.host_irq_ns
         self.chain_next: int | None = None   # the next re-delivery while the line is up
-        self.chain_key = 0                   # the storm interrupt that started the chain (orders ties)
+        self.chain_key = 0                   # the storm interrupt that started the chain
+        # re-deliveries of two lines at one instant: each is sent at its CPU's EOI, and the CPUs' ends of hard IRQ
+        # at an instant go in CPU order (irqlab/cpu.py: Cpu.timer, early=cpu)
+        self.tie = lp.desc.cpu
         self.refire_at: int | None = None    # the re-delivery pending when the line was disabled
         self.refire_last = 0                 # the last instant a re-delivery timer was due
         self.refires = 0                     # re-deliveries raised (new interrupts)
         self.refires_up = 0                  # ... dispatched, not yet counted in the chain's runs
+        self.cpu_arr: list = []          # (t, g, class) of the interrupts its CPU takes (the CPU stage checks them)
+        self.refires_handled = 0         # re-deliveries a neighbour's held INTx made handled (of refires_up)
+        # its CPU (irqlab/cpu.py) when that CPU takes nothing else: the line's own view of it
+        self._own: bool | None = None
+        self.F = -1                      # the CPU is in hard-IRQ context (this line's vector in service) until F
+        self.held: list = []             # (device, gidx, t) whose INTx waits at the pin for the EOI at F
+        self.claims: dict = {}           # while a stuck line's re-deliveries keep the CPU busy: EOI instant ->
+        #                                  [(device, gidx, t)] waiting at the pin for it
 
     def _act(self, action: Any) -> int:
         return next(i for i, (a, _) in enumerate(self.lp.actions) if a is action)
@@ -355,7 +376,7 @@ class IntxLine:
         timers, before the next chunk's interrupts at that instant); a spurious disable stops there and is
         reported to the engine."""
         self.t, self.g, self.kind, self.lo = t, g, kind, 0
-        if not self.up or (not t.size and self.chain_next is None):
+        if not self.up or (not t.size and self.chain_next is None and not self.held and not self.claims):
             return
         sink = self.eng.sink
         v = self.vfio
@@ -384,12 +405,18 @@ class IntxLine:
                 dispatched[sel[0]] = True
                 first_orphan[j] = int(sel[0])
         dpos = np.flatnonzero(dispatched)
+        if self.own_cpu() and self._contended(t, dpos, first_orphan):
+            self._feed_contended(t, g, kind, bound)
+            return
         hd = handled[dpos]
         cut, dis_at = self._scan_up(t, dpos, hd, first_orphan, bound)
         kept = dpos[dpos < cut]
         if kept.size or self.refires_up:
             self.pending_bit = False   # handle_irq_event clears IRQS_PENDING
             self.flow_ran = True
+            self.cpu_arr.append((t[kept], g[kept], C_RAISE))
+            if kept.size:
+                self.F = max(self.F, int(t[kept[-1]]) + self.H)
         # what happened up to the cut
         kc = kind[:cut]
         hcount = [0] * self.nact
@@ -491,7 +518,7 @@ class IntxLine:
             self.refire_at = r0 + H * ((tc - r0) // H + 1)    # the first re-delivery after the disable
             self.refire_last = max(self.refire_last, self.refire_at)
             if is_r[c]:
-                return int(np.searchsorted(t, tc, side="left")), (tc, eng.key_before(tc), False, self.chain_key)
+                return int(np.searchsorted(t, tc, side="left")), (tc, eng.key_before(tc), False, self.tie)
             j = k + (c - nrc)
             i = int(dpos[j])
             return i + 1, (tc, int(g[i]), bool(hd[j]))
@@ -499,9 +526,347 @@ class IntxLine:
     def _raise_refires(self, R: np.ndarray) -> None:
         """The IO-APIC sent the vector again at the instants R: new interrupts, dispatched (unhandled)."""
         if R.size:
-            self.eng.refire_segment(int(R[0]), int(R.size), self.chain_key)
+            self.cpu_arr.append((R, np.full(R.size, -1, np.int64), C_EOI))   # its CPU takes each at the last one's end
+            self.eng.refire_segment(int(R[0]), int(R.size), self.tie)
             self.refires += int(R.size)
             self.refires_up += int(R.size)
+            self.F = max(self.F, int(R[-1]) + self.H)
+
+    # ------------------------------------------------------------------ its CPU in hard-IRQ context with this line
+    def own_cpu(self) -> bool:
+        """The line's CPU takes nothing but this line's vector (no other source's vector, no reschedule IPI, no
+        running vCPU of its own): the line then computes that CPU itself. A level pin sends nothing while its
+        vector is outstanding (the IO-APIC's remote IRR, until the EOI at the end of the hard IRQ): what arrives
+        meanwhile is a glitch that is gone, or a device's INTx that waits at the pin and is sent at the EOI."""
+        if self._own is None:
+            eng = self.eng
+            cs = eng.cpus
+            c = self.desc.cpu
+            ok = cs is not None and c in cs.servers and self.H > 0
+            if ok:
+                mine = set(eng.line_srcs[self.desc.irq])
+                ok = (cs.servers[c].x == 0 and c not in cs.kicked and not cs.inline[c]
+                      and all(s in mine for s in np.flatnonzero(cs.src_cpu == c).tolist()))
+            self._own = bool(ok)
+        return self._own
+
+    def _contended(self, t: np.ndarray, dpos: np.ndarray, first_orphan: dict) -> bool:
+        """Does something of this chunk reach the pin while the CPU runs the line's last interrupt?"""
+        if self.held or self.claims:
+            return True
+        if self.chain_next is not None:      # the re-deliveries keep the CPU busy: everything arrives then
+            return t.size > 0
+        if not dpos.size:
+            return False
+        td = t[dpos]
+        if int(td[0]) < self.F or (td.size > 1 and int(np.diff(td).min()) < self.H):
+            return True
+        if first_orphan:
+            return bool((dpos > min(first_orphan.values())).any())
+        return False
+
+    def _vstart(self, s: int, gg: int, tt: int) -> None:
+        """vfio_intx_handler runs for the card's INTx (raised at tt) in the hard IRQ the CPU takes at s."""
+        v = self.vfio
+        v.start(s, [gg, tt, True], True)
+        if not v.dry:
+            v.from_irq += 1
+
+    def _walk(self, t, g, kind, cut: int, t_lim: int, commit: bool) -> dict:
+        """The CPU's view of assertions [0, cut) while the line is up and of the EOIs up to ``t_lim``: the
+        interrupts it takes, in order (a glitch or a device's INTx when the CPU is free; the INTx that waited at
+        the pin, at the EOI; a stuck line's re-deliveries, one per EOI), what became of every assertion. Pure
+        unless ``commit`` (the vfio card's state machine runs dry then)."""
+        H = self.H
+        devs = self.lp.devices
+        sink = self.eng.sink
+        F = self.F
+        chain = self.chain_next
+        chain0 = chain
+        chain_key = self.chain_key
+        held = list(self.held)
+        claims = {r: list(m) for r, m in self.claims.items()}
+        pin = {m[0] for m in held} | {m[0] for ms in claims.values() for m in ms}
+        j_o = next((j for j, dp in enumerate(devs) if dp.kind == "orphan" and self.dstate[j] is not None), None)
+        orph_first: dict = {}
+        fate = np.zeros(cut, np.int8)
+        fT: list = []
+        fC: list = []
+        fH: list = []
+        fG: list = []
+        members: dict = {}          # free dispatch index -> its members (a dispatch at an EOI)
+        done: dict = {}             # grid instant -> members (resolved claims)
+        nfree = 0
+
+        def add(T, C, Hd, G):
+            nonlocal nfree
+            fT.append(np.asarray(T, np.int64))
+            fC.append(np.asarray(C, np.int64))
+            fH.append(np.asarray(Hd, bool))
+            fG.append(np.asarray(G, np.int64))
+            nfree += len(fT[-1])
+
+        def serve(ms: list, s: int) -> None:
+            for j, gg, tt in ms:
+                pin.discard(j)
+                if devs[j].kind == "vfio":
+                    self._vstart(s, gg, tt)
+                elif commit:
+                    sink.settle1(gg, O.HANDLED_HOST)
+
+        def flush() -> None:
+            nonlocal F, held
+            ms = sorted(held)                      # asserting_devices order: the first one's INTx is claimed
+            add([F], [C_EOI], [True], [ms[0][1]])
+            members[nfree - 1] = ms
+            serve(ms, F)
+            held = []
+            F += H
+
+        def resolve(x: int) -> None:
+            for r in sorted(claims):
+                if r > x:
+                    break
+                ms = claims.pop(r)
+                done[r] = ms
+                serve(ms, r)
+
+        dev_at = np.flatnonzero(kind[:cut] >= 0).tolist()
+        i = 0
+        for p in dev_at + [cut]:
+            tl = int(t[p]) if p < cut else t_lim
+            if chain is None and held and F <= tl:
+                k = i + int(np.searchsorted(t[i:p], F, side="left"))
+                fate[i:k] = F_COAL                 # gone: before the EOI the pin sends nothing
+                i = k
+                flush()
+            if p > i:
+                if chain is not None:
+                    fate[i:p] = F_COAL
+                else:
+                    tg = t[i:p]
+                    lo = int(np.searchsorted(tg, F, side="left"))
+                    fate[i:i + lo] = F_COAL
+                    if lo < tg.size:
+                        rest = tg[lo:]
+                        st = np.flatnonzero(greedy_window_starts(rest, H))
+                        m = np.full(rest.size, F_COAL, np.int8)
+                        m[st] = F_DISP
+                        fate[i + lo:p] = m
+                        add(rest[st], np.full(st.size, C_RAISE), np.zeros(st.size, bool), g[i + lo + st])
+                        F = int(rest[st[-1]]) + H
+            if p == cut:
+                break
+            i = p + 1
+            j, tp, gp = int(kind[p]), int(t[p]), int(g[p])
+            dp = devs[j]
+            if claims:
+                resolve(tp)                        # EOIs before an assertion at their instant
+            if dp.kind == "vfio":
+                v = self.vfio
+                v.timers(tp, True)
+                if v.state == BUSY:
+                    fate[p] = F_MASKED
+                    continue
+                if v.state == HELD:
+                    raise Unsupported(f"irq {self.desc.irq}: the vfio card's INTx is held for a poll while the "
+                                      "line is up")
+            if j in pin or (dp.kind == "orphan" and (self.dstate[j] is not None or j in orph_first)):
+                fate[p] = F_DIS                    # Status.Interrupt already set: merged
+                continue
+            if chain is not None:
+                if dp.kind == "orphan":
+                    raise Unsupported(f"irq {self.desc.irq}: a second device nobody claims asserts the stuck line")
+                r = chain if tp < chain else chain + H * ((tp - chain) // H + 1)
+                claims.setdefault(r, []).append((j, gp, tp))
+                pin.add(j)
+                fate[p] = F_PIN
+                if commit:
+                    sink.pending(gp)
+            elif tp >= F:
+                add([tp], [C_RAISE], [dp.kind != "orphan"], [gp])
+                fate[p] = F_DISP
+                F = tp + H
+                if dp.kind == "vfio":
+                    self._vstart(tp, gp, tp)
+                elif dp.kind == "orphan":
+                    orph_first[j] = (gp, tp)
+                    j_o = j
+                    chain = chain0 = tp + H
+                    chain_key = gp
+            else:
+                if dp.kind == "orphan":
+                    raise Unsupported(f"irq {self.desc.irq}: a device nobody claims asserts INTx at {tp:,} ns while "
+                                      "the CPU runs the line's last interrupt (it would wait at the pin)")
+                held.append((j, gp, tp))
+                pin.add(j)
+                fate[p] = F_PIN
+                if commit:
+                    sink.pending(gp)
+        if claims:
+            resolve(t_lim)
+        cat = (lambda L, dt: np.concatenate(L) if L else np.zeros(0, dt))
+        return dict(fate=fate, fT=cat(fT, np.int64), fC=cat(fC, np.int64), fH=cat(fH, bool), fG=cat(fG, np.int64),
+                    members=members, done=done, chain=chain, chain0=chain0, chain_key=chain_key, j_o=j_o, F=F,
+                    held=held, claims=claims, orph_first=orph_first)
+
+    def _feed_contended(self, t: np.ndarray, g: np.ndarray, kind: np.ndarray, bound: int) -> None:
+        """``feed`` when something reaches the pin while the CPU still runs the line's last interrupt: a dry walk
+        gives the interrupts the CPU takes; note_interrupt runs over them (the stuck line's re-deliveries in
+        batches); the walk runs again up to the disable, if there is one, for real."""
+        eng, sink, H = self.eng, self.eng.sink, self.H
+        v = self.vfio
+        n = t.size
+        snap = v.snapshot() if v is not None else None
+        if v is not None:
+            v.dry = True
+        try:
+            w = self._walk(t, g, kind, n, bound, False)
+        finally:
+            if v is not None:
+                v.dry = False
+                v.restore(snap)
+        # note_interrupt: the dispatches before the stuck line's re-deliveries, then one per EOI up to the bound
+        scan = not eng.plan.noirqdebug
+        J = NSEC_PER_JIFFY
+        dis = None
+        fT, fH = w["fT"], w["fH"]
+        if scan and fT.size:
+            c = spurious_scan(self.spur, fH, fT // J)
+            if c >= 0:
+                dis = ("free", c, int(fT[c]))
+        if dis is None and w["chain0"] is not None and w["chain0"] <= bound:
+            done = w["done"]
+            dt = np.array(sorted(r for r, ms in done.items()), np.int64)
+            r0 = w["chain0"]
+            batches = 0
+            while r0 <= bound:
+                batches += 1
+                if bound >= INF - 1 and batches > 64:
+                    raise AssertionError(f"irq {self.desc.irq}: a stuck line note_interrupt never disables")
+                nr = min((bound - r0) // H + 1, REFIRE_BATCH)
+                R = r0 + H * np.arange(nr, dtype=np.int64)
+                if scan:
+                    c = spurious_scan(self.spur, np.isin(R, dt), R // J)
+                    if c >= 0:
+                        dis = ("grid", c, int(R[c]))
+                        break
+                r0 = int(R[-1]) + H
+        if dis is None:
+            cut, t_lim = n, bound
+        else:
+            d = dis[2]
+            t_lim = d
+            if dis[0] == "free" and int(w["fC"][dis[1]]) == C_RAISE:
+                cut = int(np.searchsorted(g, int(w["fG"][dis[1]]))) + 1
+            else:
+                cut = int(np.searchsorted(t, d, side="left"))
+        w = self._walk(t, g, kind, cut, t_lim, True)
+        self._commit(t, g, kind, cut, t_lim, w, dis)
+
+    def _commit(self, t, g, kind, cut: int, t_lim: int, w: dict, dis: Any) -> None:
+        eng, sink, H = self.eng, self.eng.sink, self.H
+        devs = self.lp.devices
+        fate = w["fate"]
+        kc = kind[:cut]
+        gc = g[:cut]
+        sink.settle(gc[fate == F_COAL], O.COALESCED_APIC)
+        sink.settle(gc[fate == F_DIS], O.DISABLED)
+        sink.settle(gc[fate == F_MASKED], O.MASKED)
+        dsp = fate == F_DISP
+        sink.settle(gc[dsp & (kc < 0)], O.UNHANDLED)
+        for j, a in self.host_devs:
+            sink.settle(gc[dsp & (kc == j)], O.HANDLED_HOST)
+        for j, (gg, tt) in w["orph_first"].items():
+            sink.settle1(gg, O.UNHANDLED)
+            self.dstate[j] = ["settled", gg, tt, O.UNHANDLED]
+        # the interrupts the CPU took: before the stuck line's re-deliveries, then one per EOI
+        fT, fC, fG, fH = w["fT"], w["fC"], w["fG"], w["fH"]
+        act_of = {j: a for j, a in self.host_devs}
+        if self.vfio is not None:
+            act_of[self.vfio.j] = self.vfio_act
+        hcount = [0] * self.nact
+
+        def acts(ms: list) -> None:
+            for a in {act_of[j] for j, _, _ in ms if j in act_of}:
+                hcount[a] += 1
+        # a raise's own action, a flush's members'
+        if fT.size:
+            raised = fC == C_RAISE
+            if raised.any():
+                pos = np.searchsorted(g, fG[raised])
+                kr = kind[pos]
+                for j, a in act_of.items():
+                    hcount[a] += int(np.count_nonzero(kr == j))
+            for ms in w["members"].values():
+                acts(ms)
+            self.cpu_arr.append((fT, fG, fC))
+        ngrid = 0
+        chain0 = w["chain0"]
+        if chain0 is not None and chain0 <= t_lim:
+            last = chain0 + H * ((t_lim - chain0) // H)
+            done = w["done"]
+            j_o = w["j_o"]
+            storm_pts = sorted(r for r, ms in done.items() if min(j for j, _, _ in ms) < j_o)
+            handled_refires = sum(1 for r, ms in done.items() if min(j for j, _, _ in ms) > j_o)
+            for ms in done.values():
+                acts(ms)
+            ngrid = (last - chain0) // H + 1
+            # re-deliveries raised: the grid but the instants where a waiting INTx was sent instead
+            a = chain0
+            for r in storm_pts + [last + H]:
+                if r > a:
+                    self._raise_refires(a + H * np.arange((r - a) // H, dtype=np.int64))
+                a = r + H
+            if storm_pts:
+                sp = np.array(storm_pts, np.int64)
+                cg = np.array([min(done[r])[1] for r in storm_pts], np.int64)
+                self.cpu_arr.append((sp, cg, C_EOI))
+                self.F = max(self.F, int(sp[-1]) + H)
+            self.refires_handled += handled_refires
+        nd = int(fT.size) + ngrid
+        self.kstat += nd
+        if nd:
+            self.pending_bit = False
+            self.flow_ran = True
+        self._counts(nd, hcount)
+        sink.refire_counts[O.HANDLED_HOST] += self.refires_handled
+        sink.refire_counts[O.UNHANDLED] += self.refires_up - self.refires_handled
+        self.refires_up = self.refires_handled = 0
+        # the state the walk leaves
+        self.F = max(self.F, w["F"])
+        self.held, self.claims = w["held"], w["claims"]
+        self.chain_key = w["chain_key"]
+        chain = w["chain"]
+        if chain is not None:
+            nxt = chain if chain > t_lim else chain + H * ((t_lim - chain) // H + 1)
+            self.chain_next = nxt
+            self.F = max(self.F, nxt)
+            self.refire_last = max(self.refire_last, nxt)
+        self.lo = cut
+        if dis is not None:
+            if self.held or self.claims:
+                raise Unsupported(f"irq {self.desc.irq}: an INTx waits at the pin when note_interrupt disables the "
+                                  "line")
+            kind_, c, d = dis
+            if kind_ == "free":
+                ms = w["members"].get(c)
+                if int(fC[c]) == C_RAISE:
+                    pos = int(np.searchsorted(g, int(fG[c])))
+                    at = (d, int(g[pos]), bool(fH[c]))
+                else:
+                    at = (d, eng.key_before(d), True, -1)
+                    assert ms is not None
+            else:
+                ms = w["done"].get(d)
+                at = (d, eng.key_before(d), ms is not None, self.tie)
+            if self.chain_next is not None:
+                self.chain_next = None
+                self.refire_at = d + H
+                self.refire_last = max(self.refire_last, d + H)
+            self.up = False
+            self.spurious_disabled = True
+            eng.disable(self.desc, *at)
 
     # ------------------------------------------------------------------ phase 2: the line is down
     def feed_down(self, polls: np.ndarray, b: int) -> None:
@@ -531,6 +896,10 @@ class IntxLine:
         if self.vfio is not None:
             self.vfio.timers(b, False)
 
+    def refire_down_now(self) -> None:
+        """The re-delivery pending at the disable, run ahead of the drain (no poll comes before it)."""
+        self._refire_down(self.refire_at)
+
     def _refire_down(self, R: int) -> None:
         """The re-delivery pending when note_interrupt disabled the line (lazily: still unmasked). If nothing
         masked the line first, it is a new interrupt: handle_fasteoi_irq masks the line and holds it."""
@@ -538,7 +907,9 @@ class IntxLine:
         if self.masked:
             return
         eng = self.eng
-        h = eng.new_refire(R, self.chain_key)
+        h = eng.new_refire(R, self.tie)
+        self.cpu_arr.append((np.array([R], np.int64), np.array([-1], np.int64), C_EOI))
+        self.F = max(self.F, R + self.H)
         self.refires += 1
         self.masked = True
         self.pending_bit = True
@@ -555,6 +926,18 @@ class IntxLine:
         t, g = self.t, self.g
         k = self.kind[lo:hi]
         sink = self.eng.sink
+        if not self.masked and self.own_cpu() and hi > lo and int(t[lo]) < self.F:
+            # the CPU is still in hard-IRQ context with this line's vector (remote IRR set): a glitch is gone
+            busy = t[lo:hi] < self.F
+            if (k[busy] >= 0).any():
+                i = lo + int(np.flatnonzero(busy & (k >= 0))[0])
+                raise Unsupported(f"irq {self.desc.irq}: a device asserts INTx at {int(t[i]):,} ns, after the line "
+                                  "was disabled, while its CPU still runs the line's last interrupt (it would wait "
+                                  "at the pin for the EOI)")
+            nb = int(busy.sum())
+            sink.settle(g[lo:lo + nb], O.COALESCED_APIC)
+            lo += nb
+            k = self.kind[lo:hi]
         first = []                      # (t, gidx, what) of the first arrival of each kind on the line
         v = self.vfio
         vtok = None
@@ -592,6 +975,8 @@ class IntxLine:
             # the first interrupt to reach the disabled line goes through the flow handler, which masks it
             # and sets IRQS_PENDING; it went through the host's vector entry (host_irq_ns in its latency)
             tf, gf, what = min(first)
+            self.cpu_arr.append((np.array([tf], np.int64), np.array([gf], np.int64), C_RAISE))
+            self.F = max(self.F, tf + self.H)
             self.masked = True
             self.pending_bit = True
             self.flow_ran = True
@@ -641,8 +1026,9 @@ class IntxLine:
 
     # ------------------------------------------------------------------ the end
     def drain_chain(self) -> None:
-        """After the last event: a stuck line goes on firing until note_interrupt disables it."""
-        if self.up and self.chain_next is not None:
+        """After the last event: a stuck line goes on firing until note_interrupt disables it; an INTx that waits
+        at the pin is sent at the EOI."""
+        if self.up and (self.chain_next is not None or self.held or self.claims):
             e = np.zeros(0, np.int64)
             self.feed(e, e, e, INF - 1)
 
@@ -690,11 +1076,15 @@ class MsiLine:
         self.slot = None
         self.masked_here = False
 
-    def hold(self, t: np.ndarray, g: np.ndarray) -> None:
-        """Interrupts at the line while it is down: the first waits (IRQS_PENDING), the rest are dropped."""
+    def hold(self, t: np.ndarray, g: np.ndarray, taken: bool = False) -> None:
+        """Interrupts at the line while it is down: the first waits (IRQS_PENDING), the rest are dropped. The
+        first one's flow handler runs on the line's CPU (told to the CPU stage, unless it ``taken`` it already)."""
         if not g.size:
             return
         sink = self.eng.sink
+        cs = self.eng.cpus
+        if not self.masked and not taken and cs is not None and self.desc.cpu in cs.servers:
+            cs.note_complex(self.desc.cpu, t[:1], g[:1])
         if not self.masked:
             # the first one goes through the flow handler (or, for a glitch, straight to the chip's mask
             # only if it is masked already): it masks the line and sets IRQS_PENDING
@@ -748,18 +1138,24 @@ class MsiThreadLine(MsiLine):
         self.dispatched = 0
         self.windows = 0
 
-    def feed(self, t: np.ndarray, g: np.ndarray) -> None:
+    def feed(self, t: np.ndarray, g: np.ndarray, cls: np.ndarray | None = None) -> None:
+        """The line's interrupts in the order its CPU took them: at ``t`` with the CPU stage's class ``cls`` (a
+        vector taken from the IRR at a job's end goes before the thread's run at that instant; a raise after)."""
         if not t.size:
             return
         if not self.up:
             self.hold(t, g)
             return
         eng, D = self.eng, self.D
-        c0 = int(np.searchsorted(t, self.run_at, side="left")) if self.run_at is not None else 0
-        S = c0 + np.flatnonzero(chain_starts(t[c0:], D))
+        if cls is None:
+            cls = np.full(t.size, 5, np.int64)
+        k = 8 * t + cls                                # keys; a thread's run at r is a timer: 8r + 3
+        c0 = int(np.searchsorted(k, 8 * self.run_at + 3, side="left")) if self.run_at is not None else 0
+        S = c0 + np.flatnonzero(chain_starts(k[c0:], 8 * (t[c0:] + D) + 3)) if D > 0 else \
+            c0 + np.flatnonzero(chain_starts(t[c0:], 1))
         runs = t[S] + D
         allr = runs if self.run_at is None else np.r_[np.int64(self.run_at), runs]
-        cum = self.th + np.searchsorted(allr, t, side="right")   # runs done before each (timers first)
+        cum = self.th + np.searchsorted(8 * allr + 3, k, side="right")   # runs done before each
         judged, handled = deferred_verdicts(cum, bool(self.last & SPURIOUS_DEFERRED), self.last)
         jpos = np.flatnonzero(judged)
         c = -1
@@ -780,7 +1176,10 @@ class MsiThreadLine(MsiLine):
         if c >= 0:
             self.up = False
             eng.disable(self.desc, int(t[n - 1]), int(g[n - 1]), bool(handled[n - 1]))
-            self.hold(t[n:], g[n:])
+            if t.size - n > 1:
+                raise Unsupported(f"irq {self.desc.irq}: a threaded MSI line disabled at {int(t[n - 1]):,} ns while "
+                                  "more of its interrupts are on their way to its CPU (the first one masks it)")
+            self.hold(t[n:], g[n:], taken=True)
 
     def busy_until(self) -> int:
         return self.run_at or 0
@@ -836,6 +1235,8 @@ class IntxThreadLine:
             self.slot = [eng.sink.external(d.pending_event), d.pending_event.t]
         self.win: dict | None = None      # the threads woken: end (their run), ev (waits for the verdict), up
         self.kstat = 0
+        self.cpu_arr: list = []          # (t, g) of the interrupts its CPU takes (the CPU stage checks them)
+        self.last_open: int | None = None  # the last interrupt its CPU took (it holds the CPU host_irq_ns)
         self.woke = 0
         self.th_handled = [0] * self.nact
         self.th_none = [0] * self.nact
@@ -975,6 +1376,18 @@ class IntxThreadLine:
         self.th += int(nh[:nw - 1].sum())
         self.woke += nw - 1
         self.kstat += nw
+        ts = tt[S[:nw]]
+        H = eng.timing.host_irq_ns
+        if D < H:   # the threads unmask the line before its CPU is done with the opener: is anything there then?
+            gaps = np.diff(ts) if self.last_open is None else np.diff(np.r_[np.int64(self.last_open), ts])
+            if gaps.size and int(gaps.min()) < H:
+                i = int(np.flatnonzero(gaps < H)[0])
+                raise Unsupported(f"irq {self.desc.irq}: its irq threads (irq_thread_ns={D:,}) unmask the line before "
+                                  f"its CPU is done with the interrupt (host_irq_ns={H:,}), and another one arrives "
+                                  f"then ({int(ts[i + (self.last_open is None)]):,} ns): it would find the vector "
+                                  "still in service (the IO-APIC's remote IRR)")
+        self.last_open = int(ts[-1])
+        self.cpu_arr.append((ts, gg[S[:nw]]))   # each window's opener is a hard IRQ (then it is masked)
         self.pending_bit = False
         self.flow_ran = True
         # the last window: its opener dispatched at s, the line masked until its threads run

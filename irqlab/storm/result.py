@@ -100,6 +100,12 @@ def snapshot(host: Any) -> dict:
         s[("eventfd", *role)] = {"signals": efd.signals, "count": efd.count, "after_close": efd.signals_after_close}
     for irq, irte in host.irqbypass.irtes.items():
         s[("irte", irq)] = {"posted": irte.posted}
+    for c in host.cpus:
+        t = c.time_split()
+        s[("cpu", c.id)] = {"hardirq_ns": t["hardirq"], "exit_ns": t["exit"], "guest_ns": t["guest"],
+                            "idle_ns": t["idle"], "work_ns": t["work"], "taken": c.taken, "waited": c.waited,
+                            "merged": c.merged, "busy_periods": c.busy_periods, "exits": c.exits,
+                            "work_runs": c.work_runs, "irr": tuple(sorted(c.irr))}
     s[("arch",)] = {k: tuple(v) for k, v in host.arch_counts.items()}
     s[("ledger",)] = {"raised": host.ledger.raised, "counts": tuple(host.ledger.counts)}
     gi = host.genirq
@@ -199,6 +205,31 @@ class StormResult:
         """(vm, vcpu) → delivered and coalesced per vector, VM exits per reason, entries."""
         return {(k[1], k[2]): {"delivered": v["delivered"], "coalesced": v["coalesced"], "exits": v["exits"],
                                "entries": v["entries"]} for k, v in self.counters.items() if k[0] == "vcpu"}
+
+    def cpus(self) -> dict[int, dict]:
+        """Per CPU, what the storm added: ns in hard IRQ, VM exits, guest mode and idle (they add up to the storm's
+        span), kworker time beside them, vectors taken / waited / merged, busy periods, exits, work runs, and the
+        RES, PIN and PIW rows of /proc/interrupts."""
+        arch = self.counters.get(("arch",), {})
+        out = {}
+        for k, v in self.counters.items():
+            if k[0] == "cpu":
+                out[k[1]] = {f: n for f, n in v.items() if f != "irr"}
+                for row in ("RES", "PIN", "PIW"):
+                    out[k[1]][row] = arch.get(row, (0,) * (k[1] + 1))[k[1]]
+        return dict(sorted(out.items()))
+
+    def cpu_table(self) -> str:
+        """The storm's CPU time split, per CPU, as text (percentages of the storm's span)."""
+        parts = ("hardirq_ns", "exit_ns", "guest_ns", "idle_ns")
+        lines = [f"{'CPU':<6}" + "".join(f"{p[:-3]:>9}" for p in parts) + f"{'work':>9}{'taken':>11}{'merged':>11}"
+                 f"{'exits':>9}{'RES':>9}{'PIN':>9}{'PIW':>9}"]
+        for i, c in self.cpus().items():
+            tot = sum(c[p] for p in parts)
+            pct = [f"{100 * c[p] / tot:8.1f}%" if tot else f"{'-':>9}" for p in (*parts, "work_ns")]
+            lines.append(f"CPU{i:<3}" + "".join(pct) + f"{c['taken']:>11,}{c['merged']:>11,}{c['exits']:>9,}"
+                         f"{c['RES']:>9,}{c['PIN']:>9,}{c['PIW']:>9,}")
+        return "\n".join(lines)
 
     def disabled_at(self) -> dict[int, int]:
         """Per irq, when the line was disabled (spurious detection or disable_irq), or -1."""

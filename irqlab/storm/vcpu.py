@@ -60,6 +60,13 @@ class VcpuWindows:
         self.last_del_end = None     # the last entry that delivered, and the lowest vector it delivered (EOI'd last)
         self.last_del_min = None
         self.sipi: tuple | None = None  # (key, vector) of the last APIC_DM_STARTUP
+        self.carry_late = False      # the carried window's entry came later than it was due (storm/cpus.py)
+        self.carry_pir: set[int] = set()  # vectors already in the PIR of the carried window (storm/cpus.py)
+        self.late_windows = 0
+        self.timer_windows = 0
+        self.piw_keys: list = []     # keys of the windows a VT-d wake-up notification opened (storm/cpus.py)
+        self.piw_waited = 0          # of those, the ones that found their CPU in hard-IRQ context
+        self.coal_pir_n = 0          # accepts merged in the PIR behind another (mixed PIR/IRR vCPUs)
 
     def vector(self, x: int) -> int:
         if self.vloc[x] < 0:
@@ -212,14 +219,23 @@ class VcpuWindows:
             self.sipi = (key, a.vector)
 
     def process(self, T: np.ndarray, inj: Any, g: np.ndarray, tev: np.ndarray, vl: Any, cost: Any,
-                iommu: Any, order: np.ndarray | None = None) -> None:
+                iommu: Any, order: np.ndarray | None = None, *, keys: np.ndarray | None = None,
+                ends: np.ndarray | None = None, entry_at: np.ndarray | None = None, due: np.ndarray | None = None,
+                pir: np.ndarray | None = None, starts_pre: np.ndarray | None = None) -> None:
         """Accepts in execution order: time T, from irqfd work (``inj`` True) or raised, carrying interrupt g
-        (-1: none) raised at tev, vector (local index) vl, latency cost, VT-d posted (iommu)."""
+        (-1: none) raised at tev, vector (local index) vl, latency cost, VT-d posted (iommu).
+
+        With host CPUs (storm/cpus.py) the caller gives each accept's ``keys`` (8T + class), the end key and entry
+        instant of the window it would open (``ends``, ``entry_at``), when that entry was due (``due``: a later
+        entry waited for the CPU, and the host path's cost is not added to the latency then), and whether it went
+        to the PIR (``pir``: merged there it is coalesced_pir, else coalesced_irr)."""
         m = T.shape[0]
         if not m:
             return
         d = self.delta
-        if self.mixed:
+        if keys is not None:
+            K = keys
+        elif self.mixed:
             K = 2 * T + np.where(inj, -1 if self.inject_after_w else 1, 1)
             ends = 2 * T + 2 * d
         else:
@@ -228,10 +244,18 @@ class VcpuWindows:
         if self.carry_key is not None:
             c = int(np.searchsorted(K, self.carry_key, side="left"))
         Kc = K[c:]
-        starts = chain_starts(Kc, ends if np.ndim(ends) == 0 else ends[c:])
+        if starts_pre is not None:   # chain_preview's answer for these accepts (a greedy chain's prefix is its own)
+            starts = starts_pre[c:]
+        else:
+            starts = chain_starts(Kc, ends if np.ndim(ends) == 0 else ends[c:])
         sidx = np.flatnonzero(starts)
         nw = sidx.size
-        wend = T[c:][sidx] + d                          # entry instants of the new windows
+        if entry_at is not None:
+            wend = entry_at[c:][sidx]                   # entry instants of the new windows
+            wlate = wend > due[c:][sidx] if due is not None else np.zeros(nw, dtype=bool)
+        else:
+            wend = T[c:][sidx] + d
+            wlate = np.zeros(nw, dtype=bool)
         wid = np.empty(m, dtype=np.int64)
         wid[:c] = -1
         if m > c:
@@ -240,31 +264,7 @@ class VcpuWindows:
         # first accept of each vector in each window
         scal = np.ndim(vl) == 0
         nv = len(self.vectors)
-        first = np.empty(m, dtype=bool)
-        if scal:
-            groups = [(None, int(vl))]
-        else:
-            groups = [(np.flatnonzero(vl == j), j) for j in range(nv)] if nv <= 8 else None
-        if groups is not None:
-            for sel, j in groups:
-                w = wid if sel is None else wid[sel]
-                f = np.empty(w.shape[0], dtype=bool)
-                if f.size:
-                    f[0] = not (w[0] < 0 and self.vectors[j] in self.carry_vecs)
-                    np.not_equal(w[1:], w[:-1], out=f[1:])
-                if sel is None:
-                    first[:] = f
-                else:
-                    first[sel] = f
-        else:
-            srt = np.lexsort((np.arange(m), vl, wid))
-            ws, vs = wid[srt], vl[srt]
-            f = np.ones(m, dtype=bool)
-            f[1:] = (ws[1:] != ws[:-1]) | (vs[1:] != vs[:-1])
-            if c:
-                cv = np.array([self.vloc[x] for x in self.carry_vecs], dtype=np.int64)
-                f &= ~((ws < 0) & np.isin(vs, cv))
-            first[srt] = f
+        first = self._firsts(wid, vl, scal, nv, c, m)
         # blocked vectors: the first accept of one the IRR does not hold yet waits there (in flight); a first in
         # its window later is synced into an IRR that holds it (coalesced_irr); any other merges (self.coal)
         deliv, newly, irrc = first, None, None
@@ -282,6 +282,11 @@ class VcpuWindows:
                     self.held_new[x] = (int(g[i0]), int(tev[i0]), bool(iommu if np.ndim(iommu) == 0 else iommu[i0]))
                 deliv = first & ~bl
                 irrc = first & bl & ~newly
+        # the label of a merged accept: the PIR's own merges (an accept that went to the PIR behind the first one
+        # there, per window and vector) are coalesced_pir; any other is coalesced_irr
+        coal_pir = None
+        if pir is not None and pir.any():
+            coal_pir = pir & ~self._firsts(wid, vl, scal, nv, c, m, only=pir) & ~deliv
         # outcomes of the interrupts carried: delivered at their window's end, or coalesced
         tok = g >= 0
         if newly is not None:
@@ -296,17 +301,23 @@ class VcpuWindows:
         else:
             gi, fi, ti, wi = g[tok], deliv[tok], tev[tok], wid[tok]
         if gi.size:
-            end_of = np.where(wi >= 0, wend[np.maximum(wi, 0)] if nw else 0, self.carry_end)
+            wk = np.maximum(wi, 0)
+            end_of = np.where(wi >= 0, wend[wk] if nw else 0, self.carry_end)
+            late_of = np.where(wi >= 0, wlate[wk] if nw else False, self.carry_late)
             if np.ndim(iommu) == 0:
                 o_del = O.POSTED if iommu else O.INJECTED
             else:
                 io = iommu if allt else iommu[tok]
                 o_del = np.where(io, O.POSTED, O.INJECTED).astype(np.int8)
             out = np.where(fi, o_del, self.coal).astype(np.int8)
+            if coal_pir is not None:
+                cp = coal_pir if allt else coal_pir[tok]
+                out[~fi] = np.where(cp[~fi], O.COALESCED_PIR, O.COALESCED_IRR)
             if irrc is not None:
                 out[irrc if allt else irrc[tok]] = O.COALESCED_IRR
             lat = end_of - ti
-            lat += cost if np.ndim(cost) == 0 else (cost if allt else cost[tok])
+            cst = cost if np.ndim(cost) == 0 else (cost if allt else cost[tok])
+            lat += np.where(late_of, 0, cst)
             lat[~fi] = -1
             self.eng.sink.settle(gi, out, lat)
         # counters
@@ -318,20 +329,29 @@ class VcpuWindows:
             self.delivered += np.bincount(vl[deliv], minlength=nv)
             rest = ~deliv if newly is None else ~(deliv | newly)
             self.coalesced += np.bincount(vl[rest], minlength=nv)
+        if coal_pir is not None:
+            self.coal_pir_n += int(coal_pir.sum())
         if np.ndim(iommu) == 0:
             if not iommu:
-                self.kvm_seen[np.unique(vl) if not scal else int(vl)] = True
+                self.kvm_seen[np.bincount(vl, minlength=nv) > 0 if not scal else int(vl)] = True
         elif not iommu.all():
-            self.kvm_seen[np.unique(vl[~iommu]) if not scal else int(vl)] = True
+            self.kvm_seen[np.bincount(vl[~iommu], minlength=nv) > 0 if not scal else int(vl)] = True
         if newly is not None:
             self.irr_new += int(newly.sum())
             if self.vp.pir:
                 self.irr_coal_pir += int(irrc.sum())
         self.windows += nw
+        self.late_windows += int(wlate.sum())
+        if keys is not None and nw:   # windows whose entry is their own timer (not a re-entry after an exit)
+            self.timer_windows += int(np.count_nonzero(ends[c:][sidx] % 8 == 3))
         if self.vp.pir and nw and np.ndim(iommu) == 0:
             self.piw += nw if iommu else 0
+            if iommu and keys is not None:
+                self.piw_keys.append(K[c:][sidx])
         elif self.vp.pir and nw:
             self.piw += int(np.count_nonzero(iommu[c:][sidx]))
+            if keys is not None:
+                self.piw_keys.append(K[c:][sidx][iommu[c:][sidx]])
         # the last LAPIC accept (__apic_accept_irq: VT-d posting is not one) and whether it found its vector
         # pending: in the PIR (PIR mode) or the IRR
         if np.ndim(iommu) == 0:
@@ -340,7 +360,10 @@ class VcpuWindows:
             kv = np.flatnonzero(~iommu)
             li = int(kv[-1]) if kv.size else -1
         if li >= 0:
-            last = (int(T[li]), 0 if (np.ndim(inj) and inj[li]) else 1, int((g if order is None else order)[li]))
+            if keys is not None:
+                last = (int(K[li]), 0, int((g if order is None else order)[li]))
+            else:
+                last = (int(T[li]), 0 if (np.ndim(inj) and inj[li]) else 1, int((g if order is None else order)[li]))
             if newly is not None and not self.vp.pir and (bool(bl) if scal else bl[li]):
                 self.accepted_at(last, not bool(newly[li]))
             else:
@@ -350,7 +373,11 @@ class VcpuWindows:
             dk = np.flatnonzero(deliv)
             wl = int(wid[dk].max())
             E = int(wend[wl]) if wl >= 0 else self.carry_end
-            vj = (np.unique(vl[dk[wid[dk] == wl]]).tolist() if not scal else [int(vl)])
+            if scal:
+                vj = [int(vl)]
+            else:   # the accepts of the last window are a tail (wid does not decrease)
+                lw0 = int(np.searchsorted(wid, wl, side="left"))
+                vj = np.unique(vl[dk[int(np.searchsorted(dk, lw0)):]]).tolist()
             vmin = min(self.vectors[j] for j in vj)
             if self.last_del_end == E:
                 vmin = min(vmin, self.last_del_min)
@@ -358,14 +385,70 @@ class VcpuWindows:
         # the last window stays open for what comes next
         if nw:
             lw = c + int(sidx[-1])
-            self.carry_key = int(K[lw] + (ends[lw] - K[lw] if np.ndim(ends) else d))
+            if keys is not None:
+                self.carry_key = int(ends[lw])
+            else:
+                self.carry_key = int(K[lw] + (ends[lw] - K[lw] if np.ndim(ends) else d))
             self.carry_end = int(wend[-1])
+            self.carry_late = bool(wlate[-1])
             tail = slice(lw, m)
             vt = [vl] if scal else np.unique(vl[tail]).tolist()
             self.carry_vecs = {self.vectors[j] for j in vt}
+            self.carry_pir = set()
+            if pir is not None and pir[tail].any():
+                self.carry_pir = {self.vectors[j] for j in ([vl] if scal else np.unique(vl[tail][pir[tail]]).tolist())}
         else:
             vt = [vl] if scal else np.unique(vl).tolist()
             self.carry_vecs |= {self.vectors[j] for j in vt}
+            if pir is not None and pir.any():
+                self.carry_pir |= {self.vectors[j] for j in ([vl] if scal else np.unique(vl[pir]).tolist())}
+
+    def chain_preview(self, K: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Which of these accepts (keys K, each window's end key ``ends``) would open a window after the carried
+        one: what ``process`` will find, computed ahead (storm/cpus.py cuts before an undecided one)."""
+        c = int(np.searchsorted(K, self.carry_key, side="left")) if self.carry_key is not None else 0
+        st = np.zeros(K.shape[0], dtype=bool)
+        if K.shape[0] > c:
+            st[c:] = chain_starts(K[c:], ends[c:])
+        return st
+
+    def _firsts(self, wid: np.ndarray, vl: Any, scal: bool, nv: int, c: int, m: int,
+                only: np.ndarray | None = None) -> np.ndarray:
+        """For each accept, whether it is the first of its vector in its window (-1: the window carried from the
+        last call, whose vectors are carry_vecs; with ``only``, among the accepts ``only`` marks)."""
+        first = np.zeros(m, dtype=bool)
+        sel_all = np.arange(m) if only is None else np.flatnonzero(only)
+        if scal:
+            groups = [(sel_all, int(vl))]
+        else:
+            if nv > 8:
+                groups = None
+            elif only is None:   # (indices, not a boolean gather: a vector's accepts are scattered)
+                groups = [(np.flatnonzero(vl == j), j) for j in range(nv)]
+            else:
+                groups = [(sel_all[np.flatnonzero(vl[sel_all] == j)], j) for j in range(nv)]
+        if groups is not None:
+            for sel, j in groups:
+                w = wid[sel]
+                f = np.empty(w.shape[0], dtype=bool)
+                if f.size:
+                    held = self.carry_vecs if only is None else self.carry_pir
+                    f[0] = not (w[0] < 0 and self.vectors[j] in held)
+                    np.not_equal(w[1:], w[:-1], out=f[1:])
+                first[sel] = f
+            return first
+        vs_all = vl[sel_all]
+        ws_all = wid[sel_all]
+        srt = np.lexsort((np.arange(sel_all.size), vs_all, ws_all))
+        ws, vs = ws_all[srt], vs_all[srt]
+        f = np.ones(sel_all.size, dtype=bool)
+        f[1:] = (ws[1:] != ws[:-1]) | (vs[1:] != vs[:-1])
+        if c:
+            held = self.carry_vecs if only is None else self.carry_pir
+            cv = np.array([self.vloc[x] for x in held], dtype=np.int64)
+            f &= ~((ws < 0) & np.isin(vs, cv))
+        first[sel_all[srt]] = f
+        return first
 
 
 class WorkChain:
@@ -376,23 +459,54 @@ class WorkChain:
         self.eng, self.fp = eng, fp
         self.W = eng.timing.irqfd_work_ns
         self.open_end = -1
+        self.open_key = -1
         self.runs = 0
+        self.runs_on: dict[int, int] = {}   # per CPU, the runs a hard interrupt there queued (storm/cpus.py)
         self.coalesced = 0
         self.last = 0
 
-    def signals(self, t: np.ndarray, g: np.ndarray) -> None:
+    def signals(self, t: np.ndarray, g: np.ndarray, tev: np.ndarray | None = None,
+                src: np.ndarray | None = None, keys: np.ndarray | None = None) -> np.ndarray:
+        """Signals at t (the instants their hard interrupts ran: ``tev`` the interrupts' raise instants, if
+        different; ``src`` their sources, to count each run on the CPU whose interrupt queued it)."""
         if not t.size:
             return
-        c = int(np.searchsorted(t, self.open_end, side="left")) if self.open_end > 0 else 0
         starts = np.zeros(t.size, dtype=bool)
-        starts[c:] = chain_starts(t[c:], self.W)
+        if keys is not None:   # with host CPUs: a signal taken from an IRR at the work's instant is before it
+            c = int(np.searchsorted(keys, self.open_key, side="left"))
+            starts[c:] = chain_starts(keys[c:], 8 * (t[c:] + self.W) + 2)
+        else:
+            c = int(np.searchsorted(t, self.open_end, side="left")) if self.open_end > 0 else 0
+            starts[c:] = chain_starts(t[c:], self.W)
         self.eng.sink.settle(g[~starts], O.COALESCED_IRQFD)
         self.coalesced += int(t.size - np.count_nonzero(starts))
         s = np.flatnonzero(starts)
         if not s.size:
-            return
+            return s
         self.runs += s.size
+        if src is not None:
+            cpus = self.eng.cpus.src_cpu[src[s]]
+            for cpu, n in zip(*np.unique(cpus, return_counts=True)):
+                self.runs_on[int(cpu)] = self.runs_on.get(int(cpu), 0) + int(n)
         inject = t[s] + self.W
         self.open_end = int(inject[-1])
+        self.open_key = 8 * self.open_end + 2
         self.last = max(self.last, self.open_end)
-        self.eng.inject(self.fp.delivery, inject, g[s], t[s])
+        self.eng.inject(self.fp.delivery, inject, g[s], t[s] if tev is None else tev[s])
+        self.last_g = g[s]
+        return inject
+
+    def signal1(self, t: int, key: int, g: int, tev: int, cpu: int) -> int | None:
+        """One signal, inside a CPU's scan (storm/cpus.py): the inject instant if it queued the work, else None."""
+        if key < self.open_key:
+            self.eng.sink.settle(np.array([g], np.int64), O.COALESCED_IRQFD)
+            self.coalesced += 1
+            return None
+        self.runs += 1
+        self.runs_on[cpu] = self.runs_on.get(cpu, 0) + 1
+        inj = t + self.W
+        self.open_end, self.open_key = inj, 8 * inj + 2
+        self.last = max(self.last, inj)
+        self.eng.inject(self.fp.delivery, np.array([inj], np.int64), np.array([g], np.int64),
+                        np.array([tev], np.int64))
+        return inj

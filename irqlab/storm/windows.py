@@ -87,6 +87,10 @@ def chain_starts(keys: np.ndarray, ends) -> np.ndarray:
             return keys[i] + d
     else:
         ends = np.asarray(ends, dtype=np.int64)
+        if n >= 4 * _RUNS_MIN:
+            by_runs = _chain_by_runs(keys, ends)
+            if by_runs is not None:
+                return by_runs
 
         def end_of(i: np.ndarray) -> np.ndarray:
             return ends[i]
@@ -214,6 +218,37 @@ def chain_starts(keys: np.ndarray, ends) -> np.ndarray:
         cur = cur[cur >= 0]
         cur = cur[~is_sync[cur]]
     start[node_ev[np.concatenate(marked)]] = True
+    return start
+
+
+_RUNS_MIN = 32   # events per run of one window end, on average, for the chain to be followed run by run
+
+
+def _chain_by_runs(keys: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
+    """chain_starts when many events share their window's end (a vCPU's entry that waits for the end of its CPU's
+    busy period): the events of one run of equal ends send the chain to the same next window start, the first
+    event at or after that end, so the chain is followed from run to run — one step per window, at most one per
+    run. None when the runs are too short for that to pay (fewer than _RUNS_MIN events each on average)."""
+    n = keys.shape[0]
+    probe = min(n, 64 * _RUNS_MIN)   # a look at the head first: most streams are not like that at all
+    if int(np.count_nonzero(ends[1:probe] != ends[:probe - 1])) * _RUNS_MIN > probe:
+        return None
+    b = np.flatnonzero(ends[1:] != ends[:-1])
+    if (b.size + 1) * _RUNS_MIN > n:
+        return None
+    rs = np.empty(b.size + 1, np.int64)   # each run's first event
+    rs[0] = 0
+    np.add(b, 1, out=rs[1:])
+    nxt = np.searchsorted(keys, ends[rs], side="left")   # the next start after a window of that run's end
+    run_of = (np.searchsorted(rs, nxt, side="right") - 1).tolist()   # ... and the run that start is in
+    nxl = nxt.tolist()
+    st = [0]
+    r = 0
+    while nxl[r] < n:
+        st.append(nxl[r])
+        r = run_of[r]
+    start = np.zeros(n, dtype=bool)
+    start[st] = True
     return start
 
 
