@@ -37,7 +37,7 @@ CASES = [   # (short name, description, host, rate per source, share of the stor
      "coalescing)", lambda: scenarios.msix_nic(4, trace=False, tuned=False, vcpu_mode="halted"), 2_500_000, 1),
     ("little coalescing", "posted_nic(4), VT-d posting to running vCPUs, 250 k/s per queue",
      lambda: scenarios.posted_nic(4, trace=False, tuned=False), 250_000, 1),
-    ("shared CPUs", "switchboard(): disk + 4-queue NIC on host drivers, GPU passed through, 2 running vCPUs "
+    ("shared CPUs", "switchboard(tuned=False): disk + 4-queue NIC on host drivers, GPU passed through, 2 running vCPUs "
      "on their CPUs, 100 k/s per source (exits, RES kicks)", lambda: scenarios.switchboard(tuned=False), 100_000, 5),
 ]
 STREAMED = "heavy coalescing"   # the storm of the streamed run
