@@ -453,6 +453,34 @@ def test_a_kvm_post_that_set_on_first_leaves_the_vt_d_post_after_it_no_notificat
     assert a.equals(b), a.diff(b)
 
 
+@pytest.mark.parametrize("chunk", [1, 1 << 21])
+@pytest.mark.parametrize("tpr,times", [(0x50, [0, 1_000, 1_500]), (0, [0, 50, 100])])
+def test_a_kvm_post_into_a_clear_pir_is_not_coalesced_whatever_the_irr_holds(tpr, times, chunk):
+    """msix_nic(2, apicv): queue 0 (vector 0x41, vcpu0) signalled from CPU0, the sensor's vector on vcpu0's CPU.
+    The second accept of 0x41 comes while that CPU is in hard-IRQ context: __vmx_deliver_posted_interrupt's
+    pi_test_and_set_pir finds the PIR clear (the last entry emptied it), so the accept is not coalesced
+    (last_accept_coalesced False) though 0x41 already waits in the IRR — held there by the TPR (0x50), or taken
+    there in guest mode 50 ns earlier and not yet delivered (the entry that delivers it waits for the CPU)."""
+    def make():
+        h = scenarios.msix_nic(2, apicv=True, trace=False, tuned=False)
+        h.add_pci_device("0000:00:1f.0", name="sensor", msix=1)
+        drv = h.bind_host_driver("0000:00:1f.0", "sensor")
+        vm = h.scenario.vm
+        for irq in sorted(h.genirq.descs):
+            h.irq_set_affinity(irq, vm.vcpus[0].pcpu if irq == drv.irqs[0] else 0)
+        vm.vcpus[0].set_tpr(tpr)
+        return h
+    srcs = [Source("msi", "0000:00:1f.0", 0), Source("msi", "0000:01:00.0", 0)]
+    s = storm.from_arrays(np.array(times), np.array([1, 0, 1], np.uint16), srcs)
+    ha, hb = make(), make()
+    b = storm.run(hb, s, engine="reference", progress=False)
+    a = storm.run(ha, s, engine="vector", chunk_events=chunk, progress=False)
+    lap = hb.scenario.vm.vcpus[0].lapic
+    assert 0x41 in lap.irr or tpr == 0
+    assert b.ledger["coalesced_irr"] == 1 and not lap.last_accept_coalesced
+    assert a.equals(b), a.diff(b)
+
+
 # ------------------------------------------------------------------ the grid CPU (one vector, nobody kicked)
 def _both(make, s, chunk, rounds=2, shift=True):
     """The storm on two hosts built alike, vector and reference, ``rounds`` times on the same hosts (state carried
