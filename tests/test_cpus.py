@@ -406,8 +406,8 @@ def test_a_device_intx_waits_at_the_pin_in_both_engines(chunk):
 @pytest.mark.parametrize("chunk", [5, 1 << 21])
 def test_vt_d_posts_into_a_cpu_in_hard_irq_count_pin_in_both_engines(chunk):
     """posted_nic with a host device's vector on vcpu0's CPU: its interrupts are exits of vcpu0; the VT-d posts to
-    vcpu0 that find that CPU in hard-IRQ context send a notification the host takes (PIN, at most one per busy period);
-    those that find it in the guest count nothing."""
+    vcpu0 that find that CPU in hard-IRQ context send a notification the host takes (PIN, at most one per busy
+    period); those that find it in the guest count nothing."""
     def make():
         h = scenarios.posted_nic(2, trace=False, tuned=False)
         h.add_pci_device("0000:00:1f.0", name="sensor", msix=1)
