@@ -82,7 +82,7 @@ class CpuServer:
         self._cap = self._nb = 0
         self._bk = self._bs = self._be8 = np.zeros(0, np.int64)
         self.last_end = -1        # the end of the last finished busy period
-        self.pin_starts: list = []   # start keys of busy periods a VT-d notification landed in (PIN), unique each
+        self.pin_starts: list = []   # (start key, key, sub, VT-d?) of each busy period's first post to its vCPU
         self.bcls = self.bsub = 0
         self.kick_at: list[tuple] = []            # kicks sent (key, sub) not yet in the array below
         self._kicks = np.zeros((0, 2), np.int64)  # all kicks sent, in order: (key, sub)
@@ -268,18 +268,30 @@ class CpuServer:
             self.kick_at = []
         return self._kicks
 
-    def note_posts(self, K: np.ndarray, sub: np.ndarray) -> None:
-        """VT-d posts to its running vCPU while this CPU is in hard-IRQ context: the first of each busy period
-        sends the notification (ON was clear) that lands in the host: PIN (one per busy period they fall in)."""
-        start, _ = self.period_of(np.asarray(K, np.int64), np.asarray(sub, np.int64))
-        start = start[start >= 0]
+    def note_posts(self, K: np.ndarray, sub: np.ndarray, io: np.ndarray) -> None:
+        """Posts to its running vCPU (APICv) while this CPU is in hard-IRQ context, in key order, ``io`` the VT-d
+        posted ones: the first post of each busy period finds the PIR and ON clear (the vCPU's entry cleared
+        them) and sets ON, the others find ON set. When that first one is VT-d's, its notification lands in the
+        host: PIN (one per busy period). When it is KVM's (__vmx_deliver_posted_interrupt: the vCPU is not
+        IN_GUEST_MODE, no IPI), no later post of that period notifies anyone."""
+        K, sub = np.asarray(K, np.int64), np.asarray(sub, np.int64)
+        start, _ = self.period_of(K, sub)
+        m = start >= 0
+        if not m.all():
+            start, K, sub, io = start[m], K[m], sub[m], np.asarray(io)[m]
         if start.size:
-            self.pin_starts.append(np.unique(start))
+            f = np.flatnonzero(np.r_[True, start[1:] != start[:-1]])   # the first of each period (key order)
+            self.pin_starts.append((start[f], K[f], sub[f], np.asarray(io, bool)[f]))
 
     def pin_count(self) -> int:
+        """The busy periods whose first post was VT-d's (a period's posts may come in more than one call)."""
         if not self.pin_starts:
             return 0
-        return int(np.unique(np.concatenate(self.pin_starts)).size)
+        start, K, sub, io = (np.concatenate(c) for c in zip(*self.pin_starts))
+        o = np.lexsort((sub, K, start))
+        start, io = start[o], io[o]
+        first = np.r_[True, start[1:] != start[:-1]]
+        return int(np.count_nonzero(io[first]))
 
     def _arrays(self) -> tuple:
         """The finished busy periods as arrays (start key, start sub, end key 8 * end), in order."""

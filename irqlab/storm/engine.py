@@ -867,7 +867,8 @@ class VectorEngine:
                 _, inside, _ = srv.busy_of(kp, np.full(kp.shape[0], -1, np.int64))
                 vw.piw_waited += int(inside.sum())
         if srv is not None and vp.apicv and not vp.halted:
-            srv.note_posts(K[IO & pir], SB[IO & pir]) if pir is not None and (IO & pir).any() else None
+            if pir is not None and pir.any():   # posts into the PIR: the first of a busy period sets ON
+                srv.note_posts(K[pir], SB[pir], IO[pir])
 
     # ------------------------------------------------------------------ stages
     def _msi_scan(self, ml: MsiLine, t, sid, off, cnt, evk) -> None:

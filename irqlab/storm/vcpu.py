@@ -284,9 +284,10 @@ class VcpuWindows:
                 irrc = first & bl & ~newly
         # the label of a merged accept: the PIR's own merges (an accept that went to the PIR behind the first one
         # there, per window and vector) are coalesced_pir; any other is coalesced_irr
-        coal_pir = None
+        coal_pir = pir_first = None
         if pir is not None and pir.any():
-            coal_pir = pir & ~self._firsts(wid, vl, scal, nv, c, m, only=pir) & ~deliv
+            pir_first = self._firsts(wid, vl, scal, nv, c, m, only=pir)
+            coal_pir = pir & ~pir_first & ~deliv
         # outcomes of the interrupts carried: delivered at their window's end, or coalesced
         tok = g >= 0
         if newly is not None:
@@ -364,7 +365,9 @@ class VcpuWindows:
                 last = (int(K[li]), 0, int((g if order is None else order)[li]))
             else:
                 last = (int(T[li]), 0 if (np.ndim(inj) and inj[li]) else 1, int((g if order is None else order)[li]))
-            if newly is not None and not self.vp.pir and (bool(bl) if scal else bl[li]):
+            if pir_first is not None and pir[li]:   # posted while its CPU is in hard-IRQ context: the PIR bit
+                self.accepted_at(last, not bool(pir_first[li]))   # (the entry clears it), whatever the IRR holds
+            elif newly is not None and not self.vp.pir and (bool(bl) if scal else bl[li]):
                 self.accepted_at(last, not bool(newly[li]))
             else:
                 self.accepted_at(last, not bool(first[li]))
