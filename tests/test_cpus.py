@@ -773,3 +773,29 @@ def test_grid_cpus_forget_the_busy_periods_no_question_reaches(monkeypatch):
     srvs = list(stages[0].servers.values())
     assert all(srv.grid for srv in srvs)
     assert sum(srv.nbusy for srv in srvs) > 4 * sum(srv._nb for srv in srvs)
+
+
+@pytest.mark.parametrize("chunk", [1, 1 << 21])
+def test_a_wake_up_notification_raised_at_the_instant_a_hard_irq_began_waits(chunk):
+    """posted_nic(1), vcpu0 halted, a host device's vector on vcpu0's CPU. At t=0 the host device's interrupt
+    comes first (the CPU takes it: hard-IRQ context for host_irq_ns), then a VT-d post to vcpu0 at the same instant:
+    its wake-up vector (PIW) waits in the IRR behind that hard IRQ and is taken from it at its end — it waited
+    (found by test_twin_hosts: the vector engine placed the PIW before the busy period that began at its own
+    instant, so it counted it as not waiting)."""
+    def make():
+        h = scenarios.posted_nic(1, trace=False, tuned=False)
+        h.scenario.vm.vcpus[0].mode = "halted"
+        h.add_pci_device("0000:00:1f.0", name="sensor", msix=1)
+        drv = h.bind_host_driver("0000:00:1f.0", "sensor")
+        h.irq_set_affinity(drv.irqs[0], h.scenario.vm.vcpus[0].pcpu)
+        return h
+    srcs = [Source("msi", "0000:00:1f.0", 0), Source("msi", "0000:01:00.0", 0)]
+    s = storm.from_arrays(np.array([0, 0, 0]), np.array([0, 1, 0], np.uint16), srcs)
+    hb = make()
+    b = storm.run(hb, s, engine="reference", progress=False)
+    c = hb.scenario.vm.vcpus[0].pcpu
+    cb = b.cpus()[c]
+    assert cb["PIW"] == 1 and cb["taken"] == 3 and cb["waited"] == 2, cb   # the sensor's 2nd and the PIW waited
+    a = storm.run(make(), s, engine="vector", chunk_events=chunk, progress=False)
+    assert a.engine == "vector" and a.equals(b), a.diff(b)
+    assert a.cpus() == b.cpus()
