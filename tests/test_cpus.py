@@ -13,7 +13,8 @@ from irqlab import KernelError, msi, scenarios, storm
 from irqlab.kvm.irqchip import msi_route
 from irqlab.ledger import Outcome
 from irqlab.storm import Source
-from irqlab.uapi import VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_MSI_IRQ_INDEX
+from irqlab.uapi import (VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_MSI_IRQ_INDEX,
+                         VFIO_PCI_MSIX_IRQ_INDEX)
 
 DISK, NIC, GPU = "0000:00:17.0", "0000:02:00.0", "0000:03:00.0"
 # the scenarios are tuned hosts (device vectors off the vCPUs' CPUs): these tests want the allocator's placement
@@ -773,3 +774,67 @@ def test_grid_cpus_forget_the_busy_periods_no_question_reaches(monkeypatch):
     srvs = list(stages[0].servers.values())
     assert all(srv.grid for srv in srvs)
     assert sum(srv.nbusy for srv in srvs) > 4 * sum(srv._nb for srv in srvs)
+
+
+@pytest.mark.parametrize("chunk", [1, 1 << 21])
+def test_a_wake_up_notification_raised_at_the_instant_a_hard_irq_began_waits(chunk):
+    """posted_nic(1), vcpu0 halted, a host device's vector on vcpu0's CPU. At t=0 the host device's interrupt
+    comes first (the CPU takes it: hard-IRQ context for host_irq_ns), then a VT-d post to vcpu0 at the same instant:
+    its wake-up vector (PIW) waits in the IRR behind that hard IRQ and is taken from it at its end — it waited
+    (found by test_twin_hosts: the vector engine placed the PIW before the busy period that began at its own
+    instant, so it counted it as not waiting)."""
+    def make():
+        h = scenarios.posted_nic(1, trace=False, tuned=False)
+        h.scenario.vm.vcpus[0].mode = "halted"
+        h.add_pci_device("0000:00:1f.0", name="sensor", msix=1)
+        drv = h.bind_host_driver("0000:00:1f.0", "sensor")
+        h.irq_set_affinity(drv.irqs[0], h.scenario.vm.vcpus[0].pcpu)
+        return h
+    srcs = [Source("msi", "0000:00:1f.0", 0), Source("msi", "0000:01:00.0", 0)]
+    s = storm.from_arrays(np.array([0, 0, 0]), np.array([0, 1, 0], np.uint16), srcs)
+    hb = make()
+    b = storm.run(hb, s, engine="reference", progress=False)
+    c = hb.scenario.vm.vcpus[0].pcpu
+    cb = b.cpus()[c]
+    assert cb["PIW"] == 1 and cb["taken"] == 3 and cb["waited"] == 2, cb   # the sensor's 2nd and the PIW waited
+    a = storm.run(make(), s, engine="vector", chunk_events=chunk, progress=False)
+    assert a.engine == "vector" and a.equals(b), a.diff(b)
+    assert a.cpus() == b.cpus()
+
+
+@pytest.mark.parametrize("timing", [irqlab.Timing(), irqlab.Timing(host_irq_ns=1, irqfd_work_ns=2, vmexit_ns=1,
+                                                                  ipi_ns=0)])
+@pytest.mark.parametrize("chunk", [1, 1 << 21])
+def test_two_irqfd_works_at_one_instant_kick_in_the_order_they_were_queued(timing, chunk):
+    """A card's two MSI-X vectors broadcast to running vcpu0 (no APICv) through irqfd work: vector 0 on vcpu0's
+    own CPU1, vector 1 on CPU0, both raised at t=0, vector 0 first. Both works inject at the same instant and run
+    in the order they were queued: vector 0's kicks vcpu0 (IN_GUEST_MODE → a reschedule IPI), vector 1's finds it
+    EXITING. The first interrupt's latency is then the kick's window plus the host path (found by
+    test_small_hosts_vector_equals_reference: the vector engine let CPU1's scan see CPU0's work first, gave it the
+    kick, and the first interrupt the latency of an entry that waited: one host_irq_ns short)."""
+    card = "0000:03:00.0"
+
+    def make():
+        h = irqlab.Host(ncpus=3, timing=timing, trace=False)
+        vm = h.create_vm(nvcpus=1, irqchip="full", pcpus=[1])
+        h.add_pci_device(card, name="card", intx_pin=1, gsi=19, msix=2)
+        vdev = h.vfio_pci_bind(card)
+        efds = [irqlab.Eventfd(name=f"card-msix{i}") for i in range(2)]
+        vdev.set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSIX_IRQ_INDEX, 0, 2, efds)
+        mm = msi.encode(dest_id=0xFF, vector=0x31)
+        vm.kvm_set_gsi_routing(list(vm.routing.all()) + [msi_route(24 + i, mm.address_lo, mm.data, mm.address_hi)
+                                                         for i in range(2)])
+        for i, e in enumerate(efds):
+            vm.kvm_irqfd(e, 24 + i)
+        for i, cpu in enumerate((1, 0)):
+            h.irq_set_affinity(h.devices[card].vectors[i].irq, [cpu])
+        return h
+    srcs = [Source("msi", card, 0), Source("msi", card, 1)]
+    s = storm.from_arrays(np.array([0, 0]), np.array([0, 1], np.uint16), srcs)
+    hb = make()
+    b = storm.run(hb, s, engine="reference", progress=False)
+    assert b.ledger == {"injected": 1, "coalesced_irr": 1} and b.cpus()[1]["RES"] == 1
+    t = timing
+    assert b.latency_ns[0] == t.irqfd_work_ns + t.ipi_ns + t.vmexit_ns + t.host_irq_ns   # (not waited)
+    a = storm.run(make(), s, engine="vector", chunk_events=chunk, progress=False)
+    assert a.engine == "vector" and a.equals(b), a.diff(b)

@@ -138,9 +138,10 @@ class CpuServer:
         else:
             self.pend[RES] = (-1, tr, -1)
 
-    def _advance(self, T: int, cls: int, out_d: list) -> None:
-        """Everything the CPU does before an event of class ``cls`` at ``T``: jobs that end (first at an instant),
-        the reschedule IPI that lands, the irqfd work its own interrupts queued (timers)."""
+    def _advance(self, T: int, cls: int, out_d: list, sub: int = -1) -> None:
+        """Everything the CPU does before an event of class ``cls`` at ``T`` (and ``sub``): jobs that end (first at
+        an instant), the reschedule IPI that lands, the irqfd work its own interrupts queued (timers; an item at
+        the event's own key runs first if it was queued before it: its sub, the interrupt, is lower)."""
         key = 8 * T + cls
         while True:
             k, kind = INF * 8, -1
@@ -150,7 +151,7 @@ class CpuServer:
                 k, kind = 8 * self.res_t + K_INJ_AFTER, 1
             if self.own and 8 * self.own[0][0] + self.inj_cls < k:
                 k, kind = 8 * self.own[0][0] + self.inj_cls, 2
-            if kind < 0 or k >= key:
+            if kind < 0 or k > key or (k == key and not (kind == 2 and self.own[0][1] < sub)):
                 return
             if kind == 0:
                 self._end_job(self.bend, out_d)
@@ -222,7 +223,7 @@ class CpuServer:
                         self.jobs += 1
                         self.bend = ti + self.h
                     continue
-                self._advance(ti, ci, later)
+                self._advance(ti, ci, later, subl[j])
                 if v == -2:   # a kick candidate: the vCPU IN_GUEST_MODE (CPU free, no kick since it re-entered)?
                     self._kick(ti, ci, subl[j])
                     continue

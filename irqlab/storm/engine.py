@@ -861,10 +861,11 @@ class VectorEngine:
         vw.process(T, False, G, TEV, vl, cost, io, SB, keys=K, ends=ends, entry_at=entry, due=due, pir=pir,
                    starts_pre=starts_pre)
         if len(vw.piw_keys) > npiw:   # VT-d wake-ups: those that found their CPU in hard-IRQ context waited
-            kp = np.concatenate(vw.piw_keys[npiw:])
-            vw.piw_keys = []
+            kp = np.concatenate([k for k, _ in vw.piw_keys[npiw:]])
+            sp = np.concatenate([s for _, s in vw.piw_keys[npiw:]])   # a PIW sent at an event's own key comes
+            vw.piw_keys = []                                           # after what its CPU took before it there
             if srv is not None:
-                _, inside, _ = srv.busy_of(kp, np.full(kp.shape[0], -1, np.int64))
+                _, inside, _ = srv.busy_of(kp, sp)
                 vw.piw_waited += int(inside.sum())
         if srv is not None and vp.apicv and not vp.halted:
             if pir is not None and pir.any():   # posts into the PIR: the first of a busy period sets ON

@@ -64,7 +64,7 @@ class VcpuWindows:
         self.carry_pir: set[int] = set()  # vectors already in the PIR of the carried window (storm/cpus.py)
         self.late_windows = 0
         self.timer_windows = 0
-        self.piw_keys: list = []     # keys of the windows a VT-d wake-up notification opened (storm/cpus.py)
+        self.piw_keys: list = []     # (keys, subs) of the windows a VT-d wake-up opened (storm/cpus.py)
         self.piw_waited = 0          # of those, the ones that found their CPU in hard-IRQ context
         self.coal_pir_n = 0          # accepts merged in the PIR behind another (mixed PIR/IRR vCPUs)
 
@@ -218,6 +218,13 @@ class VcpuWindows:
         if a.mode == "startup" and (self.sipi is None or key >= self.sipi[0]):
             self.sipi = (key, a.vector)
 
+    @staticmethod
+    def _subs(order: Any, c: int, sidx: np.ndarray, m: int) -> np.ndarray:
+        """The subs (order at one key) of the window openers ``sidx`` after the carried ``c``; -1 without one."""
+        if order is None:
+            return np.full(sidx.size, -1, np.int64)
+        return np.asarray(np.broadcast_to(order, (m,))[c:][sidx], np.int64)
+
     def process(self, T: np.ndarray, inj: Any, g: np.ndarray, tev: np.ndarray, vl: Any, cost: Any,
                 iommu: Any, order: np.ndarray | None = None, *, keys: np.ndarray | None = None,
                 ends: np.ndarray | None = None, entry_at: np.ndarray | None = None, due: np.ndarray | None = None,
@@ -348,11 +355,12 @@ class VcpuWindows:
         if self.vp.pir and nw and np.ndim(iommu) == 0:
             self.piw += nw if iommu else 0
             if iommu and keys is not None:
-                self.piw_keys.append(K[c:][sidx])
+                self.piw_keys.append((K[c:][sidx], self._subs(order, c, sidx, m)))
         elif self.vp.pir and nw:
             self.piw += int(np.count_nonzero(iommu[c:][sidx]))
             if keys is not None:
-                self.piw_keys.append(K[c:][sidx][iommu[c:][sidx]])
+                w = iommu[c:][sidx]
+                self.piw_keys.append((K[c:][sidx][w], self._subs(order, c, sidx, m)[w]))
         # the last LAPIC accept (__apic_accept_irq: VT-d posting is not one) and whether it found its vector
         # pending: in the PIR (PIR mode) or the IRR
         if np.ndim(iommu) == 0:
