@@ -522,6 +522,9 @@ class VectorEngine:
             c = vp.pcpu
             bound = cs.curr.get(c) is vp and c in cs.servers
             self.vbound.append(cs.servers[c] if bound else None)
+            # the vCPU its CPU runs, kicked by reschedule IPIs, on a CPU no source's vector reaches: its re-entry
+            # ends that CPU's exit (a job's end, 8T + K_END, in CPU order), not a timer
+            vw.res_only = (cs.curr.get(c) is vp and c not in cs.servers and not vp.halted and not vp.apicv)
             vw.cpu_keys = True
             vw.defer: list = []          # accepts whose entry is not decided yet (their CPU's future)
 
@@ -737,7 +740,7 @@ class VectorEngine:
     def _vcpu_accepts(self, v: int, vw: Any, sels: list, t_next: int) -> None:
         col = self.acc_vec[v]
         parts = []
-        own = self.vbound[v].cpu if self.vbound[v] is not None else None
+        own = self.vbound[v].cpu if self.vbound[v] is not None else (vw.vp.pcpu if vw.res_only else None)
         for (T, cl, G, S, TR, SUB), sel in sels:
             if sel is not None:
                 T, cl, G, S, TR, SUB = T[sel], cl[sel], G[sel], S[sel], TR[sel], SUB[sel]
@@ -795,8 +798,14 @@ class VectorEngine:
         d = vw.delta
         BIG = CINF * 2   # an end no accept reaches (still to be decided)
         starts_pre = None
-        if srv is None:   # its window ends at the entry timer
-            ends = 8 * (T + d) + K_ENTRY
+        if srv is None:   # its window ends at the entry timer (or at the end of the exit its kick caused)
+            ends = 8 * (T + d) + (K_END if vw.res_only else K_ENTRY)
+            if vw.res_only:
+                before = K[(K & 7) == 7]   # taken from a lower-numbered CPU's IRR at a re-entry's instant (K_BEFORE)
+                if before.size and (np.isin(before + 1, ends).any() or (vw.carry_key is not None and
+                                                                         (before + 1 == vw.carry_key).any())):
+                    raise Unsupported(f"vcpu{vp.vcpu.id}: a vector a lower-numbered CPU takes from its IRR at the "
+                                      "instant its quiet CPU re-enters (its kick, sent after, is a second RES exit)")
             entry, due, pir = T + d, T + d, None
         else:
             t = self.timing
