@@ -656,6 +656,19 @@ class VectorEngine:
                     for a in self.instant[src]:
                         self.vcpus[a.vcpu.index].instant_at((8 * int(T[i]) + int(cl[i]), 0, int(SUB[i])), a)
 
+    def _nh_loud(self, mk: np.ndarray) -> np.ndarray:
+        """Which of these no-handler arrivals (messages ``mk``, in order) print: the first at a VECTOR_SHUTDOWN
+        slot is silent (the slot becomes VECTOR_UNUSED, its later arrivals print)."""
+        loud = np.ones(mk.size, dtype=bool)
+        if self.nh_silent:
+            msgs, first = np.unique(mk, return_index=True)
+            for x, i in zip(msgs.tolist(), first.tolist()):
+                if x in self.nh_silent:
+                    self.nh_silent.discard(x)
+                    self.nh_unused.append(x)
+                    loud[i] = False
+        return loud
+
     def _nohandler_log_cpu(self, T, s, G, cl, SUB) -> None:
         """_nohandler_log for what the CPUs took, in the order they took it (6-tuples: + class and order)."""
         m = self.nh_msg[s]
@@ -664,15 +677,7 @@ class VectorEngine:
             return
         o = k[np.lexsort((SUB[k], 8 * T[k] + cl[k]))]
         ek, mk = o, m[o]
-        loud = np.ones(ek.size, dtype=bool)
-        if self.nh_silent:
-            msgs, first = np.unique(mk, return_index=True)
-            for x, i in zip(msgs.tolist(), first.tolist()):
-                if x in self.nh_silent:
-                    self.nh_silent.discard(x)
-                    self.nh_unused.append(x)
-                    loud[i] = False
-        c = np.flatnonzero(loud)
+        c = np.flatnonzero(self._nh_loud(mk))
         ok, rep = ratelimit_scan(self.nh_rs, T[ek[c]] // NSEC_PER_JIFFY)
         for i in np.flatnonzero(ok | (rep > 0)).tolist():
             j = int(ek[c[i]])
@@ -930,15 +935,7 @@ class VectorEngine:
         if not k.size:
             return
         ek, mk = e[k], m[k]
-        loud = np.ones(ek.size, dtype=bool)
-        if self.nh_silent:
-            msgs, first = np.unique(mk, return_index=True)
-            for x, i in zip(msgs.tolist(), first.tolist()):
-                if x in self.nh_silent:
-                    self.nh_silent.discard(x)
-                    self.nh_unused.append(x)
-                    loud[i] = False
-        c = np.flatnonzero(loud)
+        c = np.flatnonzero(self._nh_loud(mk))
         ok, rep = ratelimit_scan(self.nh_rs, t[ek[c]] // NSEC_PER_JIFFY)
         for i in np.flatnonzero(ok | (rep > 0)).tolist():
             tt, g = int(t[ek[c[i]]]), off + int(ek[c[i]])
