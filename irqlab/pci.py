@@ -230,7 +230,16 @@ class PciDevice:
         return next((v for v in self.vectors if v.index == index), None)
 
     def pci_free_irq_vectors(self) -> None:
+        """drivers/pci/msi/api.c pci_free_irq_vectors → pci_disable_msix/pci_disable_msi: the shutdown clears the
+        Enable bit, so an interrupt waiting in a masked vector's pending bit is never sent (dropped)."""
+        kind, fn = ("MSI-X", "pci_msix_shutdown") if self.msix_enabled else ("MSI", "pci_msi_shutdown")
+        actor = "vfio" if getattr(self.driver, "name", None) == "vfio-pci" else "driver"
         for v in self.vectors:
+            ev, v.pending_event = v.pending_event, None
+            if ev is not None and ev.live:
+                ev.hop(fn, "drivers/pci/msi/msi.c", actor, f"{self.bdf}[{v.index}]: {kind} Enable cleared with the "
+                       "pending bit set: the message is never sent (dropped)")
+                ev.settle(Outcome.DISABLED)
             self.host.genirq.free_desc(v.irq)
         self.vectors = []
         self.msi_enabled = self.msix_enabled = False

@@ -86,6 +86,34 @@ def test_msix_per_vector_eventfds_and_proc_names(host, vdev):
     assert vdev.irq_type == -1 and "vfio-msix" not in host.proc_interrupts()
 
 
+@pytest.mark.parametrize("index", [VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX])
+def test_disabling_msi_drops_what_a_masked_vector_holds(host, vdev, index):
+    """drivers/pci/msi/api.c pci_free_irq_vectors → pci_msix_shutdown / pci_msi_shutdown: the Enable bit is
+    cleared, so a message waiting in a masked vector's pending bit is never sent; it is settled (dropped), not
+    left pending with nothing holding it (found by the twin fuzzer)."""
+    vdev.set_irqs(EFD_TRIG, index, 0, 1, [Eventfd()])
+    vdev.dev.vectors[0].masked = True   # the guest masked the vector (the model's test hook: no mask ioctl)
+    j = host.raise_msi(BDF, 0)
+    assert j.outcome == "pending" and vdev.dev.vectors[0].pending_event is not None
+    assert host.raise_msi(BDF, 0).outcome == "disabled"   # the pending bit is already set: merged
+    assert host.ledger.as_dict() == {"pending": 1, "disabled": 1}
+    vdev.set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, 0)
+    assert vdev.irq_type == -1 and not vdev.dev.vectors
+    assert host.ledger.as_dict() == {"disabled": 2} and j.outcome == "disabled"
+    fn = "pci_msix_shutdown" if index == VFIO_PCI_MSIX_IRQ_INDEX else "pci_msi_shutdown"
+    assert j.functions()[-1] == fn and j.hops[-1].file == "drivers/pci/msi/msi.c" and j.hops[-1].actor == "vfio"
+
+
+def test_unbinding_a_host_driver_drops_what_a_masked_vector_holds(host):
+    host.add_pci_device("0000:06:00.0", name="nvme", intx_pin=1, gsi=18, msix=2)
+    drv = host.bind_host_driver("0000:06:00.0")
+    host.devices["0000:06:00.0"].vectors[1].masked = True
+    j = host.raise_msi("0000:06:00.0", 1)
+    assert j.outcome == "pending"
+    drv.unbind()
+    assert host.ledger.as_dict() == {"disabled": 1} and j.hops[-1].actor == "driver"
+
+
 def test_msi_msix_exclusive_and_intx_exclusive(vdev):
     vdev.set_irqs(EFD_TRIG, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [Eventfd()])
     assert err(vdev.set_irqs, EFD_TRIG, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, [Eventfd()]) == errno.EINVAL
