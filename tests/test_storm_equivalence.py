@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import irqlab
 from irqlab import Eventfd, Timing, msi, msi_route, scenarios, storm
 from helpers import FUZZ_REPORT, FUZZ_SECONDS, fuzz_for
+from test_twin_fuzz import same_held  # the twin fuzzer's check: the same interrupts held alike
 from irqlab.storm import Source
 from irqlab.uapi import (
     KVM_IRQFD_FLAG_RESAMPLE, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_UNMASK,
@@ -54,6 +55,7 @@ def _compare_on(h1, h2, srcs, times, ids, chunk):
     assert sum(a.ledger.values()) == len(s)
     h1.ledger_check()
     assert h1.proc_interrupts() == h2.proc_interrupts()
+    same_held(h1, h2)
     for o in a.ledger:
         COVERAGE[o] += 1
     if h1.spurious_disabled:

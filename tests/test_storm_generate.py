@@ -100,6 +100,10 @@ def test_a_lazy_storm_is_the_same_however_it_is_consumed():
     parts = list(lz.chunks(1000))
     assert np.array_equal(np.concatenate([p[0] for p in parts]), whole.times)
     assert [p[2] for p in parts] == list(np.cumsum([0] + [len(p[0]) for p in parts[:-1]]))
+    # the source of one interrupt, found again without the whole storm (what the engine leaves held names it)
+    edges = np.cumsum(lz._counts)[:-1]   # the first and last interrupt of each slice
+    for i in sorted({0, len(lz) - 1, *edges.tolist(), *(edges - 1).tolist()}):
+        assert lz.source_at(i) == whole.source_at(i) == whole.sources[int(whole.source_ids[i])], i
 
 
 # ------------------------------------------------------------------------------------------ issue 11: storm input

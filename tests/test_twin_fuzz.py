@@ -353,6 +353,18 @@ def same_twins(a, b) -> None:
     ia = [(e.id, e.outcome) for e in a.host.events_in_flight()]
     ib = [(e.id, e.outcome) for e in b.host.events_in_flight()]
     assert ia == ib, f"interrupts still to account for differ: {ia} vs {ib}"
+    same_held(a.host, b.host)
+
+
+def same_held(a, b) -> None:
+    """Two hosts hold the same interrupts in the same places, and each says the same of itself (its outcome, its
+    source, irq and device): the model's later calls (a free, a disable, the guest's service) go by these."""
+    def of(host):
+        where, _, evs, _ = held(host)
+        return sorted((where[i], i, e.outcome, e.source, e.irq, getattr(e.device, "bdf", None))
+                      for i, e in evs.items())
+    ha, hb = of(a), of(b)
+    assert ha == hb, f"held interrupts differ: {ha} vs {hb}"
 
 
 # ------------------------------------------------------------------------------------------ the machine

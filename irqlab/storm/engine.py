@@ -1122,10 +1122,10 @@ class VectorEngine:
         self.refire_segs.append((r0, n, key))
         self.n_refires += n
 
-    def new_refire(self, R: int, key: int) -> int:
-        """One re-delivery raised at R that the model keeps as an IrqEvent for a while: its handle."""
+    def new_refire(self, R: int, key: int, irq: int) -> int:
+        """One re-delivery of ``irq`` raised at R that the model keeps as an IrqEvent for a while: its handle."""
         h = REFIRE_BASE + len(self.refire_held)
-        self.refire_held[h] = (R, key, int(self.key_before(R) + 0.5))
+        self.refire_held[h] = (R, key, int(self.key_before(R) + 0.5), irq)
         self.refire_segment(R, 1, key)
         return h
 
@@ -1213,7 +1213,7 @@ class VectorEngine:
             if sp.route == R_POSTED:
                 sp.irte.posted += k
         for gidx, tt, v in self.pba.values():
-            v.pending_event = self._held_event(gidx, tt, None)
+            v.pending_event = self._held_event(gidx, tt)
         # interrupts held since before the storm that a poll (or a round trip) settled
         for g, (o, t_ack) in self.sink.ext_done.items():
             ev = self.sink.event(g)
@@ -1258,7 +1258,7 @@ class VectorEngine:
                 if dp.kind == "vfio":
                     self._vfio_back(il, il.vfio)
                 elif st is not None:
-                    dp.dev.intx_status_event = self._held_event(st[1], st[2], dp.dev,
+                    dp.dev.intx_status_event = self._held_event(st[1], st[2],
                                                                 O.PENDING if st[0] == "pending" else st[3])
                 else:
                     dp.dev.intx_status_event = None
@@ -1424,7 +1424,7 @@ class VectorEngine:
         d.istate = (d.istate | IRQS_PENDING) if pending_bit else (d.istate & ~IRQS_PENDING)
         d.irq_count, d.irqs_unhandled, d.last_unhandled = spur
         if slot is not None:
-            d.pending_event = self._held_event(slot[0], slot[1], None)
+            d.pending_event = self._held_event(slot[0], slot[1])
         elif managed:
             d.pending_event = None
 
@@ -1434,7 +1434,7 @@ class VectorEngine:
         vdev.handled["intx"] += v.via_handler
         vdev.handled["intx_none"] += il.vfio_intx_none
         if v.state == HELD:
-            dev.intx_status_event = self._held_event(v.tok[0], v.tok[1], dev)
+            dev.intx_status_event = self._held_event(v.tok[0], v.tok[1])
         else:
             dev.intx_status_event = None
         # the trigger, the irqfd, the resampler and the unmask eventfd
@@ -1489,7 +1489,7 @@ class VectorEngine:
             lap.irr.add(x)
             ev = None
             if gidx >= 0 or gidx <= -2:
-                ev = self._held_event(gidx, tt, None, None)
+                ev = self._held_event(gidx, tt, None)
                 ev.via_iommu, ev.via_host = io, not io
                 self.host._inflight[ev.id] = ev
             vc.irr_tokens[x] = ev
@@ -1525,10 +1525,11 @@ class VectorEngine:
         if vw.piw:
             self.host.arch_count("PIW", vp.pcpu, vw.piw)
 
-    def _held_event(self, gidx: int, t: int, device: Any, outcome: Any = O.PENDING) -> IrqEvent:
+    def _held_event(self, gidx: int, t: int, outcome: Any = O.PENDING) -> IrqEvent:
         """The IrqEvent the replay would leave held here (a device's Status bit, a line's IRQS_PENDING, the
         PBA, an IRR bit behind the TPR with ``outcome`` None: in flight): the model's own if it is from before
-        the storm, else one with the id the replay would have given it, so later calls on the model see the same."""
+        the storm, else one with the id, the device and the irq the replay would have given it, so later calls
+        on the model see the same (the engine holds no INTx its device asserted under DisINTx, which has no irq)."""
         h = self.host
         if gidx <= -2:
             ev = self.sink.event(gidx)
@@ -1536,16 +1537,22 @@ class VectorEngine:
                 ev.outcome = O(self.sink.ext_done[gidx][0])
             return ev
         if gidx >= REFIRE_BASE:  # a re-delivery: its id counts the storm's interrupts and re-deliveries before it
-            R, key, nb = self.refire_held[gidx]
-            ev = IrqEvent(h, self.first_id + nb + self._refires_before(R, key), "storm", t, False)
-            ev.outcome = outcome
+            R, key, nb, irq = self.refire_held[gidx]
+            ev = IrqEvent(h, self.first_id + nb + self._refires_before(R, key), f"irq {irq} still asserted", t, False)
+            ev.outcome, ev.irq = outcome, irq
             return ev
-        label = "storm"
-        if self.keep and gidx >= 0:
-            label = self.storm.sources[int(self.storm.source_ids[gidx])].label
-        ev = IrqEvent(h, self.first_id + gidx + self._refires_before(t), label, t, False)
+        src = self.storm.source_at(gidx)
+        ev = IrqEvent(h, self.first_id + gidx + self._refires_before(t), "", t, False)
         ev.outcome = outcome
-        ev.device = device
+        if src.kind == "spurious":   # as raise_spurious / raise_msi / raise_intx name it
+            ev.source, ev.irq = f"spurious irq {src.irq}", src.irq
+        else:   # the device; send_msi or the line's vector: the irq
+            ev.device = dev = h.devices[src.bdf]
+            if src.kind == "msi":
+                ev.source = f"{src.bdf} msi{'x' if dev.msix_enabled else ''}[{src.index}]"
+                ev.irq = dev.vector(src.index).irq
+            else:
+                ev.source, ev.irq = f"{src.bdf} intx", dev.gsi
         return ev
 
 

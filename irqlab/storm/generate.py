@@ -209,6 +209,10 @@ class Storm:
         for lo in range(0, len(self), chunk_events):
             yield self.times[lo:lo + chunk_events], self.source_ids[lo:lo + chunk_events], lo
 
+    def source_at(self, i: int) -> Source:
+        """The source of the storm's i-th interrupt."""
+        return self.sources[int(self.source_ids[i])]
+
     def counts(self) -> dict[str, int]:
         c = np.bincount(self.source_ids, minlength=len(self.sources))
         return {s.label: int(n) for s, n in zip(self.sources, c)}
@@ -357,6 +361,12 @@ class LazyStorm:
         lo = self.start_ns + i * self.slice_ns
         hi = min(lo + self.slice_ns, self.start_ns + self.duration_ns)
         return _arrivals(rng, int(self._counts[i]), lo, hi, self.rates)
+
+    def source_at(self, i: int) -> Source:
+        """The source of the storm's i-th interrupt (its slice drawn again: for the few an engine leaves held)."""
+        k = int(np.searchsorted(np.cumsum(self._counts), i, side="right"))
+        _, ids = self.slice(k)
+        return self.sources[int(ids[i - int(self._counts[:k].sum())])]
 
     def chunks(self, chunk_events: int):
         """(times, source_ids, offset): whole slices, never more than needed in memory at once."""

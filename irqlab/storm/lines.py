@@ -907,7 +907,7 @@ class IntxLine:
         if self.masked:
             return
         eng = self.eng
-        h = eng.new_refire(R, self.tie)
+        h = eng.new_refire(R, self.tie, self.desc.irq)
         self.cpu_arr.append((np.array([R], np.int64), np.array([-1], np.int64), C_EOI))
         self.F = max(self.F, R + self.H)
         self.refires += 1
@@ -1479,4 +1479,4 @@ class IntxThreadLine:
         eng._line_state(d, self.masked, self.pending_bit, self.flow_ran, self.spur, self.slot, True)
         for j, dp in enumerate(self.lp.devices):
             h = self.dstate[j]
-            dp.dev.intx_status_event = None if h is None else eng._held_event(h, self.held_t.get(h, 0), dp.dev)
+            dp.dev.intx_status_event = None if h is None else eng._held_event(h, self.held_t.get(h, 0))
