@@ -952,8 +952,12 @@ class VectorEngine:
             m = np.isin(s, srcs) if len(srcs) > 1 else s == srcs[0]
             wc.signals(t[m], g[m], None if tev is None else tev[m], s[m] if self.cpus is not None else None)
 
-    def inject(self, delivery: Any, T: np.ndarray, g: np.ndarray, tev: np.ndarray) -> None:
-        """irqfd_inject at times T for the interrupts g: kvm_set_irq through the GSI's routes."""
+    def inject(self, delivery: Any, T: np.ndarray, g: np.ndarray, tev: np.ndarray,
+               order: np.ndarray | None = None) -> None:
+        """irqfd_inject at times T for the interrupts g: kvm_set_irq through the GSI's routes. ``order``: the order
+        the works were queued in (injects at one instant run in it; g when None: storm order)."""
+        if order is None:
+            order = g
         acc = delivery.accepts
         cost = self.timing.host_irq_ns
         if not acc:
@@ -968,12 +972,12 @@ class VectorEngine:
                 vw = self.vcpus[a.vcpu.index]
                 if self.cpus is not None:
                     kc = K_INJ_BEFORE if vw.inject_after_w else K_INJ_AFTER
-                    vw.instant_at((8 * int(T[-1]) + kc, 0, int(g[-1])), a)
+                    vw.instant_at((8 * int(T[-1]) + kc, 0, int(order[-1])), a)
                 else:
-                    vw.instant_at((int(T[-1]), 0, int(g[-1])), a)
+                    vw.instant_at((int(T[-1]), 0, int(order[-1])), a)
                 continue
             vw = self.vcpus[a.vcpu.index]
-            vw.buf.append((T, g if n == 0 else np.full(T.size, -1, np.int64), tev, vw.vector(a.vector), cost, g))
+            vw.buf.append((T, g if n == 0 else np.full(T.size, -1, np.int64), tev, vw.vector(a.vector), cost, order))
 
     def _vcpu_info(self) -> None:
         """Per vCPU, what its accepts at raise time have in common (the fast path needs one of each)."""

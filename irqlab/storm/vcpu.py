@@ -477,9 +477,11 @@ class WorkChain:
         self.last = 0
 
     def signals(self, t: np.ndarray, g: np.ndarray, tev: np.ndarray | None = None,
-                src: np.ndarray | None = None, keys: np.ndarray | None = None) -> np.ndarray:
+                src: np.ndarray | None = None, keys: np.ndarray | None = None,
+                order: np.ndarray | None = None) -> np.ndarray:
         """Signals at t (the instants their hard interrupts ran: ``tev`` the interrupts' raise instants, if
-        different; ``src`` their sources, to count each run on the CPU whose interrupt queued it)."""
+        different; ``src`` their sources, to count each run on the CPU whose interrupt queued it; ``order`` the
+        order they were queued in at one instant, CpuStage.queue_order: the interrupt ``g`` without CPUs)."""
         if not t.size:
             return
         starts = np.zeros(t.size, dtype=bool)
@@ -503,12 +505,13 @@ class WorkChain:
         self.open_end = int(inject[-1])
         self.open_key = 8 * self.open_end + 2
         self.last = max(self.last, self.open_end)
-        self.eng.inject(self.fp.delivery, inject, g[s], t[s] if tev is None else tev[s])
-        self.last_g = g[s]
+        self.last_ord = g[s] if order is None else order[s]
+        self.eng.inject(self.fp.delivery, inject, g[s], t[s] if tev is None else tev[s], self.last_ord)
         return inject
 
-    def signal1(self, t: int, key: int, g: int, tev: int, cpu: int) -> int | None:
-        """One signal, inside a CPU's scan (storm/cpus.py): the inject instant if it queued the work, else None."""
+    def signal1(self, t: int, key: int, g: int, tev: int, cpu: int, order: int) -> int | None:
+        """One signal, inside a CPU's scan (storm/cpus.py): the inject instant if it queued the work, else None
+        (``order``: CpuStage.queue_order's)."""
         if key < self.open_key:
             self.eng.sink.settle(np.array([g], np.int64), O.COALESCED_IRQFD)
             self.coalesced += 1
@@ -519,5 +522,5 @@ class WorkChain:
         self.open_end, self.open_key = inj, 8 * inj + 2
         self.last = max(self.last, inj)
         self.eng.inject(self.fp.delivery, np.array([inj], np.int64), np.array([g], np.int64),
-                        np.array([tev], np.int64))
+                        np.array([tev], np.int64), np.array([order], np.int64))
         return inj
