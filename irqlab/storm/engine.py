@@ -118,6 +118,17 @@ def _key_order(K: np.ndarray, SB: np.ndarray) -> np.ndarray:
     return np.lexsort((SB, K))
 
 
+def _last_pair_at_or_before(P: np.ndarray, K: np.ndarray, SB: np.ndarray) -> np.ndarray:
+    """For events (K[i], SB[i]): the index of the last row (key, sub) of ``P`` (rows in order) at or before it,
+    -1 if none."""
+    j = np.searchsorted(P[:, 0], K, side="right") - 1
+    while True:   # rows at the event's own key with a later sub: step back (a few kicks share a key at most)
+        m = (j >= 0) & (P[np.maximum(j, 0), 0] == K) & (P[np.maximum(j, 0), 1] > SB)
+        if not m.any():
+            return j
+        j = np.where(m, j - 1, j)
+
+
 def _pairs_in(K: np.ndarray, SB: np.ndarray, pairs: list) -> np.ndarray:
     """Which events (K[i], SB[i]) are among ``pairs`` [(key, sub)] (or an array of such rows): by a combined key
     when it fits in 62 bits."""
@@ -824,8 +835,17 @@ class VectorEngine:
                 undet = nxt >= CINF
                 ends = np.where(undet, BIG, 8 * np.minimum(nxt, CINF) + K_END)
                 # (an accept keyed K_BEFORE was seen by the kicked CPU's scan at its own key, 8T + K_EARLY)
-                kicked = _pairs_in(np.where((K & 7) == 7, K + 2, K), SB, srv.kick_pairs())
+                kp = srv.kick_pairs()
+                kicked = _pairs_in(np.where((K & 7) == 7, K + 2, K), SB, kp)
                 due = np.where(kicked, T + t.ipi_ns + t.vmexit_ns, T)
+                if kp.shape[0]:   # an accept while a kick another one sent is on its way (the vCPU EXITING, or
+                    # out for it): due when that kick's exit ends (vm.py's window_due), if it re-enters then
+                    j = _last_pair_at_or_before(kp, np.where((K & 7) == 7, K + 2, K), SB)
+                    jj = np.maximum(j, 0)
+                    _, _, nk = srv.busy_of(kp[jj, 0], kp[jj, 1])
+                    under = (j >= 0) & ~kicked & (nk == nxt) & (nxt < CINF)
+                    if under.any():
+                        due = np.where(under, (kp[jj, 0] >> 3) + t.ipi_ns + t.vmexit_ns, due)
                 pir = None
             else:
                 # the window's timer — or, if its CPU is busy then, the end of that busy period
