@@ -893,7 +893,7 @@ class VectorEngine:
         io = bool(IO[0]) if (IO == IO[0]).all() else IO
         npiw = len(vw.piw_keys)
         vw.process(T, False, G, TEV, vl, cost, io, SB, keys=K, ends=ends, entry_at=entry, due=due, pir=pir,
-                   starts_pre=starts_pre)
+                   starts_pre=starts_pre, due_each=srv is not None and not vp.halted and not vp.apicv)
         if len(vw.piw_keys) > npiw:   # VT-d wake-ups: those that found their CPU in hard-IRQ context waited
             kp = np.concatenate([k for k, _ in vw.piw_keys[npiw:]])
             sp = np.concatenate([s for _, s in vw.piw_keys[npiw:]])   # a PIW sent at an event's own key comes

@@ -228,14 +228,16 @@ class VcpuWindows:
     def process(self, T: np.ndarray, inj: Any, g: np.ndarray, tev: np.ndarray, vl: Any, cost: Any,
                 iommu: Any, order: np.ndarray | None = None, *, keys: np.ndarray | None = None,
                 ends: np.ndarray | None = None, entry_at: np.ndarray | None = None, due: np.ndarray | None = None,
-                pir: np.ndarray | None = None, starts_pre: np.ndarray | None = None) -> None:
+                pir: np.ndarray | None = None, starts_pre: np.ndarray | None = None, due_each: bool = False) -> None:
         """Accepts in execution order: time T, from irqfd work (``inj`` True) or raised, carrying interrupt g
         (-1: none) raised at tev, vector (local index) vl, latency cost, VT-d posted (iommu).
 
         With host CPUs (storm/cpus.py) the caller gives each accept's ``keys`` (8T + class), the end key and entry
         instant of the window it would open (``ends``, ``entry_at``), when that entry was due (``due``: a later
         entry waited for the CPU, and the host path's cost is not added to the latency then), and whether it went
-        to the PIR (``pir``: merged there it is coalesced_pir, else coalesced_irr)."""
+        to the PIR (``pir``: merged there it is coalesced_pir, else coalesced_irr). ``due_each``: each accept's own
+        ``due`` decides whether its entry was late (a kicked vCPU: vm.py's window_due as each accept found it, the
+        last kick's), not the window opener's."""
         m = T.shape[0]
         if not m:
             return
@@ -312,6 +314,8 @@ class VcpuWindows:
             wk = np.maximum(wi, 0)
             end_of = np.where(wi >= 0, wend[wk] if nw else 0, self.carry_end)
             late_of = np.where(wi >= 0, wlate[wk] if nw else False, self.carry_late)
+            if due_each and due is not None:
+                late_of = end_of > (due if allt else due[tok])
             if np.ndim(iommu) == 0:
                 o_del = O.POSTED if iommu else O.INJECTED
             else:
