@@ -1032,3 +1032,54 @@ def test_a_window_opened_after_a_re_entry_ends_at_its_own_entry_not_at_the_close
     assert a.engine == "vector" and a.equals(b), a.diff(b)
     assert a.cpus() == b.cpus() and ha.proc_interrupts() == hb.proc_interrupts()
     same_held(ha, hb)
+
+
+def _two_halted_on_one_cpu(cpu, irq_cpus, routes, dests, vectors, timing):
+    from test_storm_equivalence import build_custom
+    p = dict(ncpus=2, nvcpus=2, apicv=True, posted=True, timing=timing, modes=["halted"] * 4, nvec=len(routes),
+             routes=routes + ["fast"] * (4 - len(routes)), dests=dests + [0] * (4 - len(dests)),
+             vectors=vectors + [0x31] * (4 - len(vectors)), host_msi=True, host_intx=False, intx_vfio=False,
+             orphan=False, userspace=False, prime=None, shared_gsi=16, noirqdebug=False, pba=False,
+             pcpus=[cpu, cpu], irq_cpus=irq_cpus)
+    return build_custom(p)
+
+
+@pytest.mark.parametrize("chunk", [1, 1 << 20])
+def test_a_wake_up_notification_for_a_vcpu_its_cpu_does_not_call_current_waits_there_too(chunk):
+    """Both vCPUs halted on CPU0 (vcpu0 is the one CPU0 counts as current); the card's vector 1 (broadcast: irqfd
+    work) is taken on CPU0 at 8,828 ns, a hard IRQ until 10,328; vector 0, VT-d posted to vcpu1 at 9,103, sends
+    the wake-up vector to CPU0 (vcpu1's pi_desc NDST), which is in hard-IRQ context: it waits in the IRR (the
+    replay counts it as waited). (The vector engine asked only the CPU of a vCPU it counts as current whether a
+    wake-up waited: none waited. Found by a directed search for issue 14.)"""
+    from test_twin_fuzz import same_held
+    make = lambda: _two_halted_on_one_cpu(0, {24: 1, 25: 1, 26: 1, 27: 0, None: 1}, ["lowest", "broadcast"],  # noqa
+                                          [0, 1], [0x31, 0x51], irqlab.Timing())
+    nvme, card = "0000:02:00.0", "0000:03:00.0"
+    srcs = [Source("msi", nvme, 0), Source("msi", nvme, 1), Source("msi", card, 0), Source("msi", card, 1)]
+    s = storm.from_arrays(np.array([8828, 9103]), np.array([3, 2], np.uint16), srcs)
+    hb = make()
+    b = storm.run(hb, s, engine="reference", progress=False)
+    assert b.cpus()[0]["PIW"] == 1 and b.cpus()[0]["waited"] == 1 and b.cpus()[0]["taken"] == 2
+    ha = make()
+    a = storm.run(ha, s, engine="vector", chunk_events=chunk, progress=False)
+    assert a.engine == "vector" and a.equals(b), a.diff(b)
+    assert a.cpus() == b.cpus() and ha.proc_interrupts() == hb.proc_interrupts()
+    same_held(ha, hb)
+
+
+def test_wake_up_notifications_of_two_halted_vcpus_merging_in_a_busy_cpus_irr_are_refused_not_miscounted():
+    """Both vCPUs halted on CPU1, which takes the NVMe's vector at 600 ns (busy until 700): the card's VT-d posts
+    wake vcpu1 at 601 and vcpu0 at 650, each sending the wake-up vector to CPU1; the second finds the first still
+    waiting in the IRR and merges (one pending per vector): one PIW taken, one merged. The vector engine counted
+    each vCPU's wake-ups apart (two PIWs): it now says it cannot (found by a directed search for issue 14)."""
+    make = lambda: _two_halted_on_one_cpu(1, {24: 0, 25: 1, 26: 1, 27: 1, 28: 0, None: 1},  # noqa: E731
+                                          ["lowest", "broadcast", "lowest"], [1, 0, 0], [0x51, 0x31, 0x31],
+                                          irqlab.Timing(host_irq_ns=100, irqfd_work_ns=300, vmexit_ns=30, ipi_ns=20,
+                                                        vcpu_wakeup_ns=400, posted_delivery_ns=500))
+    nvme, card = "0000:02:00.0", "0000:03:00.0"
+    srcs = [Source("msi", nvme, 1), Source("msi", card, 0), Source("msi", card, 2)]
+    s = storm.from_arrays(np.array([600, 601, 650]), np.array([0, 1, 2], np.uint16), srcs)
+    b = storm.run(make(), s, engine="reference", progress=False)
+    assert b.cpus()[1]["PIW"] == 1 and b.cpus()[1]["merged"] == 1 and b.ledger == {"handled_host": 1, "posted": 2}
+    with pytest.raises(storm.Unsupported, match="wake-up notifications of halted vCPUs"):
+        storm.run(make(), s, engine="vector", progress=False)

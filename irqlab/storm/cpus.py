@@ -527,6 +527,15 @@ class CpuStage:
             self.servers[c].inline = self.inline[c]
             if c in self.kicked:
                 self.servers[c].inj_cls = self.inj_cls(c)
+        piw: dict[int, list] = {}   # the halted vCPUs VT-d wakes up, by their CPU
+        for vp in plan.vcpus:
+            if vp.vcpu.mode == "halted" and vp.has_iommu and vp.apicv:
+                piw.setdefault(vp.pcpu, []).append(vp.vcpu.id)
+        for c, ids in piw.items():
+            if len(ids) > 1 and c in self.servers:
+                raise Unsupported(f"CPU{c} takes host vectors and the VT-d wake-up notifications of halted vCPUs "
+                                  f"{ids}: two of them waiting in its IRR at once merge (one pending per vector), "
+                                  "which the engine does not count (engine='reference' runs it)")
         self.any_unrouted = bool((self.src_cpu < 0).any())   # a source that reaches no CPU (VT-d posted)
         self.cpu_src: dict[int, int] = {}   # a CPU that only one source's vector reaches -> that source
         for c in cpus:

@@ -898,8 +898,9 @@ class VectorEngine:
             kp = np.concatenate([k for k, _ in vw.piw_keys[npiw:]])
             sp = np.concatenate([s for _, s in vw.piw_keys[npiw:]])   # a PIW sent at an event's own key comes
             vw.piw_keys = []                                           # after what its CPU took before it there
-            if srv is not None:
-                _, inside, _ = srv.busy_of(kp, sp)
+            psrv = srv if srv is not None else self.cpus.servers.get(vp.pcpu)   # (its CPU may run another vCPU)
+            if psrv is not None:
+                _, inside, _ = psrv.busy_of(kp, sp)
                 vw.piw_waited += int(inside.sum())
         if srv is not None and vp.apicv and not vp.halted:
             if pir is not None and pir.any():   # posts into the PIR: the first of a busy period sets ON
