@@ -1083,3 +1083,38 @@ def test_wake_up_notifications_of_two_halted_vcpus_merging_in_a_busy_cpus_irr_ar
     assert b.cpus()[1]["PIW"] == 1 and b.cpus()[1]["merged"] == 1 and b.ledger == {"handled_host": 1, "posted": 2}
     with pytest.raises(storm.Unsupported, match="wake-up notifications of halted vCPUs"):
         storm.run(make(), s, engine="vector", progress=False)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 1 << 20])
+def test_an_apicv_post_taken_at_its_vcpus_re_entry_instant_comes_after_the_re_entry(chunk):
+    """vcpu0 runs on CPU1 with APICv; the card's vector 1 (broadcast: irqfd work) exits it at 20,001 ns until
+    20,003. Vector 0 (0x51, lowest priority) on CPU0 at 20,001 is posted into guest mode; a second one waits in
+    CPU0's IRR and is posted into the PIR at 20,002 (CPU1 busy: coalesced at the re-entry). Vector 2 (0x51 again)
+    waits behind it and CPU0 takes it at 20,003, the instant CPU1 lets vcpu0 re-enter, CPU0 first. Without APICv the
+    accept would come first (it sets the IRR, then the kick asks about CPU1); with APICv the post asks first
+    whether vcpu0's CPU is busy (vm.py post_interrupt): CPU1 catches up, vcpu0 re-enters, and the post finds it in
+    guest mode — a new window, delivered 200 ns later, not merged into the PIR the re-entry took. (The vector
+    engine put it before the re-entry as for a kicked vCPU: coalesced_pir. Found by a directed search for
+    issue 14.)"""
+    from test_storm_equivalence import build_custom
+    from test_twin_fuzz import same_held
+    t = irqlab.Timing(host_irq_ns=1, irqfd_work_ns=2, vmexit_ns=1, ipi_ns=0, vcpu_wakeup_ns=5000,
+                      posted_delivery_ns=200)
+    p = dict(ncpus=3, nvcpus=2, apicv=True, posted=False, timing=t, modes=["running", "halted", "running", "running"],
+             nvec=3, routes=["lowest", "broadcast", "logical", "fast"], dests=[1, 0, 0, 1],
+             vectors=[0x51, 0x31, 0x51, 0x31], host_msi=True, host_intx=False, intx_vfio=False, orphan=False,
+             userspace=False, prime=None, shared_gsi=16, noirqdebug=False, pba=False, pcpus=[1, 0],
+             irq_cpus={25: 1, 27: 1, None: 0})
+    make = lambda: build_custom(p)  # noqa: E731
+    card = "0000:03:00.0"
+    srcs = [Source("msi", card, 0), Source("msi", card, 1), Source("msi", card, 2)]
+    s = storm.from_arrays(np.array([20_001, 20_001, 20_001, 20_002]), np.array([0, 0, 1, 2], np.uint16), srcs)
+    hb = make()
+    b = storm.run(hb, s, engine="reference", progress=False)
+    assert b.outcome.tolist() == [Outcome.INJECTED, Outcome.COALESCED_IRR, Outcome.INJECTED, Outcome.INJECTED]
+    assert b.latency_ns[3] == 20_203 - 20_002 + t.host_irq_ns
+    ha = make()
+    a = storm.run(ha, s, engine="vector", chunk_events=chunk, progress=False)
+    assert a.engine == "vector" and a.equals(b), a.diff(b)
+    assert a.cpus() == b.cpus() and ha.proc_interrupts() == hb.proc_interrupts()
+    same_held(ha, hb)

@@ -757,6 +757,8 @@ class VectorEngine:
         col = self.acc_vec[v]
         parts = []
         own = self.vbound[v].cpu if self.vbound[v] is not None else (vw.vp.pcpu if vw.res_only else None)
+        if vw.vp.apicv and not vw.vp.halted:   # a post asks first whether its CPU is busy (vm.py post_interrupt):
+            own = None                          # that CPU catches up (its vCPU re-enters) before the accept
         for (T, cl, G, S, TR, SUB), sel in sels:
             if sel is not None:
                 T, cl, G, S, TR, SUB = T[sel], cl[sel], G[sel], S[sel], TR[sel], SUB[sel]
