@@ -257,8 +257,12 @@ class CpuServer:
 
     def _signal(self, s: int, g: int, t: int, cls: int, ta: int) -> None:
         """A source of irqfd work whose injects kick this CPU's own vCPU is taken: the work chain runs here."""
-        sub = self.cpu if cls == K_EARLY else g
-        order = int(self.eng.cpus.queue_order(t, cls, sub))
+        st = self.eng.cpus
+        n1 = st.ncpu_key + 1
+        if cls == K_EARLY:   # (CpuStage.queue_order for one signal, without arrays)
+            order = n1 * (st.chunk_off + int(np.searchsorted(st.chunk_t, t, side="left")) - 1) + self.cpu
+        else:
+            order = n1 * g + n1 - 1
         inj = self.inline[s].signal1(t, 8 * t + cls, g, ta, self.cpu, order)
         if inj is not None:
             self.own.append((inj, order))

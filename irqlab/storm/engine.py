@@ -796,6 +796,19 @@ class VectorEngine:
             SB = np.concatenate([p[1] for p in parts])
         o = _key_order(K, SB)   # in the order they ran: key, then sub
         K, SB = K[o], SB[o]
+        if own is not None and not vw.vp.halted and not vw.vp.apicv:
+            # a kicked vCPU: the first accept a lower-numbered CPU takes at its CPU's re-entry instant comes before
+            # the re-entry, but its kick asks whether that CPU is busy (vm.py kvm_vcpu_kick), which catches it up:
+            # a second one at that instant comes after the re-entry (K_EARLY, not K_BEFORE)
+            b = (K & 7) == 7
+            if b.any():
+                dup = np.zeros(K.shape[0], dtype=bool)
+                dup[1:] = b[1:] & b[:-1] & (K[1:] == K[:-1])
+                if dup.any():
+                    K = K.copy()
+                    K[dup] += 2
+                    o2 = _key_order(K, SB)
+                    K, SB, o = K[o2], SB[o2], o[o2]
         cols = []
         for i in range(2, 8):
             c = [p[i] for p in parts]
