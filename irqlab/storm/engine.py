@@ -43,7 +43,8 @@ from .lines import (
 )
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
-from .cpus import INF as CINF, K_ENTRY, K_END, K_INJ_AFTER, K_INJ_BEFORE, K_RAISE, CpuStage, before_own, check_wakeups
+from .cpus import (INF as CINF, K_EARLY, K_ENTRY, K_END, K_INJ_AFTER, K_INJ_BEFORE, K_RAISE, CpuStage, before_own,
+                   check_wakeups)
 from .vcpu import VcpuWindows, WorkChain
 
 __all__ = ["run", "Unsupported", "DEFAULT_CHUNK"]
@@ -757,8 +758,9 @@ class VectorEngine:
         col = self.acc_vec[v]
         parts = []
         own = self.vbound[v].cpu if self.vbound[v] is not None else (vw.vp.pcpu if vw.res_only else None)
+        apicv_own = None
         if vw.vp.apicv and not vw.vp.halted:   # a post asks first whether its CPU is busy (vm.py post_interrupt):
-            own = None                          # that CPU catches up (its vCPU re-enters) before the accept
+            apicv_own, own = own, None          # that CPU catches up (its vCPU re-enters) before the accept
         for (T, cl, G, S, TR, SUB), sel in sels:
             if sel is not None:
                 T, cl, G, S, TR, SUB = T[sel], cl[sel], G[sel], S[sel], TR[sel], SUB[sel]
@@ -796,6 +798,16 @@ class VectorEngine:
             SB = np.concatenate([p[1] for p in parts])
         o = _key_order(K, SB)   # in the order they ran: key, then sub
         K, SB = K[o], SB[o]
+        if apicv_own is not None:
+            # ... and what that CPU takes from its IRR at that instant comes with the catch-up: before the post of
+            # a lower-numbered CPU's take (CPU order otherwise): subs of the takes at K_EARLY, rescaled
+            e = (K & 7) == K_EARLY
+            low = e & (SB < apicv_own)
+            if low.any():
+                M = apicv_own + 2
+                SB = np.where(low, apicv_own * M + 1 + SB, np.where(e, SB * M, SB))
+                o2 = _key_order(K, SB)
+                K, SB, o = K[o2], SB[o2], o[o2]
         if own is not None and not vw.vp.halted and not vw.vp.apicv:
             # a kicked vCPU: the first accept a lower-numbered CPU takes at its CPU's re-entry instant comes before
             # the re-entry, but its kick asks whether that CPU is busy (vm.py kvm_vcpu_kick), which catches it up:
