@@ -1183,3 +1183,34 @@ def test_an_apicv_vcpus_own_cpu_takes_first_when_a_lower_cpus_post_catches_it_up
     assert a.engine == "vector" and a.equals(b), a.diff(b)
     assert a.cpus() == b.cpus() and ha.proc_interrupts() == hb.proc_interrupts()
     same_held(ha, hb)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 1 << 20])
+def test_irqfd_work_due_at_an_instant_a_chunk_boundary_splits_runs_before_its_interrupts(chunk):
+    """Two running vCPUs with APICv and VT-d posting on CPU2. The card's vector 2 (broadcast 0x31: irqfd work) at
+    0 ns injects at 2 into both; at 2 the card's vector 0 is VT-d posted to vcpu1 — after the work (work before
+    interrupts at an instant): vcpu1's IRR holds 0x31 already, coalesced — and vector 1 exits vcpu0 on CPU2. With
+    one interrupt per chunk the two interrupts at 2 are two chunks: the vector engine kept the inject for the
+    chunk after the first (due "at the next chunk's first interrupt"), so the post came first. (Found by a
+    directed search for issue 14.)"""
+    from test_storm_equivalence import build_custom
+    from test_twin_fuzz import same_held
+    t = irqlab.Timing(host_irq_ns=1, irqfd_work_ns=2, vmexit_ns=1, ipi_ns=0, vcpu_wakeup_ns=5000,
+                      posted_delivery_ns=200)
+    p = dict(ncpus=3, nvcpus=2, apicv=True, posted=True, timing=t, modes=["running"] * 4, nvec=3,
+             routes=["lowest", "broadcast", "broadcast", "fast"], dests=[0, 1, 1, 0], vectors=[0x31, 0x51, 0x31, 0x31],
+             host_msi=True, host_intx=False, intx_vfio=False, orphan=False, userspace=False, prime=None,
+             shared_gsi=16, noirqdebug=False, pba=False, pcpus=[2, 2],
+             irq_cpus={19: 1, 26: 2, 27: 2, 28: 1, None: 0})
+    make = lambda: build_custom(p)  # noqa: E731
+    nvme, card = "0000:02:00.0", "0000:03:00.0"
+    srcs = [Source("msi", nvme, 0), Source("msi", nvme, 1)] + [Source("msi", card, i) for i in range(3)]
+    s = storm.from_arrays(np.array([0, 2, 2]), np.array([4, 2, 3], np.uint16), srcs)
+    hb = make()
+    b = storm.run(hb, s, engine="reference", progress=False)
+    assert b.outcome.tolist() == [Outcome.INJECTED, Outcome.COALESCED_IRR, Outcome.INJECTED]
+    ha = make()
+    a = storm.run(ha, s, engine="vector", chunk_events=chunk, progress=False)
+    assert a.engine == "vector" and a.equals(b), a.diff(b)
+    assert a.cpus() == b.cpus() and ha.proc_interrupts() == hb.proc_interrupts()
+    same_held(ha, hb)

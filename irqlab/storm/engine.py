@@ -776,8 +776,11 @@ class VectorEngine:
                           _Const(int(self.cost[s0]), G.shape[0]), _Const(bool(self.iommu[s0]), G.shape[0])))
         if vw.buf:
             rest = []
+            # injects due before the next chunk's first interrupt — and at it, when that chunk starts at this one's
+            # last instant (work before interrupts at an instant: this chunk's interrupts at that instant too)
+            bound = max(t_next, self.t_last + 1) if t_next < INF else t_next
             for (Ti, gi, tevi, vli, ci, oi) in vw.buf:
-                now = Ti < t_next
+                now = Ti < bound
                 if not now.all():
                     rest.append((Ti[~now], gi[~now], tevi[~now], vli, ci, oi[~now]))
                 Ti, gi, tevi, oi = Ti[now], gi[now], tevi[now], oi[now]
