@@ -345,6 +345,7 @@ class LazyStorm:
         if nslices:
             self._counts[-1] = np.random.default_rng([seed, 1]).poisson(rates.sum() * last / 1e9)
         self.name = f"lazy poisson {duration_ns:,} ns"
+        self._ids_of: tuple = (-1, None)   # (slice, its source ids): source_at's last slice
 
     def __len__(self) -> int:
         return int(self._counts.sum())
@@ -365,8 +366,9 @@ class LazyStorm:
     def source_at(self, i: int) -> Source:
         """The source of the storm's i-th interrupt (its slice drawn again: for the few an engine leaves held)."""
         k = int(np.searchsorted(np.cumsum(self._counts), i, side="right"))
-        _, ids = self.slice(k)
-        return self.sources[int(ids[i - int(self._counts[:k].sum())])]
+        if self._ids_of[0] != k:   # the last slice drawn again is kept: the held ones are often in one slice
+            self._ids_of = (k, self.slice(k)[1])
+        return self.sources[int(self._ids_of[1][i - int(self._counts[:k].sum())])]
 
     def chunks(self, chunk_events: int):
         """(times, source_ids, offset): whole slices, never more than needed in memory at once."""
