@@ -414,6 +414,9 @@ class Vcpu:
         self.entries += 1
         self.exiting = False
         self.window_due = None
+        if self.entry_timer is not None:   # the window it closes: its entry timer (if any) is done
+            self.vm.host.sched.del_timer(self.entry_timer)
+            self.entry_timer = None
         if self.pi.pir:
             for v in sorted(self.pi.pir):
                 tok = self.pir_tokens.pop(v, None)

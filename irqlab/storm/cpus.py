@@ -257,9 +257,15 @@ class CpuServer:
 
     def _signal(self, s: int, g: int, t: int, cls: int, ta: int) -> None:
         """A source of irqfd work whose injects kick this CPU's own vCPU is taken: the work chain runs here."""
-        inj = self.inline[s].signal1(t, 8 * t + cls, g, ta, self.cpu)
+        st = self.eng.cpus
+        n1 = st.ncpu_key + 1
+        if cls == K_EARLY:   # (CpuStage.queue_order for one signal, without arrays)
+            order = n1 * (st.chunk_off + int(np.searchsorted(st.chunk_t, t, side="left")) - 1) + self.cpu
+        else:
+            order = n1 * g + n1 - 1
+        inj = self.inline[s].signal1(t, 8 * t + cls, g, ta, self.cpu, order)
         if inj is not None:
-            self.own.append((inj, g))
+            self.own.append((inj, order))
 
     # ------------------------------------------------------------------ finishing
     def kick_pairs(self) -> np.ndarray:
@@ -525,6 +531,15 @@ class CpuStage:
             self.servers[c].inline = self.inline[c]
             if c in self.kicked:
                 self.servers[c].inj_cls = self.inj_cls(c)
+        piw: dict[int, list] = {}   # the halted vCPUs VT-d wakes up, by their CPU
+        for vp in plan.vcpus:
+            if vp.vcpu.mode == "halted" and vp.has_iommu and vp.apicv:
+                piw.setdefault(vp.pcpu, []).append(vp.vcpu.id)
+        for c, ids in piw.items():
+            if len(ids) > 1 and c in self.servers:
+                raise Unsupported(f"CPU{c} takes host vectors and the VT-d wake-up notifications of halted vCPUs "
+                                  f"{ids}: two of them waiting in its IRR at once merge (one pending per vector), "
+                                  "which the engine does not count (engine='reference' runs it)")
         self.any_unrouted = bool((self.src_cpu < 0).any())   # a source that reaches no CPU (VT-d posted)
         self.cpu_src: dict[int, int] = {}   # a CPU that only one source's vector reaches -> that source
         for c in cpus:
@@ -540,6 +555,26 @@ class CpuStage:
         self.src_count: dict | None = None   # per source, its arrivals in this chunk as the scan found them
         self.complex: dict[int, list] = {c: [] for c in cpus}   # per CPU: arrivals that must not wait (t, g)
         self.cand_carry: dict[int, list] = {c: [] for c in cpus}  # kick candidates due after the chunk: (T, cls)
+        self.chunk_t, self.chunk_off = np.zeros(0, np.int64), 0   # the chunk being scanned (queue_order)
+
+    def queue_order(self, T: Any, cls: Any, sub: Any) -> Any:
+        """The order in which irqfd work queued by hard IRQs taken at (T, class, sub) was queued, as one int per
+        signal: what orders their injects, all due at T + irqfd_work_ns, among themselves (queue_work's timers
+        run in the order they were queued). At one instant T the CPUs take from their IRRs first (class K_EARLY,
+        sub the CPU: CPU order, docs/model-time.md), then the interrupts raised at T (sub the interrupt, in storm
+        order). An interrupt taken from an IRR at T was raised before T, so below G0, the first interrupt raised
+        at T: ``n1 * (G0 - 1) + cpu`` for a take, ``n1 * g + n1 - 1`` for a raise (n1 = CPUs + 1) keep both
+        orders, and the interrupt number's order where that is the queue order. (Ordering by the interrupt
+        alone put CPU1's take of an older interrupt before CPU0's take of a newer one at the same instant.)
+        ``T`` is within the chunk being scanned or up to its frontier: G0 is the chunk's offset plus the
+        chunk's interrupts raised before T."""
+        n1 = self.ncpu_key + 1
+        T, cls, sub = np.asarray(T, np.int64), np.asarray(cls, np.int64), np.asarray(sub, np.int64)
+        take = cls == K_EARLY
+        if not take.any():
+            return n1 * sub + (n1 - 1)
+        g0 = self.chunk_off + np.searchsorted(self.chunk_t, T, side="left").astype(np.int64)
+        return np.where(take, n1 * (g0 - 1) + sub, n1 * sub + (n1 - 1))
 
     def prune(self, t0: int) -> None:
         """Before a chunk whose first interrupt is raised at ``t0``: when every CPU is a grid CPU and every source
@@ -582,6 +617,8 @@ class CpuStage:
         eng = self.eng
         frontier = t_next
         g_next = int(g[-1]) + 1 if g.size else 0
+        if t.size:
+            self.chunk_t, self.chunk_off = t, int(g[0])
         # each CPU's routed arrivals, in order (chunk indices): a pass per CPU when there are few of them (in the
         # worker that runs the CPU; a CPU that one source reaches compares the sources alone), else one stable
         # counting sort by CPU
@@ -760,10 +797,10 @@ class CpuStage:
             T, cl, G, S, TR, SUB = (np.concatenate([p[i] for p in parts]) for i in range(6))
             o = np.lexsort((SUB, 8 * T + cl))
             T, cl, G, S, TR = T[o], cl[o], G[o], S[o], TR[o]
-            inj = wc.signals(T, G, TR, S, keys=8 * T + cl)
+            inj = wc.signals(T, G, TR, S, keys=8 * T + cl, order=self.queue_order(T, cl, SUB[o]))
             if inj is not None and inj.size:
                 for p in kicks:   # at the keys the vCPU stage gives these injects
-                    self.cand_carry[p].append((inj, np.full(inj.size, self.inj_cls(p), np.int64), wc.last_g))
+                    self.cand_carry[p].append((inj, np.full(inj.size, self.inj_cls(p), np.int64), wc.last_ord))
 
     def inj_cls(self, cpu: int) -> int:
         """The class of an irqfd inject's accept into the vCPU ``cpu`` runs (before or after its entry timer)."""

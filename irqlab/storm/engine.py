@@ -43,7 +43,8 @@ from .lines import (
 )
 from .reference import replay
 from .result import StormResult, diff_snapshots, snapshot
-from .cpus import INF as CINF, K_ENTRY, K_END, K_INJ_AFTER, K_INJ_BEFORE, K_RAISE, CpuStage, before_own, check_wakeups
+from .cpus import (INF as CINF, K_EARLY, K_ENTRY, K_END, K_INJ_AFTER, K_INJ_BEFORE, K_RAISE, CpuStage, before_own,
+                   check_wakeups)
 from .vcpu import VcpuWindows, WorkChain
 
 __all__ = ["run", "Unsupported", "DEFAULT_CHUNK"]
@@ -116,6 +117,17 @@ def _key_order(K: np.ndarray, SB: np.ndarray) -> np.ndarray:
     if kmin >= 0 and (kmax + 1) * span < (1 << 62):
         return np.argsort(K * span + (SB - lo), kind="stable")
     return np.lexsort((SB, K))
+
+
+def _last_pair_at_or_before(P: np.ndarray, K: np.ndarray, SB: np.ndarray) -> np.ndarray:
+    """For events (K[i], SB[i]): the index of the last row (key, sub) of ``P`` (rows in order) at or before it,
+    -1 if none."""
+    j = np.searchsorted(P[:, 0], K, side="right") - 1
+    while True:   # rows at the event's own key with a later sub: step back (a few kicks share a key at most)
+        m = (j >= 0) & (P[np.maximum(j, 0), 0] == K) & (P[np.maximum(j, 0), 1] > SB)
+        if not m.any():
+            return j
+        j = np.where(m, j - 1, j)
 
 
 def _pairs_in(K: np.ndarray, SB: np.ndarray, pairs: list) -> np.ndarray:
@@ -746,6 +758,9 @@ class VectorEngine:
         col = self.acc_vec[v]
         parts = []
         own = self.vbound[v].cpu if self.vbound[v] is not None else (vw.vp.pcpu if vw.res_only else None)
+        apicv_own = None
+        if vw.vp.apicv and not vw.vp.halted:   # a post asks first whether its CPU is busy (vm.py post_interrupt):
+            apicv_own, own = own, None          # that CPU catches up (its vCPU re-enters) before the accept
         for (T, cl, G, S, TR, SUB), sel in sels:
             if sel is not None:
                 T, cl, G, S, TR, SUB = T[sel], cl[sel], G[sel], S[sel], TR[sel], SUB[sel]
@@ -761,8 +776,11 @@ class VectorEngine:
                           _Const(int(self.cost[s0]), G.shape[0]), _Const(bool(self.iommu[s0]), G.shape[0])))
         if vw.buf:
             rest = []
+            # injects due before the next chunk's first interrupt — and at it, when that chunk starts at this one's
+            # last instant (work before interrupts at an instant: this chunk's interrupts at that instant too)
+            bound = max(t_next, self.t_last + 1) if t_next < INF else t_next
             for (Ti, gi, tevi, vli, ci, oi) in vw.buf:
-                now = Ti < t_next
+                now = Ti < bound
                 if not now.all():
                     rest.append((Ti[~now], gi[~now], tevi[~now], vli, ci, oi[~now]))
                 Ti, gi, tevi, oi = Ti[now], gi[now], tevi[now], oi[now]
@@ -783,6 +801,29 @@ class VectorEngine:
             SB = np.concatenate([p[1] for p in parts])
         o = _key_order(K, SB)   # in the order they ran: key, then sub
         K, SB = K[o], SB[o]
+        if apicv_own is not None:
+            # ... and what that CPU takes from its IRR at that instant comes with the catch-up: before the post of
+            # a lower-numbered CPU's take (CPU order otherwise): subs of the takes at K_EARLY, rescaled
+            e = (K & 7) == K_EARLY
+            low = e & (SB < apicv_own)
+            if low.any():
+                M = apicv_own + 2
+                SB = np.where(low, apicv_own * M + 1 + SB, np.where(e, SB * M, SB))
+                o2 = _key_order(K, SB)
+                K, SB, o = K[o2], SB[o2], o[o2]
+        if own is not None and not vw.vp.halted and not vw.vp.apicv:
+            # a kicked vCPU: the first accept a lower-numbered CPU takes at its CPU's re-entry instant comes before
+            # the re-entry, but its kick asks whether that CPU is busy (vm.py kvm_vcpu_kick), which catches it up:
+            # a second one at that instant comes after the re-entry (K_EARLY, not K_BEFORE)
+            b = (K & 7) == 7
+            if b.any():
+                dup = np.zeros(K.shape[0], dtype=bool)
+                dup[1:] = b[1:] & b[:-1] & (K[1:] == K[:-1])
+                if dup.any():
+                    K = K.copy()
+                    K[dup] += 2
+                    o2 = _key_order(K, SB)
+                    K, SB, o = K[o2], SB[o2], o[o2]
         cols = []
         for i in range(2, 8):
             c = [p[i] for p in parts]
@@ -824,8 +865,17 @@ class VectorEngine:
                 undet = nxt >= CINF
                 ends = np.where(undet, BIG, 8 * np.minimum(nxt, CINF) + K_END)
                 # (an accept keyed K_BEFORE was seen by the kicked CPU's scan at its own key, 8T + K_EARLY)
-                kicked = _pairs_in(np.where((K & 7) == 7, K + 2, K), SB, srv.kick_pairs())
+                kp = srv.kick_pairs()
+                kicked = _pairs_in(np.where((K & 7) == 7, K + 2, K), SB, kp)
                 due = np.where(kicked, T + t.ipi_ns + t.vmexit_ns, T)
+                if kp.shape[0]:   # an accept while a kick another one sent is on its way (the vCPU EXITING, or
+                    # out for it): due when that kick's exit ends (vm.py's window_due), if it re-enters then
+                    j = _last_pair_at_or_before(kp, np.where((K & 7) == 7, K + 2, K), SB)
+                    jj = np.maximum(j, 0)
+                    _, _, nk = srv.busy_of(kp[jj, 0], kp[jj, 1])
+                    under = (j >= 0) & ~kicked & (nk == nxt) & (nxt < CINF)
+                    if under.any():
+                        due = np.where(under, (kp[jj, 0] >> 3) + t.ipi_ns + t.vmexit_ns, due)
                 pir = None
             else:
                 # the window's timer — or, if its CPU is busy then, the end of that busy period
@@ -873,13 +923,14 @@ class VectorEngine:
         io = bool(IO[0]) if (IO == IO[0]).all() else IO
         npiw = len(vw.piw_keys)
         vw.process(T, False, G, TEV, vl, cost, io, SB, keys=K, ends=ends, entry_at=entry, due=due, pir=pir,
-                   starts_pre=starts_pre)
+                   starts_pre=starts_pre, due_each=srv is not None and not vp.halted and not vp.apicv)
         if len(vw.piw_keys) > npiw:   # VT-d wake-ups: those that found their CPU in hard-IRQ context waited
             kp = np.concatenate([k for k, _ in vw.piw_keys[npiw:]])
             sp = np.concatenate([s for _, s in vw.piw_keys[npiw:]])   # a PIW sent at an event's own key comes
             vw.piw_keys = []                                           # after what its CPU took before it there
-            if srv is not None:
-                _, inside, _ = srv.busy_of(kp, sp)
+            psrv = srv if srv is not None else self.cpus.servers.get(vp.pcpu)   # (its CPU may run another vCPU)
+            if psrv is not None:
+                _, inside, _ = psrv.busy_of(kp, sp)
                 vw.piw_waited += int(inside.sum())
         if srv is not None and vp.apicv and not vp.halted:
             if pir is not None and pir.any():   # posts into the PIR: the first of a busy period sets ON
@@ -952,8 +1003,12 @@ class VectorEngine:
             m = np.isin(s, srcs) if len(srcs) > 1 else s == srcs[0]
             wc.signals(t[m], g[m], None if tev is None else tev[m], s[m] if self.cpus is not None else None)
 
-    def inject(self, delivery: Any, T: np.ndarray, g: np.ndarray, tev: np.ndarray) -> None:
-        """irqfd_inject at times T for the interrupts g: kvm_set_irq through the GSI's routes."""
+    def inject(self, delivery: Any, T: np.ndarray, g: np.ndarray, tev: np.ndarray,
+               order: np.ndarray | None = None) -> None:
+        """irqfd_inject at times T for the interrupts g: kvm_set_irq through the GSI's routes. ``order``: the order
+        the works were queued in (injects at one instant run in it; g when None: storm order)."""
+        if order is None:
+            order = g
         acc = delivery.accepts
         cost = self.timing.host_irq_ns
         if not acc:
@@ -968,12 +1023,12 @@ class VectorEngine:
                 vw = self.vcpus[a.vcpu.index]
                 if self.cpus is not None:
                     kc = K_INJ_BEFORE if vw.inject_after_w else K_INJ_AFTER
-                    vw.instant_at((8 * int(T[-1]) + kc, 0, int(g[-1])), a)
+                    vw.instant_at((8 * int(T[-1]) + kc, 0, int(order[-1])), a)
                 else:
-                    vw.instant_at((int(T[-1]), 0, int(g[-1])), a)
+                    vw.instant_at((int(T[-1]), 0, int(order[-1])), a)
                 continue
             vw = self.vcpus[a.vcpu.index]
-            vw.buf.append((T, g if n == 0 else np.full(T.size, -1, np.int64), tev, vw.vector(a.vector), cost, g))
+            vw.buf.append((T, g if n == 0 else np.full(T.size, -1, np.int64), tev, vw.vector(a.vector), cost, order))
 
     def _vcpu_info(self) -> None:
         """Per vCPU, what its accepts at raise time have in common (the fast path needs one of each)."""

@@ -228,14 +228,16 @@ class VcpuWindows:
     def process(self, T: np.ndarray, inj: Any, g: np.ndarray, tev: np.ndarray, vl: Any, cost: Any,
                 iommu: Any, order: np.ndarray | None = None, *, keys: np.ndarray | None = None,
                 ends: np.ndarray | None = None, entry_at: np.ndarray | None = None, due: np.ndarray | None = None,
-                pir: np.ndarray | None = None, starts_pre: np.ndarray | None = None) -> None:
+                pir: np.ndarray | None = None, starts_pre: np.ndarray | None = None, due_each: bool = False) -> None:
         """Accepts in execution order: time T, from irqfd work (``inj`` True) or raised, carrying interrupt g
         (-1: none) raised at tev, vector (local index) vl, latency cost, VT-d posted (iommu).
 
         With host CPUs (storm/cpus.py) the caller gives each accept's ``keys`` (8T + class), the end key and entry
         instant of the window it would open (``ends``, ``entry_at``), when that entry was due (``due``: a later
         entry waited for the CPU, and the host path's cost is not added to the latency then), and whether it went
-        to the PIR (``pir``: merged there it is coalesced_pir, else coalesced_irr)."""
+        to the PIR (``pir``: merged there it is coalesced_pir, else coalesced_irr). ``due_each``: each accept's own
+        ``due`` decides whether its entry was late (a kicked vCPU: vm.py's window_due as each accept found it, the
+        last kick's), not the window opener's."""
         m = T.shape[0]
         if not m:
             return
@@ -312,6 +314,8 @@ class VcpuWindows:
             wk = np.maximum(wi, 0)
             end_of = np.where(wi >= 0, wend[wk] if nw else 0, self.carry_end)
             late_of = np.where(wi >= 0, wlate[wk] if nw else False, self.carry_late)
+            if due_each and due is not None:
+                late_of = end_of > (due if allt else due[tok])
             if np.ndim(iommu) == 0:
                 o_del = O.POSTED if iommu else O.INJECTED
             else:
@@ -477,9 +481,11 @@ class WorkChain:
         self.last = 0
 
     def signals(self, t: np.ndarray, g: np.ndarray, tev: np.ndarray | None = None,
-                src: np.ndarray | None = None, keys: np.ndarray | None = None) -> np.ndarray:
+                src: np.ndarray | None = None, keys: np.ndarray | None = None,
+                order: np.ndarray | None = None) -> np.ndarray:
         """Signals at t (the instants their hard interrupts ran: ``tev`` the interrupts' raise instants, if
-        different; ``src`` their sources, to count each run on the CPU whose interrupt queued it)."""
+        different; ``src`` their sources, to count each run on the CPU whose interrupt queued it; ``order`` the
+        order they were queued in at one instant, CpuStage.queue_order: the interrupt ``g`` without CPUs)."""
         if not t.size:
             return
         starts = np.zeros(t.size, dtype=bool)
@@ -503,12 +509,13 @@ class WorkChain:
         self.open_end = int(inject[-1])
         self.open_key = 8 * self.open_end + 2
         self.last = max(self.last, self.open_end)
-        self.eng.inject(self.fp.delivery, inject, g[s], t[s] if tev is None else tev[s])
-        self.last_g = g[s]
+        self.last_ord = g[s] if order is None else order[s]
+        self.eng.inject(self.fp.delivery, inject, g[s], t[s] if tev is None else tev[s], self.last_ord)
         return inject
 
-    def signal1(self, t: int, key: int, g: int, tev: int, cpu: int) -> int | None:
-        """One signal, inside a CPU's scan (storm/cpus.py): the inject instant if it queued the work, else None."""
+    def signal1(self, t: int, key: int, g: int, tev: int, cpu: int, order: int) -> int | None:
+        """One signal, inside a CPU's scan (storm/cpus.py): the inject instant if it queued the work, else None
+        (``order``: CpuStage.queue_order's)."""
         if key < self.open_key:
             self.eng.sink.settle(np.array([g], np.int64), O.COALESCED_IRQFD)
             self.coalesced += 1
@@ -519,5 +526,5 @@ class WorkChain:
         self.open_end, self.open_key = inj, 8 * inj + 2
         self.last = max(self.last, inj)
         self.eng.inject(self.fp.delivery, np.array([inj], np.int64), np.array([g], np.int64),
-                        np.array([tev], np.int64))
+                        np.array([tev], np.int64), np.array([order], np.int64))
         return inj
