@@ -134,10 +134,10 @@ def build_custom(p):
         v.mode = m
     if p["host_msi"]:
         h.add_pci_device(DISK, name="nvme", intx_pin=1, gsi=18, msix=2)
-        h.bind_host_driver(DISK, "nvme0")
+        h.bind_host_driver(DISK, "nvme0", threaded=p.get("threaded") in ("msi", "both"))
     if p["host_intx"]:
         h.add_pci_device(NIC, name="eth0", intx_pin=1, gsi=p["shared_gsi"])
-        h.bind_host_driver(NIC, "eth0", use_msi=False)
+        h.bind_host_driver(NIC, "eth0", use_msi=False, threaded=p.get("threaded") in ("intx", "both"))
     # a passed-through MSI-X device with a mix of routes
     h.add_pci_device(CARD, name="card", intx_pin=1, gsi=19, msix=4)
     vdev = h.vfio_pci_bind(CARD)
