@@ -1137,6 +1137,7 @@ class MsiThreadLine(MsiLine):
         self.last = d.threads_handled_last
         self.dispatched = 0
         self.windows = 0
+        self.held_raw = False              # the engine held arrivals at the line since it went down
 
     def feed(self, t: np.ndarray, g: np.ndarray, cls: np.ndarray | None = None) -> None:
         """The line's interrupts in the order its CPU took them: at ``t`` with the CPU stage's class ``cls`` (a
