@@ -119,7 +119,8 @@ def hosts(draw):
              host_msi=draw(st.booleans()), host_intx=draw(st.booleans()), intx_vfio=draw(st.booleans()),
              orphan=draw(st.booleans()), userspace=draw(st.booleans()),
              prime=draw(st.sampled_from([None, None, 16, 17, "msi"])), shared_gsi=draw(st.sampled_from([16, 17])),
-             noirqdebug=draw(st.sampled_from([False, False, False, True])), pba=draw(st.booleans()))
+             noirqdebug=draw(st.sampled_from([False, False, False, True])), pba=draw(st.booleans()),
+             threaded=draw(st.sampled_from([None, None, None, "msi", "intx", "both"])))
     p["posted"] = p["posted"] and p["apicv"]
     p["orphan"] = p["orphan"] and not p["noirqdebug"]  # with noirqdebug an orphan's INTx storms for ever
     return p
