@@ -1422,3 +1422,57 @@ def test_a_threaded_msi_vector_in_the_irr_when_its_line_goes_down_then_another_a
     assert b.outcome[7:].tolist() == [Outcome.PENDING, Outcome.DISABLED, Outcome.DISABLED]
     with pytest.raises(storm.Unsupported, match="IRR holds its vector"):
         storm.run(build_custom(p), s, engine="vector", chunk_events=2, progress=False)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 1 << 20])
+def test_two_wake_up_notifications_of_one_halted_vcpu_merge_in_its_busy_cpus_irr(chunk):
+    """One CPU, two halted vCPUs with APICv and VT-d posting. The NVMe's interrupt at 0 holds CPU0 in hard-IRQ
+    context until 1284. The card's vector 2 is posted to vcpu1 at 100: ON was clear, the wake-up notification
+    (PIW) waits in CPU0's IRR; the halted vCPU's delivery does not wait for its CPU (docs/model-time.md), so it has
+    entered and cleared ON when the next post at 1000 notifies again: that PIW finds the first still pending and
+    merges (one pending per vector). The vector engine counted two PIWs taken. (Found by make fuzz, issue 14.)"""
+    from test_storm_equivalence import build_custom
+    from test_twin_fuzz import same_held
+    t = irqlab.Timing(host_irq_ns=1284, irqfd_work_ns=1, vmexit_ns=1, ipi_ns=0, vcpu_wakeup_ns=1, posted_delivery_ns=1,
+                      guest_handler_ns=1, resample_ns=1, iommu_post_ns=0)
+    p = dict(ncpus=1, nvcpus=2, apicv=True, posted=True, timing=t, modes=["halted", "halted", "running", "running"],
+             nvec=3, routes=["fast"] * 4, dests=[0, 0, 1, 0], vectors=[0x31] * 4, host_msi=True, host_intx=False,
+             intx_vfio=False, orphan=False, userspace=False, prime=None, shared_gsi=16, noirqdebug=False, pba=False)
+    make = lambda: build_custom(p)  # noqa: E731
+    srcs = [Source("msi", "0000:02:00.0", 0), Source("msi", "0000:03:00.0", 2)]
+    s = storm.from_arrays(np.array([0, 100, 1000, 3000]), np.array([0, 1, 1, 1], np.uint16), srcs)
+    hb = make()
+    b = storm.run(hb, s, engine="reference", progress=False)
+    assert (hb.cpus[0].merged, b.counters[("arch",)]["PIW"]) == (1, (2,))   # three sent, one merged
+    ha = make()
+    a = storm.run(ha, s, engine="vector", chunk_events=chunk, progress=False)
+    assert a.engine == "vector" and a.equals(b), a.diff(b)
+    assert a.cpus() == b.cpus() and ha.proc_interrupts() == hb.proc_interrupts()
+    same_held(ha, hb)
+
+
+@pytest.mark.parametrize("times,merged", [([0, 500, 100, 1000, 3000], 1), ([0, 500, 100, 1500, 4000], 0),
+                                          ([0, 500, 1300, 2000, 4000], 1), ([0, 500, 1284, 2568, 4000], 0)])
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 20])
+def test_wake_up_notifications_wait_for_the_next_job_end_of_a_busy_period(times, merged, chunk):
+    """The same host with two NVMe interrupts back to back (0 and 500: CPU0 busy until 1284, then 2568): a PIW
+    waiting in the IRR is taken at the next job end, so two merge only when no job end comes between them
+    (1000 merges with 100; 1500 waits for 2568 alone; 2000 merges with 1300; one at 1284 comes after the job that
+    ends then and waits for 2568, where it is taken before the one raised at 2568 arrives: that one finds CPU0 free)."""
+    from test_storm_equivalence import build_custom
+    t = irqlab.Timing(host_irq_ns=1284, irqfd_work_ns=1, vmexit_ns=1, ipi_ns=0, vcpu_wakeup_ns=1, posted_delivery_ns=1,
+                      guest_handler_ns=1, resample_ns=1, iommu_post_ns=0)
+    p = dict(ncpus=1, nvcpus=2, apicv=True, posted=True, timing=t, modes=["halted", "halted", "running", "running"],
+             nvec=3, routes=["fast"] * 4, dests=[0, 0, 1, 0], vectors=[0x31] * 4, host_msi=True, host_intx=False,
+             intx_vfio=False, orphan=False, userspace=False, prime=None, shared_gsi=16, noirqdebug=False, pba=False)
+    make = lambda: build_custom(p)  # noqa: E731
+    srcs = [Source("msi", "0000:02:00.0", 0), Source("msi", "0000:03:00.0", 2)]
+    order = np.argsort(times, kind="stable")
+    s = storm.from_arrays(np.array(times)[order], np.array([0, 0, 1, 1, 1], np.uint16)[order], srcs)
+    hb = make()
+    b = storm.run(hb, s, engine="reference", progress=False)
+    assert hb.cpus[0].merged == merged
+    ha = make()
+    a = storm.run(ha, s, engine="vector", chunk_events=chunk, progress=False)
+    assert a.equals(b), a.diff(b)
+    assert a.cpus() == b.cpus() and ha.proc_interrupts() == hb.proc_interrupts()

@@ -95,6 +95,7 @@ class CpuServer:
         self.inline: dict = {}   # source -> WorkChain run inside the scan (its work kicks this CPU's vCPU)
         self.own: list[tuple] = []  # (inject instant, interrupt) of that work still to come
         self.inj_cls = K_INJ_AFTER
+        self.piw_last: tuple | None = None   # (busy period start key, job end) the last waiting PIW is taken at
 
     # ------------------------------------------------------------------ the scan, one arrival at a time
     def _end_job(self, te: int, out_d: list) -> None:
@@ -344,7 +345,7 @@ class CpuServer:
     def period_of(self, K: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For events at keys (K, sub), sorted: the start key of the busy period (finished or open) each falls
         in (-1: none), and its end (INF: the open one, or none)."""
-        end, inside, _, start = self._busy_of(K, sub)
+        end, inside, _, start, _ = self._busy_of(K, sub)
         return np.where(inside, start, -1), end
 
     def busy_of(self, K: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -439,14 +440,17 @@ class CpuServer:
             inside_f = fin & (K < be8[kk])
             end = np.where(inside_f, be8[kk] // 8, INF)
             start = np.where(fin, bk[kk], -1)
+            ssub = np.where(fin, bs[kk], 0)
         else:
             inside_f = np.zeros(n, dtype=bool)
             end = np.full(n, INF, np.int64)
             start = np.full(n, -1, np.int64)
+            ssub = np.zeros(n, np.int64)
         if self.bend >= 0:
             openm = k == nb
             inside = inside_f | openm
             start = np.where(openm, 8 * self.bstart + self.bcls, start)
+            ssub = np.where(openm, self.bsub, ssub)
         else:
             inside = inside_f
         if nb:
@@ -454,7 +458,29 @@ class CpuServer:
             nxt = np.where(fe < nb, be8[np.minimum(fe, nb - 1)] // 8, INF)
         else:
             nxt = np.full(n, INF, np.int64)
-        return end, inside, nxt, start
+        return end, inside, nxt, start, ssub
+
+    def piw_waits(self, K: np.ndarray, sub: np.ndarray) -> tuple[int, int]:
+        """VT-d wake-up notifications (PIW) of one halted vCPU landing on this CPU at keys (K, sub), sorted: how
+        many found it in hard-IRQ context (they wait in its IRR), and how many of those merged there. A waiting
+        one is taken at the next job end of its busy period (the wake-up vector costs no time: the jobs go on
+        back to back, the first one h + x, or x for a period a reschedule IPI opened, then h each); two waiting
+        for the same job end merge (one pending per vector), also across a chunk boundary."""
+        _, inside, _, start, ssub = self._busy_of(K, sub)
+        if not inside.any():
+            return 0, 0
+        K, start, ssub = K[inside], start[inside], ssub[inside]
+        S = (start + 2) // 8        # the period's start instant (its key is 8S + class, class -1..5)
+        c0 = np.where(((start - 8 * S) == K_INJ_AFTER) & (ssub <= -1), self.x, self.h + self.x)
+        gap = K - 8 * (S + c0)      # the first job end e with 8e >= K: the one it waits for
+        k = np.maximum(0, -(-gap // (8 * self.h))) if self.h else np.zeros_like(gap)
+        slot = np.stack((start, k), axis=1)
+        same = np.zeros(K.shape[0], dtype=bool)
+        same[1:] = (slot[1:] == slot[:-1]).all(axis=1)
+        if self.piw_last is not None:
+            same[0] = (int(start[0]), int(k[0])) == self.piw_last
+        self.piw_last = (int(start[-1]), int(k[-1]))
+        return int(K.shape[0]), int(same.sum())
 
 
 class CpuStage:

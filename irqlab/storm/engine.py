@@ -945,8 +945,9 @@ class VectorEngine:
             vw.piw_keys = []                                           # after what its CPU took before it there
             psrv = srv if srv is not None else self.cpus.servers.get(vp.pcpu)   # (its CPU may run another vCPU)
             if psrv is not None:
-                _, inside, _ = psrv.busy_of(kp, sp)
-                vw.piw_waited += int(inside.sum())
+                waited, merged = psrv.piw_waits(kp, sp)
+                vw.piw_waited += waited
+                vw.piw_merged += merged
         if srv is not None and vp.apicv and not vp.halted:
             if pir is not None and pir.any():   # posts into the PIR: the first of a busy period sets ON
                 srv.note_posts(K[pir], SB[pir], IO[pir])
@@ -1399,9 +1400,10 @@ class VectorEngine:
                 work[il.desc.cpu] = work.get(il.desc.cpu, 0) + il.vfio.from_irq
         vw_of = {id(vw.vp): vw for vw in self.vcpus}
         for vw in self.vcpus:   # a VT-d wake-up notification goes to the halted vCPU's own CPU (pi_desc NDST),
-            if vw.piw:          # whichever vCPU that CPU counts as its current one
-                h.cpus[vw.vp.pcpu].taken += vw.piw
-                h.cpus[vw.vp.pcpu].waited += vw.piw_waited
+            if vw.piw:          # whichever vCPU that CPU counts as its current one; merged ones are not taken
+                h.cpus[vw.vp.pcpu].taken += vw.piw - vw.piw_merged
+                h.cpus[vw.vp.pcpu].waited += vw.piw_waited - vw.piw_merged
+                h.cpus[vw.vp.pcpu].merged += vw.piw_merged
         for c in h.cpus:
             srv = cs.servers.get(c.id) if cs is not None else None
             vp = self.plan.cpu_curr.get(c.id)
@@ -1592,8 +1594,8 @@ class VectorEngine:
         ne = nd if not vp.apicv else sum(k for x, k in zip(vw.vectors, vw.delivered.tolist()) if x in vp.handled)
         if ne:
             vc.exits["EOI"] += int(ne)
-        if vw.piw:
-            self.host.arch_count("PIW", vp.pcpu, vw.piw)
+        if vw.piw > vw.piw_merged:   # /proc/interrupts counts what the CPU took
+            self.host.arch_count("PIW", vp.pcpu, vw.piw - vw.piw_merged)
 
     def _held_event(self, gidx: int, t: int, outcome: Any = O.PENDING) -> IrqEvent:
         """The IrqEvent the replay would leave held here (a device's Status bit, a line's IRQS_PENDING, the

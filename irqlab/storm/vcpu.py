@@ -66,6 +66,7 @@ class VcpuWindows:
         self.timer_windows = 0
         self.piw_keys: list = []     # (keys, subs) of the windows a VT-d wake-up opened (storm/cpus.py)
         self.piw_waited = 0          # of those, the ones that found their CPU in hard-IRQ context
+        self.piw_merged = 0          # of those, the ones that merged there into one waiting already
         self.coal_pir_n = 0          # accepts merged in the PIR behind another (mixed PIR/IRR vCPUs)
 
     def vector(self, x: int) -> int:
