@@ -119,7 +119,8 @@ def hosts(draw):
              host_msi=draw(st.booleans()), host_intx=draw(st.booleans()), intx_vfio=draw(st.booleans()),
              orphan=draw(st.booleans()), userspace=draw(st.booleans()),
              prime=draw(st.sampled_from([None, None, 16, 17, "msi"])), shared_gsi=draw(st.sampled_from([16, 17])),
-             noirqdebug=draw(st.sampled_from([False, False, False, True])), pba=draw(st.booleans()))
+             noirqdebug=draw(st.sampled_from([False, False, False, True])), pba=draw(st.booleans()),
+             threaded=draw(st.sampled_from([None, None, None, "msi", "intx", "both"])))
     p["posted"] = p["posted"] and p["apicv"]
     p["orphan"] = p["orphan"] and not p["noirqdebug"]  # with noirqdebug an orphan's INTx storms for ever
     return p
@@ -134,10 +135,10 @@ def build_custom(p):
         v.mode = m
     if p["host_msi"]:
         h.add_pci_device(DISK, name="nvme", intx_pin=1, gsi=18, msix=2)
-        h.bind_host_driver(DISK, "nvme0")
+        h.bind_host_driver(DISK, "nvme0", threaded=p.get("threaded") in ("msi", "both"))
     if p["host_intx"]:
         h.add_pci_device(NIC, name="eth0", intx_pin=1, gsi=p["shared_gsi"])
-        h.bind_host_driver(NIC, "eth0", use_msi=False)
+        h.bind_host_driver(NIC, "eth0", use_msi=False, threaded=p.get("threaded") in ("intx", "both"))
     # a passed-through MSI-X device with a mix of routes
     h.add_pci_device(CARD, name="card", intx_pin=1, gsi=19, msix=4)
     vdev = h.vfio_pci_bind(CARD)

@@ -546,6 +546,15 @@ class CpuStage:
             for p in kicks:
                 edges[p] |= scpu
         self.order = _topo(cpus, edges)
+        # sources whose one accept (irqfd fast path, a logical destination of several vCPUs) reaches several vCPUs:
+        # the CPUs those vCPUs run on (see _check_multi)
+        self.multi_cpus: dict[int, set] = {}
+        for s_ in range(P):
+            if eng.kind[s_] == 1 and self.src_cpu[s_] >= 0:
+                vis = np.flatnonzero(eng.acc_vec[:, s_] >= 0).tolist()
+                if len(vis) > 1:
+                    self.multi_cpus[s_] = {plan.vcpus[vi].pcpu for vi in vis}
+        self.early_tail: tuple = (-1, set(), [])   # the last instant of takes from the IRRs: CPUs, (cpu, source)
         self.servers: dict[int, CpuServer] = {}
         for c in cpus:
             here = [s for s in range(P) if self.src_cpu[s] == c]
@@ -768,6 +777,8 @@ class CpuStage:
             emitted[c] = outs
             out_all.extend(outs)
             self._run_chains(emitted, chains_done)
+        if self.multi_cpus:
+            self._check_multi(emitted)
         return out_all, unrouted
 
     def _grid(self, c: int, arrivals: Any, t: np.ndarray, sid: np.ndarray, off: int, frontier: int) -> tuple:
@@ -831,6 +842,46 @@ class CpuStage:
     def inj_cls(self, cpu: int) -> int:
         """The class of an irqfd inject's accept into the vCPU ``cpu`` runs (before or after its entry timer)."""
         return K_INJ_BEFORE if self.eng.vcpus[self.kicked[cpu].index].inject_after_w else K_INJ_AFTER
+
+    def _check_multi(self, emitted: dict) -> None:
+        """One accept that reaches several vCPUs (a logical destination through the irqfd fast path), taken from
+        CPU a's IRR at an instant T when CPU b > a, the CPU of one of those vCPUs, takes from its IRR too: the
+        replay's accept into the vCPU on b kicks it, and the kick asks whether b is busy, which catches b up
+        (vm.py kvm_vcpu_kick): b's take, and all it accepts, comes between the accepts of a's one interrupt, not
+        after them (CPU order). The engine keeps CPU order: Unsupported, not a guess."""
+        early: dict[int, dict[int, set]] = {}    # T -> {cpu: multi-destination sources it took at T}
+        for c, parts in emitted.items():
+            for T, cls, _g, sc, _tr, _sub in parts:
+                if not np.asarray(T).size:
+                    continue
+                e = np.asarray(cls) == K_EARLY
+                if not e.any():
+                    continue
+                Te = np.asarray(T)[np.broadcast_to(e, np.shape(T))]
+                se = np.broadcast_to(np.asarray(sc), np.shape(T))[np.broadcast_to(e, np.shape(T))]
+                for tt, ss in zip(Te.tolist(), se.tolist()):
+                    early.setdefault(tt, {}).setdefault(c, set())
+                    if ss in self.multi_cpus:
+                        early[tt][c].add(ss)
+        t0, cpus0, multi0 = self.early_tail
+        if t0 in early:   # the same instant, split across two scans
+            for c in cpus0:
+                early[t0].setdefault(c, set())
+            for c, ss in multi0:
+                early[t0][c].add(ss)
+        for tt, per in early.items():
+            for a, ss in per.items():
+                for s_ in ss:
+                    b = [c for c in self.multi_cpus[s_] if c > a and c in per]
+                    if b:
+                        raise Unsupported(f"CPU{a} takes from its IRR at {tt:,} ns an interrupt whose accept reaches "
+                                          f"several vCPUs, one of them on CPU{b[0]}, which takes from its IRR then "
+                                          "too: the replay's kick catches that CPU up between the accepts "
+                                          "(engine='reference' runs it)")
+        if early:
+            tm = max(early)
+            if tm >= t0:
+                self.early_tail = (tm, set(early[tm]), [(c, s_) for c, ss in early[tm].items() for s_ in ss])
 
     def drain(self) -> None:
         """After the last chunk the servers have run to the end (its frontier is past everything)."""

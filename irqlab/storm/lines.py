@@ -1137,6 +1137,7 @@ class MsiThreadLine(MsiLine):
         self.last = d.threads_handled_last
         self.dispatched = 0
         self.windows = 0
+        self.held_raw = False              # the engine held arrivals at the line since it went down
 
     def feed(self, t: np.ndarray, g: np.ndarray, cls: np.ndarray | None = None) -> None:
         """The line's interrupts in the order its CPU took them: at ``t`` with the CPU stage's class ``cls`` (a
@@ -1171,8 +1172,9 @@ class MsiThreadLine(MsiLine):
         self.windows += S.size
         self.th += total - 1
         self.run_at = int(t[S[-1]]) + D if S.size else self.run_at
-        self.last = int(cum[n - 1] & 0xFFFFFFFF) | SPURIOUS_DEFERRED if (judged[:n].any()) else \
-            self.last | SPURIOUS_DEFERRED
+        if not eng.plan.noirqdebug:   # noirqdebug: no note_interrupt, threads_handled_last stays
+            self.last = int(cum[n - 1] & 0xFFFFFFFF) | SPURIOUS_DEFERRED if (judged[:n].any()) else \
+                self.last | SPURIOUS_DEFERRED
         if c >= 0:
             self.up = False
             eng.disable(self.desc, int(t[n - 1]), int(g[n - 1]), bool(handled[n - 1]))
@@ -1356,8 +1358,9 @@ class IntxThreadLine:
         if not eng.plan.noirqdebug and jpos.size:
             c = spurious_scan(self.spur, hv[jpos], tt[S[jpos]] // NSEC_PER_JIFFY)
         nw = S.size if c < 0 else int(jpos[c]) + 1         # windows opened while the line is up
-        self.last = int(cum[nw - 1] & 0xFFFFFFFF) | SPURIOUS_DEFERRED if judged[:nw].any() else \
-            self.last | SPURIOUS_DEFERRED
+        if not eng.plan.noirqdebug:   # noirqdebug: no note_interrupt, threads_handled_last stays
+            self.last = int(cum[nw - 1] & 0xFFFFFFFF) | SPURIOUS_DEFERRED if judged[:nw].any() else \
+                self.last | SPURIOUS_DEFERRED
         end_last = int(tt[S[nw - 1]]) + D
         cut = tt.size if c < 0 else int(np.searchsorted(tt, end_last, side="left"))
         # every window but the last is closed: its device INTx serviced, glitches gone at the unmask
