@@ -127,7 +127,7 @@ class Host(Kernel):
         """An interrupt on ``irq`` that no device asserted (a glitch): it arrives at the irq's CPU."""
         desc = self.irq_to_desc(irq)
         self._advance(at)
-        ev = self.new_event(f"spurious irq {irq}")
+        ev = self.new_event(self.raised_name("spurious", irq=irq))
         ev.hop("IO-APIC pin fires", HARDWARE, "device", f"glitch on irq {irq}: no device asserted it")
         if desc.masked:
             ev.irq = irq
@@ -135,6 +135,16 @@ class Host(Kernel):
         else:
             self.deliver_vector(desc.cpu, desc.vector, ev)
         return self._journey(ev)
+
+    @staticmethod
+    def raised_name(kind: str, dev: Any = None, index: int = 0, irq: int = 0) -> str:
+        """The name an interrupt raised by raise_msi / raise_intx / raise_spurious carries (the storm engine names
+        the interrupts it leaves held alike)."""
+        if kind == "spurious":
+            return f"spurious irq {irq}"
+        if kind == "msi":
+            return f"{dev.bdf} msi{'x' if dev.msix_enabled else ''}[{index}]"
+        return f"{dev.bdf} intx"
 
     def raise_msi(self, bdf: str, index: int = 0, *, at: int | None = None) -> Journey:
         """The device at ``bdf`` sends the message of its MSI/MSI-X vector ``index``."""
@@ -145,7 +155,7 @@ class Host(Kernel):
             raise ValueError(f"{bdf} has no enabled MSI/MSI-X vector {index} "
                              f"(enabled: {[x.index for x in dev.vectors]})")
         self._advance(at)
-        ev = self.new_event(f"{bdf} msi{'x' if dev.msix_enabled else ''}[{index}]")
+        ev = self.new_event(self.raised_name("msi", dev, index))
         ev.device = dev
         dev.send_msi(index, ev)
         return self._journey(ev)
@@ -154,7 +164,7 @@ class Host(Kernel):
         """The device at ``bdf`` asserts INTx (sets Status bit 3; the line goes up unless DisINTx)."""
         dev = self.pci_dev(bdf)
         self._advance(at)
-        ev = self.new_event(f"{bdf} intx")
+        ev = self.new_event(self.raised_name("intx", dev))
         ev.device = dev
         dev.assert_intx(ev)
         return self._journey(ev)

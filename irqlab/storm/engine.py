@@ -1616,15 +1616,12 @@ class VectorEngine:
         src = self.storm.source_at(gidx)
         ev = IrqEvent(h, self.first_id + gidx + self._refires_before(t), "", t, False)
         ev.outcome = outcome
-        if src.kind == "spurious":   # as raise_spurious / raise_msi / raise_intx name it
-            ev.source, ev.irq = f"spurious irq {src.irq}", src.irq
+        if src.kind == "spurious":
+            ev.irq = src.irq
         else:   # the device; send_msi or the line's vector: the irq
             ev.device = dev = h.devices[src.bdf]
-            if src.kind == "msi":
-                ev.source = f"{src.bdf} msi{'x' if dev.msix_enabled else ''}[{src.index}]"
-                ev.irq = dev.vector(src.index).irq
-            else:
-                ev.source, ev.irq = f"{src.bdf} intx", dev.gsi
+            ev.irq = dev.vector(src.index).irq if src.kind == "msi" else dev.gsi
+        ev.source = h.raised_name(src.kind, ev.device, src.index, src.irq)   # as raise_msi & co. name it
         return ev
 
 
